@@ -1,0 +1,40 @@
+"""Redis key names Mull owns (arq's own keys stay arq's). One place, so nothing collides."""
+
+from __future__ import annotations
+
+PREFIX = "mull:"
+
+SEEN_TTL_MS = 3 * 24 * 3600 * 1000  # GitHub redelivers for days at most; dedupe that long.
+APP_SLUG = PREFIX + "app:slug"
+APP_BOT = PREFIX + "app:bot"  # hash: login, id
+
+
+def seen(guid: str) -> str:
+    """Set once per X-GitHub-Delivery: the receiver's dedupe."""
+    return f"{PREFIX}seen:{guid}"
+
+
+def issue_state(repo_id: int, issue: int) -> str:
+    """Hash per issue: status comment id, revision, last trigger, PR number."""
+    return f"{PREFIX}issue:{repo_id}:{issue}"
+
+
+def issue_lock(repo_id: int, issue: int) -> str:
+    return f"{PREFIX}lock:issue:{repo_id}:{issue}"
+
+
+def mirror_lock(repo_id: int) -> str:
+    return f"{PREFIX}lock:mirror:{repo_id}"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    """Expires when a worker stops beating: its running jobs are then orphans."""
+    return f"{PREFIX}worker:{worker_id}:alive"
+
+
+def worker_jobs(worker_id: str) -> str:
+    """Set of job ids a worker is running now."""
+    return f"{PREFIX}worker:{worker_id}:jobs"
+
+
+WORKERS = PREFIX + "workers"  # set of worker ids that registered

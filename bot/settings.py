@@ -1,0 +1,148 @@
+"""Mull's configuration: one pydantic-settings class read from ``MULL_*`` variables and ``.env``.
+
+Settings are a value passed to whoever needs them; nothing reads the environment behind their back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MULL_"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded so the message alone tells the user what to set."""
+
+
+class MullSettings(BaseSettings):
+    """Every ``MULL_*`` variable. Field docs are the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_file=None)
+
+    app_id: int | None = Field(None, description="GitHub App id (from the App's settings page).")
+    app_slug: str | None = Field(
+        None, description="GitHub App slug; looked up with GET /app when unset. Its bot's events are ignored."
+    )
+    private_key: SecretStr | None = Field(None, description="GitHub App private key, PEM text.")
+    private_key_path: Path | None = Field(None, description="Path to the App private key PEM file.")
+    webhook_secret: SecretStr | None = Field(None, description="Webhook secret set on the GitHub App.")
+    github_url: str = Field("https://api.github.com", description="GitHub REST base URL (GHES: https://HOST/api/v3).")
+    redis_url: str | None = Field(None, description="Redis URL; unset starts an embedded Redis under MULL_DATA_DIR.")
+    data_dir: Path = Field(Path(".mull"), description="Repo mirrors, worktrees and the embedded Redis live here.")
+    host: str = Field("127.0.0.1", description="Address the web server binds.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the web server binds.")
+    label: str = Field("mull", min_length=1, max_length=50, description="Issue label that triggers a run.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint of the builtin agent.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for MULL_LLM_BASE_URL (local servers: any).")
+    llm_model: str | None = Field(None, description="Model name for the builtin agent.")
+    agent_command: str | None = Field(
+        None, description="Command template for a CLI agent, with {prompt_file}; set selects the command backend."
+    )
+    sandbox: bool = Field(True, description="Run agent commands under bubblewrap (bwrap). Off only for trusted dev.")
+    agent_timeout: int = Field(1800, ge=10, description="Wall-clock budget of one agent run, seconds.")
+    agent_max_steps: int = Field(40, ge=1, description="Model requests one agent run may make.")
+    agent_max_tokens: int = Field(400_000, ge=1000, description="Model tokens (in + out) one agent run may use.")
+    command_timeout: int = Field(120, ge=1, description="Timeout of one command the agent runs, seconds.")
+    worker_jobs: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+
+    @field_validator("github_url", "llm_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):  # type: ignore[no-untyped-def]
+        """Only what load_settings passes in, then .env: the environment is read in one place."""
+        return (init_settings, dotenv_settings)
+
+    # -- derived values ---------------------------------------------------------------------------------
+
+    @property
+    def redis_embedded(self) -> bool:
+        return not self.redis_url
+
+    def app_private_key(self) -> str:
+        """The App's PEM, from MULL_PRIVATE_KEY or MULL_PRIVATE_KEY_PATH."""
+        if self.private_key is not None:
+            return self.private_key.get_secret_value().replace("\\n", "\n")
+        if self.private_key_path is not None:
+            try:
+                return self.private_key_path.read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"MULL_PRIVATE_KEY_PATH={self.private_key_path} cannot be read ({exc.strerror}): "
+                    "point it at the .pem file downloaded from the GitHub App's settings page"
+                ) from None
+        raise ConfigError(
+            "no GitHub App private key: set MULL_PRIVATE_KEY (PEM text) or MULL_PRIVATE_KEY_PATH "
+            "(the .pem file from the App's settings page, 'Generate a private key')"
+        )
+
+    def require_app(self) -> int:
+        """The App id, or a ConfigError naming what to set."""
+        if self.app_id is None:
+            raise ConfigError(
+                "MULL_APP_ID is not set: create the GitHub App (README, 'Create the GitHub App') "
+                "and set MULL_APP_ID to the id shown on its settings page"
+            )
+        self.app_private_key()
+        return self.app_id
+
+    def require_webhook_secret(self) -> str:
+        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+            raise ConfigError(
+                "MULL_WEBHOOK_SECRET is not set: set it to the webhook secret configured on the GitHub App"
+            )
+        return self.webhook_secret.get_secret_value()
+
+    def require_model(self) -> None:
+        """The builtin agent needs an endpoint and a model; the command backend needs neither."""
+        if self.agent_command:
+            return
+        missing = [name for name, value in (("MULL_LLM_BASE_URL", self.llm_base_url),
+                                            ("MULL_LLM_MODEL", self.llm_model)) if not value]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} not set: the builtin agent needs an OpenAI-compatible endpoint and "
+                "a model name (or set MULL_AGENT_COMMAND to use a CLI agent)"
+            )
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret value, so logs can redact them wherever they appear."""
+        values = [s.get_secret_value() for s in (self.private_key, self.webhook_secret, self.llm_api_key) if s]
+        return [v for v in values if len(v) >= 6]
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> MullSettings:
+    """Build settings from ``environ`` (default: the process environment) and ``env_file``.
+
+    Raises ConfigError with every invalid variable named, instead of pydantic's raw report.
+    """
+    source = os.environ if environ is None else environ
+    values = {k[len(ENV_PREFIX):].lower(): v for k, v in source.items() if k.startswith(ENV_PREFIX)}
+    env_path = Path(env_file) if env_file else None
+    try:
+        if env_path is not None and env_path.is_file():
+            return MullSettings(_env_file=env_path, **values)  # type: ignore[call-arg]
+        return MullSettings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

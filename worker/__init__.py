@@ -1,0 +1,1 @@
+"""Mull's executing half: arq jobs that talk to GitHub, drive git and run the agent."""
