@@ -1,0 +1,89 @@
+"""Which deliveries are worth storing, decided cheaply.
+
+The receiver must answer GitHub within 10 s and keep up with bursts, so it looks at the event header and
+at the raw bytes first and parses JSON only for the few events whose decision needs a field. The worker
+decides again, fully, on what was stored: this filter may keep too much, never too little.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+# Events the worker acts on. Anything else is acknowledged and dropped.
+PARSED_EVENTS = frozenset({"issues"})
+COMMAND_EVENTS = frozenset({"issue_comment", "pull_request_review_comment", "pull_request_review"})
+BRANCH_EVENTS = frozenset({"pull_request", "check_suite", "check_run", "push"})
+ALWAYS_EVENTS = frozenset({"installation", "installation_repositories"})
+ISSUE_ACTIONS = frozenset({"labeled", "closed", "reopened"})
+
+_COMMAND = re.compile(rb"/mull\b", re.IGNORECASE)
+# A Mull branch or Mull's config file is named in the payload; JSON puts no escapes in these ASCII names.
+_MULL_BRANCH = re.compile(rb'refs/heads/mull/|"mull/issue-|\.github/mull\.yml')
+_PR_CLOSED = re.compile(rb'^\s*\{\s*"action"\s*:\s*"closed"')
+
+
+@dataclass(frozen=True)
+class Verdict:
+    store: bool
+    reason: str
+
+
+class MalformedPayload(ValueError):
+    """The body is not the JSON object GitHub sends."""
+
+
+def _looks_like_object(body: bytes) -> bool:
+    head = body.lstrip()[:1]
+    tail = body.rstrip()[-1:]
+    return head == b"{" and tail == b"}"
+
+
+def decide(event: str, body: bytes, label: str, bot_login: str | None) -> Verdict:
+    """Keep or drop one verified delivery. Raises MalformedPayload for bodies that cannot be GitHub's."""
+    if event in PARSED_EVENTS:
+        payload = parse(body)
+        if bot_login and _sender(payload) == bot_login:
+            return Verdict(False, "sent by mull itself")
+        action = payload.get("action")
+        if action not in ISSUE_ACTIONS:
+            return Verdict(False, f"issues.{action} is not acted on")
+        if action == "labeled" and (payload.get("label") or {}).get("name") != label:
+            return Verdict(False, "another label")
+        return Verdict(True, f"issues.{action}")
+    if not _looks_like_object(body):
+        raise MalformedPayload("body is not a JSON object")
+    if event in ALWAYS_EVENTS:
+        return Verdict(True, event)
+    if event in COMMAND_EVENTS:
+        if event == "pull_request_review" or _COMMAND.search(body):
+            # Reviews matter on Mull PRs only; the worker checks the branch. Comments need a command.
+            if event == "pull_request_review" and not _MULL_BRANCH.search(body):
+                return Verdict(False, "review on a pull request mull did not open")
+            payload = parse(body)
+            if bot_login and _sender(payload) == bot_login:
+                return Verdict(False, "sent by mull itself")
+            return Verdict(True, event)
+        return Verdict(False, "no /mull command")
+    if event in BRANCH_EVENTS:
+        if _MULL_BRANCH.search(body) or (event == "pull_request" and _PR_CLOSED.search(body)):
+            return Verdict(True, event)
+        return Verdict(False, "not about a mull branch")
+    return Verdict(False, f"event {event!r} is not acted on")
+
+
+def parse(body: bytes) -> dict:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload(f"body is not valid JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise MalformedPayload("body is JSON but not an object")
+    return payload
+
+
+def _sender(payload: dict) -> str | None:
+    sender = payload.get("sender")
+    return sender.get("login") if isinstance(sender, dict) else None

@@ -1,0 +1,185 @@
+"""The webhook receiver: verify, dedupe, filter, store, answer — no GitHub calls, one Redis round trip.
+
+``POST /webhooks/github`` is a plain ASGI callable rather than a Request-based endpoint: it is the hot
+path, and reading the body message by message lets it refuse oversized bodies without buffering them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from githubkit import webhooks
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from bot import intake, keys, logs
+from bot.delivery_store import DeliveryStore
+from bot.jobs import Delivery
+from bot.metrics import ReceiverMetrics
+
+MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+
+
+class WebhookEndpoint:
+    """ASGI app for GitHub deliveries."""
+
+    def __init__(self, secret: str, label: str, metrics: ReceiverMetrics) -> None:
+        self.secret = secret
+        self.label = label
+        self.store: DeliveryStore | None = None  # set by the app's lifespan, on the serving event loop
+        self.metrics = metrics
+        self.bot_login: str | None = None
+        self.log = logs.get("mull.receiver")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await _reply(send, 405, {"error": "use POST"}, [(b"allow", b"POST")])
+            return
+        headers = dict(scope["headers"])
+        status, payload = await self._handle(headers, receive)
+        await _reply(send, status, payload)
+
+    async def _handle(self, headers: dict[bytes, bytes], receive: Receive) -> tuple[int, dict[str, Any]]:
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return self._count("-", "too_large", 413, "body over 25 MB (or a bad Content-Length)")
+        body = await _read_body(receive, MAX_BODY)
+        if body is None:
+            return self._count("-", "too_large", 413, "body over 25 MB")
+        signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1")
+        if not signature:
+            return self._count("-", "unsigned", 401, "missing X-Hub-Signature-256: set a webhook secret on the "
+                               "GitHub App and the same value in MULL_WEBHOOK_SECRET")
+        if not signature.startswith("sha256=") or not webhooks.verify(self.secret, body, signature):
+            return self._count("-", "bad_signature", 401, "signature does not match: verify that the webhook "
+                               "secret on the GitHub App matches MULL_WEBHOOK_SECRET")
+        event = headers.get(b"x-github-event", b"").decode("latin-1")
+        guid = headers.get(b"x-github-delivery", b"").decode("latin-1")
+        if not event or not guid:
+            missing = " and ".join(n for n, v in (("X-GitHub-Event", event), ("X-GitHub-Delivery", guid)) if not v)
+            return self._count(event or "-", "bad_request", 400, f"missing {missing} header")
+        if not headers.get(b"content-type", b"application/json").startswith(b"application/json"):
+            return self._count(event, "bad_request", 400,
+                               "payload is not JSON: set the App's webhook content type to application/json")
+        if event == "ping":
+            return self._count(event, "ping", 200, "pong")
+        try:
+            verdict = intake.decide(event, body, self.label, self.bot_login)
+        except intake.MalformedPayload as exc:
+            return self._count(event, "bad_request", 400, str(exc))
+        if not verdict.store:
+            self.metrics.deliveries.labels(event, "ignored").inc()
+            return 200, {"ignored": verdict.reason}
+        if self.store is None:
+            return self._count(event, "unavailable", 503, "receiver is starting; redeliver shortly")
+        try:
+            stored = await self.store.put(Delivery(guid, event, body, int(time.time() * 1000)))
+        except (RedisError, OSError) as exc:
+            self.log.error("delivery not stored: redis unavailable", delivery=guid, gh_event=event, error=str(exc))
+            return self._count(event, "unavailable", 503, "queue unavailable; the delivery was not stored, "
+                               "redeliver it once Redis is back")
+        if not stored:
+            return self._count(event, "duplicate", 200, "duplicate delivery")
+        self.metrics.deliveries.labels(event, "stored").inc()
+        self.log.info("delivery stored", delivery=guid, gh_event=event, reason=verdict.reason)
+        return 202, {"accepted": verdict.reason}
+
+    def _count(self, event: str, outcome: str, status: int, message: str) -> tuple[int, dict[str, Any]]:
+        self.metrics.deliveries.labels(event, outcome).inc()
+        key = "error" if status >= 400 else "status"
+        return status, {key: message}
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _reply(send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] = ()) -> None:
+    body = orjson.dumps(payload)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _learn_bot_login(endpoint: WebhookEndpoint, redis: Redis, slug: str | None) -> None:
+    """The worker records the App's slug in Redis; pick it up off the request path."""
+    while endpoint.bot_login is None:
+        if slug:
+            endpoint.bot_login = f"{slug}[bot]"
+            return
+        with contextlib.suppress(RedisError, OSError):
+            found = await redis.get(keys.APP_SLUG)
+            if found:
+                endpoint.bot_login = f"{found.decode()}[bot]"
+                return
+        await asyncio.sleep(5)
+
+
+def create_app(secret: str, label: str, redis_url: str, app_slug: str | None = None,
+               metrics: ReceiverMetrics | None = None) -> Starlette:
+    """The web app; it opens its Redis connection pool at startup and closes it at shutdown."""
+    metrics = metrics or ReceiverMetrics()
+    endpoint = WebhookEndpoint(secret, label, metrics)
+    redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5, max_connections=64)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(redis.ping(), timeout=2)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            return JSONResponse({"status": "not ready", "redis": f"unreachable: {exc}"}, status_code=503)
+        return JSONResponse({"status": "ready", "redis": "ok"})
+
+    async def metrics_view(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        endpoint.store = DeliveryStore(redis)
+        task = asyncio.create_task(_learn_bot_login(endpoint, redis, app_slug))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await redis.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/webhooks/github", endpoint, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_view),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.webhook = endpoint
+    return app
