@@ -1,0 +1,79 @@
+"""The arq worker: its functions, their timeouts and tries, and the context every job receives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import Worker
+from arq.connections import RedisSettings
+from arq.worker import func
+
+from bot import logs
+from bot.jobs import HANDLE_DELIVERY, QUEUE, SOLVE_ISSUE
+from bot.settings import MullSettings
+from worker.agent.sandbox import check_bwrap
+from worker.github_app import GitHubApp
+from worker.handlers import handle_delivery
+from worker.liveness import Liveness
+from worker.repo_cache import RepoCache
+from worker.solve import solve_issue
+
+# Time for everything around the agent (fetch, push, PR) on top of its own wall-clock budget.
+SOLVE_OVERHEAD_S = 600
+
+
+def check_ready(settings: MullSettings) -> None:
+    """Fail at startup, not at the first job, when something the worker needs is missing."""
+    settings.require_app()
+    settings.require_model()
+    if settings.sandbox:
+        check_bwrap()
+
+
+def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False, poll_delay: float = 0.5,
+                 liveness_ttl: float = 20.0, handle_signals: bool = True) -> Worker:
+    check_ready(settings)
+    log = logs.get("mull.worker")
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        redis = ctx["redis"]
+        ctx["settings"] = settings
+        ctx["log"] = log
+        ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
+                                  app_slug=settings.app_slug)
+        ctx["repos"] = RepoCache(settings.data_dir / "repos", redis)
+        ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
+        await ctx["liveness"].start()
+        log.info("worker started", worker_id=ctx["liveness"].worker_id)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if "liveness" in ctx:
+            await ctx["liveness"].stop()
+
+    async def job_start(ctx: dict[str, Any]) -> None:
+        await ctx["liveness"].job_started(ctx["job_id"])
+
+    async def job_end(ctx: dict[str, Any]) -> None:
+        await ctx["liveness"].job_ended(ctx["job_id"])
+
+    solve_timeout = settings.agent_timeout + SOLVE_OVERHEAD_S
+    return Worker(
+        functions=[
+            func(handle_delivery, name=HANDLE_DELIVERY, timeout=120, max_tries=5),
+            # keep_result=0: a finished run must not block the next label (arq refuses ids with a result).
+            func(solve_issue, name=SOLVE_ISSUE, timeout=solve_timeout, keep_result=0, max_tries=5),
+        ],
+        queue_name=QUEUE,
+        redis_settings=RedisSettings.from_dsn(redis_url),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        on_job_start=job_start,
+        on_job_end=job_end,
+        max_jobs=settings.worker_jobs,
+        keep_result=3600,
+        burst=burst,
+        poll_delay=poll_delay,
+        health_check_interval=30,
+        handle_signals=handle_signals,
+        allow_abort_jobs=True,
+    )

@@ -1,0 +1,154 @@
+"""The ``mull`` command: serve | web | worker | replay | status | try.
+
+It lives in ``worker/`` because it composes both halves (``worker/`` may import ``bot/``, not the reverse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from bot import logs
+from bot.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from bot.settings import ConfigError, MullSettings, load_settings
+from worker.agent.sandbox import SandboxUnavailable
+from worker.replay import ReplayError
+
+
+class UsageError(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def redis_for(settings: MullSettings) -> Iterator[str]:
+    """MULL_REDIS_URL, or the embedded server under MULL_DATA_DIR for the life of the command."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    embedded = EmbeddedRedis(settings.data_dir / "redis")
+    url = embedded.start()
+    logs.get("mull").info("embedded redis started", socket=str(embedded.socket))
+    try:
+        yield url
+    finally:
+        embedded.stop()
+
+
+def _web_app(settings: MullSettings, redis_url: str):  # type: ignore[no-untyped-def]
+    from bot.receiver import create_app
+
+    return create_app(settings.require_webhook_secret(), settings.label, redis_url, app_slug=settings.app_slug)
+
+
+def _uvicorn(settings: MullSettings, app) -> "object":  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=10)
+    return uvicorn.Server(config)
+
+
+def cmd_web(settings: MullSettings, args: argparse.Namespace) -> int:
+    settings.require_webhook_secret()
+    with redis_for(settings) as url:
+        asyncio.run(_uvicorn(settings, _web_app(settings, url)).serve())  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_worker(settings: MullSettings, args: argparse.Namespace) -> int:
+    from worker.app import build_worker
+
+    with redis_for(settings) as url:
+        worker = build_worker(settings, url, burst=args.burst)
+        asyncio.run(worker.async_run())
+    return 0
+
+
+def cmd_serve(settings: MullSettings, args: argparse.Namespace) -> int:
+    """Web and worker in one process: the one-machine default."""
+    from worker.app import build_worker
+
+    settings.require_webhook_secret()
+
+    async def both(url: str) -> None:
+        worker = build_worker(settings, url, handle_signals=False)
+        server = _uvicorn(settings, _web_app(settings, url))
+        work = asyncio.create_task(worker.async_run())
+        try:
+            await server.serve()  # type: ignore[attr-defined]  # returns on SIGINT/SIGTERM
+        finally:
+            await worker.close()
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+
+    with redis_for(settings) as url:
+        asyncio.run(both(url))
+    return 0
+
+
+def cmd_replay(settings: MullSettings, args: argparse.Namespace) -> int:
+    from worker.replay import replay
+
+    status, text = replay(Path(args.file), args.event, args.url or f"http://{settings.host}:{settings.port}",
+                          settings.require_webhook_secret(), args.delivery)
+    print(f"{status} {text}")
+    return 0 if status < 400 else 1
+
+
+def cmd_status(settings: MullSettings, args: argparse.Namespace) -> int:
+    from worker.status_report import print_status
+
+    with redis_for(settings) as url:
+        return asyncio.run(print_status(url, as_json=args.json))
+
+
+def cmd_try(settings: MullSettings, args: argparse.Namespace) -> int:
+    from worker.try_local import try_local
+
+    return asyncio.run(try_local(settings, Path(args.repo), Path(args.issue_file)))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mull", description="Mull: labeled issues become critiqued pull requests.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("serve", help="web + worker (+ embedded Redis when MULL_REDIS_URL is unset)")
+    sub.add_parser("web", help="the webhook receiver only")
+    worker = sub.add_parser("worker", help="a worker only (run as many as you like)")
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    replay = sub.add_parser("replay", help="sign a payload file and POST it to a running Mull")
+    replay.add_argument("file")
+    replay.add_argument("--event", required=True, help="X-GitHub-Event, e.g. issues")
+    replay.add_argument("--url", help="server base URL (default http://MULL_HOST:MULL_PORT)")
+    replay.add_argument("--delivery", help="X-GitHub-Delivery (default: a new uuid)")
+    status = sub.add_parser("status", help="queues, running jobs and workers")
+    status.add_argument("--json", action="store_true")
+    trial = sub.add_parser("try", help="run the agent on a local repo and print the diff; no GitHub needed")
+    trial.add_argument("--repo", required=True, help="path to a local git repository")
+    trial.add_argument("--issue-file", required=True, help="Markdown file: first line the title, then the body")
+    return top
+
+
+COMMANDS = {"serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "replay": cmd_replay,
+            "status": cmd_status, "try": cmd_try}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logs.configure(settings.log_level, settings.secret_values())
+        return COMMANDS[args.command](settings, args)
+    except (ConfigError, EmbeddedRedisError, UsageError, SandboxUnavailable, ReplayError) as exc:
+        print(f"mull: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

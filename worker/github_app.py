@@ -1,0 +1,118 @@
+"""The App's view of GitHub: a JWT client, per-installation clients, tokens for git and the bot identity.
+
+Installation tokens come from githubkit's App auth and are cached in Redis (githubkit's Redis cache
+strategy), so every worker process shares them instead of minting its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from githubkit import AppAuthStrategy, GitHub
+from githubkit.cache import AsyncRedisCacheStrategy
+from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed
+from githubkit.typing import RetryOption
+from redis.asyncio import Redis
+
+from bot import keys
+
+MAX_INLINE_WAIT = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    """Who Mull is on GitHub: used to ignore its own events and to author its commits."""
+
+    slug: str
+    login: str  # <slug>[bot]
+    user_id: int
+
+    @property
+    def email(self) -> str:
+        return f"{self.user_id}+{self.login}@users.noreply.github.com"
+
+
+class BoundedRetry:
+    """Retry 5xx a few times with backoff and short rate-limit waits in process; longer waits go to the job.
+
+    githubkit's default honours any ``retry-after`` in process, which can park a worker for an hour.
+    """
+
+    def __init__(self, server_retries: int = 3, backoff: float = 1.0) -> None:
+        self.server_retries = server_retries
+        self.backoff = backoff
+
+    def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
+        if isinstance(exc, RateLimitExceeded):
+            wait = exc.retry_after
+            return RetryOption(retry_count < 1 and wait <= MAX_INLINE_WAIT, wait)
+        if isinstance(exc, RequestFailed) and exc.response.status_code >= 500 and retry_count < self.server_retries:
+            return RetryOption(True, timedelta(seconds=self.backoff * 2**retry_count))
+        return RetryOption(False)
+
+
+class GitHubApp:
+    def __init__(self, app_id: int, private_key: str, base_url: str, redis: Redis,
+                 retry: BoundedRetry | None = None, app_slug: str | None = None) -> None:
+        self._redis = redis
+        self._slug = app_slug
+        self._identity: BotIdentity | None = None
+        self._cache = AsyncRedisCacheStrategy(redis, prefix=keys.PREFIX + "githubkit")
+        self._app = GitHub(
+            AppAuthStrategy(app_id, private_key),
+            base_url=base_url.rstrip("/") + "/",
+            auto_retry=retry or BoundedRetry(),
+            http_cache=False,
+            cache_strategy=self._cache,
+            timeout=30,
+        )
+
+    @property
+    def app(self) -> GitHub:
+        """Authenticated as the App itself (JWT): /app routes."""
+        return self._app
+
+    def installation(self, installation_id: int, repo_id: int | None = None) -> GitHub:
+        """A client for one installation; scoped to one repository when the job works on one."""
+        auth = self._app.auth
+        assert isinstance(auth, AppAuthStrategy)
+        strategy = auth.as_installation(installation_id, repository_ids=[repo_id]) if repo_id else \
+            auth.as_installation(installation_id)
+        return self._app.with_auth(strategy)
+
+    async def token(self, client: GitHub) -> str:
+        """The installation token ``client`` authenticates with (cached; minted when missing or expiring)."""
+        auth = client.auth.get_auth_flow(client)
+        probe = httpx.Request("GET", str(client.config.base_url) + "installation/repositories")
+        flow = auth.async_auth_flow(probe)
+        request = await flow.__anext__()
+        async with httpx.AsyncClient(timeout=30) as http:
+            while request is not probe:
+                response = await http.send(request)
+                request = await flow.asend(response)
+        await flow.aclose()
+        header = request.headers["Authorization"]
+        return header.split(" ", 1)[1]
+
+    async def identity(self, client: GitHub) -> BotIdentity:
+        """The App's bot user, from GET /app and GET /users/<slug>[bot]; cached in Redis for all processes.
+
+        ``client`` is an installation client: only /app routes accept the App's JWT.
+        """
+        if self._identity:
+            return self._identity
+        cached = await self._redis.hgetall(keys.APP_BOT)
+        if cached:
+            self._identity = BotIdentity(cached[b"slug"].decode(), cached[b"login"].decode(), int(cached[b"id"]))
+            return self._identity
+        slug = self._slug
+        if not slug:
+            slug = (await self._app.rest.apps.async_get_authenticated()).json()["slug"]
+        login = f"{slug}[bot]"
+        user = (await client.rest.users.async_get_by_username(login)).json()
+        self._identity = BotIdentity(slug, login, int(user["id"]))
+        await self._redis.hset(keys.APP_BOT, mapping={"slug": slug, "login": login, "id": user["id"]})
+        await self._redis.set(keys.APP_SLUG, slug)
+        return self._identity

@@ -1,0 +1,25 @@
+"""Mull's state labels on issues: the part of its state anyone can see and filter on in GitHub."""
+
+from __future__ import annotations
+
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+
+QUEUED = "mull:queued"
+WORKING = "mull:working"
+STATE_LABELS = (QUEUED, WORKING)
+
+
+async def move(gh: GitHub, repo: str, issue: int, to: str | None) -> None:
+    """Leave exactly ``to`` (or none) of Mull's state labels on the issue."""
+    owner, name = repo.split("/", 1)
+    for label in STATE_LABELS:
+        if label == to:
+            continue
+        try:
+            await gh.rest.issues.async_remove_label(owner, name, issue, label)
+        except RequestFailed as exc:
+            if exc.response.status_code != 404:  # not on the issue: nothing to do
+                raise
+    if to:
+        await gh.rest.issues.async_add_labels(owner, name, issue, labels=[to])

@@ -1,0 +1,148 @@
+"""The ``solve_issue`` job: agent in a worktree → commit → push ``mull/issue-N`` → draft PR → status.
+
+Every step is idempotent so arq may run the job again at any point: the branch name is fixed, the PR is
+looked up before it is created, the status comment is edited in place, and a rerun for the same trigger
+that finds its commit already pushed goes straight to the PR instead of running the agent again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from bot.jobs import SolveRequest, branch_name
+from bot.settings import MullSettings
+from bot.logs import scrub
+from worker import failures, labels, pull_requests
+from worker.agent import make_agent
+from worker.agent.base import AgentResult, AgentTask, Budget
+from worker.agent.prompt import build_prompt, read_instructions
+from worker.agent.sandbox import SandboxSpec
+from worker.github_app import GitHubApp
+from worker.repo_cache import RepoCache, Worktree
+from worker.status import Phase, StatusComment
+
+LOG_NAME = "mull.solve"
+
+
+def budget_of(settings: MullSettings) -> Budget:
+    return Budget(seconds=settings.agent_timeout, steps=settings.agent_max_steps,
+                  tokens=settings.agent_max_tokens, command_seconds=settings.command_timeout)
+
+
+def sandbox_for(settings: MullSettings, tree: Worktree) -> SandboxSpec:
+    """Commands see the worktree read-write and nothing of Mull's: data dir and key file are masked."""
+    hidden = [settings.data_dir.resolve()]
+    if settings.private_key_path:
+        hidden.append(settings.private_key_path.resolve())
+    env: dict[str, str] = {}
+    if settings.agent_command and settings.llm_base_url:
+        env["OPENAI_API_BASE"] = env["OPENAI_BASE_URL"] = settings.llm_base_url
+    if settings.agent_command and settings.llm_api_key:
+        env["OPENAI_API_KEY"] = settings.llm_api_key.get_secret_value()
+    return SandboxSpec(enabled=settings.sandbox, network=bool(settings.agent_command),
+                       ro_paths=(tree.mirror,), rw_paths=(tree.gitdir,), hidden_paths=tuple(hidden), env=env)
+
+
+def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple[str, int] | None) -> str:
+    lines = [f"{title[:60]} (#{issue})", "", f"Agent run for issue #{issue}."]
+    if result.budget_tripped:
+        lines.append(f"Work in progress: the {result.budget_tripped} budget ran out.")
+    if co_author:
+        login, user_id = co_author
+        lines += ["", f"Co-authored-by: {login} <{user_id}+{login}@users.noreply.github.com>"]
+    return "\n".join(lines) + "\n"
+
+
+async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
+    settings: MullSettings = ctx["settings"]
+    app: GitHubApp = ctx["github"]
+    cache: RepoCache = ctx["repos"]
+    log = ctx["log"].bind(job_id=ctx.get("job_id"), installation=request.installation_id, repo=request.repo,
+                          issue=request.issue)
+    gh = app.installation(request.installation_id, request.repo_id)
+    bot = await app.identity(gh)
+    owner, name = request.repo.split("/", 1)
+    status = StatusComment(gh, request.repo, request.repo_id, request.issue, bot.login, ctx["redis"])
+    state = (await status.load()).begin(request.trigger)
+    state = replace(state, phase=Phase.WORKING)
+    await status.write(state, settings.label)
+    await labels.move(gh, request.repo, request.issue, to=labels.WORKING)
+    try:
+        issue = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
+        repo = (await gh.rest.repos.async_get(owner, name)).json()
+        branch = branch_name(request.issue)
+        mirror = await cache.fetch(request.repo_id, repo["clone_url"], await app.token(gh))
+        remote = await cache.remote_sha(mirror, branch)
+        result: AgentResult | None = None
+        if state.pushed_sha and state.pushed_sha == remote:
+            log.info("resuming: this revision was already pushed", sha=remote)
+            result = AgentResult(summary=ctx.get("resumed_summary", "See the commits on this branch."),
+                                 not_done=(), budget_tripped=None, error=None, steps=0, tokens=0)
+            pushed = remote
+        else:
+            start = remote or f"refs/remotes/origin/{repo['default_branch']}"
+            async with cache.worktree(request.repo_id, f"{request.repo_id}-{request.issue}", start) as tree:
+                prompt = build_prompt(request.repo, request.issue, issue.get("title", ""), issue.get("body") or "",
+                                      read_instructions(tree.path))
+                agent = make_agent(settings.agent_command, settings.llm_base_url,
+                                   settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+                                   settings.llm_model)
+                log.info("agent starting", revision=state.revision)
+                result = await agent.run(AgentTask(prompt=prompt, worktree=tree.path,
+                                                   sandbox=sandbox_for(settings, tree)), budget_of(settings))
+                log.info("agent finished", steps=result.steps, tokens=result.tokens,
+                         budget_tripped=result.budget_tripped, error=result.error)
+                co_author = await _labeler(gh, request.requested_by)
+                pushed = await cache.commit_all(tree, commit_message(issue.get("title", ""), request.issue, result,
+                                                                     co_author), bot.login, bot.email)
+                if pushed is None:
+                    reason = result.error or "the agent finished without changing any file"
+                    await status.write(replace(state, phase=Phase.FAILED), settings.label,
+                                       f"**Reason:** {reason}.\n\n{_quote(result.summary)}")
+                    await labels.move(gh, request.repo, request.issue, to=None)
+                    return "no changes"
+                await cache.push(tree, branch, remote, await app.token(gh))
+            state = replace(state, pushed_sha=pushed)
+            await status.write(state, settings.label, "Pushed the agent's work; opening the pull request.")
+        body = pull_requests.render_body(request.issue, result, state.revision, request.requested_by)
+        pr = await pull_requests.open_or_update(gh, request.repo, branch, repo["default_branch"],
+                                                issue.get("title") or f"Issue #{request.issue}", body)
+        state = replace(state, phase=Phase.PR_OPENED, pr=pr.number)
+        await status.write(state, settings.label, _outcome(result))
+        await labels.move(gh, request.repo, request.issue, to=None)
+        log.info("pull request ready", pr=pr.number, created=pr.created, sha=pushed)
+        return f"#{pr.number}"
+    except Exception as exc:  # the job's boundary: say what failed where the user looks, then let arq see it
+        if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
+            log.warning("transient failure, retrying", error=_reason(exc), job_try=ctx.get("job_try"))
+            raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
+        await status.write(replace(state, phase=Phase.FAILED), settings.label, f"**Reason:** {_reason(exc)}")
+        await labels.move(gh, request.repo, request.issue, to=None)
+        raise
+
+
+def _outcome(result: AgentResult) -> str:
+    if result.budget_tripped:
+        return (f"⚠️ The **{result.budget_tripped}** budget ran out before the agent finished: the pull "
+                "request holds the work done until then.")
+    if result.error:
+        return f"⚠️ The agent stopped early ({result.error}); the pull request holds what it changed."
+    return ""
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" for line in text.strip().splitlines()[:20]) if text.strip() else ""
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return scrub(text)[:300]
+
+
+async def _labeler(gh: Any, login: str) -> tuple[str, int] | None:
+    """The person who applied the label, for the Co-authored-by trailer."""
+    if not login or login.endswith("[bot]"):
+        return None
+    user = (await gh.rest.users.async_get_by_username(login)).json()
+    return login, int(user["id"])

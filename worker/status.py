@@ -1,0 +1,144 @@
+"""Mull's one status comment per issue, edited in place: queued → working → PR opened (or failed).
+
+A hidden marker in the comment carries the run's state (revision, trigger, PR), so GitHub stays the
+visible source of truth and the state can be rebuilt from it if Redis is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+from redis.asyncio import Redis
+
+from bot import keys
+
+MARKER = "<!-- mull:status "
+_MARKER_RE = re.compile(r"<!-- mull:status (\{.*?\}) -->")
+
+
+class Phase(StrEnum):
+    QUEUED = "queued"
+    WORKING = "working"
+    PR_OPENED = "pr-opened"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the marker remembers about an issue's runs."""
+
+    issue: int
+    phase: Phase = Phase.QUEUED
+    revision: int = 0
+    trigger: str = ""
+    pr: int | None = None
+    pushed_sha: str | None = None  # last commit Mull pushed for ``trigger``; a rerun resumes from it
+
+    def begin(self, trigger: str) -> RunState:
+        """A new trigger is a new revision; the same trigger (a rerun after a crash) is the same one."""
+        if trigger == self.trigger and self.revision:
+            return self
+        return replace(self, revision=self.revision + 1, trigger=trigger, pushed_sha=None)
+
+    def marker(self) -> str:
+        return f"{MARKER}{json.dumps(asdict(self), separators=(',', ':'))} -->"
+
+    @classmethod
+    def from_body(cls, issue: int, body: str) -> RunState | None:
+        found = _MARKER_RE.search(body or "")
+        if not found:
+            return None
+        try:
+            data = json.loads(found.group(1))
+            return cls(issue=issue, phase=Phase(data.get("phase", "queued")), revision=int(data.get("revision", 0)),
+                       trigger=str(data.get("trigger", "")), pr=data.get("pr"), pushed_sha=data.get("pushed_sha"))
+        except (ValueError, TypeError):
+            return None
+
+
+def render(state: RunState, label: str, detail: str = "") -> str:
+    """The comment's visible text for a state."""
+    revision = f" (revision {state.revision})" if state.revision > 1 else ""
+    retry = f"To try again, remove the `{label}` label and add it back."
+    heads = {
+        Phase.QUEUED: f"🕐 **Mull** has queued this issue{revision}; an agent will pick it up shortly.",
+        Phase.WORKING: f"⚙️ **Mull** is working on this issue{revision}. This comment will be updated.",
+        Phase.PR_OPENED: f"✅ **Mull** opened #{state.pr} for this issue{revision}. "
+                         "It is a draft until the critique has looked at it.",
+        Phase.FAILED: f"❌ **Mull** could not finish this issue{revision}.",
+    }
+    parts = [heads[state.phase]]
+    if detail:
+        parts.append(detail)
+    if state.phase is Phase.FAILED:
+        parts.append(retry)
+    parts.append(state.marker())
+    return "\n\n".join(parts)
+
+
+class StatusComment:
+    """Finds, creates and edits the status comment of one issue."""
+
+    def __init__(self, gh: GitHub, repo: str, repo_id: int, issue: int, bot_login: str, redis: Redis) -> None:
+        self.gh = gh
+        self.owner, self.name = repo.split("/", 1)
+        self.repo_id = repo_id
+        self.issue = issue
+        self.bot_login = bot_login
+        self.redis = redis
+        self.comment_id: int | None = None
+        self.state = RunState(issue=issue)
+
+    async def load(self) -> RunState:
+        """Read the state from the comment (cached id first, then a scan of the issue's comments)."""
+        cached = await self.redis.hget(keys.issue_state(self.repo_id, self.issue), "status_comment")
+        if cached:
+            try:
+                comment = (await self.gh.rest.issues.async_get_comment(self.owner, self.name, int(cached))).json()
+                return self._adopt(comment)
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:
+                    raise
+        async for comment in self._comments():
+            user = comment.get("user") or {}
+            if user.get("login") == self.bot_login and MARKER in (comment.get("body") or ""):
+                return self._adopt(comment)
+        return self.state
+
+    def _adopt(self, comment: dict) -> RunState:
+        self.comment_id = int(comment["id"])
+        self.state = RunState.from_body(self.issue, comment.get("body", "")) or self.state
+        return self.state
+
+    async def _comments(self):  # type: ignore[no-untyped-def]
+        page = 1
+        while True:
+            resp = await self.gh.rest.issues.async_list_comments(
+                self.owner, self.name, self.issue, per_page=100, page=page)
+            batch = resp.json()
+            for comment in batch:
+                yield comment
+            if len(batch) < 100:
+                return
+            page += 1
+
+    async def write(self, state: RunState, label: str, detail: str = "") -> None:
+        """Edit the comment in place, creating it the first time."""
+        body = render(state, label, detail)
+        self.state = state
+        if self.comment_id is not None:
+            try:
+                await self.gh.rest.issues.async_update_comment(self.owner, self.name, self.comment_id, body=body)
+                return
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:
+                    raise
+        created = (await self.gh.rest.issues.async_create_comment(
+            self.owner, self.name, self.issue, body=body)).json()
+        self.comment_id = int(created["id"])
+        await self.redis.hset(keys.issue_state(self.repo_id, self.issue), "status_comment", self.comment_id)

@@ -1,0 +1,52 @@
+"""``mull status``: what is queued, what runs, which workers are alive."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from arq.connections import RedisSettings, create_pool
+
+from bot import keys
+from bot.jobs import QUEUE
+
+
+async def collect(redis_url: str) -> dict:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        now_ms = time.time() * 1000
+        entries = await pool.zrange(QUEUE, 0, -1, withscores=True)
+        queued, deferred, running = [], [], []
+        for raw_id, score in entries:
+            job_id = raw_id.decode()
+            if await pool.exists(f"arq:in-progress:{job_id}"):
+                running.append(job_id)
+            elif score > now_ms:
+                deferred.append(job_id)
+            else:
+                queued.append(job_id)
+        workers = []
+        for raw in await pool.smembers(keys.WORKERS):
+            worker_id = raw.decode()
+            alive = bool(await pool.exists(keys.worker_heartbeat(worker_id)))
+            jobs = sorted(j.decode() for j in await pool.smembers(keys.worker_jobs(worker_id)))
+            workers.append({"id": worker_id, "alive": alive, "jobs": jobs})
+        return {"queued": queued, "deferred": deferred, "running": running, "workers": workers}
+    finally:
+        await pool.aclose()
+
+
+async def print_status(redis_url: str, as_json: bool = False) -> int:
+    report = await collect(redis_url)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"queued: {len(report['queued'])}  deferred: {len(report['deferred'])}  running: {len(report['running'])}")
+    for job_id in report["running"]:
+        print(f"  running  {job_id}")
+    for job_id in report["queued"]:
+        print(f"  queued   {job_id}")
+    print(f"workers: {sum(w['alive'] for w in report['workers'])} alive")
+    for worker in report["workers"]:
+        print(f"  {worker['id'][:12]} {'alive' if worker['alive'] else 'dead'} {', '.join(worker['jobs'])}")
+    return 0
