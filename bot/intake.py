@@ -23,6 +23,8 @@ _COMMAND = re.compile(rb"/mull\b", re.IGNORECASE)
 # A Mull branch or Mull's config file is named in the payload; JSON puts no escapes in these ASCII names.
 _MULL_BRANCH = re.compile(rb'refs/heads/mull/|"mull/issue-|\.github/mull\.yml')
 _PR_CLOSED = re.compile(rb'^\s*\{\s*"action"\s*:\s*"closed"')
+# GitHub writes "action" first; when it is there, the issue action is read without parsing the body.
+_LEADING_ACTION = re.compile(rb'^\s*\{\s*"action"\s*:\s*"([a-z_]+)"')
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ def _looks_like_object(body: bytes) -> bool:
 def decide(event: str, body: bytes, label: str, bot_login: str | None) -> Verdict:
     """Keep or drop one verified delivery. Raises MalformedPayload for bodies that cannot be GitHub's."""
     if event in PARSED_EVENTS:
+        fast = _issues_by_bytes(body, label, bot_login)
+        if fast is not None:
+            return fast
         payload = parse(body)
         if bot_login and _sender(payload) == bot_login:
             return Verdict(False, "sent by mull itself")
@@ -72,6 +77,25 @@ def decide(event: str, body: bytes, label: str, bot_login: str | None) -> Verdic
             return Verdict(True, event)
         return Verdict(False, "not about a mull branch")
     return Verdict(False, f"event {event!r} is not acted on")
+
+
+def _issues_by_bytes(body: bytes, label: str, bot_login: str | None) -> Verdict | None:
+    """Decide an ``issues`` delivery from its bytes, or None when only a parse can tell.
+
+    Errs towards keeping: a trigger label named anywhere in the body (say, already on the issue) keeps
+    the delivery, and the worker drops it after a full parse.
+    """
+    leading = _LEADING_ACTION.match(body)
+    if leading is None or not label.isascii() or not body.rstrip().endswith(b"}"):
+        return None
+    action = leading.group(1).decode()
+    if action not in ISSUE_ACTIONS:
+        return Verdict(False, f"issues.{action} is not acted on")
+    if bot_login and orjson.dumps(bot_login) in body:
+        return None  # maybe sent by mull itself: parse to look at the sender
+    if action == "labeled" and orjson.dumps(label) not in body:
+        return Verdict(False, "another label")
+    return Verdict(True, f"issues.{action}")
 
 
 def parse(body: bytes) -> dict:

@@ -96,3 +96,8 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO |
 
 def get(name: str | None = None, **bound: Any) -> Any:
     return structlog.get_logger(name).bind(**bound) if bound else structlog.get_logger(name)
+
+
+def scrub(text: str) -> str:
+    """Credential-shaped substrings removed: for text Mull shows on GitHub (errors in status comments)."""
+    return Redactor().text(text)

@@ -92,7 +92,7 @@ class WebhookEndpoint:
         if not stored:
             return self._count(event, "duplicate", 200, "duplicate delivery")
         self.metrics.deliveries.labels(event, "stored").inc()
-        self.log.info("delivery stored", delivery=guid, gh_event=event, reason=verdict.reason)
+        self.log.debug("delivery stored", delivery=guid, gh_event=event, reason=verdict.reason)
         return 202, {"accepted": verdict.reason}
 
     def _count(self, event: str, outcome: str, status: int, message: str) -> tuple[int, dict[str, Any]]:
