@@ -1,0 +1,74 @@
+"""Settings: defaults, injection, and errors that name the variable to set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import ConfigError, load_settings
+
+
+def test_defaults_match_the_public_contract() -> None:
+    s = load_settings({}, env_file=None)
+    assert (s.github_url, s.redis_url, s.data_dir, s.host, s.port, s.label) == (
+        "https://api.github.com", None, Path(".mull"), "127.0.0.1", 8000, "mull")
+    assert s.redis_embedded and s.sandbox
+
+
+def test_environment_is_injected_not_read(monkeypatch) -> None:
+    monkeypatch.setenv("MULL_PORT", "1234")
+    assert load_settings({}, env_file=None).port == 8000
+    assert load_settings({"MULL_PORT": "9000", "OTHER": "x"}, env_file=None).port == 9000
+
+
+def test_env_file_is_read(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("MULL_LABEL=agent\nMULL_APP_ID=42\n")
+    s = load_settings({"MULL_APP_ID": "7"}, env_file=env)
+    assert s.label == "agent" and s.app_id == 7  # the environment wins over .env
+
+
+@pytest.mark.parametrize(("environ", "names"), [
+    ({"MULL_PORT": "eighty"}, ["MULL_PORT"]),
+    ({"MULL_PORT": "70000", "MULL_APP_ID": "x"}, ["MULL_PORT", "MULL_APP_ID"]),
+    ({"MULL_LOG_LEVEL": "LOUD"}, ["MULL_LOG_LEVEL"]),
+    ({"MULL_LABEL": ""}, ["MULL_LABEL"]),
+    ({"MULL_SANDBOX": "perhaps"}, ["MULL_SANDBOX"]),
+])
+def test_invalid_values_name_every_variable(environ, names) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ, env_file=None)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_missing_app_settings_say_what_to_set(tmp_path: Path) -> None:
+    s = load_settings({}, env_file=None)
+    with pytest.raises(ConfigError, match="MULL_APP_ID"):
+        s.require_app()
+    with pytest.raises(ConfigError, match="MULL_WEBHOOK_SECRET"):
+        s.require_webhook_secret()
+    with pytest.raises(ConfigError, match="MULL_PRIVATE_KEY"):
+        load_settings({"MULL_APP_ID": "1"}, env_file=None).require_app()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings({"MULL_APP_ID": "1", "MULL_PRIVATE_KEY_PATH": str(tmp_path / "nope.pem")},
+                      env_file=None).require_app()
+    with pytest.raises(ConfigError, match="MULL_LLM_BASE_URL and MULL_LLM_MODEL"):
+        s.require_model()
+    load_settings({"MULL_AGENT_COMMAND": "aider {prompt_file}"}, env_file=None).require_model()
+
+
+def test_private_key_from_text_or_file(tmp_path: Path) -> None:
+    pem = "-----BEGIN RSA PRIVATE KEY-----\\nabc\\n-----END RSA PRIVATE KEY-----"
+    assert "\nabc\n" in load_settings({"MULL_PRIVATE_KEY": pem}, env_file=None).app_private_key()
+    key = tmp_path / "app.pem"
+    key.write_text("PEM")
+    assert load_settings({"MULL_PRIVATE_KEY_PATH": str(key)}, env_file=None).app_private_key() == "PEM"
+
+
+def test_secret_values_are_listed_for_redaction_and_hidden_in_repr() -> None:
+    s = load_settings({"MULL_WEBHOOK_SECRET": "hook-secret-value", "MULL_LLM_API_KEY": "sk-model-key"},
+                      env_file=None)
+    assert set(s.secret_values()) == {"hook-secret-value", "sk-model-key"}
+    assert "hook-secret-value" not in repr(s)
