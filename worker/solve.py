@@ -35,13 +35,8 @@ def sandbox_for(settings: MullSettings, tree: Worktree) -> SandboxSpec:
     hidden = [settings.data_dir.resolve()]
     if settings.private_key_path:
         hidden.append(settings.private_key_path.resolve())
-    env: dict[str, str] = {}
-    if settings.agent_command and settings.llm_base_url:
-        env["OPENAI_API_BASE"] = env["OPENAI_BASE_URL"] = settings.llm_base_url
-    if settings.agent_command and settings.llm_api_key:
-        env["OPENAI_API_KEY"] = settings.llm_api_key.get_secret_value()
     return SandboxSpec(enabled=settings.sandbox, network=bool(settings.agent_command),
-                       ro_paths=(tree.mirror,), rw_paths=(tree.gitdir,), hidden_paths=tuple(hidden), env=env)
+                       ro_paths=(tree.mirror,), rw_paths=(tree.gitdir,), hidden_paths=tuple(hidden))
 
 
 def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple[str, int] | None) -> str:

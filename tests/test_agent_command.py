@@ -1,0 +1,168 @@
+"""The command backend: template rendering, and real shell-script "agents" run in a worktree."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from worker.agent import make_agent
+from worker.agent.base import AgentResult, AgentTask, Budget
+from worker.agent.command import CommandAgent, TemplateError, render
+from worker.agent.presets import PRESETS, resolve_command, resolve_preset
+from worker.agent.sandbox import SandboxSpec, SandboxUnavailable, check_bwrap
+
+PROMPT = "Rename OLD to NEW in file.txt\nsecond line"
+BUDGET = Budget(seconds=20, steps=10, tokens=10_000, command_seconds=10)
+
+
+def _bwrap_works() -> bool:
+    try:
+        check_bwrap()
+    except SandboxUnavailable:
+        return False
+    return True
+
+
+needs_bwrap = pytest.mark.skipif(not _bwrap_works(), reason="bwrap unavailable here")
+SPECS = [pytest.param(SandboxSpec(enabled=True), marks=needs_bwrap, id="bwrap"),
+         pytest.param(SandboxSpec(enabled=False), id="unconfined")]
+
+
+@pytest.fixture
+def worktree(tmp_path: Path) -> Path:
+    path = tmp_path / "work tree"
+    path.mkdir()
+    (path / "file.txt").write_text("OLD value\n")
+    return path
+
+
+def run(agent: CommandAgent, worktree: Path, spec: SandboxSpec, budget: Budget = BUDGET) -> AgentResult:
+    return asyncio.run(agent.run(AgentTask(prompt=PROMPT, worktree=worktree, sandbox=spec), budget))
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def test_render_substitutes_inside_arguments_and_keeps_spaces_in_one_argument() -> None:
+    argv = render("agent --message-file {prompt_file} --cwd={worktree} 'literal {\"json\": 1}'",
+                  Path("/tmp/with space/prompt.md"), Path("/w t"))
+    assert argv == ["agent", "--message-file", "/tmp/with space/prompt.md", "--cwd=/w t",
+                    'literal {"json": 1}']
+
+
+def test_render_summary_file_placeholder() -> None:
+    argv = render("agent {prompt_file} -o {summary_file}", Path("/p"), Path("/w"), Path("/s.md"))
+    assert argv == ["agent", "/p", "-o", "/s.md"]
+
+
+def test_render_refuses_unknown_placeholder_naming_it_and_the_allowed_ones() -> None:
+    with pytest.raises(TemplateError, match=r"unknown placeholder \{prompt\}.*\{prompt_file\}, \{worktree\}"):
+        render("agent {prompt}", Path("/p"), Path("/w"))
+
+
+def test_render_requires_prompt_file() -> None:
+    with pytest.raises(TemplateError, match=r"MULL_AGENT_COMMAND must contain \{prompt_file\}"):
+        render("agent --cwd {worktree}", Path("/p"), Path("/w"))
+
+
+def test_render_refuses_unbalanced_quotes_and_empty_templates() -> None:
+    with pytest.raises(TemplateError, match="quotes"):
+        render("agent '{prompt_file}", Path("/p"), Path("/w"))
+    with pytest.raises(TemplateError, match="empty"):
+        render("   ", Path("/p"), Path("/w"))
+
+
+def test_agent_refuses_a_bad_template_at_construction() -> None:
+    with pytest.raises(TemplateError):
+        CommandAgent("agent --no-prompt")
+
+
+def test_presets_render_and_resolve() -> None:
+    for name, preset in PRESETS.items():
+        argv = render(preset.template, Path("/tmp/a b/prompt.md"), Path("/w"), Path("/s"))
+        assert "/tmp/a b/prompt.md" in argv, name
+    assert resolve_command("aider").startswith("aider --yes-always --no-auto-commits")
+    assert resolve_preset("aider").env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    assert resolve_preset("mini-swe-agent").env["MSWEA_CONFIGURED"] == "true"
+    assert resolve_command("my-agent {prompt_file}") == "my-agent {prompt_file}"
+
+
+def test_make_agent_picks_the_backend_and_passes_endpoint_settings() -> None:
+    aider = make_agent("aider", "http://llm:8080/v1", "sk-1", "qwen")
+    assert isinstance(aider, CommandAgent)
+    assert aider.env["OPENAI_API_KEY"] == "sk-1" and aider.env["OPENAI_API_BASE"] == "http://llm:8080/v1"
+    custom = make_agent("run-agent {prompt_file}", None, None, None)
+    assert isinstance(custom, CommandAgent) and custom.env == {}
+    builtin = make_agent(None, "http://llm:8080/v1", None, "qwen")
+    assert type(builtin).__name__ == "BuiltinAgent"
+    with pytest.raises(ValueError, match="MULL_LLM_BASE_URL"):
+        make_agent("", None, None, None)
+
+
+# -- running -----------------------------------------------------------------------------------------
+
+EDITING_AGENT = (
+    "sh -c 'head -n 1 \"$1\"; sed -i s/OLD/NEW/ file.txt; echo \"edited file.txt in $PWD\"' "
+    "agent {prompt_file}"
+)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_command_agent_edits_the_worktree_and_reports_its_output(worktree: Path, spec: SandboxSpec) -> None:
+    result = run(CommandAgent(EDITING_AGENT), worktree, spec)
+    assert (worktree / "file.txt").read_text() == "NEW value\n"
+    assert sorted(p.name for p in worktree.iterdir()) == ["file.txt"]  # the prompt file lives elsewhere
+    assert result.error is None and result.budget_tripped is None
+    assert "Rename OLD to NEW in file.txt" in result.summary
+    assert f"edited file.txt in {worktree}" in result.summary
+    assert result.summary.startswith("The agent (`sh`) exited with code 0")
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_summary_file_becomes_the_summary(worktree: Path, spec: SandboxSpec) -> None:
+    agent = CommandAgent("sh -c 'echo noise; printf \"## Renamed\\nOLD is NEW now\" > \"$2\"' agent "
+                         "{prompt_file} {summary_file}")
+    result = run(agent, worktree, spec)
+    assert result.summary == "## Renamed\nOLD is NEW now"
+
+
+def test_env_reaches_the_agent_but_mull_secrets_do_not(worktree: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MULL_WEBHOOK_SECRET", "hook-secret")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_x")
+    agent = CommandAgent("sh -c 'env; : \"$1\"' agent {prompt_file}", env={"OPENAI_API_KEY": "sk-cli"})
+    result = run(agent, worktree, SandboxSpec(enabled=False))
+    assert "OPENAI_API_KEY=sk-cli" in result.summary
+    assert "hook-secret" not in result.summary and "ghs_x" not in result.summary
+    with pytest.raises(ValueError, match="GITHUB_TOKEN"):
+        CommandAgent("a {prompt_file}", env={"GITHUB_TOKEN": "x"})
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_timeout_trips_the_wall_clock_budget(worktree: Path, spec: SandboxSpec) -> None:
+    agent = CommandAgent("sh -c 'echo working; sed -i s/OLD/NEW/ file.txt; sleep 60' agent {prompt_file}")
+    started = time.monotonic()
+    result = run(agent, worktree, spec, Budget(seconds=1, steps=1, tokens=1, command_seconds=1))
+    assert time.monotonic() - started < 5
+    assert result.budget_tripped == "wall clock (1 s)"
+    assert result.error is None
+    assert "working" in result.summary
+    assert (worktree / "file.txt").read_text() == "NEW value\n"  # what it did before the trip stays
+
+
+def test_failing_agent_sets_error_and_keeps_output(worktree: Path) -> None:
+    backticks_then_fail = ("sh -c 'printf \"\\\\140\\\\140\\\\140\\\\n\"; echo boom >&2; exit 2' "
+                           "agent {prompt_file}")
+    result = run(CommandAgent(backticks_then_fail), worktree, SandboxSpec(enabled=False))
+    assert result.error == "agent command exited with code 2"
+    assert "boom" in result.summary
+    assert "````text" in result.summary  # fence longer than any backtick run in the output
+
+
+def test_missing_program_is_an_error_not_an_exception(worktree: Path) -> None:
+    result = run(CommandAgent("no-such-agent-xyz {prompt_file}"), worktree, SandboxSpec(enabled=False))
+    assert result.error is not None and "no-such-agent-xyz" in result.error
+    assert result.summary

@@ -1,0 +1,52 @@
+"""What every agent backend takes and returns, so the worker codes against one shape.
+
+An agent never raises for model or budget trouble: the worker still commits whatever the agent changed,
+so every such outcome is a value (``AgentResult.error`` / ``budget_tripped``), not an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from worker.agent.sandbox import SandboxSpec
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits Mull enforces on one run; the model is never trusted to stop by itself."""
+
+    seconds: float  # wall clock for the whole run
+    steps: int  # model requests
+    tokens: int  # total tokens in+out
+    command_seconds: float  # per command the agent runs
+
+
+@dataclass(frozen=True)
+class AgentTask:
+    prompt: str  # full prompt text (built by worker/agent/prompt.py)
+    worktree: Path  # the git worktree; the agent may only change files under it
+    sandbox: SandboxSpec  # how to confine commands
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """What the pull request body reports; ``summary`` is never empty."""
+
+    summary: str  # what the agent changed and why (Markdown)
+    not_done: tuple[str, ...]  # what it could not do
+    budget_tripped: str | None  # "wall clock (1800 s)", "steps (40)", "tokens (400000)"; None if finished
+    error: str | None  # the run failed, one line: "model endpoint unreachable: ..."
+    steps: int
+    tokens: int
+
+
+class Agent(Protocol):
+    async def run(self, task: AgentTask, budget: Budget) -> AgentResult: ...
+
+
+def format_seconds(seconds: float) -> str:
+    """``1800`` not ``1800.0``: budgets are shown to users in PR bodies."""
+    return f"{seconds:g}"

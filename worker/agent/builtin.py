@@ -1,0 +1,248 @@
+"""The builtin agent: pydantic-ai driving an OpenAI-compatible model with file and command tools.
+
+Mull, not the model, enforces the budget: steps and tokens through pydantic-ai's usage limits, wall
+clock through ``asyncio.timeout``. Every way a run can go wrong short of a bug in Mull becomes an
+``AgentResult``, because the worker still commits whatever the agent changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from openai import AsyncOpenAI
+from pydantic import BaseModel, Field
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import RunContext, RunUsage, ToolOutput, UsageLimitExceeded, UsageLimits
+from pydantic_ai.exceptions import (
+    AgentRunError,
+    ModelAPIError,
+    ModelConnectionError,
+    ModelHTTPError,
+    ModelTimeoutError,
+    UnexpectedModelBehavior,
+)
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers import Provider
+from pydantic_ai.providers.openai import OpenAIProvider
+from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
+from pydantic_ai.settings import ModelSettings
+
+from worker.agent import sandbox
+from worker.agent.actions import ActionLog
+from worker.agent.base import AgentResult, AgentTask, Budget, format_seconds
+from worker.agent.workspace import Workspace, WorkspaceError
+
+TOOL_RETRIES = 3  # malformed arguments the model may send for one tool before the run fails
+MAX_REQUEST_SECONDS = 300.0
+_ERROR_CHARS = 300
+
+
+class Finish(BaseModel):
+    """Finish the task. Call this once, when the change is complete or you cannot go further."""
+
+    summary: str = Field(description="What you changed and why, in Markdown, for the pull request body.")
+    not_done: list[str] = Field(
+        default_factory=list, description="Anything the issue asked for that you could not do; empty if none."
+    )
+
+
+@dataclass
+class _Deps:
+    workspace: Workspace
+    sandbox: sandbox.SandboxSpec
+    command_seconds: float
+    log: ActionLog
+
+
+class BuiltinAgent:
+    def __init__(self, base_url: str, api_key: str | None, model: str) -> None:
+        self.base_url = base_url
+        self._api_key = api_key
+        self.model = model
+
+    async def run(self, task: AgentTask, budget: Budget) -> AgentResult:
+        log = ActionLog()
+        deps = _Deps(
+            workspace=Workspace(task.worktree),
+            sandbox=dataclasses.replace(task.sandbox, network=False),
+            command_seconds=budget.command_seconds,
+            log=log,
+        )
+        model = OpenAIChatModel(self.model, provider=self._provider())
+        agent = PydanticAgent(
+            model,
+            output_type=ToolOutput(Finish, name="finish"),
+            deps_type=_Deps,
+            tools=[list_files, read_file, search, edit_file, write_file, run_command],
+            retries=TOOL_RETRIES,
+            model_settings=ModelSettings(max_retries=1, timeout=min(budget.seconds, MAX_REQUEST_SECONDS)),
+        )
+        limits = UsageLimits(request_limit=budget.steps, total_tokens_limit=budget.tokens)
+        usage = RunUsage()
+        outcome = _Outcome(log, usage)
+        deadline = asyncio.timeout(budget.seconds)
+        try:
+            async with model:
+                async with deadline:
+                    result = await agent.run(task.prompt, deps=deps, usage_limits=limits, usage=usage)
+        except (TimeoutError, AgentRunError) as exc:
+            if deadline.expired():
+                return outcome.tripped(f"wall clock ({format_seconds(budget.seconds)} s)")
+            if not isinstance(exc, AgentRunError):
+                raise  # a timeout that isn't ours or pydantic-ai's is a bug
+            return self._ended(exc, outcome, budget)
+        finish = result.output
+        return AgentResult(
+            summary=finish.summary.strip() or log.summary("the model gave an empty summary"),
+            not_done=tuple(item for item in finish.not_done if item.strip()),
+            budget_tripped=None,
+            error=None,
+            steps=usage.requests,
+            tokens=usage.total_tokens,
+        )
+
+    def _provider(self) -> Provider[AsyncOpenAI]:
+        """OpenAI itself gets its own provider; anything else the generic OpenAI-compatible one."""
+        if urlsplit(self.base_url).hostname == "api.openai.com":
+            return OpenAIProvider(base_url=self.base_url, api_key=self._api_key or "api-key-not-set")
+        return OpenAICompatibleProvider("mull-llm", base_url=self.base_url, api_key=self._api_key)
+
+    def _ended(self, exc: AgentRunError, outcome: _Outcome, budget: Budget) -> AgentResult:
+        if isinstance(exc, UsageLimitExceeded):
+            return outcome.tripped(_which_limit(str(exc), outcome.usage, budget))
+        if isinstance(exc, ModelAPIError):
+            return outcome.failed(self._describe(exc))
+        if isinstance(exc, UnexpectedModelBehavior):
+            return outcome.failed(f"model returned malformed output: {_first_sentence(exc.message)}")
+        return outcome.failed(f"agent run failed: {_first_sentence(str(exc))}")
+
+    def _describe(self, exc: ModelAPIError) -> str:
+        if isinstance(exc, ModelTimeoutError):
+            reason = f"model endpoint did not answer in time: {self.base_url}"
+        elif isinstance(exc, ModelConnectionError):
+            reason = f"model endpoint unreachable: {self.base_url} ({_one_line(_root_cause(exc))})"
+        elif isinstance(exc, ModelHTTPError):
+            reason = f"model endpoint returned HTTP {exc.status_code}: {_one_line(_body_message(exc))}"
+        else:
+            reason = f"model request failed: {_one_line(exc.message)}"
+        return reason.replace(self._api_key, "[api key]") if self._api_key else reason
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """Builds the result of a run that ended early, from the action log and usage so far."""
+
+    log: ActionLog
+    usage: RunUsage
+
+    def tripped(self, budget: str) -> AgentResult:
+        return self._result(self.log.summary(f"budget exhausted: {budget}"), budget=budget, error=None)
+
+    def failed(self, error: str) -> AgentResult:
+        return self._result(self.log.summary(error), budget=None, error=error)
+
+    def _result(self, summary: str, budget: str | None, error: str | None) -> AgentResult:
+        return AgentResult(summary=summary, not_done=("finish the task: the run ended before it was done",),
+                           budget_tripped=budget, error=error, steps=self.usage.requests,
+                           tokens=self.usage.total_tokens)
+
+
+def _which_limit(message: str, usage: RunUsage, budget: Budget) -> str:
+    if "request_limit" in message or ("tokens_limit" not in message and usage.requests >= budget.steps):
+        return f"steps ({budget.steps})"
+    return f"tokens ({budget.tokens})"
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc) or type(exc).__name__
+
+
+def _body_message(exc: ModelHTTPError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        return str(error)
+    return str(body) if body else exc.message
+
+
+def _first_sentence(text: str) -> str:
+    """pydantic-ai appends documentation hints ("Consider raising the limit, ...") the PR reader can't use."""
+    return _one_line(text.split(". ", 1)[0])
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _ERROR_CHARS else line[:_ERROR_CHARS] + "…"
+
+
+# -- tools: errors go back to the model as text, so a wrong path or edit never ends the run ------------
+
+
+def list_files(ctx: RunContext[_Deps], path: str = ".") -> str:
+    """List the files under a directory of the repository (recursively; directories end with /)."""
+    return _attempt(lambda: ctx.deps.workspace.list(path))
+
+
+def read_file(ctx: RunContext[_Deps], path: str, offset: int = 1, limit: int = 400) -> str:
+    """Read a text file, as numbered lines starting at line `offset` (1-based), at most `limit` lines."""
+    return _attempt(lambda: ctx.deps.workspace.read(path, offset, limit))
+
+
+def search(ctx: RunContext[_Deps], pattern: str, path: str = ".") -> str:
+    """Search files for a Python regular expression; returns `path:line: text` for each match."""
+    return _attempt(lambda: ctx.deps.workspace.search(pattern, path))
+
+
+def edit_file(ctx: RunContext[_Deps], path: str, old: str, new: str) -> str:
+    """Replace the exact text `old` with `new` in a file; `old` must occur exactly once."""
+
+    def edit() -> str:
+        done = ctx.deps.workspace.edit(path, old, new)
+        ctx.deps.log.edited(ctx.deps.workspace.relative(ctx.deps.workspace.resolve(path)))
+        return done
+
+    return _attempt(edit)
+
+
+def write_file(ctx: RunContext[_Deps], path: str, content: str) -> str:
+    """Create a file, or overwrite it with `content`. Parent directories are created as needed."""
+
+    def write() -> str:
+        workspace = ctx.deps.workspace
+        created = not workspace.resolve(path).exists()
+        done = workspace.write(path, content)
+        ctx.deps.log.wrote(workspace.relative(workspace.resolve(path)), created=created)
+        return done
+
+    return _attempt(write)
+
+
+async def run_command(ctx: RunContext[_Deps], command: str) -> str:
+    """Run a shell command in the repository root, without network access (e.g. the project's tests).
+
+    Returns the exit code and the combined output.
+    """
+    deps = ctx.deps
+    result = await sandbox.run_command(command, deps.workspace.root, deps.sandbox, deps.command_seconds)
+    if result.timed_out:
+        deps.log.ran(command, f"timed out after {format_seconds(deps.command_seconds)} s")
+        return f"timed out after {format_seconds(deps.command_seconds)} s and was killed\n{result.output}"
+    deps.log.ran(command, f"exit {result.exit_code}")
+    return f"exit code {result.exit_code}\n{result.output}"
+
+
+def _attempt(operation: Callable[[], str]) -> str:
+    try:
+        return operation()
+    except WorkspaceError as exc:
+        return f"error: {exc}"
+    except OSError as exc:
+        return f"error: {exc.strerror or exc}"
