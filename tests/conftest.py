@@ -53,3 +53,6 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "mull-data"
     path.mkdir()
     return path
+
+
+from doubles.fixtures import app_keypair, github_double, scripted_model  # noqa: E402,F401  (fixtures)

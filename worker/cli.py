@@ -23,6 +23,16 @@ class UsageError(Exception):
     pass
 
 
+def run_async(coro) -> object:  # type: ignore[no-untyped-def]
+    """asyncio.run on uvloop when installed (it is, with uvicorn[standard]): the receiver's hot path needs it."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 @contextlib.contextmanager
 def redis_for(settings: MullSettings) -> Iterator[str]:
     """MULL_REDIS_URL, or the embedded server under MULL_DATA_DIR for the life of the command."""
@@ -55,16 +65,19 @@ def _uvicorn(settings: MullSettings, app) -> "object":  # type: ignore[no-untype
 def cmd_web(settings: MullSettings, args: argparse.Namespace) -> int:
     settings.require_webhook_secret()
     with redis_for(settings) as url:
-        asyncio.run(_uvicorn(settings, _web_app(settings, url)).serve())  # type: ignore[attr-defined]
+        run_async(_uvicorn(settings, _web_app(settings, url)).serve())  # type: ignore[attr-defined]
     return 0
 
 
 def cmd_worker(settings: MullSettings, args: argparse.Namespace) -> int:
     from worker.app import build_worker
 
+    async def work(url: str) -> None:
+        # arq's Worker binds the running loop when constructed: build it inside the loop it runs on.
+        await build_worker(settings, url, burst=args.burst).async_run()
+
     with redis_for(settings) as url:
-        worker = build_worker(settings, url, burst=args.burst)
-        asyncio.run(worker.async_run())
+        run_async(work(url))
     return 0
 
 
@@ -87,7 +100,7 @@ def cmd_serve(settings: MullSettings, args: argparse.Namespace) -> int:
                 await work
 
     with redis_for(settings) as url:
-        asyncio.run(both(url))
+        run_async(both(url))
     return 0
 
 

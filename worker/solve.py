@@ -93,9 +93,9 @@ async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
                                                                      co_author), bot.login, bot.email)
                 if pushed is None:
                     reason = result.error or "the agent finished without changing any file"
+                    await labels.move(gh, request.repo, request.issue, to=None)
                     await status.write(replace(state, phase=Phase.FAILED), settings.label,
                                        f"**Reason:** {reason}.\n\n{_quote(result.summary)}")
-                    await labels.move(gh, request.repo, request.issue, to=None)
                     return "no changes"
                 await cache.push(tree, branch, remote, await app.token(gh))
             state = replace(state, pushed_sha=pushed)
@@ -104,16 +104,16 @@ async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
         pr = await pull_requests.open_or_update(gh, request.repo, branch, repo["default_branch"],
                                                 issue.get("title") or f"Issue #{request.issue}", body)
         state = replace(state, phase=Phase.PR_OPENED, pr=pr.number)
-        await status.write(state, settings.label, _outcome(result))
         await labels.move(gh, request.repo, request.issue, to=None)
+        await status.write(state, settings.label, _outcome(result))
         log.info("pull request ready", pr=pr.number, created=pr.created, sha=pushed)
         return f"#{pr.number}"
     except Exception as exc:  # the job's boundary: say what failed where the user looks, then let arq see it
         if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
             log.warning("transient failure, retrying", error=_reason(exc), job_try=ctx.get("job_try"))
             raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
-        await status.write(replace(state, phase=Phase.FAILED), settings.label, f"**Reason:** {_reason(exc)}")
         await labels.move(gh, request.repo, request.issue, to=None)
+        await status.write(replace(state, phase=Phase.FAILED), settings.label, f"**Reason:** {_reason(exc)}")
         raise
 
 

@@ -1,0 +1,195 @@
+"""End to end: real `mull web` and `mull worker` processes against the GitHub double, the scripted model,
+real Redis and real git. Label → draft PR, idempotent under redelivery, relabel and a killed worker."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from doubles.fixtures import APP_ID, REPO
+from doubles.github import GitHubDouble
+from doubles.model_server import ScriptedModel
+from doubles.mull_process import MullCluster
+
+pytestmark = pytest.mark.e2e
+
+MODEL_KEY = "sk-test-model-key-0123456789"
+MAINTAINER, READER = "maria", "rick"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "condition",
+             cluster: MullCluster | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster and not all(p.alive() for p in [cluster.web, *cluster.workers] if p and p.process
+                               and p.process.returncode != -9):
+            raise AssertionError(f"a mull process exited while waiting for {what}\n{cluster.logs()[-6000:]}")
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    logs = cluster.logs()[-6000:] if cluster else ""
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+@pytest.fixture
+def mull(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_model: ScriptedModel,
+         app_keypair: tuple[str, str]) -> Iterator[MullCluster]:
+    github_double.set_permission(REPO, MAINTAINER, "write")
+    github_double.set_permission(REPO, READER, "read")
+    env = {
+        "MULL_APP_ID": str(APP_ID),
+        "MULL_PRIVATE_KEY": app_keypair[0],
+        "MULL_WEBHOOK_SECRET": github_double.webhook_secret,
+        "MULL_GITHUB_URL": github_double.url,
+        "MULL_REDIS_URL": redis_url,
+        "MULL_DATA_DIR": str(tmp_path / "data"),
+        "MULL_LLM_BASE_URL": scripted_model.url,
+        "MULL_LLM_MODEL": "scripted",
+        "MULL_LLM_API_KEY": MODEL_KEY,
+        "MULL_LOG_LEVEL": "DEBUG",
+    }
+    cluster = MullCluster(tmp_path, env)
+    cluster.start_web()
+    github_double.set_webhook(cluster.webhook_url)
+    cluster.start_worker()
+    yield cluster
+    cluster.stop()
+
+
+def answer_script(key: str, sleep: float = 0) -> list[dict]:
+    first: dict[str, Any] = {"tool_calls": [{"name": "run_command", "arguments": {
+        "command": "env; cat .git/config; git config --list; git remote -v; cat \"$GIT_DIR/config\""}}]}
+    if sleep:
+        first["sleep"] = sleep
+    return [
+        first,
+        {"tool_calls": [{"name": "edit_file", "arguments": {
+            "path": "src/widgets.py", "old": "return 41", "new": "return 42"}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {
+            "summary": "Made answer() return 42, as the issue asks.", "not_done": ["Did not add a test."]}}]},
+    ]
+
+
+def status_comments(double: GitHubDouble, number: int) -> list:
+    return [c for c in double.comments(REPO, number) if c.user.login == double.bot_login
+            and "mull:status" in c.body]
+
+
+def open_pulls(double: GitHubDouble) -> list:
+    return [p for p in double.pulls(REPO) if double.issue(REPO, p.number).state == "open"]
+
+
+def pr_opened(double: GitHubDouble, number: int) -> Any:
+    comments = status_comments(double, number)
+    return comments and '"phase":"pr-opened"' in comments[0].body and comments[0]
+
+
+def secrets_of(double: GitHubDouble, app_keypair: tuple[str, str]) -> list[str]:
+    key_body = app_keypair[0].splitlines()[1]
+    return [t.token for t in double.tokens_minted] + [double.webhook_secret, key_body]
+
+
+def test_labeled_issue_becomes_one_draft_pull_request(mull, github_double, scripted_model, app_keypair) -> None:
+    scripted_model.script("SCRIPT-answer", answer_script("SCRIPT-answer"))
+    issue = github_double.create_issue(REPO, "Answer should be 42", "answer() returns 41. SCRIPT-answer",
+                                       author=MAINTAINER)
+    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
+
+    status = wait_for(lambda: pr_opened(github_double, issue.number), what="status: PR opened", cluster=mull)
+    pulls = open_pulls(github_double)
+    assert len(pulls) == 1
+    pull = pulls[0]
+    pr_issue = github_double.issue(REPO, pull.number)
+    assert pull.head_ref == f"mull/issue-{issue.number}" and pull.draft
+    assert pr_issue.title == "Answer should be 42"
+    assert f"Fixes #{issue.number}" in pr_issue.body
+    assert "Made answer() return 42" in pr_issue.body and "Did not add a test." in pr_issue.body
+
+    files = github_double.branch_files(REPO, pull.head_ref)
+    assert "return 42" in files["src/widgets.py"]
+    commit = github_double.branch_commits(REPO, pull.head_ref)[0]
+    assert commit["author_name"] == github_double.bot_login
+    assert "Co-authored-by: maria <" in commit["message"]
+
+    assert len(status_comments(github_double, issue.number)) == 1
+    assert len(status.history) >= 2  # queued → working → … edited in place, not reposted
+    assert f"#{pull.number}" in status.body
+    assert any(r.content == "eyes" for r in github_double.issue(REPO, issue.number).reactions)
+    assert set(github_double.issue(REPO, issue.number).labels) == {"mull"}
+
+    # The agent ran `env` and read the git config: no token, key or secret reached the model.
+    seen_by_model = json.dumps([r["body"] for r in scripted_model.requests])
+    assert "PATH=" in seen_by_model  # the env listing did reach the model…
+    assert f"remote.origin.url={github_double.url}/git/{REPO}.git" in seen_by_model  # …and so did git's config
+    for secret in secrets_of(github_double, app_keypair):
+        assert secret not in seen_by_model
+    assert "MULL_" not in seen_by_model.split("SCRIPT-answer", 1)[1]
+    # …and none reached a log line either.
+    for secret in [*secrets_of(github_double, app_keypair), MODEL_KEY]:
+        assert secret not in mull.logs()
+
+    # The bot's own comments, labels and PR came back as webhooks; none started anything.
+    github_double.hooks.wait_idle()
+    time.sleep(1.5)
+    assert len([r for r in scripted_model.requests if r["turn"] == 0]) == 1
+    assert len(open_pulls(github_double)) == 1
+
+
+def test_redelivery_and_relabel_update_the_same_pull_request(mull, github_double, scripted_model) -> None:
+    scripted_model.script("SCRIPT-again", answer_script("SCRIPT-again"))
+    issue = github_double.create_issue(REPO, "Answer 42", "SCRIPT-again", author=MAINTAINER)
+    delivery = str(uuid.uuid4())
+    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER, delivery_id=delivery) == 202
+    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER, delivery_id=delivery) == 200
+    wait_for(lambda: pr_opened(github_double, issue.number), what="first PR", cluster=mull)
+    first_sha = github_double.branch_sha(REPO, f"mull/issue-{issue.number}")
+
+    # A second revision: the model now also adds a file, so there is something new to push.
+    scripted_model.script("SCRIPT-again", [
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "NOTES.md", "content": "revision two\n"}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Added notes.", "not_done": []}}]},
+    ])
+    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
+    wait_for(lambda: "revision 2" in status_comments(github_double, issue.number)[0].body
+             and pr_opened(github_double, issue.number), what="revision 2", cluster=mull)
+
+    assert len(open_pulls(github_double)) == 1
+    assert len(status_comments(github_double, issue.number)) == 1
+    assert github_double.branches(REPO).count(f"mull/issue-{issue.number}") == 1
+    commits = github_double.branch_commits(REPO, f"mull/issue-{issue.number}")
+    assert commits[1]["sha"] == first_sha  # revision 2 builds on revision 1
+    assert "NOTES.md" in github_double.branch_files(REPO, f"mull/issue-{issue.number}")
+    assert "Added notes." in github_double.issue(REPO, open_pulls(github_double)[0].number).body
+
+
+def test_sender_without_write_access_is_refused(mull, github_double, scripted_model) -> None:
+    scripted_model.script("SCRIPT-refuse", answer_script("SCRIPT-refuse"))
+    issue = github_double.create_issue(REPO, "Please do it", "SCRIPT-refuse", author=READER)
+    assert github_double.label_issue(REPO, issue.number, "mull", READER) == 202
+    refusal = wait_for(lambda: [c for c in github_double.comments(REPO, issue.number)
+                                if c.user.login == github_double.bot_login], what="refusal", cluster=mull)
+    assert "@rick" in refusal[0].body and "write or triage access" in refusal[0].body
+    time.sleep(1)
+    assert scripted_model.requests == [] and open_pulls(github_double) == []
+    assert not status_comments(github_double, issue.number)
+
+
+def test_worker_killed_mid_run_resumes_and_still_opens_one_pr(mull, github_double, scripted_model) -> None:
+    scripted_model.script("SCRIPT-slow", answer_script("SCRIPT-slow", sleep=4))
+    issue = github_double.create_issue(REPO, "Answer 42 slowly", "SCRIPT-slow", author=MAINTAINER)
+    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
+    wait_for(lambda: scripted_model.requests_for("SCRIPT-slow"), what="agent started", cluster=mull)
+    mull.workers[0].kill()
+    restarted_at = time.monotonic()
+    mull.start_worker()
+    wait_for(lambda: pr_opened(github_double, issue.number), timeout=60, what="resumed run", cluster=mull)
+    assert time.monotonic() - restarted_at < 60
+    assert len(open_pulls(github_double)) == 1
+    assert len(status_comments(github_double, issue.number)) == 1
+    assert "revision" not in status_comments(github_double, issue.number)[0].body.split("<!--")[0]
