@@ -33,7 +33,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "conditi
         if value:
             return value
         time.sleep(0.2)
-    logs = cluster.logs()[-6000:] if cluster else ""
+    logs = cluster.logs()[-6000:] + cluster.context() if cluster else ""
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
@@ -53,8 +53,11 @@ def mull(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_m
         "MULL_LLM_MODEL": "scripted",
         "MULL_LLM_API_KEY": MODEL_KEY,
         "MULL_LOG_LEVEL": "DEBUG",
+        "MULL_AGENT_MAX_STEPS": "6",
     }
     cluster = MullCluster(tmp_path, env)
+    cluster.context = lambda: "\nlast GitHub requests:\n" + "\n".join(
+        f"{r.method} {r.path} {r.status}" for r in github_double.requests()[-15:])
     cluster.start_web()
     github_double.set_webhook(cluster.webhook_url)
     cluster.start_worker()
@@ -134,6 +137,9 @@ def test_labeled_issue_becomes_one_draft_pull_request(mull, github_double, scrip
     for secret in [*secrets_of(github_double, app_keypair), MODEL_KEY]:
         assert secret not in mull.logs()
 
+    # One installation token, minted once and shared through Redis by every job.
+    assert len(github_double.tokens_minted) == 1
+
     # The bot's own comments, labels and PR came back as webhooks; none started anything.
     github_double.hooks.wait_idle()
     time.sleep(1.5)
@@ -193,3 +199,44 @@ def test_worker_killed_mid_run_resumes_and_still_opens_one_pr(mull, github_doubl
     assert len(open_pulls(github_double)) == 1
     assert len(status_comments(github_double, issue.number)) == 1
     assert "revision" not in status_comments(github_double, issue.number)[0].body.split("<!--")[0]
+
+
+def test_budget_trip_still_pushes_the_work_and_says_which_budget(mull, github_double, scripted_model) -> None:
+    scripted_model.script("SCRIPT-endless", [
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "partial.txt", "content": "half done\n"}}]},
+        {"tool_calls": [{"name": "read_file", "arguments": {"path": "README.md"}}]},  # repeated forever
+    ])
+    issue = github_double.create_issue(REPO, "Big job", "SCRIPT-endless", author=MAINTAINER)
+    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
+    status = wait_for(lambda: pr_opened(github_double, issue.number), what="WIP PR", cluster=mull)
+    assert "steps (6)" in status.body and "budget ran out" in status.body
+    assert len(scripted_model.requests_for("SCRIPT-endless")) == 6
+    branch = f"mull/issue-{issue.number}"
+    assert github_double.branch_files(REPO, branch)["partial.txt"] == "half done\n"
+    assert "Work in progress" in github_double.branch_commits(REPO, branch)[0]["message"]
+    assert "steps (6) budget ran out" in github_double.issue(REPO, open_pulls(github_double)[0].number).body
+
+
+def test_run_without_changes_fails_visibly_with_how_to_retry(mull, github_double, scripted_model) -> None:
+    scripted_model.script("SCRIPT-idle", [
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Nothing to do here.", "not_done": []}}]}])
+    issue = github_double.create_issue(REPO, "Vague", "SCRIPT-idle", author=MAINTAINER)
+    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
+    failed = wait_for(lambda: [c for c in status_comments(github_double, issue.number)
+                               if '"phase":"failed"' in c.body], what="failed status", cluster=mull)
+    assert "without changing any file" in failed[0].body
+    assert "remove the `mull` label and add it back" in failed[0].body
+    assert open_pulls(github_double) == [] and f"mull/issue-{issue.number}" not in github_double.branches(REPO)
+    assert set(github_double.issue(REPO, issue.number).labels) == {"mull"}
+
+
+def test_github_server_errors_and_rate_limits_are_retried(mull, github_double, scripted_model) -> None:
+    scripted_model.script("SCRIPT-flaky", answer_script("SCRIPT-flaky"))
+    github_double.fail_next("POST", r"/repos/acme/widgets/pulls$", 502, times=2)
+    github_double.rate_limit_next("GET", r"/repos/acme/widgets/issues/\d+$", reset_in=1)
+    issue = github_double.create_issue(REPO, "Answer 42", "SCRIPT-flaky", author=MAINTAINER)
+    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
+    wait_for(lambda: pr_opened(github_double, issue.number), what="PR despite errors", cluster=mull)
+    creates = github_double.requests("POST", r"/repos/acme/widgets/pulls$")
+    assert [r.status for r in creates] == [502, 502, 201]
+    assert len(open_pulls(github_double)) == 1

@@ -74,7 +74,8 @@ def cmd_worker(settings: MullSettings, args: argparse.Namespace) -> int:
 
     async def work(url: str) -> None:
         # arq's Worker binds the running loop when constructed: build it inside the loop it runs on.
-        await build_worker(settings, url, burst=args.burst).async_run()
+        with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGTERM/SIGINT
+            await build_worker(settings, url, burst=args.burst).async_run()
 
     with redis_for(settings) as url:
         run_async(work(url))

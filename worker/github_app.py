@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from bot import keys
 
 MAX_INLINE_WAIT = timedelta(seconds=60)
+MIN_WAIT = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class BoundedRetry:
 
     def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
         if isinstance(exc, RateLimitExceeded):
-            wait = exc.retry_after
+            # githubkit sleeps 60 s for a zero wait ("retry_after or 60"): never hand it one.
+            wait = max(exc.retry_after, MIN_WAIT)
             return RetryOption(retry_count < 1 and wait <= MAX_INLINE_WAIT, wait)
         if isinstance(exc, RequestFailed) and exc.response.status_code >= 500 and retry_count < self.server_retries:
             return RetryOption(True, timedelta(seconds=self.backoff * 2**retry_count))

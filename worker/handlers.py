@@ -70,12 +70,13 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
     app: GitHubApp = ctx["github"]
     gh = app.installation(installation, repo.get("id"))
     try:
-        bot = await app.identity(gh)
-        event = Event(delivery, payload, gh, bot, log)
-        if event.sender == bot.login:
-            log.debug("delivery ignored", reason="sent by mull itself")
-            return "own event"
-        return await handler(ctx, event)
+        async with gh:  # one HTTP connection pool for the whole job, not one per request
+            bot = await app.identity(gh)
+            event = Event(delivery, payload, gh, bot, log)
+            if event.sender == bot.login:
+                log.debug("delivery ignored", reason="sent by mull itself")
+                return "own event"
+            return await handler(ctx, event)
     except Exception as exc:  # job boundary: transient GitHub trouble is retried, the rest fails loudly
         if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
             log.warning("transient failure, retrying", error=str(exc)[:200], job_try=ctx.get("job_try"))

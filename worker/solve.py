@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from githubkit import GitHub
+
 from bot.jobs import SolveRequest, branch_name
 from bot.settings import MullSettings
 from bot.logs import scrub
@@ -50,12 +52,17 @@ def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple
 
 
 async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
+    gh = ctx["github"].installation(request.installation_id, request.repo_id)
+    async with gh:  # one HTTP connection pool for the whole job, not one per request
+        return await _solve(ctx, request, gh)
+
+
+async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
     settings: MullSettings = ctx["settings"]
     app: GitHubApp = ctx["github"]
     cache: RepoCache = ctx["repos"]
     log = ctx["log"].bind(job_id=ctx.get("job_id"), installation=request.installation_id, repo=request.repo,
                           issue=request.issue)
-    gh = app.installation(request.installation_id, request.repo_id)
     bot = await app.identity(gh)
     owner, name = request.repo.split("/", 1)
     status = StatusComment(gh, request.repo, request.repo_id, request.issue, bot.login, ctx["redis"])

@@ -5,17 +5,26 @@ Each process logs JSON lines to a file the test can read (and search for secrets
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 MULL = str(Path(sys.executable).with_name("mull"))
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_test_run() -> None:
+    """Runs in the child: SIGKILL it when the test process dies, so no run leaves workers behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -35,7 +44,8 @@ class MullProcess:
     def start(self) -> MullProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([MULL, *self.command], env=self.env, cwd=self.cwd, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_test_run)
         log.close()
         return self
 
@@ -70,6 +80,7 @@ class MullCluster:
                     **env, "MULL_PORT": str(self.port), "MULL_HOST": "127.0.0.1"}
         self.web: MullProcess | None = None
         self.workers: list[MullProcess] = []
+        self.context: Callable[[], str] = lambda: ""  # more to show when a wait times out
 
     @property
     def url(self) -> str:
