@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -81,7 +82,7 @@ class DeliveryStore:
     async def _write(self, deliveries) -> list[int]:  # type: ignore[no-untyped-def]
         now_ms = int(time.time() * 1000)
         script_keys: list[str] = [self._queue]
-        args: list[object] = [keys.SEEN_TTL_MS, JOB_EXPIRES_MS, now_ms]
+        args: list[Any] = [keys.SEEN_TTL_MS, JOB_EXPIRES_MS, now_ms]
         for delivery in deliveries:
             job_id = delivery_job_id(delivery.guid)
             script_keys += [keys.seen(delivery.guid), ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id]

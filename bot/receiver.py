@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -119,7 +119,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _reply(send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]] = ()) -> None:
+async def _reply(send: Send, status: int, payload: dict[str, Any], extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = orjson.dumps(payload)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -153,7 +153,7 @@ def create_app(secret: str, label: str, redis_url: str, app_slug: str | None = N
     async def readyz(request: Request) -> Response:
         try:
             await asyncio.wait_for(redis.ping(), timeout=2)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             return JSONResponse({"status": "not ready", "redis": f"unreachable: {exc}"}, status_code=503)
         return JSONResponse({"status": "ready", "redis": "ok"})
 

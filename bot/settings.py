@@ -138,8 +138,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     env_path = Path(env_file) if env_file else None
     try:
         if env_path is not None and env_path.is_file():
-            return MullSettings(_env_file=env_path, **values)  # type: ignore[call-arg]
-        return MullSettings(**values)
+            return MullSettings(_env_file=env_path, **values)  # type: ignore[call-arg,arg-type]
+        return MullSettings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -54,7 +54,7 @@ def _web_app(settings: MullSettings, redis_url: str):  # type: ignore[no-untyped
     return create_app(settings.require_webhook_secret(), settings.label, redis_url, app_slug=settings.app_slug)
 
 
-def _uvicorn(settings: MullSettings, app) -> "object":  # type: ignore[no-untyped-def]
+def _uvicorn(settings: MullSettings, app) -> object:  # type: ignore[no-untyped-def]
     import uvicorn
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from githubkit import AppAuthStrategy, GitHub
@@ -111,7 +112,8 @@ class GitHubApp:
             return self._identity
         slug = self._slug
         if not slug:
-            slug = (await self._app.rest.apps.async_get_authenticated()).json()["slug"]
+            app_info: Any = (await self._app.rest.apps.async_get_authenticated()).json()
+            slug = app_info["slug"]
         login = f"{slug}[bot]"
         user = (await client.rest.users.async_get_by_username(login)).json()
         self._identity = BotIdentity(slug, login, int(user["id"]))

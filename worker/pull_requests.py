@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
@@ -36,7 +37,7 @@ def render_body(issue: int, result: AgentResult, revision: int, requested_by: st
 
 
 async def find_open(gh: GitHub, owner: str, name: str, branch: str) -> dict | None:
-    pulls = (await gh.rest.pulls.async_list(owner, name, head=f"{owner}:{branch}", state="open")).json()
+    pulls: list[Any] = (await gh.rest.pulls.async_list(owner, name, head=f"{owner}:{branch}", state="open")).json()
     return pulls[0] if pulls else None
 
 

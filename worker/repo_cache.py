@@ -54,7 +54,7 @@ async def git(*args: str, cwd: Path, token: str | None = None, env: Mapping[str,
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         await process.wait()
         raise GitError(f"git {args[0]} timed out after {timeout:.0f} s") from None
@@ -134,6 +134,7 @@ async def _commit_with_message(path: Path, message: str, identity: Mapping[str, 
     message_file = path.parent / f".commit-{uuid.uuid4().hex}"
     message_file.write_text(message)
     try:
-        await git("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "--file", str(message_file), cwd=path, env=identity)
+        await git("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "--file", str(message_file),
+                  cwd=path, env=identity)
     finally:
         message_file.unlink(missing_ok=True)

@@ -13,8 +13,8 @@ from typing import Any
 from githubkit import GitHub
 
 from bot.jobs import SolveRequest, branch_name
-from bot.settings import MullSettings
 from bot.logs import scrub
+from bot.settings import MullSettings
 from worker import failures, labels, pull_requests
 from worker.agent import make_agent
 from worker.agent.base import AgentResult, AgentTask, Budget
@@ -77,6 +77,7 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
         mirror = await cache.fetch(request.repo_id, repo["clone_url"], await app.token(gh))
         remote = await cache.remote_sha(mirror, branch)
         result: AgentResult | None = None
+        pushed: str | None
         if state.pushed_sha and state.pushed_sha == remote:
             log.info("resuming: this revision was already pushed", sha=remote)
             result = AgentResult(summary=ctx.get("resumed_summary", "See the commits on this branch."),

@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
@@ -99,7 +100,7 @@ class StatusComment:
         cached = await self.redis.hget(keys.issue_state(self.repo_id, self.issue), "status_comment")
         if cached:
             try:
-                comment = (await self.gh.rest.issues.async_get_comment(self.owner, self.name, int(cached))).json()
+                comment: Any = (await self.gh.rest.issues.async_get_comment(self.owner, self.name, int(cached))).json()
                 return self._adopt(comment)
             except RequestFailed as exc:
                 if exc.response.status_code != 404:
@@ -141,4 +142,4 @@ class StatusComment:
         created = (await self.gh.rest.issues.async_create_comment(
             self.owner, self.name, self.issue, body=body)).json()
         self.comment_id = int(created["id"])
-        await self.redis.hset(keys.issue_state(self.repo_id, self.issue), "status_comment", self.comment_id)
+        await self.redis.hset(keys.issue_state(self.repo_id, self.issue), "status_comment", str(self.comment_id))
