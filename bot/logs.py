@@ -89,7 +89,7 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO |
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "hishel", "asyncio"):
+    for noisy in ("httpx", "httpx2", "httpcore", "hishel", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # arq logs every poll of a running job at DEBUG ("already running elsewhere"): keep it at INFO.
     logging.getLogger("arq").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -200,3 +200,24 @@ def test_probes_and_metrics(client) -> None:
     metrics = client.get("/metrics").text
     assert 'mull_deliveries_total{event="issues",outcome="stored"} 1.0' in metrics
     assert client.get("/webhooks/github").status_code == 405
+
+
+def test_redis_stopping_mid_service_turns_deliveries_into_503(tmp_path: Path) -> None:
+    from bot.embedded_redis import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    try:
+        with TestClient(create_app(SECRET, "mull", url, app_slug="mull-test")) as live:
+            body = labeled()
+            assert live.post("/webhooks/github", content=body, headers=headers("issues", body)).status_code == 202
+            server.stop()
+            guid = str(uuid.uuid4())
+            down = live.post("/webhooks/github", content=body, headers=headers("issues", body, guid))
+            assert down.status_code == 503 and "redeliver" in down.json()["error"]
+            assert live.get("/readyz").status_code == 503
+            server.start()
+            again = live.post("/webhooks/github", content=body, headers=headers("issues", body, guid))
+            assert again.status_code == 202  # the refused delivery was not marked as seen
+    finally:
+        server.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +22,13 @@ from worker.replay import ReplayError
 
 class UsageError(Exception):
     pass
+
+
+def _keep_running_finally_blocks() -> None:
+    """uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down gracefully; with the default
+    handler that kills the process before Mull stops its worker and embedded Redis. Absorb the re-raise."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
 
 
 def run_async(coro) -> object:  # type: ignore[no-untyped-def]
@@ -65,6 +73,7 @@ def _uvicorn(settings: MullSettings, app) -> object:  # type: ignore[no-untyped-
 def cmd_web(settings: MullSettings, args: argparse.Namespace) -> int:
     settings.require_webhook_secret()
     with redis_for(settings) as url:
+        _keep_running_finally_blocks()
         run_async(_uvicorn(settings, _web_app(settings, url)).serve())  # type: ignore[attr-defined]
     return 0
 
@@ -101,6 +110,7 @@ def cmd_serve(settings: MullSettings, args: argparse.Namespace) -> int:
                 await work
 
     with redis_for(settings) as url:
+        _keep_running_finally_blocks()
         run_async(both(url))
     return 0
 

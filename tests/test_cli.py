@@ -1,0 +1,139 @@
+"""The `mull` command as a user runs it: serve on the embedded Redis, replay, try, status, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from doubles.fixtures import APP_ID, REPO
+from doubles.mull_process import MULL, MullProcess, free_port
+
+BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+
+
+def mull(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([MULL, *args], env={**BASE_ENV, **env}, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def wait_ready(port: int, process: MullProcess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process.alive(), process.log()
+        time.sleep(0.1)
+    raise AssertionError("mull serve did not become ready:\n" + process.log())
+
+
+@pytest.mark.e2e
+def test_serve_runs_everything_in_one_process_on_the_embedded_redis(
+        tmp_path: Path, github_double, scripted_model, app_keypair) -> None:
+    github_double.set_permission(REPO, "maria", "admin")
+    scripted_model.script("SCRIPT-serve", [
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "HELLO.md", "content": "hi\n"}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Said hello.", "not_done": []}}]}])
+    port = free_port()
+    env = {**BASE_ENV, "MULL_APP_ID": str(APP_ID), "MULL_PRIVATE_KEY": app_keypair[0],
+           "MULL_WEBHOOK_SECRET": github_double.webhook_secret, "MULL_GITHUB_URL": github_double.url,
+           "MULL_DATA_DIR": str(tmp_path / "data"), "MULL_PORT": str(port),
+           "MULL_LLM_BASE_URL": scripted_model.url, "MULL_LLM_MODEL": "scripted"}
+    serve = MullProcess(["serve"], env, tmp_path / "serve.log", tmp_path).start()
+    try:
+        wait_ready(port, serve)
+        socket = tmp_path / "data" / "redis" / "redis.sock"
+        assert socket.exists()  # no MULL_REDIS_URL: the bundled redis-server runs under MULL_DATA_DIR
+        github_double.set_webhook(f"http://127.0.0.1:{port}/webhooks/github")
+        issue = github_double.create_issue(REPO, "Say hello", "SCRIPT-serve", author="maria")
+        assert github_double.label_issue(REPO, issue.number, "mull", "maria") == 202
+        deadline = time.monotonic() + 60
+        while not github_double.pulls(REPO):
+            assert time.monotonic() < deadline, serve.log()
+            time.sleep(0.2)
+
+        # replay signs a saved payload with the configured secret and posts it to the running server
+        payload = tmp_path / "labeled.json"
+        payload.write_text(json.dumps({"action": "labeled", "label": {"name": "mull"}, "issue": {"number": 99},
+                                       "sender": {"login": "maria"}, "repository": {"id": 1, "full_name": "a/b"}}))
+        replay = mull("replay", str(payload), "--event", "issues", env=env, cwd=tmp_path)
+        assert replay.returncode == 0 and replay.stdout.startswith("202"), replay.stderr
+
+        status = mull("status", "--json", env=env, cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert {"queued", "running", "deferred", "workers"} <= set(report)
+        assert any(w["alive"] for w in report["workers"])
+    finally:
+        serve.stop()
+    assert serve.process is not None and serve.process.returncode == 0, serve.log()
+    with pytest.raises(redis.ConnectionError):  # the embedded server stopped with mull
+        redis.Redis(unix_socket_path=str(tmp_path / "data" / "redis" / "redis.sock")).ping()
+    for secret in (github_double.webhook_secret, app_keypair[0].splitlines()[1]):
+        assert secret not in serve.log()
+
+
+def test_try_runs_the_agent_on_a_local_repo_without_github(tmp_path: Path, scripted_model) -> None:
+    repo = tmp_path / "project"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    (repo / "app.py").write_text("print('helo')\n")
+    (repo / "AGENTS.md").write_text("Keep changes small.\n")
+    subprocess.run(["git", "add", "."], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], cwd=repo,
+                   check=True)
+    issue = tmp_path / "issue.md"
+    issue.write_text("# Fix the typo\n\nIt says helo. SCRIPT-try\n")
+    scripted_model.script("SCRIPT-try", [
+        {"tool_calls": [{"name": "edit_file", "arguments": {"path": "app.py", "old": "helo", "new": "hello"}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Fixed the typo.", "not_done": []}}]}])
+    env = {"MULL_LLM_BASE_URL": scripted_model.url, "MULL_LLM_MODEL": "scripted",
+           "MULL_DATA_DIR": str(tmp_path / "data")}
+    result = mull("try", "--repo", str(repo), "--issue-file", str(issue), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "+print('hello')" in result.stdout and "Fixed the typo." in result.stdout
+    assert (repo / "app.py").read_text() == "print('helo')\n"  # the user's checkout is untouched
+    first = scripted_model.requests_for("SCRIPT-try")[0]["body"]
+    prompt = json.dumps(first["messages"])
+    assert "Keep changes small." in prompt and "untrusted" in prompt.lower()
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["serve"], {}, "MULL_WEBHOOK_SECRET"),
+    (["web"], {"MULL_PORT": "http"}, "MULL_PORT"),
+    (["worker"], {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9"}, "MULL_APP_ID"),
+    (["worker"], {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9", "MULL_APP_ID": "1", "MULL_PRIVATE_KEY": "PEM"},
+     "MULL_LLM_BASE_URL"),
+    (["worker"], {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9", "MULL_APP_ID": "1", "MULL_PRIVATE_KEY": "PEM",
+                  "MULL_LLM_BASE_URL": "http://x", "MULL_LLM_MODEL": "m", "PATH": "/nonexistent"},
+     "apt-get install bubblewrap"),
+    (["try", "--repo", ".", "--issue-file", "missing.md"], {"MULL_LLM_BASE_URL": "http://x", "MULL_LLM_MODEL": "m",
+                                                            "MULL_SANDBOX": "false"}, "missing.md"),
+    (["replay", "missing.json", "--event", "issues"], {"MULL_WEBHOOK_SECRET": "s"}, "cannot read missing.json"),
+])
+def test_bad_configuration_and_arguments_get_one_clear_line(tmp_path: Path, args, env, message) -> None:
+    if env.get("PATH") == "/nonexistent":
+        env = {**env, "PATH": "/nonexistent"}
+        result = subprocess.run([MULL, *args], env={"HOME": "/tmp", **env}, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60)
+    else:
+        result = mull(*args, env={"MULL_DATA_DIR": str(tmp_path / "d"), **env}, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_replay_to_a_server_that_is_not_running_says_so(tmp_path: Path) -> None:
+    payload = tmp_path / "p.json"
+    payload.write_text("{}")
+    result = mull("replay", str(payload), "--event", "issues", "--url", f"http://127.0.0.1:{free_port()}",
+                  env={"MULL_WEBHOOK_SECRET": "s"}, cwd=tmp_path)
+    assert result.returncode == 2 and "is `mull serve` (or `mull web`) running?" in result.stderr
