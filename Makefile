@@ -19,6 +19,8 @@ run: $(STAMP)
 	$(BIN)/mull serve
 
 test: $(STAMP)
+	$(BIN)/ruff check bot worker tests bench
+	$(BIN)/mypy bot worker
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
