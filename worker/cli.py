@@ -66,7 +66,7 @@ def _uvicorn(settings: MullSettings, app) -> object:  # type: ignore[no-untyped-
     import uvicorn
 
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=10)
+                            proxy_headers=False, lifespan="on", timeout_graceful_shutdown=10)
     return uvicorn.Server(config)
 
 

@@ -7,38 +7,22 @@ that finds its commit already pushed goes straight to the PR instead of running 
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 from typing import Any
 
 from githubkit import GitHub
 
+from bot import keys
 from bot.jobs import SolveRequest, branch_name
 from bot.logs import scrub
 from bot.settings import MullSettings
 from worker import failures, labels, pull_requests
-from worker.agent import make_agent
-from worker.agent.base import AgentResult, AgentTask, Budget
+from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
-from worker.agent.sandbox import SandboxSpec
+from worker.branch_work import run_on_branch
 from worker.github_app import GitHubApp
-from worker.repo_cache import RepoCache, Worktree
 from worker.status import Phase, StatusComment
-
-LOG_NAME = "mull.solve"
-
-
-def budget_of(settings: MullSettings) -> Budget:
-    return Budget(seconds=settings.agent_timeout, steps=settings.agent_max_steps,
-                  tokens=settings.agent_max_tokens, command_seconds=settings.command_timeout)
-
-
-def sandbox_for(settings: MullSettings, tree: Worktree) -> SandboxSpec:
-    """Commands see the worktree read-write and nothing of Mull's: data dir and key file are masked."""
-    hidden = [settings.data_dir.resolve()]
-    if settings.private_key_path:
-        hidden.append(settings.private_key_path.resolve())
-    return SandboxSpec(enabled=settings.sandbox, network=bool(settings.agent_command),
-                       ro_paths=(tree.mirror,), rw_paths=(tree.gitdir,), hidden_paths=tuple(hidden))
 
 
 def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple[str, int] | None) -> str:
@@ -60,7 +44,6 @@ async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
 async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
     settings: MullSettings = ctx["settings"]
     app: GitHubApp = ctx["github"]
-    cache: RepoCache = ctx["repos"]
     log = ctx["log"].bind(job_id=ctx.get("job_id"), installation=request.installation_id, repo=request.repo,
                           issue=request.issue)
     bot = await app.identity(gh)
@@ -74,38 +57,28 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
         issue = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
         repo = (await gh.rest.repos.async_get(owner, name)).json()
         branch = branch_name(request.issue)
-        mirror = await cache.fetch(request.repo_id, repo["clone_url"], await app.token(gh))
-        remote = await cache.remote_sha(mirror, branch)
-        result: AgentResult | None = None
+        result: AgentResult
         pushed: str | None
-        if state.pushed_sha and state.pushed_sha == remote:
-            log.info("resuming: this revision was already pushed", sha=remote)
-            result = AgentResult(summary=ctx.get("resumed_summary", "See the commits on this branch."),
-                                 not_done=(), budget_tripped=None, error=None, steps=0, tokens=0)
-            pushed = remote
+        saved = await _saved_result(ctx, request)
+        if saved is not None and state.pushed_sha:
+            log.info("resuming: this revision was already pushed", sha=state.pushed_sha)
+            result, pushed = saved, state.pushed_sha
         else:
-            start = remote or f"refs/remotes/origin/{repo['default_branch']}"
-            async with cache.worktree(request.repo_id, f"{request.repo_id}-{request.issue}", start) as tree:
-                prompt = build_prompt(request.repo, request.issue, issue.get("title", ""), issue.get("body") or "",
-                                      read_instructions(tree.path))
-                agent = make_agent(settings.agent_command, settings.llm_base_url,
-                                   settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-                                   settings.llm_model)
-                log.info("agent starting", revision=state.revision)
-                result = await agent.run(AgentTask(prompt=prompt, worktree=tree.path,
-                                                   sandbox=sandbox_for(settings, tree)), budget_of(settings))
-                log.info("agent finished", steps=result.steps, tokens=result.tokens,
-                         budget_tripped=result.budget_tripped, error=result.error)
-                co_author = await _labeler(gh, request.requested_by)
-                pushed = await cache.commit_all(tree, commit_message(issue.get("title", ""), request.issue, result,
-                                                                     co_author), bot.login, bot.email)
-                if pushed is None:
-                    reason = result.error or "the agent finished without changing any file"
-                    await labels.move(gh, request.repo, request.issue, to=None)
-                    await status.write(replace(state, phase=Phase.FAILED), settings.label,
-                                       f"**Reason:** {reason}.\n\n{_quote(result.summary)}")
-                    return "no changes"
-                await cache.push(tree, branch, remote, await app.token(gh))
+            co_author = await _labeler(gh, request.requested_by)
+            run = await run_on_branch(
+                ctx, gh, repo, branch,
+                prompt_for=lambda tree: build_prompt(request.repo, request.issue, issue.get("title", ""),
+                                                     issue.get("body") or "", read_instructions(tree)),
+                message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
+                bot=bot, log=log)
+            result, pushed = run.result, run.sha
+            if pushed is None:
+                reason = result.error or "the agent finished without changing any file"
+                await labels.move(gh, request.repo, request.issue, to=None)
+                await status.write(replace(state, phase=Phase.FAILED), settings.label,
+                                   f"**Reason:** {reason}.\n\n{_quote(result.summary)}")
+                return "no changes"
+            await _save_result(ctx, request, result)
             state = replace(state, pushed_sha=pushed)
             await status.write(state, settings.label, "Pushed the agent's work; opening the pull request.")
         body = pull_requests.render_body(request.issue, result, state.revision, request.requested_by)
@@ -141,6 +114,20 @@ def _quote(text: str) -> str:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return scrub(text)[:300]
+
+
+async def _save_result(ctx: dict[str, Any], request: SolveRequest, result: AgentResult) -> None:
+    """Keep the agent's summary until the PR shows it: a rerun after a crash post-push must not lose it."""
+    await ctx["redis"].set(_result_key(request), pickle.dumps(result), ex=7 * 24 * 3600)
+
+
+async def _saved_result(ctx: dict[str, Any], request: SolveRequest) -> AgentResult | None:
+    raw = await ctx["redis"].get(_result_key(request))
+    return pickle.loads(raw) if raw else None  # noqa: S301 - written by Mull itself, just above
+
+
+def _result_key(request: SolveRequest) -> str:
+    return f"{keys.issue_state(request.repo_id, request.issue)}:result:{request.trigger}"
 
 
 async def _labeler(gh: Any, login: str) -> tuple[str, int] | None:

@@ -10,8 +10,8 @@ from worker.agent import make_agent
 from worker.agent.base import AgentTask
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.agent.sandbox import SandboxSpec, check_bwrap
+from worker.branch_work import budget_of
 from worker.repo_cache import GitError, git
-from worker.solve import budget_of
 
 
 def read_issue(path: Path) -> tuple[str, str]:

@@ -1,0 +1,69 @@
+"""One agent run on a Mull branch: fetch → worktree → agent → commit → push.
+
+Shared by the first run on an issue and by every later revision of its pull request, so that the rules
+about where work starts (the branch as pushed, else the default branch), what the agent may see and how
+Mull pushes live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from githubkit import GitHub
+
+from bot.settings import MullSettings
+from worker.agent import make_agent
+from worker.agent.base import AgentResult, AgentTask, Budget
+from worker.agent.sandbox import SandboxSpec
+from worker.github_app import BotIdentity, GitHubApp
+from worker.repo_cache import RepoCache, Worktree
+
+
+@dataclass(frozen=True)
+class BranchRun:
+    result: AgentResult
+    sha: str | None  # the pushed commit; None when the agent changed nothing
+    base_sha: str | None  # the branch head the run started from (None: the branch did not exist)
+
+
+def budget_of(settings: MullSettings) -> Budget:
+    return Budget(seconds=settings.agent_timeout, steps=settings.agent_max_steps,
+                  tokens=settings.agent_max_tokens, command_seconds=settings.command_timeout)
+
+
+def sandbox_for(settings: MullSettings, tree: Worktree) -> SandboxSpec:
+    """Commands see the worktree read-write and nothing of Mull's: data dir and key file are masked."""
+    hidden = [settings.data_dir.resolve()]
+    if settings.private_key_path:
+        hidden.append(settings.private_key_path.resolve())
+    return SandboxSpec(enabled=settings.sandbox, network=bool(settings.agent_command),
+                       ro_paths=(tree.mirror,), rw_paths=(tree.gitdir,), hidden_paths=tuple(hidden))
+
+
+async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], branch: str,
+                        prompt_for: Callable[[Path], str], message_for: Callable[[AgentResult], str],
+                        bot: BotIdentity, log: Any) -> BranchRun:
+    """Run the agent on ``branch`` and push what it changed; the token never enters the worktree."""
+    settings: MullSettings = ctx["settings"]
+    app: GitHubApp = ctx["github"]
+    cache: RepoCache = ctx["repos"]
+    repo_id = int(repo["id"])
+    mirror = await cache.fetch(repo_id, repo["clone_url"], await app.token(gh))
+    remote = await cache.remote_sha(mirror, branch)
+    start = remote or f"refs/remotes/origin/{repo['default_branch']}"
+    async with cache.worktree(repo_id, f"{repo_id}-{branch.replace('/', '-')}", start) as tree:
+        agent = make_agent(settings.agent_command, settings.llm_base_url,
+                           settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+                           settings.llm_model)
+        log.info("agent starting", branch=branch, start=remote or repo["default_branch"])
+        result = await agent.run(AgentTask(prompt=prompt_for(tree.path), worktree=tree.path,
+                                           sandbox=sandbox_for(settings, tree)), budget_of(settings))
+        log.info("agent finished", steps=result.steps, tokens=result.tokens,
+                 budget_tripped=result.budget_tripped, error=result.error)
+        sha = await cache.commit_all(tree, message_for(result), bot.login, bot.email)
+        if sha is not None:
+            await cache.push(tree, branch, remote, await app.token(gh))  # a fresh token: the run may be long
+    return BranchRun(result=result, sha=sha, base_sha=remote)
