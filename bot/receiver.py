@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from bot import intake, keys, logs
 from bot.delivery_store import DeliveryStore
-from bot.jobs import Delivery
+from bot.jobs import QUEUE, Delivery
 from bot.metrics import ReceiverMetrics
 from bot.signature import SignatureChecker
 
@@ -178,6 +178,10 @@ def create_app(secret: str, label: str, redis_url: str, app_slug: str | None = N
         return JSONResponse({"status": "ready", "redis": "ok"})
 
     async def metrics_view(request: Request) -> Response:
+        try:
+            metrics.queue_depth.value = await redis.zcount(QUEUE, "-inf", int(time.time() * 1000))
+        except (RedisError, OSError):
+            metrics.queue_depth.value = None
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager

@@ -49,6 +49,9 @@ class MullSettings(BaseSettings):
     agent_max_tokens: int = Field(400_000, ge=1000, description="Model tokens (in + out) one agent run may use.")
     command_timeout: int = Field(120, ge=1, description="Timeout of one command the agent runs, seconds.")
     worker_jobs: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
+    shutdown_wait: int = Field(
+        0, ge=0, description="Seconds a stopping worker lets running jobs finish before cancelling them "
+        "(cancelled jobs rerun on another worker).")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
 
     @field_validator("github_url", "llm_base_url")

@@ -190,6 +190,7 @@ def test_redis_down_is_503_and_not_acknowledged() -> None:
         assert response.status_code == 503 and "not stored" in response.json()["error"]
         assert down.get("/readyz").status_code == 503
         assert down.get("/healthz").status_code == 200
+        assert "mull_queue_depth" not in down.get("/metrics").text  # unknown, not zero
 
 
 def test_probes_and_metrics(client) -> None:
@@ -199,6 +200,7 @@ def test_probes_and_metrics(client) -> None:
     client.post("/webhooks/github", content=body, headers=headers("issues", body))
     metrics = client.get("/metrics").text
     assert 'mull_deliveries_total{event="issues",outcome="stored"} 1.0' in metrics
+    assert "mull_queue_depth 1.0" in metrics  # the stored delivery is due now
     assert client.get("/webhooks/github").status_code == 405
 
 

@@ -74,6 +74,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         burst=burst,
         poll_delay=poll_delay,
         health_check_interval=30,
+        job_completion_wait=settings.shutdown_wait,
         handle_signals=handle_signals,
         allow_abort_jobs=True,
     )
