@@ -38,3 +38,8 @@ def worker_jobs(worker_id: str) -> str:
 
 
 WORKERS = PREFIX + "workers"  # set of worker ids that registered
+
+
+def stop_flag(job_id: str) -> str:
+    """Set by ``/mull stop`` (holding who asked) so a cancelled run pushes its partial work, not reruns."""
+    return f"{PREFIX}stop:{job_id}"

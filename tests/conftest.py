@@ -11,7 +11,7 @@ import redis
 
 from bot.embedded_redis import EmbeddedRedis
 
-TEST_DB = 9  # keep clear of whatever a developer keeps in db 0
+TEST_DBS = range(2, 16)  # keep clear of whatever a developer keeps in db 0; one per concurrent test run
 
 
 def _local_redis() -> str | None:
@@ -35,12 +35,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     embedded.stop()
 
 
+def _db_url(server: str, db: int) -> str:
+    sep = "&" if "?" in server else "?"
+    return f"{server}{sep}db={db}" if server.startswith("unix://") else f"{server.rstrip('/')}/{db}"
+
+
+@pytest.fixture(scope="session")
+def redis_db(redis_server: str) -> Iterator[int]:
+    """A database number no other test run on this server is using (runs may overlap on a dev machine)."""
+    claim = redis.Redis.from_url(_db_url(redis_server, 0))
+    token = f"{os.getpid()}"
+    for db in TEST_DBS:
+        if claim.set(f"mull-tests:db:{db}", token, nx=True, ex=6 * 3600):
+            yield db
+            if claim.get(f"mull-tests:db:{db}") == token.encode():
+                claim.delete(f"mull-tests:db:{db}")
+            claim.close()
+            return
+    pytest.fail("every test database on this Redis is claimed by another run (keys mull-tests:db:* in db 0)")
+
+
 @pytest.fixture
-def redis_url(redis_server: str) -> Iterator[str]:
+def redis_url(redis_server: str, redis_db: int) -> Iterator[str]:
     """A URL to an empty test database, flushed before and after each test."""
-    sep = "&" if "?" in redis_server else "?"
-    url = (f"{redis_server}{sep}db={TEST_DB}" if redis_server.startswith("unix://")
-           else f"{redis_server.rstrip('/')}/{TEST_DB}")
+    url = _db_url(redis_server, redis_db)
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
@@ -55,4 +73,5 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
+from doubles.e2e import mull  # noqa: E402,F401  (fixture)
 from doubles.fixtures import app_keypair, github_double, scripted_model  # noqa: E402,F401  (fixtures)

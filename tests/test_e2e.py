@@ -6,97 +6,22 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from doubles.fixtures import APP_ID, REPO
-from doubles.github import GitHubDouble
-from doubles.model_server import ScriptedModel
-from doubles.mull_process import MullCluster
+from doubles.e2e import (
+    MAINTAINER,
+    MODEL_KEY,
+    READER,
+    answer_script,
+    open_pulls,
+    pr_opened,
+    secrets_of,
+    status_comments,
+    wait_for,
+)
+from doubles.fixtures import REPO
 
 pytestmark = pytest.mark.e2e
-
-MODEL_KEY = "sk-test-model-key-0123456789"
-MAINTAINER, READER = "maria", "rick"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "condition",
-             cluster: MullCluster | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cluster and not all(p.alive() for p in [cluster.web, *cluster.workers] if p and p.process
-                               and p.process.returncode != -9):
-            raise AssertionError(f"a mull process exited while waiting for {what}\n{cluster.logs()[-6000:]}")
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    logs = cluster.logs()[-6000:] + cluster.context() if cluster else ""
-    raise AssertionError(f"timed out waiting for {what}\n{logs}")
-
-
-@pytest.fixture
-def mull(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_model: ScriptedModel,
-         app_keypair: tuple[str, str]) -> Iterator[MullCluster]:
-    github_double.set_permission(REPO, MAINTAINER, "write")
-    github_double.set_permission(REPO, READER, "read")
-    env = {
-        "MULL_APP_ID": str(APP_ID),
-        "MULL_PRIVATE_KEY": app_keypair[0],
-        "MULL_WEBHOOK_SECRET": github_double.webhook_secret,
-        "MULL_GITHUB_URL": github_double.url,
-        "MULL_REDIS_URL": redis_url,
-        "MULL_DATA_DIR": str(tmp_path / "data"),
-        "MULL_LLM_BASE_URL": scripted_model.url,
-        "MULL_LLM_MODEL": "scripted",
-        "MULL_LLM_API_KEY": MODEL_KEY,
-        "MULL_LOG_LEVEL": "DEBUG",
-        "MULL_AGENT_MAX_STEPS": "6",
-    }
-    cluster = MullCluster(tmp_path, env)
-    cluster.context = lambda: "\nlast GitHub requests:\n" + "\n".join(
-        f"{r.method} {r.path} {r.status}" for r in github_double.requests()[-15:])
-    cluster.start_web()
-    github_double.set_webhook(cluster.webhook_url)
-    cluster.start_worker()
-    yield cluster
-    cluster.stop()
-
-
-def answer_script(key: str, sleep: float = 0) -> list[dict]:
-    first: dict[str, Any] = {"tool_calls": [{"name": "run_command", "arguments": {
-        "command": "env; cat .git/config; git config --list; git remote -v; cat \"$GIT_DIR/config\""}}]}
-    if sleep:
-        first["sleep"] = sleep
-    return [
-        first,
-        {"tool_calls": [{"name": "edit_file", "arguments": {
-            "path": "src/widgets.py", "old": "return 41", "new": "return 42"}}]},
-        {"tool_calls": [{"name": "finish", "arguments": {
-            "summary": "Made answer() return 42, as the issue asks.", "not_done": ["Did not add a test."]}}]},
-    ]
-
-
-def status_comments(double: GitHubDouble, number: int) -> list:
-    return [c for c in double.comments(REPO, number) if c.user.login == double.bot_login
-            and "mull:status" in c.body]
-
-
-def open_pulls(double: GitHubDouble) -> list:
-    return [p for p in double.pulls(REPO) if double.issue(REPO, p.number).state == "open"]
-
-
-def pr_opened(double: GitHubDouble, number: int) -> Any:
-    comments = status_comments(double, number)
-    return comments and '"phase":"pr-opened"' in comments[0].body and comments[0]
-
-
-def secrets_of(double: GitHubDouble, app_keypair: tuple[str, str]) -> list[str]:
-    key_body = app_keypair[0].splitlines()[1]
-    return [t.token for t in double.tokens_minted] + [double.webhook_secret, key_body]
-
 
 def test_labeled_issue_becomes_one_draft_pull_request(mull, github_double, scripted_model, app_keypair) -> None:
     scripted_model.script("SCRIPT-answer", answer_script("SCRIPT-answer"))

@@ -7,6 +7,7 @@ Mull pushes live in one place.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from githubkit import GitHub
 
+from bot import keys
 from bot.settings import MullSettings
 from worker.agent import make_agent
 from worker.agent.base import AgentResult, AgentTask, Budget
@@ -59,8 +61,18 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
                            settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
                            settings.llm_model)
         log.info("agent starting", branch=branch, start=remote or repo["default_branch"])
-        result = await agent.run(AgentTask(prompt=prompt_for(tree.path), worktree=tree.path,
-                                           sandbox=sandbox_for(settings, tree)), budget_of(settings))
+        try:
+            result = await agent.run(AgentTask(prompt=prompt_for(tree.path), worktree=tree.path,
+                                               sandbox=sandbox_for(settings, tree)), budget_of(settings))
+        except asyncio.CancelledError:
+            # `/mull stop` aborts the job: keep what the agent did. Any other cancellation (a worker
+            # shutting down) propagates, and the run is redone elsewhere.
+            stopper = await ctx["redis"].get(keys.stop_flag(ctx.get("job_id", "")))
+            if not stopper:
+                raise
+            who = stopper.decode()
+            result = AgentResult(summary=f"Stopped by @{who} with `/mull stop`; this is the work done until then.",
+                                 not_done=(), budget_tripped=None, error=f"stopped by @{who}", steps=0, tokens=0)
         log.info("agent finished", steps=result.steps, tokens=result.tokens,
                  budget_tripped=result.budget_tripped, error=result.error)
         sha = await cache.commit_all(tree, message_for(result), bot.login, bot.email)

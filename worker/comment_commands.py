@@ -1,0 +1,179 @@
+"""``/mull`` commands in comments: parse, check the sender, acknowledge, act, answer.
+
+Every command gets 👀 when Mull picks it up, then 🚀 when done or 😕 with a one-line reply that says what
+was wrong and shows a correct example. Only people with write or triage access may command; the bot's
+own comments (and other bots') never run anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from arq.jobs import Job, JobStatus
+
+from bot import commands, keys
+from bot.jobs import branch_name, solve_job_id
+from bot.settings import MullSettings
+from worker import trigger
+from worker.events import TRIGGER_ROLES, Event, once, permission
+from worker.status import Phase, StatusComment
+
+STOP_FLAG_TTL = 3600
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    reply: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a comment is about: an issue, or a pull request (and the issue behind a Mull PR)."""
+
+    number: int
+    is_pull: bool
+    issue: int | None  # the issue Mull works on: the issue itself, or the one a mull/issue-N PR fixes
+
+
+Verb = Callable[[dict[str, Any], Event, Target, commands.Command], Awaitable[Outcome]]
+
+
+async def on_comment(ctx: dict[str, Any], event: Event) -> str:
+    comment = event.payload.get("comment") or {}
+    if event.sender_is_bot or (comment.get("user") or {}).get("type") == "Bot":
+        return "bot comment"
+    body = comment.get("body") or ""
+    if event.payload.get("action") == "edited":
+        old = ((event.payload.get("changes") or {}).get("body") or {}).get("from")
+        result = commands.new_command(old, body)
+    else:
+        result = commands.parse(body)
+    if result.command is None:
+        return "no command"
+    target = await _target(event)
+    role = await permission(event.gh, event.repo_name, event.sender)
+    if role not in TRIGGER_ROLES:
+        if await once(ctx, f"cmd-refusal:{event.delivery.guid}"):
+            await _reply(event, target, f"@{event.sender} only people with write or triage access to this "
+                                        f"repository can give Mull commands (yours: {role}).")
+        return "refused"
+    if not await once(ctx, f"cmd:{event.delivery.guid}"):
+        return "already handled"
+    await _react(event, "eyes")
+    if result.error:
+        await _react(event, "confused")
+        extra = f"\n\n{commands.HELP_TEXT}" if result.unknown else ""
+        await _reply(event, target, f"@{event.sender} {result.error}{extra}")
+        return "bad command"
+    verb = VERBS.get(result.command.verb)
+    if verb is None:  # parsed, but this Mull does not act on it
+        await _react(event, "confused")
+        await _reply(event, target, f"@{event.sender} `/mull {result.command.verb}` is not available here.\n\n"
+                                    f"{commands.HELP_TEXT}")
+        return "unavailable"
+    outcome = await verb(ctx, event, target, result.command)
+    await _react(event, "rocket" if outcome.ok else "confused")
+    if outcome.reply:
+        await _reply(event, target, f"@{event.sender} {outcome.reply}")
+    event.log.info("command handled", verb=result.command.verb, ok=outcome.ok)
+    return f"{result.command.verb}: {'ok' if outcome.ok else 'refused'}"
+
+
+async def _target(event: Event) -> Target:
+    issue = event.payload.get("issue")
+    pull = event.payload.get("pull_request")
+    if issue is not None and not issue.get("pull_request"):
+        return Target(int(issue["number"]), False, int(issue["number"]))
+    number = int((pull or issue or {})["number"])
+    if pull is None:
+        owner, name = event.owner_name()
+        pull = (await event.gh.rest.pulls.async_get(owner, name, number)).json()
+    ref = ((pull or {}).get("head") or {}).get("ref", "")
+    prefix = branch_name(0)[:-1]
+    fixes = int(ref[len(prefix):]) if ref.startswith(prefix) and ref[len(prefix):].isdigit() else None
+    return Target(number, True, fixes)
+
+
+async def _react(event: Event, content: str) -> None:
+    owner, name = event.owner_name()
+    comment_id = int(event.payload["comment"]["id"])
+    if event.delivery.event == "pull_request_review_comment":
+        await event.gh.rest.reactions.async_create_for_pull_request_review_comment(
+            owner, name, comment_id, content=content)  # type: ignore[call-overload]
+    else:
+        await event.gh.rest.reactions.async_create_for_issue_comment(
+            owner, name, comment_id, content=content)  # type: ignore[call-overload]
+
+
+async def _reply(event: Event, target: Target, text: str) -> None:
+    owner, name = event.owner_name()
+    await event.gh.rest.issues.async_create_comment(owner, name, target.number, body=text)
+
+
+# -- verbs ---------------------------------------------------------------------------------------------
+
+
+async def do_help(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    return Outcome(True, "\n\n" + commands.HELP_TEXT)
+
+
+async def do_retry(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    if target.issue is None:
+        return Outcome(False, "`/mull retry` works on an issue, or on a pull request Mull opened for one.")
+    if not await trigger.queue_run(ctx, event, target.issue, event.sender):
+        return Outcome(False, f"a run for #{target.issue} is already queued or running; "
+                              "`/mull stop` it first to start over.")
+    return Outcome(True)
+
+
+async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    if target.issue is None:
+        return Outcome(False, "`/mull stop` works on an issue, or on a pull request Mull opened for one.")
+    job_id = solve_job_id(event.repo_id, target.issue)
+    job = Job(job_id, ctx["redis"])
+    state = await job.status()
+    if state not in trigger.ACTIVE:
+        return Outcome(False, f"nothing is queued or running for #{target.issue}.")
+    await ctx["redis"].set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
+    if state is JobStatus.in_progress:
+        await job.abort(timeout=0)  # the run commits and pushes what it has, then says it was stopped
+        return Outcome(True)
+    await job.abort(timeout=0)
+    settings: MullSettings = ctx["settings"]
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login, ctx["redis"])
+    state_now = await status.load()
+    await status.write(replace(state_now, phase=Phase.FAILED), settings.label,
+                       f"**Stopped** by @{event.sender} before it started.")
+    return Outcome(True)
+
+
+async def do_queue(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    if target.issue is None:
+        return Outcome(False, "`/mull queue` works on an issue, or on a pull request Mull opened for one.")
+    state = await trigger.run_status(ctx, event.repo_id, target.issue)
+    if state is JobStatus.in_progress:
+        return Outcome(True, f"the agent is working on #{target.issue} now.")
+    if state not in trigger.ACTIVE:
+        return Outcome(True, f"#{target.issue} is not in the queue.")
+    ahead = await queued_ahead(ctx, event.repo_id, target.issue)
+    return Outcome(True, f"#{target.issue} is queued with {ahead} run{'s' if ahead != 1 else ''} ahead of it.")
+
+
+async def queued_ahead(ctx: dict[str, Any], repo_id: int, issue: int) -> int:
+    """Runs of the same repository queued before this issue's and not yet started."""
+    mine = solve_job_id(repo_id, issue)
+    prefix = solve_job_id(repo_id, 0)[:-1]
+    ahead = 0
+    for raw, _score in await ctx["redis"].zrange("arq:queue", 0, -1, withscores=True):
+        job_id = raw.decode()
+        if job_id == mine:
+            return ahead
+        if job_id.startswith(prefix) and not await ctx["redis"].exists(f"arq:in-progress:{job_id}"):
+            ahead += 1
+    return ahead
+
+
+VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue}

@@ -1,0 +1,71 @@
+"""What every handler gets: the parsed delivery with its clients, and the questions they all ask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+
+from bot import keys
+from bot.jobs import Delivery
+from worker.github_app import BotIdentity
+
+TRIGGER_ROLES = frozenset({"admin", "maintain", "write", "triage"})
+
+
+@dataclass(frozen=True)
+class Event:
+    """One delivery, parsed, with the installation client and the bot's identity."""
+
+    delivery: Delivery
+    payload: dict[str, Any]
+    gh: GitHub
+    bot: BotIdentity
+    log: Any
+
+    @property
+    def repo(self) -> dict[str, Any]:
+        return self.payload.get("repository") or {}
+
+    @property
+    def repo_name(self) -> str:
+        return str(self.repo["full_name"])
+
+    @property
+    def repo_id(self) -> int:
+        return int(self.repo["id"])
+
+    @property
+    def installation_id(self) -> int:
+        return int(self.payload["installation"]["id"])
+
+    @property
+    def sender(self) -> str:
+        return (self.payload.get("sender") or {}).get("login", "")
+
+    @property
+    def sender_is_bot(self) -> bool:
+        return (self.payload.get("sender") or {}).get("type") == "Bot" or self.sender.endswith("[bot]")
+
+    def owner_name(self) -> tuple[str, str]:
+        owner, name = self.repo_name.split("/", 1)
+        return owner, name
+
+
+async def permission(gh: GitHub, repo: str, login: str) -> str:
+    """The sender's role on the repo (admin, maintain, write, triage, read or none)."""
+    owner, name = repo.split("/", 1)
+    try:
+        data: Any = (await gh.rest.repos.async_get_collaborator_permission_level(owner, name, login)).json()
+    except RequestFailed as exc:
+        if exc.response.status_code == 404:
+            return "none"
+        raise
+    return str(data.get("role_name") or data.get("permission") or "none")
+
+
+async def once(ctx: dict[str, Any], key: str) -> bool:
+    """True the first time ``key`` is claimed: side effects that must not repeat when a job reruns."""
+    return bool(await ctx["redis"].set(f"{keys.PREFIX}once:{key}", 1, nx=True, ex=7 * 24 * 3600))

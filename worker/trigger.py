@@ -1,0 +1,73 @@
+"""Starting a run on an issue: from its label, or from ``/mull retry``.
+
+Both paths check the sender's permission the same way, post or reuse the one status comment, and enqueue
+the deterministic ``solve:<repo_id>:<issue>`` job, so a second trigger while a run is queued or running is
+a no-op rather than a second run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from arq.jobs import Job, JobStatus
+
+from bot import keys
+from bot.jobs import SOLVE_ISSUE, SolveRequest, solve_job_id
+from bot.settings import MullSettings
+from worker import labels
+from worker.events import TRIGGER_ROLES, Event, once, permission
+from worker.status import Phase, StatusComment
+
+ACTIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
+
+
+async def run_status(ctx: dict[str, Any], repo_id: int, issue: int) -> JobStatus:
+    return await Job(solve_job_id(repo_id, issue), ctx["redis"]).status()
+
+
+async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by: str) -> bool:
+    """Mark the issue queued and enqueue its run; False when one is already queued or running."""
+    settings: MullSettings = ctx["settings"]
+    if await run_status(ctx, event.repo_id, issue) in ACTIVE:
+        return False
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
+    async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
+        state = await status.load()
+        await status.write(replace(state, phase=Phase.QUEUED), settings.label)
+    await labels.move(event.gh, event.repo_name, issue, to=labels.QUEUED)
+    request = SolveRequest(installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name,
+                           issue=issue, requested_by=requested_by, trigger=event.delivery.guid)
+    job_id = solve_job_id(event.repo_id, issue)
+    job = await ctx["redis"].enqueue_job(SOLVE_ISSUE, request, _job_id=job_id)
+    if job is None:
+        event.log.warning("run not queued: arq holds this job id", issue=issue,
+                          status=(await Job(job_id, ctx["redis"]).status()).value,
+                          keys=[k.decode() for k in await ctx["redis"].keys(f"arq:*{job_id}")])
+        return False
+    event.log.info("run queued", issue=issue)
+    return True
+
+
+async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
+    settings: MullSettings = ctx["settings"]
+    issue = event.payload.get("issue") or {}
+    if (event.payload.get("label") or {}).get("name") != settings.label:
+        return "another label"
+    if issue.get("pull_request") or issue.get("state") == "closed":
+        return "not an open issue"
+    number = int(issue["number"])
+    owner, name = event.owner_name()
+    role = await permission(event.gh, event.repo_name, event.sender)
+    if role not in TRIGGER_ROLES:
+        event.log.info("trigger refused", sender=event.sender, role=role)
+        if await once(ctx, f"refusal:{event.delivery.guid}"):
+            await event.gh.rest.issues.async_create_comment(owner, name, number, body=(
+                f"@{event.sender} Mull only starts work for people with write or triage access to this "
+                f"repository (yours: {role}). A maintainer can add the `{settings.label}` label instead."))
+        return "refused"
+    await event.gh.rest.reactions.async_create_for_issue(owner, name, number, content="eyes")
+    if not await queue_run(ctx, event, number, event.sender):
+        event.log.info("run already queued or in progress", issue=number)
+        return "already running"
+    return "queued"
