@@ -55,7 +55,7 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
     await labels.move(gh, request.repo, request.issue, to=labels.WORKING)
     try:
         issue = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
-        repo = (await gh.rest.repos.async_get(owner, name)).json()
+        repo: Any = (await gh.rest.repos.async_get(owner, name)).json()
         branch = branch_name(request.issue)
         result: AgentResult
         pushed: str | None
