@@ -1,0 +1,96 @@
+"""The CLI critic: run MULL_CRITIQUE_COMMAND on the prompt and read the critique from what it prints.
+
+It gets the network (it must reach its model) but sees the worktree read-only: the worktree is bound
+read-only over the writable bind every sandboxed command gets, and the worktree's git dir is not made
+writable. (With MULL_SANDBOX=false nothing stops a CLI from writing; the sandbox is what makes it safe.)
+The command prints JSON or Markdown on stdout, or writes it to ``{summary_file}``; JSON that does not
+validate gets the command run once more with the validation error appended to the prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from bot.logs import scrub
+from worker.agent import sandbox
+from worker.agent.base import Budget, format_seconds
+from worker.agent.command import TemplateError, render
+from worker.critique.parse import UnusableOutput, from_text
+from worker.critique.run import CritiqueFailed, CritiqueOk, CritiqueOutcome, CritiqueTask, failed
+
+OUTPUT_LIMIT = 200_000  # characters of output kept; a critique is far smaller, logs may not be
+ATTEMPTS = 2  # the first answer, and one corrected after being shown the validation error
+_RETRY = """
+
+---
+Your previous answer could not be used: {error}.
+Answer again with only the JSON object described above, corrected."""
+
+
+class CommandCritic:
+    def __init__(self, template: str, env: Mapping[str, str] | None = None) -> None:
+        _render(template, Path("prompt"), Path("worktree"), Path("summary"))  # fail at startup, not per PR
+        self.template = template
+        self.env = dict(env or {})
+        sandbox.clean_env(self.env)  # refuses MULL_*/GITHUB_* names now rather than on the first PR
+
+    async def critique(self, task: CritiqueTask, budget: Budget) -> CritiqueOutcome:
+        deadline = time.monotonic() + budget.seconds
+        prompt = task.prompt
+        for attempt in range(1, ATTEMPTS + 1):
+            answer = await self._run(task, prompt, max(deadline - time.monotonic(), 0.1), budget)
+            if isinstance(answer, CritiqueFailed):
+                return dataclasses.replace(answer, steps=attempt)
+            try:
+                return CritiqueOk(critique=from_text(answer), steps=attempt, tokens=0)
+            except UnusableOutput as exc:
+                problem = str(exc)
+            prompt = task.prompt + _RETRY.format(error=problem)
+        return failed(f"the critique command's output was unusable twice: {problem}", steps=ATTEMPTS)
+
+    async def _run(self, task: CritiqueTask, prompt: str, seconds: float, budget: Budget) -> str | CritiqueFailed:
+        """What the command printed (or wrote to ``{summary_file}``), or why there is nothing to read."""
+        with tempfile.TemporaryDirectory(prefix="mull-critique-") as scratch:
+            folder = Path(scratch)
+            prompt_file = folder / "prompt.md"
+            prompt_file.write_text(prompt, encoding="utf-8")
+            summary_file = folder / "summary.md"
+            summary_file.touch()
+            argv = _render(self.template, prompt_file, task.worktree, summary_file)
+            spec = dataclasses.replace(
+                task.sandbox,
+                network=True,
+                ro_paths=(*task.sandbox.ro_paths, folder, task.worktree),  # read-only wins over the cwd bind
+                rw_paths=(summary_file,),
+                env={**task.sandbox.env, **self.env},
+            )
+            try:
+                result = await sandbox.run_argv(argv, task.worktree, spec, seconds, OUTPUT_LIMIT)
+            except OSError as exc:
+                return failed(f"critique command could not start: {argv[0]}: {exc.strerror or exc}")
+            written = summary_file.read_text(encoding="utf-8", errors="replace")
+        if result.timed_out:
+            return failed(f"wall clock ({format_seconds(budget.seconds)} s) ran out")
+        if result.exit_code:
+            last = (result.output.strip().splitlines()[-1:] or ["no output"])[0][:200]
+            return failed(f"critique command exited with code {result.exit_code}: {scrub(self._redact(last))}")
+        return self._redact(written if written.strip() else result.output)
+
+    def _redact(self, text: str) -> str:
+        """What the command prints is posted on the pull request; a CLI echoing its API key must not post it."""
+        for value in self.env.values():
+            if len(value) >= 8:
+                text = text.replace(value, "[redacted]")
+        return text
+
+
+def _render(template: str, prompt_file: Path, worktree: Path, summary_file: Path) -> list[str]:
+    """command.render, with errors naming the variable the user actually set."""
+    try:
+        return render(template, prompt_file, worktree, summary_file)
+    except TemplateError as exc:
+        raise TemplateError(str(exc).replace("MULL_AGENT_COMMAND", "MULL_CRITIQUE_COMMAND")) from None
