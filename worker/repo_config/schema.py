@@ -1,0 +1,268 @@
+"""The schema of ``.github/mull.yml``: what a repository (or its org's ``.github`` repo) may set.
+
+Every field says what it accepts (``allowed``, used in error messages and the README table) and why it
+exists (``description``). Models are strict: YAML already types values, so ``steps: "5"`` or
+``max_in_flight: yes`` is a mistake to report, not something to coerce.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from difflib import get_close_matches
+from functools import cache
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticUndefined
+
+from bot.settings import MullSettings
+from worker.agent.presets import PRESETS
+
+STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$")
+_TEAM = re.compile(r"^@?([A-Za-z0-9](?:-?[A-Za-z0-9]){0,38})/([A-Za-z0-9][A-Za-z0-9_.-]{0,99})$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+
+
+def _field(default: Any, allowed: str, description: str, default_doc: str | None = None, **kwargs: Any) -> Any:
+    """A pydantic Field that also says what it accepts and, when not a literal, where its default comes from."""
+    extra: dict[str, Any] = {"allowed": allowed}
+    if default_doc:
+        extra["default_doc"] = default_doc
+    return Field(default, description=description, json_schema_extra=extra, **kwargs)
+
+
+class Models(BaseModel):
+    """Model names per stage, so a repo can plan with a strong model and implement with a cheap one."""
+
+    model_config = STRICT
+
+    plan: str | None = _field(
+        None, "a model name", "Model that writes the plan; empty means `MULL_LLM_MODEL`.", min_length=1)
+    implement: str | None = _field(
+        None, "a model name", "Model the builtin agent implements with; empty means `MULL_LLM_MODEL`.", min_length=1)
+    critique: str | None = _field(
+        None, "a model name", "Model that critiques the pull request; empty means `MULL_LLM_MODEL`.", min_length=1)
+
+
+class Budgets(BaseModel):
+    """Per-run limits; the defaults are the deployment's MULL_AGENT_* settings (see Defaults)."""
+
+    model_config = STRICT
+
+    seconds: int = _field(
+        ..., "an integer ≥ 10", "Wall-clock budget of one agent run, seconds.", "`MULL_AGENT_TIMEOUT`", ge=10)
+    steps: int = _field(
+        ..., "an integer ≥ 1", "Model requests one agent run may make.", "`MULL_AGENT_MAX_STEPS`", ge=1)
+    tokens: int = _field(
+        ..., "an integer ≥ 1000", "Model tokens (input + output) one agent run may use.", "`MULL_AGENT_MAX_TOKENS`",
+        ge=1000)
+
+
+class Digest(BaseModel):
+    """When the review-queue digest goes out, read in the repo's ``timezone``."""
+
+    model_config = STRICT
+
+    schedule: str = _field(
+        "0 9 * * 1-5", "a 5-field cron expression (minute hour day month weekday) or @daily, @weekly, …",
+        "When the digest is posted, in `timezone`.")
+    business_days_only: bool = _field(
+        True, "true or false", "Skip the digest on Saturdays and Sundays even when `schedule` matches.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        text = " ".join(value.split())
+        if text.lower() in CRON_MACROS:
+            return text.lower()
+        if len(text.split(" ")) != 5 or not croniter.is_valid(text):
+            raise ValueError(f"'{value}' is not a cron expression; use 5 fields: minute hour day month weekday, "
+                             "for example '0 9 * * 1-5' (09:00 on weekdays), or @daily / @weekly")
+        return text
+
+
+class Sinks(BaseModel):
+    """Where digests and events are also sent. Secrets stay in the deployment's environment."""
+
+    model_config = STRICT
+
+    slack_webhook: str | None = _field(
+        None, "an https:// URL", "Slack incoming-webhook URL the digest is posted to.")
+    json_webhook: str | None = _field(
+        None, "an https:// URL", "URL that receives events and digests as signed JSON.")
+    json_secret_env: str | None = _field(
+        None, "the name of an environment variable (A-Z, 0-9, _), not MULL_*",
+        "Environment variable of the Mull deployment holding the HMAC secret for `json_webhook`; the secret "
+        "itself never goes in this file.")
+
+    @field_validator("slack_webhook", "json_webhook")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        """Sinks carry repository data, and whoever edits the file picks the host: https only."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be an https:// URL")
+        return value
+
+    @field_validator("json_secret_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _ENV_NAME.match(value):
+            raise ValueError("must be the NAME of an environment variable of the Mull deployment (A-Z, 0-9, _), "
+                             "not the secret itself")
+        if value.startswith("MULL_"):
+            raise ValueError("must not name one of Mull's own MULL_* variables: use a variable of its own")
+        return value
+
+
+class RepoConfig(BaseModel):
+    """One repository's settings: the deployment's defaults, then the org's file, then the repo's file."""
+
+    model_config = STRICT
+
+    label: str = _field(
+        ..., "a label name (1-50 characters)", "Issue label that starts a run in this repository.", "`MULL_LABEL`",
+        min_length=1, max_length=50)
+    models: Models = _field(
+        PydanticUndefined, "a mapping with the keys plan, implement, critique", "Model names per stage.",
+        default_factory=Models)
+    agent_command: str | None = _field(
+        None, "one of " + ", ".join(PRESETS),
+        "CLI agent preset for this repository; empty means `MULL_AGENT_COMMAND`. Custom command templates are "
+        "only accepted from `MULL_AGENT_COMMAND`: the agent process holds the model API key and the network.")
+    budgets: Budgets = _field(..., "a mapping with the keys seconds, steps, tokens", "Limits of one agent run.")
+    plan: Literal["off", "comment", "approve"] = _field(
+        "off", "off, comment or approve",
+        "`off`: implement at once; `comment`: post the plan, then implement; `approve`: post the plan and wait "
+        "for a maintainer's approval.")
+    max_awaiting_review: int = _field(
+        3, "an integer ≥ 1", "Mull pull requests waiting for review before new runs wait their turn.", ge=1)
+    max_in_flight: int = _field(
+        2, "an integer ≥ 1", "Runs of this repository that may work at the same time.", ge=1)
+    reviewers: list[str] = _field(
+        PydanticUndefined, "a list of GitHub logins or @org/team names", "Who is asked to review Mull's pull requests.",
+        default_factory=list)
+    timezone: str = _field(
+        "UTC", "an IANA time zone name such as Europe/Berlin", "Time zone of `digest.schedule` and business days.")
+    digest: Digest = _field(
+        PydanticUndefined, "a mapping with the keys schedule, business_days_only", "The review-queue digest.",
+        default_factory=Digest)
+    sinks: Sinks = _field(
+        PydanticUndefined, "a mapping with the keys slack_webhook, json_webhook, json_secret_env",
+        "Where digests and events are also sent.", default_factory=Sinks)
+    max_fix_rounds: int = _field(
+        1, "an integer from 0 to 5", "Rounds in which the agent fixes what the critique found.", ge=0, le=5)
+    ci_fix_attempts: int = _field(
+        2, "an integer from 0 to 5", "Attempts to fix a failing CI run on a Mull pull request.", ge=0, le=5)
+    revision_quiet_minutes: int = _field(
+        5, "an integer from 0 to 1440",
+        "Minutes without new review comments before Mull starts a revision, so one review makes one revision.",
+        ge=0, le=1440)
+
+    @field_validator("agent_command")
+    @classmethod
+    def _preset(cls, value: str | None) -> str | None:
+        if value is None or value.strip() in PRESETS:
+            return None if value is None else value.strip()
+        raise ValueError(f"must be one of {', '.join(PRESETS)}; a custom command template can only be set by "
+                         "the operator in MULL_AGENT_COMMAND")
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``off`` as false; that is what the user meant."""
+        return "off" if value is False else value
+
+    @field_validator("reviewers")
+    @classmethod
+    def _reviewers(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for entry in value:
+            team = _TEAM.match(entry)
+            login = entry.removeprefix("@")
+            if team:
+                name = f"@{team.group(1)}/{team.group(2)}"
+            elif _LOGIN.match(login):
+                name = login
+            else:
+                raise ValueError(f"'{entry}' is neither a GitHub login (like octocat) nor a team (like @org/team)")
+            if name.lower() not in {n.lower() for n in out}:
+                out.append(name)
+        return out
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            close = get_close_matches(value, _zones(), n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"unknown time zone '{value}'{hint}; use an IANA name such as Europe/Berlin, "
+                             "America/New_York or UTC") from None
+        return value
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+@cache
+def _zones() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What the deployment's settings contribute: the values a file does not set."""
+
+    label: str = "mull"
+    seconds: int = 1800
+    steps: int = 40
+    tokens: int = 400_000
+
+    @classmethod
+    def from_settings(cls, settings: MullSettings) -> Defaults:
+        return cls(label=settings.label, seconds=settings.agent_timeout, steps=settings.agent_max_steps,
+                   tokens=settings.agent_max_tokens)
+
+    def config(self) -> RepoConfig:
+        return RepoConfig(label=self.label,
+                          budgets=Budgets(seconds=self.seconds, steps=self.steps, tokens=self.tokens))
+
+
+def reference_table() -> str:
+    """The README's table of every key, generated from the schema so the two cannot drift."""
+    rows = ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
+    defaults = Defaults().config()
+
+    def walk(model: type[BaseModel], instance: BaseModel, prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            value = getattr(instance, name)
+            if isinstance(value, BaseModel):
+                walk(type(value), value, f"{prefix}{name}.")
+                continue
+            default = extra.get("default_doc") or ("—" if value is None else f"`{_yaml_scalar(value)}`")
+            rows.append(f"| `{prefix}{name}` | {extra.get('allowed')} | {default} | {field.description} |")
+
+    walk(RepoConfig, defaults, "")
+    return "\n".join(rows)
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    return str(value)
