@@ -12,6 +12,8 @@ QUEUE = "arq:queue"
 
 HANDLE_DELIVERY = "handle_delivery"
 SOLVE_ISSUE = "solve_issue"
+CRITIQUE_PR = "critique_pr"
+REVISE_PR = "revise_pr"
 RECLAIM_ORPHANS = "reclaim_orphans"
 
 
@@ -37,6 +39,34 @@ class SolveRequest:
     trigger: str  # delivery guid that asked for this run; a new trigger means a new revision
 
 
+@dataclass(frozen=True)
+class CritiqueRequest:
+    """Critique one head commit of a Mull pull request."""
+
+    installation_id: int
+    repo_id: int
+    repo: str
+    pr: int
+    head_sha: str
+    force: bool = False  # `/mull critique`: critique again even if this head was critiqued
+
+
+@dataclass(frozen=True)
+class ReviseRequest:
+    """Revise a Mull pull request on its branch: after a `fix` critique, a human review, failing CI or a command."""
+
+    installation_id: int
+    repo_id: int
+    repo: str
+    pr: int
+    reason: str  # one of REVISION_REASONS
+    notes: str  # what to address, as the agent will read it
+    requested_by: str
+
+
+REVISION_REASONS = ("critique", "review", "ci", "command")
+
+
 def delivery_job_id(guid: str) -> str:
     return f"delivery:{guid}"
 
@@ -45,5 +75,22 @@ def solve_job_id(repo_id: int, issue: int) -> str:
     return f"solve:{repo_id}:{issue}"
 
 
+def critique_job_id(repo_id: int, pr: int, head_sha: str) -> str:
+    return f"critique:{repo_id}:{pr}:{head_sha}"
+
+
+def revise_job_id(repo_id: int, pr: int, reason: str) -> str:
+    return f"revise:{repo_id}:{pr}:{reason}"
+
+
+BRANCH_PREFIX = "mull/issue-"
+
+
 def branch_name(issue: int) -> str:
-    return f"mull/issue-{issue}"
+    return f"{BRANCH_PREFIX}{issue}"
+
+
+def issue_of_branch(ref: str) -> int | None:
+    """The issue a Mull branch works on; None for any other branch."""
+    rest = ref.removeprefix("refs/heads/").removeprefix(BRANCH_PREFIX)
+    return int(rest) if rest.isdigit() and ref.removeprefix("refs/heads/").startswith(BRANCH_PREFIX) else None

@@ -43,3 +43,8 @@ WORKERS = PREFIX + "workers"  # set of worker ids that registered
 def stop_flag(job_id: str) -> str:
     """Set by ``/mull stop`` (holding who asked) so a cancelled run pushes its partial work, not reruns."""
     return f"{PREFIX}stop:{job_id}"
+
+
+def pull_state(repo_id: int, pr: int) -> str:
+    """Hash per Mull PR: fix rounds and CI fix attempts spent, last review event time."""
+    return f"{PREFIX}pr:{repo_id}:{pr}"

@@ -48,6 +48,18 @@ class MullSettings(BaseSettings):
     agent_max_steps: int = Field(40, ge=1, description="Model requests one agent run may make.")
     agent_max_tokens: int = Field(400_000, ge=1000, description="Model tokens (in + out) one agent run may use.")
     command_timeout: int = Field(120, ge=1, description="Timeout of one command the agent runs, seconds.")
+    critique_model: str | None = Field(None, description="Model of the critique; defaults to MULL_LLM_MODEL.")
+    critique_command: str | None = Field(
+        None, description="A CLI critic instead of the builtin one: a template with {prompt_file}; prints JSON or "
+        "Markdown.")
+    critique_prompt_tokens: int = Field(24_000, ge=8_000, description="Token budget of the critique's prompt.")
+    critique_timeout: int = Field(600, ge=10, description="Wall-clock budget of one critique, seconds.")
+    critique_max_steps: int = Field(12, ge=1, description="Model requests one critique may make.")
+    critique_max_tokens: int = Field(200_000, ge=1000, description="Model tokens one critique may use.")
+    max_fix_rounds: int = Field(1, ge=0, le=5, description="Automatic revision rounds after a `fix` verdict.")
+    ci_fix_attempts: int = Field(2, ge=0, le=5, description="Automatic fix attempts per PR when its checks fail.")
+    revision_quiet: int = Field(
+        300, ge=0, description="Seconds after the last review event before a review-driven revision starts.")
     worker_jobs: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
     shutdown_wait: int = Field(
         0, ge=0, description="Seconds a stopping worker lets running jobs finish before cancelling them "

@@ -68,7 +68,7 @@ def test_labeled_issue_becomes_one_draft_pull_request(mull, github_double, scrip
     # The bot's own comments, labels and PR came back as webhooks; none started anything.
     github_double.hooks.wait_idle()
     time.sleep(1.5)
-    assert len([r for r in scripted_model.requests if r["turn"] == 0]) == 1
+    assert len([r for r in scripted_model.requests_for("SCRIPT-answer") if r["turn"] == 0]) == 1
     assert len(open_pulls(github_double)) == 1
 
 

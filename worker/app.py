@@ -9,13 +9,15 @@ from arq.connections import RedisSettings
 from arq.worker import func
 
 from bot import logs
-from bot.jobs import HANDLE_DELIVERY, QUEUE, SOLVE_ISSUE
+from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REVISE_PR, SOLVE_ISSUE
 from bot.settings import MullSettings
 from worker.agent.sandbox import check_bwrap
+from worker.critique_job import critique_pr
 from worker.github_app import GitHubApp
 from worker.handlers import handle_delivery
 from worker.liveness import Liveness
 from worker.repo_cache import RepoCache
+from worker.revise import revise_pr
 from worker.solve import solve_issue
 
 # Time for everything around the agent (fetch, push, PR) on top of its own wall-clock budget.
@@ -62,6 +64,10 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             func(handle_delivery, name=HANDLE_DELIVERY, timeout=120, max_tries=5),
             # keep_result=0: a finished run must not block the next label (arq refuses ids with a result).
             func(solve_issue, name=SOLVE_ISSUE, timeout=solve_timeout, keep_result=0, max_tries=5),
+            func(critique_pr, name=CRITIQUE_PR, timeout=settings.critique_timeout + SOLVE_OVERHEAD_S,
+                 keep_result=7 * 24 * 3600, max_tries=5),
+            # Many tries: a review-driven revision re-defers itself (arq Retry) until reviewers are quiet.
+            func(revise_pr, name=REVISE_PR, timeout=solve_timeout, keep_result=0, max_tries=200),
         ],
         queue_name=QUEUE,
         redis_settings=RedisSettings.from_dsn(redis_url),

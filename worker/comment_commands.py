@@ -14,7 +14,16 @@ from typing import Any
 from arq.jobs import Job, JobStatus
 
 from bot import commands, keys
-from bot.jobs import branch_name, solve_job_id
+from bot.jobs import (
+    CRITIQUE_PR,
+    REVISE_PR,
+    CritiqueRequest,
+    ReviseRequest,
+    branch_name,
+    critique_job_id,
+    revise_job_id,
+    solve_job_id,
+)
 from bot.settings import MullSettings
 from worker import trigger
 from worker.events import TRIGGER_ROLES, Event, once, permission
@@ -176,4 +185,28 @@ async def queued_ahead(ctx: dict[str, Any], repo_id: int, issue: int) -> int:
     return ahead
 
 
-VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue}
+async def do_revise(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    if not target.is_pull or target.issue is None:
+        return Outcome(False, "`/mull revise` works on a pull request Mull opened.")
+    notes = f"@{event.sender} asks: {command.args}" if command.args else "Look over the pull request again."
+    job = await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+        installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=target.number,
+        reason="command", notes=notes, requested_by=event.sender),
+        _job_id=revise_job_id(event.repo_id, target.number, f"command-{event.delivery.guid}"))
+    return Outcome(job is not None)
+
+
+async def do_critique(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    if not target.is_pull or target.issue is None:
+        return Outcome(False, "`/mull critique` works on a pull request Mull opened.")
+    owner, name = event.owner_name()
+    pull: Any = (await event.gh.rest.pulls.async_get(owner, name, target.number)).json()
+    job = await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
+        installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=target.number,
+        head_sha=pull["head"]["sha"], force=True),
+        _job_id=critique_job_id(event.repo_id, target.number, pull["head"]["sha"]) + f":again:{event.delivery.guid}")
+    return Outcome(job is not None)
+
+
+VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue,
+                          "revise": do_revise, "critique": do_critique}

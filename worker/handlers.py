@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from bot.jobs import Delivery
-from worker import comment_commands, failures, trigger
+from worker import comment_commands, failures, pull_events, trigger
 from worker.events import Event
 from worker.github_app import GitHubApp
 
@@ -23,9 +23,17 @@ ROUTES: dict[str, Handler] = {
     "issues.labeled": trigger.on_labeled,
     "issue_comment.created": comment_commands.on_comment,
     "issue_comment.edited": comment_commands.on_comment,
-    "pull_request_review_comment.created": comment_commands.on_comment,
-    "pull_request_review_comment.edited": comment_commands.on_comment,
+    "pull_request_review_comment.created": pull_events.on_review_comment,
+    "pull_request_review_comment.edited": pull_events.on_review_comment,
+    "pull_request_review.submitted": pull_events.on_review,
+    "pull_request.opened": pull_events.on_pull_request,
+    "pull_request.synchronize": pull_events.on_pull_request,
+    "pull_request.reopened": pull_events.on_pull_request,
+    "check_suite.completed": pull_events.on_check_suite,
 }
+
+# Mull's own pushes and pull requests need a critique like anyone's; every other own event is ignored.
+OWN_EVENTS_HANDLED = frozenset({"pull_request.opened", "pull_request.synchronize", "pull_request.reopened"})
 
 
 async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
@@ -45,7 +53,7 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
         async with gh:  # one HTTP connection pool for the whole job, not one per request
             bot = await app.identity(gh)
             event = Event(delivery, payload, gh, bot, log)
-            if event.sender == bot.login:
+            if event.sender == bot.login and name not in OWN_EVENTS_HANDLED:
                 log.debug("delivery ignored", reason="sent by mull itself")
                 return "own event"
             return await handler(ctx, event)

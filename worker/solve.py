@@ -14,7 +14,7 @@ from typing import Any
 from githubkit import GitHub
 
 from bot import keys
-from bot.jobs import SolveRequest, branch_name
+from bot.jobs import CRITIQUE_PR, CritiqueRequest, SolveRequest, branch_name, critique_job_id
 from bot.logs import scrub
 from bot.settings import MullSettings
 from worker import failures, labels, pull_requests
@@ -88,6 +88,10 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
         await labels.move(gh, request.repo, request.issue, to=None)
         await status.write(state, settings.label, _outcome(result))
         log.info("pull request ready", pr=pr.number, created=pr.created, sha=pushed)
+        if pushed:  # the webhook for this head would queue it too; the job id makes that the same job
+            await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
+                installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=pr.number,
+                head_sha=pushed), _job_id=critique_job_id(request.repo_id, pr.number, pushed))
         return f"#{pr.number}"
     except Exception as exc:  # the job's boundary: say what failed where the user looks, then let arq see it
         if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:

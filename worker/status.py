@@ -39,15 +39,19 @@ class RunState:
     trigger: str = ""
     pr: int | None = None
     pushed_sha: str | None = None  # last commit Mull pushed for ``trigger``; a rerun resumes from it
+    note: str = ""  # what the last step said (a budget that ran out, why it failed)
+    critique: str = ""  # the latest critique's one-line outcome
 
     def begin(self, trigger: str) -> RunState:
         """A new trigger is a new revision; the same trigger (a rerun after a crash) is the same one."""
         if trigger == self.trigger and self.revision:
             return self
-        return replace(self, revision=self.revision + 1, trigger=trigger, pushed_sha=None)
+        return replace(self, revision=self.revision + 1, trigger=trigger, pushed_sha=None, note="", critique="")
 
     def marker(self) -> str:
-        return f"{MARKER}{json.dumps(asdict(self), separators=(',', ':'))} -->"
+        # Escaped so that no text inside can close the HTML comment early; json.loads reads it back.
+        data = json.dumps(asdict(self), separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
+        return f"{MARKER}{data} -->"
 
     @classmethod
     def from_body(cls, issue: int, body: str) -> RunState | None:
@@ -57,12 +61,13 @@ class RunState:
         try:
             data = json.loads(found.group(1))
             return cls(issue=issue, phase=Phase(data.get("phase", "queued")), revision=int(data.get("revision", 0)),
-                       trigger=str(data.get("trigger", "")), pr=data.get("pr"), pushed_sha=data.get("pushed_sha"))
+                       trigger=str(data.get("trigger", "")), pr=data.get("pr"), pushed_sha=data.get("pushed_sha"),
+                       note=str(data.get("note", "")), critique=str(data.get("critique", "")))
         except (ValueError, TypeError):
             return None
 
 
-def render(state: RunState, label: str, detail: str = "") -> str:
+def render(state: RunState, label: str) -> str:
     """The comment's visible text for a state."""
     revision = f" (revision {state.revision})" if state.revision > 1 else ""
     retry = f"To try again, remove the `{label}` label and add it back."
@@ -74,8 +79,10 @@ def render(state: RunState, label: str, detail: str = "") -> str:
         Phase.FAILED: f"❌ **Mull** could not finish this issue{revision}.",
     }
     parts = [heads[state.phase]]
-    if detail:
-        parts.append(detail)
+    if state.note:
+        parts.append(state.note)
+    if state.critique and state.phase is Phase.PR_OPENED:
+        parts.append(f"**Critique:** {state.critique}")
     if state.phase is Phase.FAILED:
         parts.append(retry)
     parts.append(state.marker())
@@ -128,9 +135,11 @@ class StatusComment:
                 return
             page += 1
 
-    async def write(self, state: RunState, label: str, detail: str = "") -> None:
-        """Edit the comment in place, creating it the first time."""
-        body = render(state, label, detail)
+    async def write(self, state: RunState, label: str, detail: str | None = None) -> None:
+        """Edit the comment in place, creating it the first time; ``detail`` replaces the state's note."""
+        if detail is not None:
+            state = replace(state, note=detail)
+        body = render(state, label)
         self.state = state
         if self.comment_id is not None:
             try:

@@ -1,0 +1,227 @@
+"""The ``critique_pr`` job: one critique per head commit of a Mull pull request, and what its verdict means.
+
+The job id carries the head SHA, and the critique comment's marker records the SHA it reviewed, so
+redeliveries, reruns and both triggers (Mull's own push and the ``synchronize`` webhook) give one critique
+per commit, edited into the same comment. ``pass`` lets the PR leave draft once its checks allow; ``fix``
+starts a bounded number of automatic revision rounds, after which the PR goes to humans with the
+findings still listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+
+from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, issue_of_branch, revise_job_id
+from bot.settings import MullSettings
+from worker import failures, readiness
+from worker.agent.base import Budget
+from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
+from worker.branch_work import sandbox_for
+from worker.critique.comment import MARKER_PREFIX, parse_marker, render_comment, render_failure
+from worker.critique.diff import GIT_DIFF_ARGS, from_git_diff
+from worker.critique.prompt import build_within_budget
+from worker.critique.review import split_findings
+from worker.critique.run import CritiqueFailed, CritiqueTask, make_critic
+from worker.critique.schema import Critique
+from worker.github_app import GitHubApp
+from worker.pull_state import FIX_ROUNDS, PullState
+from worker.repo_cache import RepoCache, git
+from worker.status import StatusComment
+
+
+def critique_budget(settings: MullSettings) -> Budget:
+    return Budget(seconds=settings.critique_timeout, steps=settings.critique_max_steps,
+                  tokens=settings.critique_max_tokens, command_seconds=settings.command_timeout)
+
+
+async def critique_pr(ctx: dict[str, Any], request: CritiqueRequest) -> str:
+    gh = ctx["github"].installation(request.installation_id, request.repo_id)
+    async with gh:
+        try:
+            return await _critique(ctx, request, gh)
+        except Exception as exc:  # job boundary: retry what GitHub may answer later, fail the rest loudly
+            if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
+                raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
+            raise
+
+
+async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -> str:
+    settings: MullSettings = ctx["settings"]
+    app: GitHubApp = ctx["github"]
+    cache: RepoCache = ctx["repos"]
+    log = ctx["log"].bind(job_id=ctx.get("job_id"), repo=request.repo, pr=request.pr, sha=request.head_sha)
+    owner, name = request.repo.split("/", 1)
+    pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
+    if pull["state"] != "open" or pull["head"]["sha"] != request.head_sha:
+        return "superseded"  # a newer head has (or will have) its own critique
+    bot = await app.identity(gh)
+    comment_id, previous = await find_comment(gh, request.repo, request.pr, bot.login)
+    if previous is not None and previous.sha == request.head_sha and not request.force:
+        return "already critiqued"
+    repo = pull["base"]["repo"]
+    mirror = await cache.fetch(request.repo_id, repo["clone_url"], await app.token(gh))
+    base = (await git("merge-base", f"refs/remotes/origin/{pull['base']['ref']}", request.head_sha,
+                      cwd=mirror)).strip()
+    files = from_git_diff(await git(*GIT_DIFF_ARGS, base, request.head_sha, cwd=mirror))
+    instructions = await _instructions_at(mirror, base)  # the base's: a PR must not steer its own critic
+    prompt, selection = build_within_budget(request.repo, request.pr, pull["title"], pull.get("body") or "",
+                                            files, instructions, budget_tokens=settings.critique_prompt_tokens)
+    async with cache.worktree(request.repo_id, f"{request.repo_id}-pr{request.pr}-critique",
+                              request.head_sha) as tree:
+        critic = make_critic(settings.critique_command, settings.llm_base_url,
+                             settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+                             settings.critique_model or settings.llm_model)
+        log.info("critique starting", files=len(files), reviewed=len(selection.included))
+        outcome = await critic.critique(CritiqueTask(prompt=prompt, worktree=tree.path, files=files,
+                                                     sandbox=sandbox_for(settings, tree)), critique_budget(settings))
+    if isinstance(outcome, CritiqueFailed):
+        log.warning("critique failed", reason=outcome.reason)
+        await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
+                                                                                     request.head_sha))
+        await _status_line(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
+                                                        f"{outcome.reason}.")
+        return "critique failed"
+    critique = outcome.critique
+    next_step = await _verdict(ctx, gh, request, pull, critique, log)
+    await write_comment(gh, request.repo, request.pr, comment_id,
+                        render_comment(critique, request.head_sha, selection, next_step))
+    await _post_inline(gh, request, critique, files, bot.login, log)
+    await _status_line(ctx, gh, request, bot.login, f"Critique of #{request.pr}: **{critique.verdict}**, review "
+                                                    f"effort {critique.effort}/5. {next_step}")
+    log.info("critique done", verdict=critique.verdict, effort=critique.effort, findings=len(critique.findings))
+    return critique.verdict
+
+
+async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, critique: Critique,
+                   log: Any) -> str:
+    """Act on the verdict; return the line the comment shows about what happens next."""
+    settings: MullSettings = ctx["settings"]
+    if critique.verdict == "fix":
+        spent = await PullState(ctx["redis"], request.repo_id, request.pr).spend(FIX_ROUNDS, settings.max_fix_rounds)
+        if spent is not None:
+            notes = findings_for_agent(critique)
+            await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+                installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo,
+                pr=request.pr, reason="critique", notes=notes, requested_by=""),
+                _job_id=revise_job_id(request.repo_id, request.pr, f"critique-{request.head_sha[:12]}"))
+            return f"Verdict `fix`: automatic revision round {spent} of {settings.max_fix_rounds} started."
+        handed = (f"Verdict `fix`, and the {settings.max_fix_rounds} automatic revision round(s) are used up: "
+                  "over to human review, with the findings above still open.")
+        return handed + await _release(gh, request, pull, log)
+    return "Verdict `pass`." + await _release(gh, request, pull, log)
+
+
+async def _release(gh: GitHub, request: CritiqueRequest, pull: Any, log: Any) -> str:
+    checks = await readiness.checks_state(gh, request.repo, request.head_sha)
+    if checks in ("passed", "none"):
+        if await readiness.mark_ready(gh, pull):
+            log.info("marked ready for review")
+        return " Ready for review."
+    if checks == "pending":
+        return " It leaves draft once its checks pass."
+    return " Its checks are failing, so it stays a draft."
+
+
+async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, bot_login: str, log: Any) -> str:
+    """After checks complete: leave draft when the current head's critique allows it."""
+    owner, name = repo.split("/", 1)
+    pull: Any = (await gh.rest.pulls.async_get(owner, name, pr)).json()
+    _, marker = await find_comment(gh, repo, pr, bot_login)
+    if marker is None or marker.sha != pull["head"]["sha"] or marker.verdict == "failed":
+        return "no critique of this head yet"
+    if marker.verdict == "fix":
+        settings: MullSettings = ctx["settings"]
+        rounds = await PullState(ctx["redis"], int(pull["base"]["repo"]["id"]), pr).count(FIX_ROUNDS)
+        if rounds < settings.max_fix_rounds:
+            return "a fix round is pending"
+    if await readiness.checks_state(gh, repo, pull["head"]["sha"]) in ("passed", "none"):
+        if await readiness.mark_ready(gh, pull):
+            log.info("marked ready for review after checks passed", pr=pr)
+        return "ready"
+    return "checks not green"
+
+
+def findings_for_agent(critique: Critique) -> str:
+    lines = ["The automatic critique of this pull request found problems to fix:", ""]
+    for n, f in enumerate(critique.findings, start=1):
+        lines.append(f"{n}. {f.path} lines {f.start_line}-{f.end_line} ({f.severity}): {f.title}. "
+                     f"Why: {f.why} Suggested fix: {f.suggestion}")
+    for risk in critique.security:
+        lines.append(f"- Security: {risk}")
+    return "\n".join(lines)
+
+
+async def find_comment(gh: GitHub, repo: str, pr: int, bot_login: str) -> tuple[int | None, Any]:
+    """Mull's critique comment on the PR (id and marker), if there is one."""
+    owner, name = repo.split("/", 1)
+    page = 1
+    while True:
+        batch: Any = (await gh.rest.issues.async_list_comments(owner, name, pr, per_page=100, page=page)).json()
+        for comment in batch:
+            if (comment.get("user") or {}).get("login") == bot_login and MARKER_PREFIX in (comment.get("body") or ""):
+                return int(comment["id"]), parse_marker(comment["body"])
+        if len(batch) < 100:
+            return None, None
+        page += 1
+
+
+async def write_comment(gh: GitHub, repo: str, pr: int, comment_id: int | None, body: str) -> None:
+    owner, name = repo.split("/", 1)
+    if comment_id is not None:
+        try:
+            await gh.rest.issues.async_update_comment(owner, name, comment_id, body=body)
+            return
+        except RequestFailed as exc:
+            if exc.response.status_code != 404:
+                raise
+    await gh.rest.issues.async_create_comment(owner, name, pr, body=body)
+
+
+async def _post_inline(gh: GitHub, request: CritiqueRequest, critique: Critique, files: Any, bot_login: str,
+                       log: Any) -> None:
+    """Findings on changed lines become one review with inline comments, once per head commit."""
+    split = split_findings(critique, files)
+    if not split.inline:
+        return
+    owner, name = request.repo.split("/", 1)
+    reviews: Any = (await gh.rest.pulls.async_list_reviews(owner, name, request.pr, per_page=100)).json()
+    if any((r.get("user") or {}).get("login") == bot_login and r.get("commit_id") == request.head_sha
+           for r in reviews):
+        return
+    try:
+        await gh.rest.pulls.async_create_review(owner, name, request.pr, commit_id=request.head_sha, event="COMMENT",
+                                                body="Mull critique: findings on changed lines.",
+                                                comments=list(split.inline))  # type: ignore[arg-type]
+    except RequestFailed as exc:
+        if exc.response.status_code != 422:
+            raise
+        log.warning("inline comments refused; they stay in the critique comment", error=str(exc)[:200])
+
+
+async def _instructions_at(mirror: Any, commit: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for path in INSTRUCTION_FILES:
+        text = await git("show", f"{commit}:{path}", cwd=mirror, check=False)
+        if text:
+            found[path] = text[:INSTRUCTION_LIMIT]
+    return found
+
+
+async def _status_line(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest | Any, bot_login: str,
+                       line: str) -> None:
+    """Add the critique's outcome to the issue's status comment (queued → working → PR → critique)."""
+    owner, name = request.repo.split("/", 1)
+    pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
+    issue = issue_of_branch(pull["head"]["ref"])
+    if issue is None:
+        return
+    settings: MullSettings = ctx["settings"]
+    status = StatusComment(gh, request.repo, request.repo_id, issue, bot_login, ctx["redis"])
+    state = await status.load()
+    if status.comment_id is None:
+        return
+    await status.write(replace(state, critique=line), settings.label)

@@ -1,0 +1,110 @@
+"""Webhooks about Mull's pull requests: new heads get critiqued, reviews and failing checks get revisions.
+
+Only pull requests from ``mull/issue-N`` branches are Mull's; everything else is left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.jobs import (
+    CRITIQUE_PR,
+    REVISE_PR,
+    CritiqueRequest,
+    ReviseRequest,
+    critique_job_id,
+    issue_of_branch,
+    revise_job_id,
+)
+from bot.settings import MullSettings
+from worker import comment_commands, readiness
+from worker.critique_job import maybe_release
+from worker.events import Event
+from worker.pull_state import CI_ATTEMPTS, PullState
+
+FAILED_SUITE = frozenset({"failure", "timed_out", "action_required", "startup_failure"})
+
+
+async def queue_critique(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> bool:
+    job = await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
+        installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, head_sha=sha),
+        _job_id=critique_job_id(event.repo_id, pr, sha))
+    return job is not None
+
+
+async def on_pull_request(ctx: dict[str, Any], event: Event) -> str:
+    """opened / synchronize / reopened, from Mull's own pushes as much as from people's."""
+    pull = event.payload["pull_request"]
+    if issue_of_branch(pull["head"]["ref"]) is None or pull.get("state") != "open":
+        return "not a Mull pull request"
+    queued = await queue_critique(ctx, event, int(pull["number"]), pull["head"]["sha"])
+    return "critique queued" if queued else "critique already queued"
+
+
+async def on_check_suite(ctx: dict[str, Any], event: Event) -> str:
+    suite = event.payload["check_suite"]
+    if issue_of_branch(suite.get("head_branch") or "") is None:
+        return "not a Mull branch"
+    pulls = suite.get("pull_requests") or []
+    if not pulls:
+        return "no pull request"
+    pr = int(pulls[0]["number"])
+    if suite.get("conclusion") in FAILED_SUITE:
+        return await _fix_ci(ctx, event, pr, suite["head_sha"])
+    return await maybe_release(ctx, event.gh, event.repo_name, pr, event.bot.login, event.log)
+
+
+async def _fix_ci(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> str:
+    settings: MullSettings = ctx["settings"]
+    owner, name = event.owner_name()
+    pull: Any = (await event.gh.rest.pulls.async_get(owner, name, pr)).json()
+    if pull["head"]["sha"] != sha:
+        return "superseded"
+    spent = await PullState(ctx["redis"], event.repo_id, pr).spend(CI_ATTEMPTS, settings.ci_fix_attempts)
+    if spent is None:
+        await event.gh.rest.issues.async_create_comment(owner, name, pr, body=(
+            f"Checks still fail on `{sha[:12]}` after {settings.ci_fix_attempts} automatic fix attempt(s); "
+            "Mull stops here and leaves this pull request to you."))
+        return "ci attempts used up"
+    notes = await readiness.failing_checks(event.gh, event.repo_name, sha)
+    await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+        installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="ci",
+        notes=f"Fix attempt {spent} of {settings.ci_fix_attempts}.\n\n{notes or 'The checks failed.'}",
+        requested_by=""), _job_id=revise_job_id(event.repo_id, pr, f"ci-{sha[:12]}"))
+    return "ci fix queued"
+
+
+async def on_review(ctx: dict[str, Any], event: Event) -> str:
+    """A person reviewed a Mull PR: changes requested, or comments. Revise once they have been quiet a while."""
+    if event.sender_is_bot:
+        return "bot review"
+    pull = event.payload["pull_request"]
+    if issue_of_branch(pull["head"]["ref"]) is None:
+        return "not a Mull pull request"
+    review = event.payload.get("review") or {}
+    if event.delivery.event == "pull_request_review" and review.get("state") not in ("changes_requested",
+                                                                                      "commented"):
+        return "nothing to revise"
+    settings: MullSettings = ctx["settings"]
+    pr = int(pull["number"])
+    await PullState(ctx["redis"], event.repo_id, pr).touch_review()
+    await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+        installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="review",
+        notes=_review_body(review), requested_by=event.sender),
+        _job_id=revise_job_id(event.repo_id, pr, "review"), _defer_by=settings.revision_quiet)
+    return "revision scheduled"
+
+
+async def on_review_comment(ctx: dict[str, Any], event: Event) -> str:
+    """A review comment is either a ``/mull`` command or review feedback."""
+    handled = await comment_commands.on_comment(ctx, event)
+    if handled != "no command":
+        return handled
+    if event.payload.get("action") != "created":
+        return "edited review comment"
+    return await on_review(ctx, event)
+
+
+def _review_body(review: dict[str, Any]) -> str:
+    body = (review.get("body") or "").strip()
+    return f"The review says:\n{body}" if body and review.get("state") == "changes_requested" else ""

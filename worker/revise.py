@@ -1,0 +1,117 @@
+"""The ``revise_pr`` job: the agent revises a Mull pull request on its own branch.
+
+Reasons: a ``fix`` critique, a human review (debounced: it waits until reviewers have been quiet for a
+while, so a burst of comments gives one revision), failing checks, or ``/mull revise``. After pushing, it
+answers each review thread it addressed with the commit, and the new head gets its own critique.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from arq import Retry
+from githubkit import GitHub
+
+from bot.jobs import CRITIQUE_PR, CritiqueRequest, ReviseRequest, critique_job_id, issue_of_branch
+from bot.settings import MullSettings
+from worker import failures
+from worker.agent.base import AgentResult
+from worker.agent.prompt import build_prompt, read_instructions
+from worker.branch_work import run_on_branch
+from worker.critique_job import _status_line
+from worker.github_app import GitHubApp
+from worker.pull_state import PullState
+
+THREADS = """query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) { pullRequest(number: $number) {
+    reviewThreads(first: 100) { nodes { id isResolved isOutdated path line
+      comments(first: 50) { nodes { id databaseId body author { login } } } } } } } }"""
+
+REASON_TITLES = {"critique": "the critique's findings", "review": "review comments", "ci": "failing checks",
+                 "command": "`/mull revise`"}
+
+
+async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
+    gh = ctx["github"].installation(request.installation_id, request.repo_id)
+    async with gh:
+        try:
+            return await _revise(ctx, request, gh)
+        except Exception as exc:  # job boundary
+            if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
+                raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
+            raise
+
+
+async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> str:
+    settings: MullSettings = ctx["settings"]
+    app: GitHubApp = ctx["github"]
+    log = ctx["log"].bind(job_id=ctx.get("job_id"), repo=request.repo, pr=request.pr, reason=request.reason)
+    if request.reason == "review":
+        last = await PullState(ctx["redis"], request.repo_id, request.pr).last_review()
+        quiet_left = settings.revision_quiet - (time.time() - last)
+        if quiet_left > 0:  # reviewers are still at it: wait for the burst to end
+            raise Retry(defer=timedelta(seconds=quiet_left + 0.2))
+    owner, name = request.repo.split("/", 1)
+    pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
+    issue_number = issue_of_branch(pull["head"]["ref"])
+    if pull["state"] != "open" or issue_number is None:
+        return "not an open Mull pull request"
+    bot = await app.identity(gh)
+    notes, threads = request.notes, []
+    if request.reason == "review":
+        threads = await open_threads(gh, request.repo, request.pr, bot.login)
+        if not threads and not notes:
+            return "nothing to address"
+        notes = "\n".join(filter(None, [notes, render_threads(threads)]))
+    issue: Any = (await gh.rest.issues.async_get(owner, name, issue_number)).json()
+    extra = (f"This is a revision of pull request #{request.pr}, which already holds earlier work on this issue. "
+             f"Address {REASON_TITLES.get(request.reason, request.reason)}:\n\n{notes}")
+    run = await run_on_branch(
+        ctx, gh, pull["head"]["repo"], pull["head"]["ref"],
+        prompt_for=lambda tree: build_prompt(request.repo, issue_number, issue.get("title", ""),
+                                             issue.get("body") or "", read_instructions(tree), extra=extra),
+        message_for=lambda result: _message(request, result), bot=bot, log=log)
+    if run.sha is None:
+        await _status_line(ctx, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
+                                                        f"#{request.pr} changed nothing.")
+        return "no changes"
+    for thread in threads:
+        first = thread["comments"]["nodes"][0]
+        await gh.rest.pulls.async_create_reply_for_review_comment(
+            owner, name, request.pr, int(first["databaseId"]), body=f"Addressed in {run.sha}.")
+    await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
+        installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
+        head_sha=run.sha), _job_id=critique_job_id(request.repo_id, request.pr, run.sha))
+    await _status_line(ctx, gh, request, bot.login,
+                       f"Revised #{request.pr} for {REASON_TITLES[request.reason]} in `{run.sha[:12]}`.")
+    log.info("revision pushed", sha=run.sha, threads=len(threads))
+    return run.sha
+
+
+async def open_threads(gh: GitHub, repo: str, pr: int, bot_login: str) -> list[dict[str, Any]]:
+    """Unresolved review threads started by someone other than Mull."""
+    owner, name = repo.split("/", 1)
+    data: Any = await gh.async_graphql(THREADS, {"owner": owner, "name": name, "number": pr})
+    nodes = data["repository"]["pullRequest"]["reviewThreads"]["nodes"]
+    return [t for t in nodes if not t["isResolved"] and t["comments"]["nodes"]
+            and (t["comments"]["nodes"][0].get("author") or {}).get("login") not in (bot_login, bot_login[:-5])]
+
+
+def render_threads(threads: list[dict[str, Any]]) -> str:
+    parts = []
+    for n, thread in enumerate(threads, start=1):
+        talk = "\n".join(f"   - {(c.get('author') or {}).get('login')}: {c['body']}"
+                         for c in thread["comments"]["nodes"])
+        parts.append(f"{n}. {thread['path']} line {thread.get('line')}:\n{talk}")
+    return "Unresolved review threads:\n" + "\n".join(parts)
+
+
+def _message(request: ReviseRequest, result: AgentResult) -> str:
+    lines = [f"Revise #{request.pr}: address {REASON_TITLES.get(request.reason, request.reason)}"]
+    if result.budget_tripped:
+        lines += ["", f"Work in progress: the {result.budget_tripped} budget ran out."]
+    if request.requested_by:
+        lines += ["", f"Requested by @{request.requested_by}."]
+    return "\n".join(lines) + "\n"
