@@ -23,7 +23,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
+from githubkit.compat import type_validate_python
 from githubkit.exception import PrimaryRateLimitExceeded, RequestFailed
+from githubkit_schemas.latest import models as gk
 from openai import AsyncOpenAI
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,10 +33,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 try:  # pytest's default import mode puts tests/ (it has no __init__.py) on sys.path
-    from doubles import fixtures, github, server
+    from doubles import fixtures, github, github_http, server
 except ModuleNotFoundError:  # tests/ became a package; imported by name so mypy sees one module path
-    fixtures, github, server = (importlib.import_module(f"tests.doubles.{name}")  # type: ignore[assignment]
-                                for name in ("fixtures", "github", "server"))
+    fixtures, github, github_http, server = (  # type: ignore[assignment]
+        importlib.import_module(f"tests.doubles.{name}") for name in ("fixtures", "github", "github_http", "server"))
 
 app_keypair, github_double = fixtures.app_keypair, fixtures.github_double  # fixtures, for pytest to find
 scripted_model = fixtures.scripted_model
@@ -418,6 +420,311 @@ def test_githubkit_installation_client(github_double, app_keypair):
         # the payload's pull_request object is the REST one that parsed above.
         if delivery.event != "pull_request":
             GitHub.webhooks.parse(delivery.event, delivery.body)
+
+
+# -- GitHub double: code review, CI and the backlog ------------------------------------------------
+
+LONG = "".join(f"x{i} = {i}\n" for i in range(1, 31))
+# Line 2 changed, lines 29-30 deleted: hunks cover RIGHT lines 1-5 and 26-28, LEFT lines 1-5 and 26-30.
+FEAT = LONG.replace("x2 = 2\n", "x2 = 22\n").replace("x29 = 29\nx30 = 30\n", "")
+THREADS = """query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) { pullRequest(number: $number) { reviewThreads(first: 100) {
+    nodes { id isResolved isOutdated path line comments(first: 50) { nodes { id databaseId body author { login } } } }
+  } } } }"""
+
+
+def valid(model: object, data: object) -> None:
+    """Validate against githubkit's model, as ``response.parsed_data`` would."""
+    type_validate_python(model, data)
+
+
+def open_pull(gh: github.GitHubDouble, http: httpx.Client, branch: str = "feat", files: dict | None = None,
+              body: str = "") -> dict:
+    """The bot opens a PR from ``branch`` (forked from main) changing src/long.py (or ``files``)."""
+    gh.commit_files(REPO, branch, files or {"src/long.py": FEAT}, "Change long", base="main")
+    created = http.post(f"/repos/{REPO}/pulls", json={"title": "Change", "head": branch, "base": "main",
+                                                      "body": body})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def test_pull_files_diff_and_compare(github_double, app_keypair):
+    gh = github_double
+    gh.commit_files(REPO, "main", {"src/long.py": LONG, "old.txt": "same\n" * 5, "gone.txt": "bye\n"}, "Seed")
+    files = {"src/long.py": FEAT, "logo.png": b"\x89PNG\x00\x01", "old.txt": None, "renamed.txt": "same\n" * 5,
+             "gone.txt": None, "new.txt": "n\n"}
+    with client(gh, mint(gh, app_keypair[0])) as http:
+        pr = open_pull(gh, http, files=files)
+        n = pr["number"]
+        assert (pr["commits"], pr["changed_files"], pr["additions"], pr["deletions"]) == (1, 5, 2, 4)
+        first = http.get(f"/repos/{REPO}/pulls/{n}/files", params={"per_page": 3})
+        assert 'rel="next"' in first.headers["link"]
+        listed = first.json() + http.get(f"/repos/{REPO}/pulls/{n}/files", params={"per_page": 3, "page": 2}).json()
+        valid(list[gk.DiffEntry], listed)
+        by_name = {f["filename"]: f for f in listed}
+        assert {k: (f["status"], f["changes"]) for k, f in by_name.items()} == {
+            "gone.txt": ("removed", 1), "logo.png": ("added", 0), "new.txt": ("added", 1),
+            "renamed.txt": ("renamed", 0), "src/long.py": ("modified", 4)}
+        assert "patch" not in by_name["logo.png"] and by_name["renamed.txt"]["previous_filename"] == "old.txt"
+        assert by_name["new.txt"]["patch"] == "@@ -0,0 +1 @@\n+n"
+        assert by_name["src/long.py"]["patch"].startswith("@@ -1,5 +1,5 @@\n x1 = 1\n-x2 = 2\n+x2 = 22\n")
+
+        diff = http.get(f"/repos/{REPO}/pulls/{n}", headers={"Accept": "application/vnd.github.diff"})
+        assert diff.text.startswith("diff --git a/gone.txt b/gone.txt") and "+x2 = 22\n" in diff.text
+        assert "Binary files /dev/null and b/logo.png differ" in diff.text
+
+        gh.commit_files(REPO, "main", {"README.md": "# moved on\n"}, "Main moves")
+        compared = http.get(f"/repos/{REPO}/compare/main...feat").json()
+        valid(gk.CommitComparison, compared)
+        assert (compared["status"], compared["ahead_by"], compared["behind_by"]) == ("diverged", 1, 1)
+        assert [c["commit"]["message"] for c in compared["commits"]] == ["Change long"]
+        assert sorted(f["filename"] for f in compared["files"]) == sorted(by_name)  # three-dot: main's move unseen
+        assert [f["filename"] for f in http.get(f"/repos/{REPO}/pulls/{n}/files").json()] == list(by_name)
+        commits = http.get(f"/repos/{REPO}/pulls/{n}/commits").json()
+        valid(list[gk.Commit], commits)
+        assert [c["sha"] for c in commits] == [gh.branch_sha(REPO, "feat")]
+
+
+def test_review_comments_must_sit_on_the_diff(github_double, app_keypair):
+    gh = github_double
+    gh.commit_files(REPO, "main", {"src/long.py": LONG}, "Seed")
+    with client(gh, mint(gh, app_keypair[0])) as http:
+        n = open_pull(gh, http)["number"]
+        url = f"/repos/{REPO}/pulls/{n}/reviews"
+
+        def review(*comments: dict, event: str = "COMMENT") -> httpx.Response:
+            specs = [{"path": "src/long.py", "body": "note", **c} for c in comments]
+            return http.post(url, json={"event": event, "body": "Critique", "comments": specs})
+
+        accepted = review({"line": 2}, {"line": 3}, {"line": 28, "start_line": 26}, {"line": 30, "side": "LEFT"})
+        assert accepted.status_code == 200, accepted.text
+        valid(gk.PullRequestReview, accepted.json())
+        assert accepted.json()["state"] == "COMMENTED" and accepted.json()["user"]["login"] == "mull-test[bot]"
+        for bad in ({"line": 15}, {"line": 29}, {"line": 2, "side": "LEFT", "start_line": 30, "start_side": "LEFT"},
+                    {"line": 27, "start_line": 3}, {"line": 1, "path": "README.md"}):
+            rejected = review({"line": 2}, bad)
+            assert rejected.status_code == 422, bad
+            assert rejected.json()["message"] == "Unprocessable Entity"
+        assert review({"line": 15}).json()["errors"] == ["Line could not be resolved"]
+        assert review({"line": 29}).json()["errors"] == ["Line could not be resolved"]  # deleted: LEFT only
+        assert len(gh.reviews(REPO, n)) == 1 and len(gh.review_comments(REPO, n)) == 4  # all-or-nothing
+        own = http.post(url, json={"event": "REQUEST_CHANGES", "body": "No"})
+        assert own.json()["errors"] == ["Review Can not request changes on your own pull request"]
+
+        listed = http.get(f"/repos/{REPO}/pulls/{n}/comments").json()
+        valid(list[gk.PullRequestReviewComment], listed)
+        assert [(c["line"], c["side"], c["start_line"]) for c in listed] == [
+            (2, "RIGHT", None), (3, "RIGHT", None), (28, "RIGHT", 26), (30, "LEFT", None)]
+        first = listed[0]
+        assert first["pull_request_review_id"] == accepted.json()["id"] and "in_reply_to_id" not in first
+        assert first["diff_hunk"] == "@@ -1,5 +1,5 @@\n x1 = 1\n-x2 = 2\n+x2 = 22"
+        assert first["commit_id"] == gh.branch_sha(REPO, "feat") and first["user"]["type"] == "Bot"
+        replied = http.post(f"/repos/{REPO}/pulls/{n}/comments/{first['id']}/replies", json={"body": "Also"})
+        assert replied.status_code == 201
+        assert (replied.json()["in_reply_to_id"], replied.json()["line"]) == (first["id"], 2)
+        edited = http.patch(f"/repos/{REPO}/pulls/comments/{replied.json()['id']}", json={"body": "Edited"})
+        assert edited.json()["body"] == "Edited"
+        assert http.delete(f"/repos/{REPO}/pulls/comments/{listed[1]['id']}").status_code == 204
+        assert http.get(f"/repos/{REPO}/pulls/comments/{listed[1]['id']}").status_code == 404
+        assert [r["state"] for r in http.get(url).json()] == ["COMMENTED", "COMMENTED"]  # a reply is a review
+    gh.hooks.wait_idle()
+    assert [(d.event, d.action) for d in gh.deliveries[1:]] == [
+        ("pull_request_review", "submitted"), *[("pull_request_review_comment", "created")] * 4,
+        ("pull_request_review_comment", "created"), ("pull_request_review", "submitted"),
+        ("pull_request_review_comment", "edited"), ("pull_request_review_comment", "deleted")]
+    submitted = gh.deliveries[1]
+    assert submitted.payload["review"]["state"] == "commented" and submitted.payload["sender"]["type"] == "Bot"
+    assert submitted.payload["pull_request"]["number"] == n
+    GitHub.webhooks.parse("pull_request_review", submitted.body)
+    GitHub.webhooks.parse("pull_request_review_comment", gh.deliveries[2].body)
+
+
+def test_people_review_threads_and_graphql(github_double, app_keypair):
+    gh = github_double
+    gh.commit_files(REPO, "main", {"src/long.py": LONG}, "Seed")
+    gh.set_permission(REPO, "alice", "write")
+    with client(gh, mint(gh, app_keypair[0])) as http:
+        pr = open_pull(gh, http)
+        n = pr["number"]
+        review = gh.review(REPO, n, "alice", body="Please fix", comments=[
+            ("src/long.py", 2, "Why 22?"), {"path": "src/long.py", "line": 30, "side": "LEFT", "body": "Keep"}])
+        assert review.state == "CHANGES_REQUESTED"
+        assert [(d.event, d.action) for d in gh.deliveries[-3:]] == [
+            ("pull_request_review", "submitted"), ("pull_request_review_comment", "created"),
+            ("pull_request_review_comment", "created")]
+        hook = gh.deliveries[-3].payload
+        assert (hook["review"]["state"], hook["review"]["body"], hook["sender"]["login"]) == \
+            ("changes_requested", "Please fix", "alice")
+        with pytest.raises(github_http.ApiError) as refused:
+            gh.review(REPO, n, "alice", comments=[("src/long.py", 15, "Out of the diff")])
+        assert refused.value.errors == ["Line could not be resolved"]
+
+        root, left = gh.review_comments(REPO, n)
+        done = http.post(f"/repos/{REPO}/pulls/{n}/comments/{root.id}/replies", json={"body": "Done"})
+        assert done.status_code == 201
+        thanks = gh.review_comment(REPO, n, "alice", "src/long.py", 2, "Thanks", in_reply_to=root.id)
+        assert thanks.in_reply_to_id == root.id
+        assert [(d.event, d.action) for d in gh.deliveries[-2:]] == [
+            ("pull_request_review_comment", "created"), ("pull_request_review", "submitted")]
+        assert gh.deliveries[-1].payload["review"]["state"] == "commented"
+        gh.resolve_thread(REPO, thanks.id, "alice")
+        resolved = gh.deliveries[-1]
+        assert (resolved.event, resolved.action) == ("pull_request_review_thread", "resolved")
+        assert [c["body"] for c in resolved.payload["thread"]["comments"]] == ["Why 22?", "Done", "Thanks"]
+        GitHub.webhooks.parse("pull_request_review_thread", resolved.body)
+
+        def threads() -> list[dict]:
+            variables = {"owner": "acme", "name": "widgets", "number": n}
+            data = http.post("/graphql", json={"query": THREADS, "variables": variables}).json()
+            return data["data"]["repository"]["pullRequest"]["reviewThreads"]["nodes"]
+
+        first, second = threads()
+        assert (first["id"], first["isResolved"], first["isOutdated"], first["path"], first["line"]) == \
+            (f"PRRT_{root.id}", True, False, "src/long.py", 2)
+        assert [(c["databaseId"], c["author"]["login"]) for c in first["comments"]["nodes"]] == [
+            (root.id, "alice"), (done.json()["id"], "mull-test"), (thanks.id, "alice")]  # GraphQL drops "[bot]"
+        assert (second["isResolved"], second["line"]) == (False, 30)
+
+        gh.push_as(REPO, "feat", {"src/long.py": FEAT.replace("x2 = 22", "x2 = 23")}, "alice")
+        first, second = threads()
+        assert (first["isOutdated"], first["line"], second["isOutdated"]) == (True, None, False)
+        outdated = http.get(f"/repos/{REPO}/pulls/comments/{root.id}").json()
+        assert (outdated["line"], outdated["original_line"], outdated["position"]) == (None, 2, None)
+
+        unresolve = 'mutation { unresolveReviewThread(input: {threadId: "%s"}) { thread { isResolved } } }'
+        reopened = http.post("/graphql", json={"query": unresolve % first["id"]}).json()
+        assert reopened["data"]["unresolveReviewThread"]["thread"]["isResolved"] is False
+        draft = ("mutation($id: ID!) { convertPullRequestToDraft(input: {pullRequestId: $id}) "
+                 "{ pullRequest { isDraft } } }")
+        converted = http.post("/graphql", json={"query": draft, "variables": {"id": pr["node_id"]}}).json()
+        assert converted["data"]["convertPullRequestToDraft"]["pullRequest"]["isDraft"] is True
+        http.post("/graphql", json={"query": READY, "variables": {"id": pr["node_id"]}})
+        missing = http.post("/graphql", json={"query": THREADS, "variables": {"owner": "acme", "name": "nope",
+                                                                            "number": 1}}).json()
+        assert missing["data"] == {"repository": None} and missing["errors"][0]["type"] == "NOT_FOUND"
+    gh.hooks.wait_idle()
+    assert [(d.action, d.payload["sender"]["login"]) for d in gh.deliveries[-3:]] == [
+        ("unresolved", "mull-test[bot]"), ("converted_to_draft", "mull-test[bot]"),
+        ("ready_for_review", "mull-test[bot]")]
+
+
+def test_ci_checks_helpers_and_routes(github_double, app_keypair):
+    gh = github_double
+    gh.commit_files(REPO, "main", {"src/long.py": LONG}, "Seed")
+    with client(gh, mint(gh, app_keypair[0])) as http:
+        pr = open_pull(gh, http)
+        sha = pr["head"]["sha"]
+        lint = gh.start_check(REPO, sha, "lint")
+        tests = gh.complete_check(REPO, sha, "tests", "failure", title="1 test failed", summary="test_x failed",
+                                  text="AssertionError: 22 != 2", annotations=[
+                                      {"path": "src/long.py", "start_line": 2, "end_line": 2, "message": "boom"}])
+        assert not gh.hooks.find("check_suite")  # lint still runs
+        gh.complete_check(REPO, "feat", "lint", "success")
+        assert [(d.event, d.action) for d in gh.deliveries[1:]] == [
+            ("check_run", "created"), ("check_run", "completed"), ("check_run", "completed"),
+            ("check_suite", "completed")]
+        run = gh.deliveries[2].payload["check_run"]
+        suite = gh.deliveries[-1].payload["check_suite"]
+        assert (run["name"], run["conclusion"], run["head_sha"], run["check_suite"]["id"]) == \
+            ("tests", "failure", sha, suite["id"])
+        assert run["output"] | {"annotations_url": None} == {
+            "title": "1 test failed", "summary": "test_x failed", "text": "AssertionError: 22 != 2",
+            "annotations_count": 1, "annotations_url": None}
+        assert (suite["head_branch"], suite["head_sha"], suite["status"], suite["conclusion"]) == \
+            ("feat", sha, "completed", "failure")
+        assert suite["app"]["slug"] == "github-actions" and gh.deliveries[-1].payload["sender"]["login"] == "acme"
+        (linked,) = suite["pull_requests"]
+        assert (linked["number"], linked["head"], linked["base"]["ref"]) == \
+            (pr["number"], {**linked["head"], "ref": "feat", "sha": sha}, "main")
+        for delivery in gh.deliveries[2::2]:
+            GitHub.webhooks.parse(delivery.event, delivery.body)
+
+        runs = http.get(f"/repos/{REPO}/commits/feat/check-runs").json()
+        valid(gk.ReposOwnerRepoCommitsRefCheckRunsGetResponse200, runs)
+        assert runs["total_count"] == 2 and {r["name"] for r in runs["check_runs"]} == {"lint", "tests"}
+        only = http.get(f"/repos/{REPO}/commits/{sha}/check-runs", params={"check_name": "tests"}).json()
+        assert [r["id"] for r in only["check_runs"]] == [tests.id]
+        one = http.get(f"/repos/{REPO}/check-runs/{lint.id}").json()
+        assert (one["status"], one["conclusion"]) == ("completed", "success")
+        notes = http.get(f"/repos/{REPO}/check-runs/{tests.id}/annotations").json()
+        valid(list[gk.CheckAnnotation], notes)
+        assert [(a["path"], a["start_line"], a["message"], a["annotation_level"]) for a in notes] == [
+            ("src/long.py", 2, "boom", "failure")]
+        suites = http.get(f"/repos/{REPO}/commits/{sha}/check-suites").json()
+        valid(gk.ReposOwnerRepoCommitsRefCheckSuitesGetResponse200, suites)
+        assert [(s["id"], s["conclusion"], s["latest_check_runs_count"]) for s in suites["check_suites"]] == [
+            (suite["id"], "failure", 2)]
+        assert http.get(f"/repos/{REPO}/commits/nope/check-runs").status_code == 422
+        assert http.get(f"/repos/{REPO}/commits/main/check-runs").json() == {"total_count": 0, "check_runs": []}
+
+
+def test_merge_closes_linked_issues_and_backlog_helpers(github_double, app_keypair):
+    gh = github_double
+    gh.commit_files(REPO, "main", {"src/long.py": LONG}, "Seed")
+    gh.set_permission(REPO, "alice", "write")
+    bug = gh.create_issue(REPO, "Off by one", "", "alice")
+    other = gh.create_issue(REPO, "Unrelated", "", "alice")
+    with client(gh, mint(gh, app_keypair[0])) as http:
+        pr = open_pull(gh, http, body=f"Critique done.\n\nFixes #{bug.number}")
+        n = pr["number"]
+        asked = f"/repos/{REPO}/pulls/{n}/requested_reviewers"
+        assert http.post(asked, json={"reviewers": ["stranger"]}).status_code == 422
+        assert "author" in http.post(asked, json={"reviewers": ["mull-test[bot]"]}).json()["message"]
+        assert http.post(asked, json={"reviewers": ["alice"]}).status_code == 201
+        assert [u["login"] for u in http.get(asked).json()["users"]] == ["alice"]
+        requested = gh.wait_for_delivery("pull_request", "review_requested")[0].payload
+        assert requested["requested_reviewer"]["login"] == "alice"
+        gh.review(REPO, n, "alice", "approved")
+        assert http.get(asked).json()["users"] == []  # reviewing answers the request
+
+        sha = gh.merge_pull(REPO, n, "alice")
+        assert gh.branch_sha(REPO, "main") == sha and gh.branch_files(REPO, "main")["src/long.py"] == FEAT
+        assert len(gh.git(REPO, "rev-list", "--parents", "-n1", sha).split()) == 3  # a merge commit
+        merged = http.get(f"/repos/{REPO}/pulls/{n}").json()
+        assert (merged["state"], merged["merged"], merged["merged_by"]["login"], merged["merge_commit_sha"]) == \
+            ("closed", True, "alice", sha)
+        assert merged["changed_files"] == 1 and len(http.get(f"/repos/{REPO}/pulls/{n}/files").json()) == 1
+        assert [(d.event, d.action, d.payload["sender"]["login"]) for d in gh.deliveries[-3:]] == [
+            ("push", None, "alice"), ("pull_request", "closed", "alice"), ("issues", "closed", "alice")]
+        assert gh.deliveries[-2].payload["pull_request"]["merged"] is True
+        assert gh.deliveries[-1].payload["issue"]["number"] == bug.number
+        assert (gh.issue(REPO, bug.number).state, gh.issue(REPO, bug.number).state_reason) == ("closed", "completed")
+        assert gh.issue(REPO, other.number).state == "open"
+        assert http.put(f"/repos/{REPO}/pulls/{n}/merge").status_code == 405
+
+        squash = open_pull(gh, http, "feat2", {"new.txt": "n\n"})
+        merged_by_bot = http.put(f"/repos/{REPO}/pulls/{squash['number']}/merge", json={"merge_method": "squash"})
+        valid(gk.PullRequestMergeResult, merged_by_bot.json())
+        assert gh.branch_commits(REPO, "main")[0]["message"].startswith(f"Change (#{squash['number']})")
+
+        third = open_pull(gh, http, "feat3", {"third.txt": "3\n"})["number"]
+        gh.convert_to_draft(REPO, third, "alice")
+        assert gh.pulls(REPO)[-1].draft is True and gh.deliveries[-1].action == "converted_to_draft"
+        gh.close_issue(REPO, third, "alice")
+        assert gh.deliveries[-1].payload["pull_request"]["merged"] is False
+        assert http.patch(f"/repos/{REPO}/pulls/{third}", json={"state": "open"}).json()["state"] == "open"
+        gh.close_issue(REPO, other.number, "alice", reason="not_planned")
+        assert gh.deliveries[-1].payload["issue"]["state_reason"] == "not_planned"
+    gh.hooks.wait_idle()
+    assert [d.action for d in gh.hooks.find("pull_request")][-3:] == ["converted_to_draft", "closed", "reopened"]
+
+
+def test_push_as_synchronizes_open_pulls(github_double, app_keypair):
+    gh = github_double
+    with client(gh, mint(gh, app_keypair[0])) as http:
+        pr = open_pull(gh, http, files={"NOTES.md": "v1\n"})
+    after = gh.push_as(REPO, "feat", {"NOTES.md": "v2\n"}, "alice", "Edit notes")
+    push, sync = gh.deliveries[-2:]
+    assert (push.event, push.payload["ref"], push.payload["before"], push.payload["after"]) == \
+        ("push", "refs/heads/feat", pr["head"]["sha"], after)
+    assert push.payload["sender"]["login"] == "alice" and push.payload["pusher"]["name"] == "alice"
+    assert push.payload["head_commit"]["message"] == "Edit notes"
+    assert (sync.action, sync.payload["before"], sync.payload["after"]) == ("synchronize", pr["head"]["sha"], after)
+    assert sync.payload["pull_request"]["head"]["sha"] == after and sync.payload["sender"]["login"] == "alice"
+    gh.push_as(REPO, "side", {"side.txt": "s\n"}, "bob")
+    assert gh.deliveries[-1].payload["created"] is True and gh.deliveries[-1].event == "push"
+    assert "README.md" in gh.branch_files(REPO, "side")  # a new branch starts from the default branch
+    GitHub.webhooks.parse("push", push.body)
 
 
 # -- Scripted model server --------------------------------------------------------------------------

@@ -53,28 +53,47 @@ def init_bare(repo: Path, files: Mapping[str, str | bytes], branch: str = "main"
 
 
 def commit_files(repo: Path, branch: str, files: Mapping[str, str | bytes | None], message: str,
-                 author: tuple[str, str] | None = None) -> str:
-    """Commit ``files`` (None deletes a path) on top of ``branch`` (created if missing); return the sha."""
-    parent = rev_parse(repo, branch)
+                 author: tuple[str, str] | None = None, start: str | None = None) -> str:
+    """Commit ``files`` (None deletes a path) on top of ``branch``; return the sha. A missing branch starts
+    at ``start`` (a ref), or with no history at all when that is None."""
+    parent = rev_parse(repo, branch) or (rev_parse(repo, start) if start else None)
     with tempfile.TemporaryDirectory() as tmp:
         index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if parent:
             git(repo, "read-tree", parent, env=index)
         for path, content in files.items():
-            if content is None:
-                git(repo, "update-index", "--force-remove", path, env=index)
+            if content is None:  # mode 0 removes the entry; --force-remove would want a work tree
+                git(repo, "update-index", "--index-info", input=f"0 {ZERO_SHA}\t{path}\n".encode(), env=index)
                 continue
             data = content.encode() if isinstance(content, str) else content
             blob = git(repo, "hash-object", "-w", "--stdin", input=data).strip()
             git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index)
         tree = git(repo, "write-tree", env=index).strip()
+    sha = write_commit(repo, tree, [parent] if parent else [], message, author)
+    git(repo, "update-ref", f"refs/heads/{branch}", sha)
+    return sha
+
+
+def write_commit(repo: Path, tree: str, parents: list[str], message: str,
+                 author: tuple[str, str] | None = None) -> str:
+    """A commit object of ``tree`` with ``parents``; no ref moves."""
     who = {}
     if author:
         who = {"GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
                "GIT_COMMITTER_NAME": author[0], "GIT_COMMITTER_EMAIL": author[1]}
-    sha = git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message, env=who).strip()
-    git(repo, "update-ref", f"refs/heads/{branch}", sha)
-    return sha
+    args = [arg for parent in parents for arg in ("-p", parent)]
+    return git(repo, "commit-tree", tree, *args, "-m", message, env=who).strip()
+
+
+def merge_base(repo: Path, a: str, b: str) -> str | None:
+    return git(repo, "merge-base", a, b, check=False).strip() or None
+
+
+def merge_tree(repo: Path, base: str, head: str) -> str | None:
+    """The tree of merging ``head`` into ``base`` (git's ort merge), or None on conflicts."""
+    proc = subprocess.run(["git", "--git-dir", str(repo), "merge-tree", "--write-tree", "--no-messages", base,
+                           head], capture_output=True, env=git_env())
+    return proc.stdout.decode().splitlines()[0].strip() if proc.returncode == 0 else None
 
 
 def rev_parse(repo: Path, ref: str) -> str | None:

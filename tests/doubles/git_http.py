@@ -14,9 +14,8 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import bare_repo
-from .bare_repo import ZERO_SHA
-from .github_http import double_of, emit, parse_auth
-from .github_json import pull_json
+from .github_http import double_of, emit_all, parse_auth
+from .github_push import push_events
 from .github_state import Repo, State
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="GitHub"'}
@@ -101,38 +100,10 @@ async def git_endpoint(request: Request) -> Response:
     return StreamingResponse(stream(), status, headers=headers, media_type=media_type)
 
 
-def _commit_json(state: State, repo: Repo, commit: dict[str, str]) -> dict:
-    who = {"name": commit["author_name"], "email": commit["author_email"], "username": None}
-    return {"id": commit["sha"], "tree_id": commit["tree"], "distinct": True, "message": commit["message"],
-            "timestamp": commit["date"], "url": f"{state.base_url}/{repo.full_name}/commit/{commit['sha']}",
-            "author": who, "committer": who, "added": [], "removed": [], "modified": []}
-
-
 def _after_push(request: Request, repo: Repo, before: dict[str, str]) -> None:
     """Send ``push`` for each moved ref, and ``pull_request.synchronize`` for open PRs on a moved branch."""
     state = double_of(request).state
-    after = bare_repo.refs(repo.path)
-    default_sha = before.get(f"refs/heads/{repo.default_branch}")
-    for ref in sorted(set(before) | set(after)):
-        old, new = before.get(ref, ZERO_SHA), after.get(ref, ZERO_SHA)
-        if old == new:
-            continue
-        commits = []
-        if new != ZERO_SHA:
-            since = old if old != ZERO_SHA else default_sha
-            log = bare_repo.commits(repo.path, new, 20, since)
-            commits = [_commit_json(state, repo, c) for c in reversed(log)]
-        forced = old != ZERO_SHA and new != ZERO_SHA and not bare_repo.is_ancestor(repo.path, old, new)
-        emit(request, repo, "push", None, state.bot, ref=ref, before=old, after=new, created=old == ZERO_SHA,
-             deleted=new == ZERO_SHA, forced=forced, base_ref=None,
-             compare=f"{state.base_url}/{repo.full_name}/compare/{old[:12]}...{new[:12]}", commits=commits,
-             head_commit=commits[-1] if commits else None, pusher={"name": state.bot.login, "email": None})
-        branch = ref.removeprefix("refs/heads/")
-        for pull in list(repo.pulls.values()):
-            if ref.startswith("refs/heads/") and pull.head_ref == branch and new != ZERO_SHA \
-                    and repo.issues[pull.number].state == "open":
-                emit(request, repo, "pull_request", "synchronize", state.bot, number=pull.number, before=old,
-                     after=new, pull_request=pull_json(state, repo, pull))
+    emit_all(request, push_events(state, repo, before, state.bot))
 
 
 routes = [Route("/git/{owner}/{name}/{rest:path}", git_endpoint, methods=["GET", "POST"])]

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from . import bare_repo
 from .github_app import build_app
 from .github_json import comment_json, issue_json, label_json, pull_json, sender_and_repo
+from .github_people import PeopleMixin
 from .github_state import (
     PERMISSIONS,
     AppConfig,
@@ -50,8 +51,12 @@ def basic_auth_header(token: str, user: str = "x-access-token") -> str:
     return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
 
 
-class GitHubDouble:
-    """Start with ``with GitHubDouble(tmp_path, public_pem) as gh:``; ``gh.url`` is the REST base URL."""
+class GitHubDouble(PeopleMixin):
+    """Start with ``with GitHubDouble(tmp_path, public_pem) as gh:``; ``gh.url`` is the REST base URL.
+
+    Reviews, CI checks, merges, drafts and human pushes are driven by the PeopleMixin helpers
+    (github_people.py).
+    """
 
     def __init__(self, root: Path | str, public_key_pem: str | bytes, *, app_id: int = 4242,
                  slug: str = "mull-test", owner_login: str = "mull-dev", webhook_url: str | None = None,
@@ -256,6 +261,8 @@ class GitHubDouble:
         return bare_repo.commits(self.state.repo(full_name).path, branch, limit)
 
     def commit_files(self, full_name: str, branch: str, files: Mapping[str, str | bytes | None],
-                     message: str = "Update files", author: tuple[str, str] | None = None) -> str:
-        """Commit straight into the bare repo, like someone else pushing (no webhook)."""
-        return bare_repo.commit_files(self.state.repo(full_name).path, branch, files, message, author)
+                     message: str = "Update files", author: tuple[str, str] | None = None, *,
+                     base: str | None = None) -> str:
+        """Commit straight into the bare repo, like someone else pushing (no webhook). A new branch starts
+        from ``base`` (e.g. "main"); without it, it has no history (a PR from it diffs against base's tip)."""
+        return bare_repo.commit_files(self.state.repo(full_name).path, branch, files, message, author, base)

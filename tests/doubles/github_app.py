@@ -10,7 +10,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import git_http, github_pulls, github_rest
+from . import (
+    git_http,
+    github_backlog,
+    github_checks,
+    github_files,
+    github_graphql,
+    github_pulls,
+    github_rest,
+    github_review_routes,
+)
 from .github_http import (
     ApiError,
     GitHubMiddleware,
@@ -120,6 +129,11 @@ def build_app(double: GitHubDouble) -> Starlette:
         Route("/users/{login}", get_user),
         *github_rest.routes,
         *github_pulls.routes,
+        *github_files.routes,
+        *github_review_routes.routes,
+        *github_backlog.routes,
+        *github_checks.routes,
+        *github_graphql.routes,
         *git_http.routes,
     ]
     app = Starlette(routes=routes, exception_handlers={ApiError: api_error_handler,

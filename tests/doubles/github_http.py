@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .github_json import sender_and_repo
+from .github_json import hook_payload
 from .github_state import Repo, RequestRecord, State, Token, User
 
 if TYPE_CHECKING:
@@ -164,10 +164,13 @@ def emit(request: Request, repo: Repo, event: str, action: str | None, sender: U
          **objects: object) -> None:
     """Queue a webhook GitHub would send for this change."""
     double = double_of(request)
-    payload: dict = {"action": action} if action else {}
-    payload.update(objects)
-    payload.update(sender_and_repo(double.state, repo, sender))
-    double.hooks.emit(event, payload)
+    double.hooks.emit(event, hook_payload(double.state, repo, action, sender, **objects))
+
+
+def emit_all(request: Request, events: list[tuple[str, dict]]) -> None:
+    """Queue webhooks built beforehand (``Events`` from the shared logic helpers and routes both use)."""
+    for event, payload in events:
+        double_of(request).hooks.emit(event, payload)
 
 
 class GitHubMiddleware:

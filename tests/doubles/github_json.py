@@ -7,6 +7,7 @@ lenient ``.json()`` access; tests/test_doubles.py checks that against githubkit'
 from __future__ import annotations
 
 from . import bare_repo
+from .github_diff import diff_stats
 from .github_state import Comment, Installation, Issue, Label, Pull, Reaction, Repo, State, User, iso, now
 
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
@@ -140,7 +141,8 @@ def issue_json(state: State, repo: Repo, issue: Issue) -> dict:
         pull = repo.pulls[issue.number]
         html = data["html_url"]
         data["pull_request"] = {"url": f"{api}/pulls/{issue.number}", "html_url": html,
-                                "diff_url": f"{html}.diff", "patch_url": f"{html}.patch", "merged_at": None}
+                                "diff_url": f"{html}.diff", "patch_url": f"{html}.patch",
+                                "merged_at": iso(pull.merged_at)}
         data["draft"] = pull.draft
     return data
 
@@ -176,6 +178,7 @@ def pull_json(state: State, repo: Repo, pull: Pull) -> dict:
     head_sha = bare_repo.rev_parse(repo.path, pull.head_ref) if not pull.merged else None
     pull.head_sha = head_sha or pull.head_sha
     base_sha = bare_repo.rev_parse(repo.path, pull.base_ref) or ""
+    stats = diff_stats(repo.path, pull.merged_base_sha or base_sha, pull.head_sha) if base_sha else {}
     api = f"{state.base_url}/repos/{repo.full_name}"
     url = f"{api}/pulls/{pull.number}"
     html = f"{state.base_url}/{repo.full_name}/pull/{pull.number}"
@@ -195,10 +198,14 @@ def pull_json(state: State, repo: Repo, pull: Pull) -> dict:
         "head": branch_json(state, repo, pull.head_ref, pull.head_sha),
         "base": branch_json(state, repo, pull.base_ref, base_sha),
         "_links": {k: {"href": v} for k, v in links.items()}, "auto_merge": None, "merged": pull.merged,
-        "merged_at": None, "merge_commit_sha": None, "mergeable": True, "mergeable_state": "clean",
-        "rebaseable": True, "merged_by": None, "review_comments": 0, "maintainer_can_modify": False,
-        "commits": 1, "additions": 0, "deletions": 0, "changed_files": 0, "requested_reviewers": [],
-        "requested_teams": [],
+        "merged_at": iso(pull.merged_at), "merge_commit_sha": pull.merge_commit_sha, "mergeable": True,
+        "mergeable_state": "clean", "rebaseable": True,
+        "merged_by": user_json(state, pull.merged_by) if pull.merged_by else None,
+        "review_comments": sum(c.number == pull.number and not c.deleted and not c.pending
+                               for c in repo.review_comments.values()),
+        "maintainer_can_modify": False, "commits": 1, "additions": 0, "deletions": 0, "changed_files": 0,
+        **stats, "requested_teams": [],
+        "requested_reviewers": [user_json(state, state.user(login)) for login in pull.requested_reviewers],
     })
     return data
 
@@ -208,6 +215,14 @@ def permission_json(state: State, repo: Repo, user: User, role: str) -> dict:
     flags = {name: rank >= i + 1 for i, name in enumerate(("pull", "triage", "push", "maintain", "admin"))}
     collaborator = {**user_json(state, user), "permissions": flags, "role_name": role}
     return {"permission": ROLE_TO_PERMISSION[role], "role_name": role, "user": collaborator}
+
+
+def hook_payload(state: State, repo: Repo, action: str | None, sender: User, **objects: object) -> dict:
+    """A webhook payload: ``action`` (when the event has one), the event's objects, then the envelope."""
+    payload: dict = {"action": action} if action else {}
+    payload.update(objects)
+    payload.update(sender_and_repo(state, repo, sender))
+    return payload
 
 
 def sender_and_repo(state: State, repo: Repo, sender: User) -> dict:

@@ -1,15 +1,15 @@
-"""The GitHub double's pull request, contents and GraphQL routes, read live from the bare repositories."""
+"""The GitHub double's pull request and contents routes, read live from the bare repositories."""
 
 from __future__ import annotations
 
 import base64
-import re
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import bare_repo
+from .github_files import diff_media
 from .github_http import (
     ApiError,
     double_of,
@@ -17,7 +17,6 @@ from .github_http import (
     paginate,
     read_json,
     require_repo,
-    require_token,
     validation_failed,
 )
 from .github_json import pull_json
@@ -92,9 +91,11 @@ async def create_pull(request: Request) -> JSONResponse:
     return JSONResponse(data, 201)
 
 
-async def get_pull(request: Request) -> JSONResponse:
+async def get_pull(request: Request) -> Response:
+    """The PR's JSON, or its diff/patch text for ``Accept: application/vnd.github.diff`` (or ``.patch``)."""
     repo, _ = require_repo(request)
-    return JSONResponse(pull_json(double_of(request).state, repo, _pull(repo, request)))
+    pull = _pull(repo, request)
+    return diff_media(request, repo, pull) or JSONResponse(pull_json(double_of(request).state, repo, pull))
 
 
 async def patch_pull(request: Request) -> JSONResponse:
@@ -151,36 +152,6 @@ async def get_contents(request: Request) -> JSONResponse:
     return JSONResponse(item)
 
 
-_READY = re.compile(r'markPullRequestReadyForReview\s*\(\s*input\s*:\s*\{[^}]*pullRequestId\s*:\s*'
-                    r'(?:"(?P<literal>[^"]+)"|\$(?P<var>\w+))')
-
-
-async def graphql(request: Request) -> JSONResponse:
-    """Only ``markPullRequestReadyForReview``; anything else answers GraphQL errors."""
-    token = require_token(request)
-    state = double_of(request).state
-    body = await read_json(request)
-    match = _READY.search(str(body.get("query", "")))
-    if match is None:
-        return JSONResponse({"errors": [{"type": "UNSUPPORTED", "message": "the GitHub double only supports "
-                                                                          "markPullRequestReadyForReview"}]})
-    node_id = match["literal"] or (body.get("variables") or {}).get(match["var"])
-    for repo in list(state.repos.values()):
-        for pull in list(repo.pulls.values()):
-            if f"PR_{pull.id}" == node_id and state.token_covers(token, repo):
-                if pull.draft:
-                    pull.draft = False
-                    emit(request, repo, "pull_request", "ready_for_review", state.bot, number=pull.number,
-                         pull_request=pull_json(state, repo, pull))
-                data = {"pullRequest": {"id": node_id, "number": pull.number, "isDraft": False,
-                                        "url": f"{state.base_url}/{repo.full_name}/pull/{pull.number}"}}
-                return JSONResponse({"data": {"markPullRequestReadyForReview": data}})
-    return JSONResponse({"data": {"markPullRequestReadyForReview": None},
-                         "errors": [{"type": "NOT_FOUND", "path": ["markPullRequestReadyForReview"],
-                                     "message": f"Could not resolve to a node with the global id of "
-                                                f"'{node_id}'"}]})
-
-
 R = "/repos/{owner}/{repo}"
 routes = [
     Route(R + "/pulls", list_pulls),
@@ -189,5 +160,4 @@ routes = [
     Route(R + "/pulls/{number:int}", patch_pull, methods=["PATCH"]),
     Route(R + "/contents", get_contents),
     Route(R + "/contents/{path:path}", get_contents),
-    Route("/graphql", graphql, methods=["POST"]),
 ]

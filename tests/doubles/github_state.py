@@ -13,6 +13,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .github_records import CheckRun, CheckSuite, Review, ReviewComment
 
 PERMISSIONS = ("admin", "maintain", "write", "triage", "read", "none")
 DEFAULT_TOKEN_PERMISSIONS = {"contents": "write", "issues": "write", "pull_requests": "write",
@@ -96,6 +100,11 @@ class Pull:
     head_sha: str  # last sha seen; the JSON reads the live branch when it still exists
     draft: bool = False
     merged: bool = False
+    merged_at: datetime | None = None
+    merged_by: User | None = None
+    merge_commit_sha: str | None = None
+    merged_base_sha: str | None = None  # the base branch's tip just before the merge
+    requested_reviewers: list[str] = field(default_factory=list)  # logins
 
 
 @dataclass
@@ -110,6 +119,10 @@ class Repo:
     pulls: dict[int, Pull] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)  # lower-cased name -> label
     collaborators: dict[str, str] = field(default_factory=dict)  # login -> role
+    reviews: dict[int, Review] = field(default_factory=dict)
+    review_comments: dict[int, ReviewComment] = field(default_factory=dict)
+    check_suites: dict[int, CheckSuite] = field(default_factory=dict)
+    check_runs: dict[int, CheckRun] = field(default_factory=dict)
     next_number: int = 1
     created_at: datetime = field(default_factory=now)
 
