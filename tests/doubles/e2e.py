@@ -50,6 +50,8 @@ def mull(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_m
         "MULL_LLM_API_KEY": MODEL_KEY,
         "MULL_LOG_LEVEL": "DEBUG",
         "MULL_AGENT_MAX_STEPS": "6",
+        "MULL_REVISION_QUIET": "2",
+        "MULL_CRITIQUE_TIMEOUT": "10",
     }
     cluster = MullCluster(tmp_path, env)
     cluster.context = lambda: "\nlast GitHub requests:\n" + "\n".join(
