@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -50,13 +51,19 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("help", IGNORED, "/mull help", "Show this list."),
 )}
 
-HELP_TEXT = "\n".join([
-    "Mull commands, one per comment, at the start of a line:",
-    "",
-    "| Command | What it does |",
-    "|---|---|",
-    *(f"| `{v.example}` | {v.summary} |" for v in VERBS.values()),
-])
+def help_text(available: Iterable[str] | None = None) -> str:
+    """The help table, limited to the verbs this Mull acts on (all when ``available`` is None)."""
+    shown = [v for v in VERBS.values() if available is None or v.name in set(available)]
+    return "\n".join([
+        "Mull commands, one per comment, at the start of a line:",
+        "",
+        "| Command | What it does |",
+        "|---|---|",
+        *(f"| `{v.example}` | {v.summary} |" for v in shown),
+    ])
+
+
+HELP_TEXT = help_text()
 
 SNOOZE_EXAMPLE = "`3d`, `tomorrow`, `monday`, `2026-12-01` or `until #123`"
 

@@ -74,14 +74,14 @@ async def on_comment(ctx: dict[str, Any], event: Event) -> str:
     await _react(event, "eyes")
     if result.error:
         await _react(event, "confused")
-        extra = f"\n\n{commands.HELP_TEXT}" if result.unknown else ""
+        extra = f"\n\n{commands.help_text(VERBS)}" if result.unknown else ""
         await _reply(event, target, f"@{event.sender} {result.error}{extra}")
         return "bad command"
     verb = VERBS.get(result.command.verb)
     if verb is None:  # parsed, but this Mull does not act on it
         await _react(event, "confused")
         await _reply(event, target, f"@{event.sender} `/mull {result.command.verb}` is not available here.\n\n"
-                                    f"{commands.HELP_TEXT}")
+                                    f"{commands.help_text(VERBS)}")
         return "unavailable"
     outcome = await verb(ctx, event, target, result.command)
     await _react(event, "rocket" if outcome.ok else "confused")
@@ -126,7 +126,7 @@ async def _reply(event: Event, target: Target, text: str) -> None:
 
 
 async def do_help(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
-    return Outcome(True, "\n\n" + commands.HELP_TEXT)
+    return Outcome(True, "\n\n" + commands.help_text(VERBS))
 
 
 async def do_retry(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
