@@ -74,7 +74,7 @@ def test_one_critique_per_head_edited_in_place_with_inline_comments_on_diff_line
     review_comments = github_double.review_comments(REPO, pr)
     assert [(c.path, c.line) for c in review_comments] == [("src/widgets.py", 2)]  # README:1 is not in the diff
     wait_for(lambda: not github_double.pulls(REPO)[0].draft, what="ready for review", cluster=mull)
-    assert "**Critique:**" in status_comments(github_double, issue)[0].body
+    assert f"Critique of #{pr}: **pass**" in status_comments(github_double, issue)[0].body
 
     # A human pushes: the same comment is edited for the new head.
     github_double.push_as(REPO, f"mull/issue-{issue}", {"NOTES.md": "HUMAN-c1\n"}, MAINTAINER)

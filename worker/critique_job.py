@@ -82,7 +82,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
         log.warning("critique failed", reason=outcome.reason)
         await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
-        await _status_line(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
+        await note_on_issue(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
                                                         f"{outcome.reason}.")
         return "critique failed"
     critique = outcome.critique
@@ -90,7 +90,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
     await write_comment(gh, request.repo, request.pr, comment_id,
                         render_comment(critique, request.head_sha, selection, next_step))
     await _post_inline(gh, request, critique, files, bot.login, log)
-    await _status_line(ctx, gh, request, bot.login, f"Critique of #{request.pr}: **{critique.verdict}**, review "
+    await note_on_issue(ctx, gh, request, bot.login, f"Critique of #{request.pr}: **{critique.verdict}**, review "
                                                     f"effort {critique.effort}/5. {next_step}")
     log.info("critique done", verdict=critique.verdict, effort=critique.effort, findings=len(critique.findings))
     return critique.verdict
@@ -211,7 +211,7 @@ async def _instructions_at(mirror: Any, commit: str) -> dict[str, str]:
     return found
 
 
-async def _status_line(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest | Any, bot_login: str,
+async def note_on_issue(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest | Any, bot_login: str,
                        line: str) -> None:
     """Add the critique's outcome to the issue's status comment (queued → working → PR → critique)."""
     owner, name = request.repo.split("/", 1)

@@ -20,7 +20,7 @@ from worker import failures
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
-from worker.critique_job import _status_line
+from worker.critique_job import note_on_issue
 from worker.github_app import GitHubApp
 from worker.pull_state import PullState
 
@@ -74,7 +74,7 @@ async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> st
                                              issue.get("body") or "", read_instructions(tree), extra=extra),
         message_for=lambda result: _message(request, result), bot=bot, log=log)
     if run.sha is None:
-        await _status_line(ctx, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
+        await note_on_issue(ctx, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
                                                         f"#{request.pr} changed nothing.")
         return "no changes"
     for thread in threads:
@@ -84,7 +84,7 @@ async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> st
     await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
         installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
         head_sha=run.sha), _job_id=critique_job_id(request.repo_id, request.pr, run.sha))
-    await _status_line(ctx, gh, request, bot.login,
+    await note_on_issue(ctx, gh, request, bot.login,
                        f"Revised #{request.pr} for {REASON_TITLES[request.reason]} in `{run.sha[:12]}`.")
     log.info("revision pushed", sha=run.sha, threads=len(threads))
     return run.sha

@@ -40,7 +40,7 @@ class RunState:
     pr: int | None = None
     pushed_sha: str | None = None  # last commit Mull pushed for ``trigger``; a rerun resumes from it
     note: str = ""  # what the last step said (a budget that ran out, why it failed)
-    critique: str = ""  # the latest critique's one-line outcome
+    critique: str = ""  # latest news of the pull request: a critique's outcome, a revision
 
     def begin(self, trigger: str) -> RunState:
         """A new trigger is a new revision; the same trigger (a rerun after a crash) is the same one."""
@@ -74,15 +74,15 @@ def render(state: RunState, label: str) -> str:
     heads = {
         Phase.QUEUED: f"🕐 **Mull** has queued this issue{revision}; an agent will pick it up shortly.",
         Phase.WORKING: f"⚙️ **Mull** is working on this issue{revision}. This comment will be updated.",
-        Phase.PR_OPENED: f"✅ **Mull** opened #{state.pr} for this issue{revision}. "
-                         "It is a draft until the critique has looked at it.",
+        Phase.PR_OPENED: f"✅ **Mull** opened #{state.pr} for this issue{revision}."
+                         + ("" if state.critique else " It is a draft until the critique has looked at it."),
         Phase.FAILED: f"❌ **Mull** could not finish this issue{revision}.",
     }
     parts = [heads[state.phase]]
     if state.note:
         parts.append(state.note)
     if state.critique and state.phase is Phase.PR_OPENED:
-        parts.append(f"**Critique:** {state.critique}")
+        parts.append(state.critique)
     if state.phase is Phase.FAILED:
         parts.append(retry)
     parts.append(state.marker())
