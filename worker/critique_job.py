@@ -41,12 +41,7 @@ def critique_budget(settings: MullSettings) -> Budget:
 async def critique_pr(ctx: dict[str, Any], request: CritiqueRequest) -> str:
     gh = ctx["github"].installation(request.installation_id, request.repo_id)
     async with gh:
-        try:
-            return await _critique(ctx, request, gh)
-        except Exception as exc:  # job boundary: retry what GitHub may answer later, fail the rest loudly
-            if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
-                raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
-            raise
+        return await failures.retrying(ctx, _critique(ctx, request, gh))
 
 
 async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -> str:

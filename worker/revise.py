@@ -36,12 +36,7 @@ REASON_TITLES = {"critique": "the critique's findings", "review": "review commen
 async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
     gh = ctx["github"].installation(request.installation_id, request.repo_id)
     async with gh:
-        try:
-            return await _revise(ctx, request, gh)
-        except Exception as exc:  # job boundary
-            if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
-                raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
-            raise
+        return await failures.retrying(ctx, _revise(ctx, request, gh))
 
 
 async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> str:
