@@ -43,10 +43,10 @@ def _looks_like_object(body: bytes) -> bool:
     return head == b"{" and tail == b"}"
 
 
-def decide(event: str, body: bytes, label: str, bot_login: str | None) -> Verdict:
+def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
     """Keep or drop one verified delivery. Raises MalformedPayload for bodies that cannot be GitHub's."""
     if event in PARSED_EVENTS:
-        fast = _issues_by_bytes(body, label, bot_login)
+        fast = _issues_by_bytes(body, bot_login)
         if fast is not None:
             return fast
         payload = parse(body)
@@ -55,8 +55,6 @@ def decide(event: str, body: bytes, label: str, bot_login: str | None) -> Verdic
         action = payload.get("action")
         if action not in ISSUE_ACTIONS:
             return Verdict(False, f"issues.{action} is not acted on")
-        if action == "labeled" and (payload.get("label") or {}).get("name") != label:
-            return Verdict(False, "another label")
         return Verdict(True, f"issues.{action}")
     if not _looks_like_object(body):
         raise MalformedPayload("body is not a JSON object")
@@ -79,22 +77,20 @@ def decide(event: str, body: bytes, label: str, bot_login: str | None) -> Verdic
     return Verdict(False, f"event {event!r} is not acted on")
 
 
-def _issues_by_bytes(body: bytes, label: str, bot_login: str | None) -> Verdict | None:
+def _issues_by_bytes(body: bytes, bot_login: str | None) -> Verdict | None:
     """Decide an ``issues`` delivery from its bytes, or None when only a parse can tell.
 
-    Errs towards keeping: a trigger label named anywhere in the body (say, already on the issue) keeps
-    the delivery, and the worker drops it after a full parse.
+    Every ``labeled`` is kept: a repository may name its own trigger label in ``.github/mull.yml``, which
+    only the worker reads. Labels are rare next to comments and pushes, so this costs little.
     """
     leading = _LEADING_ACTION.match(body)
-    if leading is None or not label.isascii() or not body.rstrip().endswith(b"}"):
+    if leading is None or not body.rstrip().endswith(b"}"):
         return None
     action = leading.group(1).decode()
     if action not in ISSUE_ACTIONS:
         return Verdict(False, f"issues.{action} is not acted on")
     if bot_login and orjson.dumps(bot_login) in body:
         return None  # maybe sent by mull itself: parse to look at the sender
-    if action == "labeled" and orjson.dumps(label) not in body:
-        return Verdict(False, "another label")
     return Verdict(True, f"issues.{action}")
 
 

@@ -34,9 +34,8 @@ MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 class WebhookEndpoint:
     """ASGI app for GitHub deliveries."""
 
-    def __init__(self, secret: str, label: str, metrics: ReceiverMetrics) -> None:
+    def __init__(self, secret: str, metrics: ReceiverMetrics) -> None:
         self.secret = secret
-        self.label = label
         self.store: DeliveryStore | None = None  # set by the app's lifespan, on the serving event loop
         self.metrics = metrics
         self.bot_login: str | None = None
@@ -75,7 +74,7 @@ class WebhookEndpoint:
         if event == "ping":
             return self._count(event, "ping", 200, "pong")
         try:
-            verdict = intake.decide(event, body, self.label, self.bot_login)
+            verdict = intake.decide(event, body, self.bot_login)
         except intake.MalformedPayload as exc:
             return self._count(event, "bad_request", 400, str(exc))
         if not verdict.store:
@@ -160,11 +159,11 @@ class WebhookFirst:
             await self.app(scope, receive, send)
 
 
-def create_app(secret: str, label: str, redis_url: str, app_slug: str | None = None,
+def create_app(secret: str, redis_url: str, app_slug: str | None = None,
                metrics: ReceiverMetrics | None = None) -> WebhookFirst:
     """The web app; it opens its Redis connection pool at startup and closes it at shutdown."""
     metrics = metrics or ReceiverMetrics()
-    endpoint = WebhookEndpoint(secret, label, metrics)
+    endpoint = WebhookEndpoint(secret, metrics)
     redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5, max_connections=64)
 
     async def healthz(request: Request) -> Response:

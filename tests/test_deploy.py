@@ -95,7 +95,7 @@ def receiver_answers(method: str, path: str) -> int:
 
     from bot.receiver import create_app
 
-    app = create_app("test-secret", "mull", "redis://127.0.0.1:1/0")
+    app = create_app("test-secret", "redis://127.0.0.1:1/0")
     client = TestClient(app, raise_server_exceptions=False)  # not entered: no lifespan, no Redis pool opened
     return client.request(method, path).status_code
 

@@ -62,8 +62,9 @@ def test_labeled_issue_becomes_one_draft_pull_request(mull, github_double, scrip
     for secret in [*secrets_of(github_double, app_keypair), MODEL_KEY]:
         assert secret not in mull.logs()
 
-    # One installation token, minted once and shared through Redis by every job.
-    assert len(github_double.tokens_minted) == 1
+    # Tokens are minted once per scope and shared through Redis by every job: one scoped to the repository,
+    # one installation-wide (it reads the org's .github/mull.yml, which a repo-scoped token cannot).
+    assert sorted(t.repos is None for t in github_double.tokens_minted) == [False, True]
 
     # The bot's own comments, labels and PR came back as webhooks; none started anything.
     github_double.hooks.wait_idle()
@@ -150,7 +151,7 @@ def test_run_without_changes_fails_visibly_with_how_to_retry(mull, github_double
     failed = wait_for(lambda: [c for c in status_comments(github_double, issue.number)
                                if '"phase":"failed"' in c.body], what="failed status", cluster=mull)
     assert "without changing any file" in failed[0].body
-    assert "remove the `mull` label and add it back" in failed[0].body
+    assert "comment `/mull retry`" in failed[0].body
     assert open_pulls(github_double) == [] and f"mull/issue-{issue.number}" not in github_double.branches(REPO)
     assert set(github_double.issue(REPO, issue.number).labels) == {"mull"}
 

@@ -24,56 +24,55 @@ def labeled(label: str, sender: str = "octocat", on_issue: tuple[str, ...] = ())
 
 @pytest.mark.parametrize("encode", [compact, pretty])
 def test_trigger_label_is_kept_in_any_formatting(encode) -> None:
-    assert decide("issues", encode(labeled("mull")), "mull", "mull-app[bot]").store
+    assert decide("issues", encode(labeled("mull")), "mull-app[bot]").store
 
 
 @pytest.mark.parametrize("encode", [compact, pretty])
-def test_other_labels_and_actions_are_dropped(encode) -> None:
-    assert not decide("issues", encode(labeled("bug")), "mull", None).store
-    assert not decide("issues", encode({"action": "edited", "issue": {}}), "mull", None).store
+def test_any_label_is_kept_since_repos_choose_their_own_and_other_actions_dropped(encode) -> None:
+    assert decide("issues", encode(labeled("agent-please")), None).store
+    assert not decide("issues", encode({"action": "edited", "issue": {}}), None).store
 
 
 def test_action_not_first_falls_back_to_a_parse() -> None:
     body = compact({"label": {"name": "mull"}, "action": "labeled", "sender": {"login": "a"}})
-    assert decide("issues", body, "mull", None).store
-    body = compact({"label": {"name": "bug"}, "action": "labeled", "sender": {"login": "a"}})
-    assert not decide("issues", body, "mull", None).store
+    assert decide("issues", body, None).store
+    body = compact({"label": {"name": "bug"}, "action": "edited", "sender": {"login": "a"}})
+    assert not decide("issues", body, None).store
 
 
 def test_the_bots_own_label_changes_are_dropped() -> None:
-    assert not decide("issues", compact(labeled("mull", sender="mull-app[bot]")), "mull", "mull-app[bot]").store
+    assert not decide("issues", compact(labeled("mull", sender="mull-app[bot]")), "mull-app[bot]").store
 
 
 def test_non_ascii_label_is_decided_by_a_parse() -> None:
     body = json.dumps(labeled("🤖 agent")).encode()  # ensure_ascii escapes the emoji
-    assert decide("issues", body, "🤖 agent", None).store
+    assert decide("issues", body, None).store
 
 
 def test_closed_issues_are_kept_for_wakeups() -> None:
-    assert decide("issues", compact({"action": "closed", "issue": {}}), "mull", None).store
+    assert decide("issues", compact({"action": "closed", "issue": {}}), None).store
 
 
 @pytest.mark.parametrize(("text", "kept"), [("/mull snooze 3d", True), ("please /MULL retry", True),
                                             ("/mullet", False), ("lgtm", False)])
 def test_comments_are_kept_only_with_a_command(text, kept) -> None:
     body = compact({"action": "created", "comment": {"body": text}, "sender": {"login": "a"}})
-    assert decide("issue_comment", body, "mull", None).store is kept
+    assert decide("issue_comment", body, None).store is kept
 
 
 def test_branch_events_are_kept_only_for_mull_branches() -> None:
-    assert decide("push", compact({"ref": "refs/heads/mull/issue-3"}), "mull", None).store
-    assert not decide("push", compact({"ref": "refs/heads/main"}), "mull", None).store
-    assert decide("pull_request", compact({"action": "closed", "pull_request": {"head": {"ref": "x"}}}),
-                  "mull", None).store
+    assert decide("push", compact({"ref": "refs/heads/mull/issue-3"}), None).store
+    assert not decide("push", compact({"ref": "refs/heads/main"}), None).store
+    assert decide("pull_request", compact({"action": "closed", "pull_request": {"head": {"ref": "x"}}}), None).store
 
 
 def test_installation_events_are_always_kept_and_unknown_events_dropped() -> None:
-    assert decide("installation", b'{"action":"created"}', "mull", None).store
-    assert not decide("star", b'{"action":"created"}', "mull", None).store
+    assert decide("installation", b'{"action":"created"}', None).store
+    assert not decide("star", b'{"action":"created"}', None).store
 
 
 @pytest.mark.parametrize(("event", "body"), [("issues", b'{"action":"labeled"'), ("issues", b"[]"),
                                              ("issue_comment", b"/mull"), ("push", b"")])
 def test_bodies_that_are_not_json_objects_are_refused(event, body) -> None:
     with pytest.raises(MalformedPayload):
-        decide(event, body, "mull", None)
+        decide(event, body, None)

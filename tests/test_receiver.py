@@ -43,7 +43,7 @@ def labeled(label: str = "mull", sender: str = "octocat") -> bytes:
 
 @pytest.fixture
 def client(redis_url: str):
-    with TestClient(create_app(SECRET, "mull", redis_url, app_slug="mull-test")) as test_client:
+    with TestClient(create_app(SECRET, redis_url, app_slug="mull-test")) as test_client:
         yield test_client
 
 
@@ -89,7 +89,7 @@ def test_trigger_label_is_stored_once_per_delivery_id(client, store) -> None:
 
 def test_irrelevant_deliveries_are_acknowledged_not_stored(client, store) -> None:
     cases = [
-        ("issues", labeled(label="bug")),
+        ("issues", b'{"action": "edited", "issue": {"number": 1}}'),
         ("issues", labeled(sender="mull-test[bot]")),
         ("issue_comment", json.dumps({"action": "created", "comment": {"body": "looks good"}}).encode()),
         ("issue_comment", json.dumps({"action": "created", "comment": {"body": "/mull retry"},
@@ -183,7 +183,7 @@ def test_oversized_streamed_body_is_413(client) -> None:
 
 
 def test_redis_down_is_503_and_not_acknowledged() -> None:
-    app = create_app(SECRET, "mull", "redis://127.0.0.1:1/0", app_slug="mull-test")
+    app = create_app(SECRET, "redis://127.0.0.1:1/0", app_slug="mull-test")
     with TestClient(app) as down:
         body = labeled()
         response = down.post("/webhooks/github", content=body, headers=headers("issues", body))
@@ -210,7 +210,7 @@ def test_redis_stopping_mid_service_turns_deliveries_into_503(tmp_path: Path) ->
     server = EmbeddedRedis(tmp_path / "redis")
     url = server.start()
     try:
-        with TestClient(create_app(SECRET, "mull", url, app_slug="mull-test")) as live:
+        with TestClient(create_app(SECRET, url, app_slug="mull-test")) as live:
             body = labeled()
             assert live.post("/webhooks/github", content=body, headers=headers("issues", body)).status_code == 202
             server.stop()

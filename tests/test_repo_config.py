@@ -135,7 +135,7 @@ def test_wrong_type_in_a_nested_key_names_its_line_and_rule() -> None:
 def test_out_of_range_values_say_the_range() -> None:
     assert error_of("max_fix_rounds: 9\n").message == "must be an integer from 0 to 5 (got `9`)"
     assert error_of("budgets: {tokens: 10}\n").message == "must be an integer ≥ 1000 (got `10`)"
-    assert error_of("revision_quiet_minutes: -1\n").message.startswith("must be an integer from 0 to 1440")
+    assert error_of("revision_quiet_minutes: -1\n").message.startswith("must be a number of minutes from 0 to 1440")
     assert error_of("plan: sometimes\n").message == "must be off, comment or approve (got `sometimes`)"
 
 

@@ -18,15 +18,15 @@ def test_a_new_trigger_is_a_new_revision_and_a_rerun_is_not() -> None:
 def test_marker_round_trips_through_the_comment_body() -> None:
     state = RunState(issue=3, phase=Phase.PR_OPENED, revision=2, trigger="g", pr=9, pushed_sha="f00",
                      note="detail text --> <b>", critique="Critique of #9: **pass**, effort 2")
-    body = render(state, "mull")
+    body = render(state)
     assert "revision 2" in body and "#9" in body and "detail text" in body and "Critique of #9: **pass**" in body
     assert RunState.from_body(3, body) == state
     assert body.count("-->") == 2  # the note's own "-->" is visible text; the marker's is escaped
 
 
 def test_failed_status_says_how_to_retry() -> None:
-    body = render(RunState(issue=1, phase=Phase.FAILED, revision=1), "mull")
-    assert "remove the `mull` label and add it back" in body
+    body = render(RunState(issue=1, phase=Phase.FAILED, revision=1))
+    assert "comment `/mull retry`" in body
     assert "(revision" not in body
 
 

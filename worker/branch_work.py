@@ -22,6 +22,7 @@ from worker.agent.base import AgentResult, AgentTask, Budget
 from worker.agent.sandbox import SandboxSpec
 from worker.github_app import BotIdentity, GitHubApp
 from worker.repo_cache import RepoCache, Worktree
+from worker.repo_config import RepoConfig
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class BranchRun:
     result: AgentResult
     sha: str | None  # the pushed commit; None when the agent changed nothing
     base_sha: str | None  # the branch head the run started from (None: the branch did not exist)
+
+
+def agent_budget(settings: MullSettings, config: RepoConfig) -> Budget:
+    """The repository's budgets (its .github/mull.yml over the MULL_AGENT_* defaults)."""
+    return Budget(seconds=config.budgets.seconds, steps=config.budgets.steps, tokens=config.budgets.tokens,
+                  command_seconds=settings.command_timeout)
 
 
 def budget_of(settings: MullSettings) -> Budget:
@@ -47,7 +54,7 @@ def sandbox_for(settings: MullSettings, tree: Worktree) -> SandboxSpec:
 
 async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], branch: str,
                         prompt_for: Callable[[Path], str], message_for: Callable[[AgentResult], str],
-                        bot: BotIdentity, log: Any) -> BranchRun:
+                        bot: BotIdentity, log: Any, config: RepoConfig) -> BranchRun:
     """Run the agent on ``branch`` and push what it changed; the token never enters the worktree."""
     settings: MullSettings = ctx["settings"]
     app: GitHubApp = ctx["github"]
@@ -57,13 +64,14 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
     remote = await cache.remote_sha(mirror, branch)
     start = remote or f"refs/remotes/origin/{repo['default_branch']}"
     async with cache.worktree(repo_id, f"{repo_id}-{branch.replace('/', '-')}", start) as tree:
-        agent = make_agent(settings.agent_command, settings.llm_base_url,
+        agent = make_agent(config.agent_command or settings.agent_command, settings.llm_base_url,
                            settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-                           settings.llm_model)
+                           config.models.implement or settings.llm_model)
         log.info("agent starting", branch=branch, start=remote or repo["default_branch"])
         try:
             result = await agent.run(AgentTask(prompt=prompt_for(tree.path), worktree=tree.path,
-                                               sandbox=sandbox_for(settings, tree)), budget_of(settings))
+                                               sandbox=sandbox_for(settings, tree)),
+                                     agent_budget(settings, config))
         except asyncio.CancelledError:
             # `/mull stop` aborts the job: keep what the agent did. Any other cancellation (a worker
             # shutting down) propagates, and the run is redone elsewhere.

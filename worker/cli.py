@@ -59,7 +59,7 @@ def redis_for(settings: MullSettings) -> Iterator[str]:
 def _web_app(settings: MullSettings, redis_url: str):  # type: ignore[no-untyped-def]
     from bot.receiver import create_app
 
-    return create_app(settings.require_webhook_secret(), settings.label, redis_url, app_slug=settings.app_slug)
+    return create_app(settings.require_webhook_secret(), redis_url, app_slug=settings.app_slug)
 
 
 def _uvicorn(settings: MullSettings, app) -> object:  # type: ignore[no-untyped-def]

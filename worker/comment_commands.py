@@ -24,7 +24,6 @@ from bot.jobs import (
     revise_job_id,
     solve_job_id,
 )
-from bot.settings import MullSettings
 from worker import trigger
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.status import Phase, StatusComment
@@ -151,10 +150,9 @@ async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: co
         await job.abort(timeout=0)  # the run commits and pushes what it has, then says it was stopped
         return Outcome(True)
     await job.abort(timeout=0)
-    settings: MullSettings = ctx["settings"]
     status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login, ctx["redis"])
     state_now = await status.load()
-    await status.write(replace(state_now, phase=Phase.FAILED), settings.label,
+    await status.write(replace(state_now, phase=Phase.FAILED),
                        f"**Stopped** by @{event.sender} before it started.")
     return Outcome(True)
 

@@ -30,6 +30,7 @@ from worker.critique.schema import Critique
 from worker.github_app import GitHubApp
 from worker.pull_state import FIX_ROUNDS, PullState
 from worker.repo_cache import RepoCache, git
+from worker.repo_settings import config_for
 from worker.status import StatusComment
 
 
@@ -54,6 +55,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
     if pull["state"] != "open" or pull["head"]["sha"] != request.head_sha:
         return "superseded"  # a newer head has (or will have) its own critique
     bot = await app.identity(gh)
+    config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
     comment_id, previous = await find_comment(gh, request.repo, request.pr, bot.login)
     if previous is not None and previous.sha == request.head_sha and not request.force:
         return "already critiqued"
@@ -69,7 +71,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
                               request.head_sha) as tree:
         critic = make_critic(settings.critique_command, settings.llm_base_url,
                              settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-                             settings.critique_model or settings.llm_model)
+                             config.models.critique or settings.critique_model or settings.llm_model)
         log.info("critique starting", files=len(files), reviewed=len(selection.included))
         outcome = await critic.critique(CritiqueTask(prompt=prompt, worktree=tree.path, files=files,
                                                      sandbox=sandbox_for(settings, tree)), critique_budget(settings))
@@ -81,7 +83,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
                                                         f"{outcome.reason}.")
         return "critique failed"
     critique = outcome.critique
-    next_step = await _verdict(ctx, gh, request, pull, critique, log)
+    next_step = await _verdict(ctx, gh, request, pull, critique, config.max_fix_rounds, log)
     await write_comment(gh, request.repo, request.pr, comment_id,
                         render_comment(critique, request.head_sha, selection, next_step))
     await _post_inline(gh, request, critique, files, bot.login, log)
@@ -92,19 +94,18 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
 
 
 async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, critique: Critique,
-                   log: Any) -> str:
+                   max_rounds: int, log: Any) -> str:
     """Act on the verdict; return the line the comment shows about what happens next."""
-    settings: MullSettings = ctx["settings"]
     if critique.verdict == "fix":
-        spent = await PullState(ctx["redis"], request.repo_id, request.pr).spend(FIX_ROUNDS, settings.max_fix_rounds)
+        spent = await PullState(ctx["redis"], request.repo_id, request.pr).spend(FIX_ROUNDS, max_rounds)
         if spent is not None:
             notes = findings_for_agent(critique)
             await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
                 installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo,
                 pr=request.pr, reason="critique", notes=notes, requested_by=""),
                 _job_id=revise_job_id(request.repo_id, request.pr, f"critique-{request.head_sha[:12]}"))
-            return f"Verdict `fix`: automatic revision round {spent} of {settings.max_fix_rounds} started."
-        handed = (f"Verdict `fix`, and the {settings.max_fix_rounds} automatic revision round(s) are used up: "
+            return f"Verdict `fix`: automatic revision round {spent} of {max_rounds} started."
+        handed = (f"Verdict `fix`, and the {max_rounds} automatic revision round(s) are used up: "
                   "over to human review, with the findings above still open.")
         return handed + await _release(gh, request, pull, log)
     return "Verdict `pass`." + await _release(gh, request, pull, log)
@@ -121,7 +122,8 @@ async def _release(gh: GitHub, request: CritiqueRequest, pull: Any, log: Any) ->
     return " Its checks are failing, so it stays a draft."
 
 
-async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, bot_login: str, log: Any) -> str:
+async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, installation_id: int, bot_login: str,
+                        log: Any) -> str:
     """After checks complete: leave draft when the current head's critique allows it."""
     owner, name = repo.split("/", 1)
     pull: Any = (await gh.rest.pulls.async_get(owner, name, pr)).json()
@@ -129,9 +131,10 @@ async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, bot
     if marker is None or marker.sha != pull["head"]["sha"] or marker.verdict == "failed":
         return "no critique of this head yet"
     if marker.verdict == "fix":
-        settings: MullSettings = ctx["settings"]
-        rounds = await PullState(ctx["redis"], int(pull["base"]["repo"]["id"]), pr).count(FIX_ROUNDS)
-        if rounds < settings.max_fix_rounds:
+        repo_id = int(pull["base"]["repo"]["id"])
+        config = await config_for(ctx, gh, repo, repo_id, installation_id)
+        rounds = await PullState(ctx["redis"], repo_id, pr).count(FIX_ROUNDS)
+        if rounds < config.max_fix_rounds:
             return "a fix round is pending"
     if await readiness.checks_state(gh, repo, pull["head"]["sha"]) in ("passed", "none"):
         if await readiness.mark_ready(gh, pull):
@@ -214,9 +217,8 @@ async def note_on_issue(ctx: dict[str, Any], gh: GitHub, request: CritiqueReques
     issue = issue_of_branch(pull["head"]["ref"])
     if issue is None:
         return
-    settings: MullSettings = ctx["settings"]
     status = StatusComment(gh, request.repo, request.repo_id, issue, bot_login, ctx["redis"])
     state = await status.load()
     if status.comment_id is None:
         return
-    await status.write(replace(state, critique=line), settings.label)
+    await status.write(replace(state, critique=line))

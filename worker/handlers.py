@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from bot.jobs import Delivery
-from worker import comment_commands, failures, pull_events, trigger
+from worker import comment_commands, failures, pull_events, repo_settings, trigger
 from worker.events import Event
 from worker.github_app import GitHubApp
 
@@ -30,6 +30,7 @@ ROUTES: dict[str, Handler] = {
     "pull_request.synchronize": pull_events.on_pull_request,
     "pull_request.reopened": pull_events.on_pull_request,
     "check_suite.completed": pull_events.on_check_suite,
+    "push": repo_settings.on_push,
 }
 
 # Mull's own pushes and pull requests need a critique like anyone's; every other own event is ignored.

@@ -16,11 +16,11 @@ from bot.jobs import (
     issue_of_branch,
     revise_job_id,
 )
-from bot.settings import MullSettings
 from worker import comment_commands, readiness
 from worker.critique_job import maybe_release
 from worker.events import Event
 from worker.pull_state import CI_ATTEMPTS, PullState
+from worker.repo_settings import config_for, quiet_seconds
 
 FAILED_SUITE = frozenset({"failure", "timed_out", "action_required", "startup_failure"})
 
@@ -51,25 +51,25 @@ async def on_check_suite(ctx: dict[str, Any], event: Event) -> str:
     pr = int(pulls[0]["number"])
     if suite.get("conclusion") in FAILED_SUITE:
         return await _fix_ci(ctx, event, pr, suite["head_sha"])
-    return await maybe_release(ctx, event.gh, event.repo_name, pr, event.bot.login, event.log)
+    return await maybe_release(ctx, event.gh, event.repo_name, pr, event.installation_id, event.bot.login, event.log)
 
 
 async def _fix_ci(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> str:
-    settings: MullSettings = ctx["settings"]
     owner, name = event.owner_name()
     pull: Any = (await event.gh.rest.pulls.async_get(owner, name, pr)).json()
     if pull["head"]["sha"] != sha:
         return "superseded"
-    spent = await PullState(ctx["redis"], event.repo_id, pr).spend(CI_ATTEMPTS, settings.ci_fix_attempts)
+    attempts = (await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)).ci_fix_attempts
+    spent = await PullState(ctx["redis"], event.repo_id, pr).spend(CI_ATTEMPTS, attempts)
     if spent is None:
         await event.gh.rest.issues.async_create_comment(owner, name, pr, body=(
-            f"Checks still fail on `{sha[:12]}` after {settings.ci_fix_attempts} automatic fix attempt(s); "
+            f"Checks still fail on `{sha[:12]}` after {attempts} automatic fix attempt(s); "
             "Mull stops here and leaves this pull request to you."))
         return "ci attempts used up"
     notes = await readiness.failing_checks(event.gh, event.repo_name, sha)
     await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="ci",
-        notes=f"Fix attempt {spent} of {settings.ci_fix_attempts}.\n\n{notes or 'The checks failed.'}",
+        notes=f"Fix attempt {spent} of {attempts}.\n\n{notes or 'The checks failed.'}",
         requested_by=""), _job_id=revise_job_id(event.repo_id, pr, f"ci-{sha[:12]}"))
     return "ci fix queued"
 
@@ -85,13 +85,13 @@ async def on_review(ctx: dict[str, Any], event: Event) -> str:
     if event.delivery.event == "pull_request_review" and review.get("state") not in ("changes_requested",
                                                                                       "commented"):
         return "nothing to revise"
-    settings: MullSettings = ctx["settings"]
     pr = int(pull["number"])
+    config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
     await PullState(ctx["redis"], event.repo_id, pr).touch_review()
     await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="review",
         notes=_review_body(review), requested_by=event.sender),
-        _job_id=revise_job_id(event.repo_id, pr, "review"), _defer_by=settings.revision_quiet)
+        _job_id=revise_job_id(event.repo_id, pr, "review"), _defer_by=quiet_seconds(config))
     return "revision scheduled"
 
 

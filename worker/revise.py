@@ -15,7 +15,6 @@ from arq import Retry
 from githubkit import GitHub
 
 from bot.jobs import CRITIQUE_PR, CritiqueRequest, ReviseRequest, critique_job_id, issue_of_branch
-from bot.settings import MullSettings
 from worker import failures
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
@@ -23,6 +22,7 @@ from worker.branch_work import run_on_branch
 from worker.critique_job import note_on_issue
 from worker.github_app import GitHubApp
 from worker.pull_state import PullState
+from worker.repo_settings import config_for, quiet_seconds
 
 THREADS = """query($owner: String!, $name: String!, $number: Int!) {
   repository(owner: $owner, name: $name) { pullRequest(number: $number) {
@@ -40,12 +40,12 @@ async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
 
 
 async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> str:
-    settings: MullSettings = ctx["settings"]
     app: GitHubApp = ctx["github"]
     log = ctx["log"].bind(job_id=ctx.get("job_id"), repo=request.repo, pr=request.pr, reason=request.reason)
+    config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
     if request.reason == "review":
         last = await PullState(ctx["redis"], request.repo_id, request.pr).last_review()
-        quiet_left = settings.revision_quiet - (time.time() - last)
+        quiet_left = quiet_seconds(config) - (time.time() - last)
         if quiet_left > 0:  # reviewers are still at it: wait for the burst to end
             raise Retry(defer=timedelta(seconds=quiet_left + 0.2))
     owner, name = request.repo.split("/", 1)
@@ -67,7 +67,7 @@ async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> st
         ctx, gh, pull["head"]["repo"], pull["head"]["ref"],
         prompt_for=lambda tree: build_prompt(request.repo, issue_number, issue.get("title", ""),
                                              issue.get("body") or "", read_instructions(tree), extra=extra),
-        message_for=lambda result: _message(request, result), bot=bot, log=log)
+        message_for=lambda result: _message(request, result), bot=bot, log=log, config=config)
     if run.sha is None:
         await note_on_issue(ctx, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
                                                         f"#{request.pr} changed nothing.")

@@ -16,12 +16,12 @@ from githubkit import GitHub
 from bot import keys
 from bot.jobs import CRITIQUE_PR, CritiqueRequest, SolveRequest, branch_name, critique_job_id
 from bot.logs import scrub
-from bot.settings import MullSettings
 from worker import failures, labels, pull_requests
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
 from worker.github_app import GitHubApp
+from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
 
 
@@ -42,7 +42,6 @@ async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
 
 
 async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
-    settings: MullSettings = ctx["settings"]
     app: GitHubApp = ctx["github"]
     log = ctx["log"].bind(job_id=ctx.get("job_id"), installation=request.installation_id, repo=request.repo,
                           issue=request.issue)
@@ -51,9 +50,10 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
     status = StatusComment(gh, request.repo, request.repo_id, request.issue, bot.login, ctx["redis"])
     state = (await status.load()).begin(request.trigger)
     state = replace(state, phase=Phase.WORKING)
-    await status.write(state, settings.label)
+    await status.write(state)
     await labels.move(gh, request.repo, request.issue, to=labels.WORKING)
     try:
+        config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
         issue = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
         repo: Any = (await gh.rest.repos.async_get(owner, name)).json()
         branch = branch_name(request.issue)
@@ -70,23 +70,23 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
                 prompt_for=lambda tree: build_prompt(request.repo, request.issue, issue.get("title", ""),
                                                      issue.get("body") or "", read_instructions(tree)),
                 message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
-                bot=bot, log=log)
+                bot=bot, log=log, config=config)
             result, pushed = run.result, run.sha
             if pushed is None:
                 reason = result.error or "the agent finished without changing any file"
                 await labels.move(gh, request.repo, request.issue, to=None)
-                await status.write(replace(state, phase=Phase.FAILED), settings.label,
+                await status.write(replace(state, phase=Phase.FAILED),
                                    f"**Reason:** {reason}.\n\n{_quote(result.summary)}")
                 return "no changes"
             await _save_result(ctx, request, result)
             state = replace(state, pushed_sha=pushed)
-            await status.write(state, settings.label, "Pushed the agent's work; opening the pull request.")
+            await status.write(state, "Pushed the agent's work; opening the pull request.")
         body = pull_requests.render_body(request.issue, result, state.revision, request.requested_by)
         pr = await pull_requests.open_or_update(gh, request.repo, branch, repo["default_branch"],
                                                 issue.get("title") or f"Issue #{request.issue}", body)
         state = replace(state, phase=Phase.PR_OPENED, pr=pr.number)
         await labels.move(gh, request.repo, request.issue, to=None)
-        await status.write(state, settings.label, _outcome(result))
+        await status.write(state, _outcome(result))
         log.info("pull request ready", pr=pr.number, created=pr.created, sha=pushed)
         if pushed:  # the webhook for this head would queue it too; the job id makes that the same job
             await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
@@ -98,7 +98,7 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
             log.warning("transient failure, retrying", error=_reason(exc), job_try=ctx.get("job_try"))
             raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
         await labels.move(gh, request.repo, request.issue, to=None)
-        await status.write(replace(state, phase=Phase.FAILED), settings.label, f"**Reason:** {_reason(exc)}")
+        await status.write(replace(state, phase=Phase.FAILED), f"**Reason:** {_reason(exc)}")
         raise
 
 

@@ -67,10 +67,10 @@ class RunState:
             return None
 
 
-def render(state: RunState, label: str) -> str:
+def render(state: RunState) -> str:
     """The comment's visible text for a state."""
     revision = f" (revision {state.revision})" if state.revision > 1 else ""
-    retry = f"To try again, remove the `{label}` label and add it back."
+    retry = "To try again, comment `/mull retry`."
     heads = {
         Phase.QUEUED: f"🕐 **Mull** has queued this issue{revision}; an agent will pick it up shortly.",
         Phase.WORKING: f"⚙️ **Mull** is working on this issue{revision}. This comment will be updated.",
@@ -135,11 +135,11 @@ class StatusComment:
                 return
             page += 1
 
-    async def write(self, state: RunState, label: str, detail: str | None = None) -> None:
+    async def write(self, state: RunState, detail: str | None = None) -> None:
         """Edit the comment in place, creating it the first time; ``detail`` replaces the state's note."""
         if detail is not None:
             state = replace(state, note=detail)
-        body = render(state, label)
+        body = render(state)
         self.state = state
         if self.comment_id is not None:
             try:

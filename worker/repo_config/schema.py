@@ -164,8 +164,8 @@ class RepoConfig(BaseModel):
         1, "an integer from 0 to 5", "Rounds in which the agent fixes what the critique found.", ge=0, le=5)
     ci_fix_attempts: int = _field(
         2, "an integer from 0 to 5", "Attempts to fix a failing CI run on a Mull pull request.", ge=0, le=5)
-    revision_quiet_minutes: int = _field(
-        5, "an integer from 0 to 1440",
+    revision_quiet_minutes: float = _field(
+        5, "a number of minutes from 0 to 1440",
         "Minutes without new review comments before Mull starts a revision, so one review makes one revision.",
         ge=0, le=1440)
 
@@ -230,15 +230,21 @@ class Defaults:
     seconds: int = 1800
     steps: int = 40
     tokens: int = 400_000
+    max_fix_rounds: int = 1
+    ci_fix_attempts: int = 2
+    revision_quiet_minutes: float = 5
 
     @classmethod
     def from_settings(cls, settings: MullSettings) -> Defaults:
         return cls(label=settings.label, seconds=settings.agent_timeout, steps=settings.agent_max_steps,
-                   tokens=settings.agent_max_tokens)
+                   tokens=settings.agent_max_tokens, max_fix_rounds=settings.max_fix_rounds,
+                   ci_fix_attempts=settings.ci_fix_attempts, revision_quiet_minutes=settings.revision_quiet / 60)
 
     def config(self) -> RepoConfig:
         return RepoConfig(label=self.label,
-                          budgets=Budgets(seconds=self.seconds, steps=self.steps, tokens=self.tokens))
+                          budgets=Budgets(seconds=self.seconds, steps=self.steps, tokens=self.tokens),
+                          max_fix_rounds=self.max_fix_rounds, ci_fix_attempts=self.ci_fix_attempts,
+                          revision_quiet_minutes=self.revision_quiet_minutes)
 
 
 def reference_table() -> str:

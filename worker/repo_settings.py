@@ -1,0 +1,31 @@
+"""The settings that apply to one repository: the deployment's, then its org's and its own ``.github/mull.yml``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from githubkit import GitHub
+
+from bot.settings import MullSettings
+from worker.github_app import GitHubApp
+from worker.repo_config import Defaults, RepoConfig, invalidate_for_push, load_config
+
+
+async def config_for(ctx: dict[str, Any], gh: GitHub, repo: str, repo_id: int, installation_id: int) -> RepoConfig:
+    """Raises ConfigFileError for a bad file: callers say so on the issue and do nothing else."""
+    settings: MullSettings = ctx["settings"]
+    app: GitHubApp = ctx["github"]
+    owner, name = repo.split("/", 1)
+    org_gh = app.installation(installation_id)  # a repo-scoped token cannot read a private <owner>/.github
+    async with org_gh:
+        return await load_config(gh, ctx["redis"], owner, name, repo_id, Defaults.from_settings(settings),
+                                 org_gh=org_gh)
+
+
+def quiet_seconds(config: RepoConfig) -> float:
+    return config.revision_quiet_minutes * 60
+
+
+async def on_push(ctx: dict[str, Any], event: Any) -> str:
+    """A push that changed a config file forgets the cached copy, so the next run reads the new one."""
+    return "config invalidated" if await invalidate_for_push(ctx["redis"], event.payload) else "nothing to do"
