@@ -20,6 +20,7 @@ ALWAYS_EVENTS = frozenset({"installation", "installation_repositories"})
 ISSUE_ACTIONS = frozenset({"labeled", "closed", "reopened"})
 
 _COMMAND = re.compile(rb"/mull\b", re.IGNORECASE)
+_WAITING = b'"mull:waiting"'  # the label Mull puts on an issue whose plan asked its author a question
 # A Mull branch or Mull's config file is named in the payload; JSON puts no escapes in these ASCII names.
 _MULL_BRANCH = re.compile(rb'refs/heads/mull/|"mull/issue-|\.github/mull\.yml')
 _PR_CLOSED = re.compile(rb'^\s*\{\s*"action"\s*:\s*"closed"')
@@ -61,7 +62,7 @@ def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
     if event in ALWAYS_EVENTS:
         return Verdict(True, event)
     if event in COMMAND_EVENTS:
-        if event == "pull_request_review" or _COMMAND.search(body):
+        if event == "pull_request_review" or _COMMAND.search(body) or _WAITING in body:
             # Reviews matter on Mull PRs only; the worker checks the branch. Comments need a command.
             if event == "pull_request_review" and not _MULL_BRANCH.search(body):
                 return Verdict(False, "review on a pull request mull did not open")
@@ -69,7 +70,7 @@ def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
             if bot_login and _sender(payload) == bot_login:
                 return Verdict(False, "sent by mull itself")
             return Verdict(True, event)
-        return Verdict(False, "no /mull command")
+        return Verdict(False, "no /mull command and no question waiting")
     if event in BRANCH_EVENTS:
         if _MULL_BRANCH.search(body) or (event == "pull_request" and _PR_CLOSED.search(body)):
             return Verdict(True, event)

@@ -24,7 +24,7 @@ from bot.jobs import (
     revise_job_id,
     solve_job_id,
 )
-from worker import trigger
+from worker import labels, trigger
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.status import Phase, StatusComment
 
@@ -60,6 +60,8 @@ async def on_comment(ctx: dict[str, Any], event: Event) -> str:
     else:
         result = commands.parse(body)
     if result.command is None:
+        if event.payload.get("action") == "created" and event.delivery.event == "issue_comment":
+            return await answer_if_waiting(ctx, event)
         return "no command"
     target = await _target(event)
     role = await permission(event.gh, event.repo_name, event.sender)
@@ -144,6 +146,13 @@ async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: co
     job = Job(job_id, ctx["redis"])
     state = await job.status()
     if state not in trigger.ACTIVE:
+        status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login,
+                               ctx["redis"])
+        current = await status.load()
+        if current.phase is Phase.WAITING:  # a plan waiting for an answer or for `/mull go`
+            await labels.move(event.gh, event.repo_name, target.issue, to=None)
+            await status.write(replace(current, phase=Phase.FAILED, plan=""), f"**Stopped** by @{event.sender}.")
+            return Outcome(True)
         return Outcome(False, f"nothing is queued or running for #{target.issue}.")
     await ctx["redis"].set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
     if state is JobStatus.in_progress:
@@ -155,6 +164,40 @@ async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: co
     await status.write(replace(state_now, phase=Phase.FAILED),
                        f"**Stopped** by @{event.sender} before it started.")
     return Outcome(True)
+
+
+async def do_go(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    if target.is_pull or target.issue is None:
+        return Outcome(False, "`/mull go` works on an issue whose plan waits for approval.")
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login, ctx["redis"])
+    current = await status.load()
+    if current.phase is not Phase.WAITING or current.plan != "proposed":
+        return Outcome(False, f"no plan on #{target.issue} is waiting for `/mull go`.")
+    queued = await trigger.queue_run(ctx, event, target.issue, event.sender, trigger=current.trigger,
+                                     plan="approved")
+    return Outcome(queued, None if queued else f"a run for #{target.issue} is already queued or running.")
+
+
+async def answer_if_waiting(ctx: dict[str, Any], event: Event) -> str:
+    """A plain comment by the issue's author (or a maintainer) answers the plan's question."""
+    issue = event.payload.get("issue") or {}
+    if issue.get("pull_request") or labels.WAITING not in {x.get("name") for x in issue.get("labels") or []}:
+        return "no command"
+    number = int(issue["number"])
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, number, event.bot.login, ctx["redis"])
+    current = await status.load()
+    if current.phase is not Phase.WAITING or current.plan != "asked":
+        return "no question waiting"
+    author = (issue.get("user") or {}).get("login")
+    if event.sender != author and await permission(event.gh, event.repo_name, event.sender) not in TRIGGER_ROLES:
+        return "not the author"
+    if not await once(ctx, f"answer:{event.delivery.guid}"):
+        return "already handled"
+    await _react(event, "eyes")
+    body = (event.payload.get("comment") or {}).get("body") or ""
+    await trigger.queue_run(ctx, event, number, event.sender, trigger=current.trigger, plan="answered",
+                            answer=body[:4000])
+    return "answer received"
 
 
 async def do_queue(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
@@ -206,5 +249,5 @@ async def do_critique(ctx: dict[str, Any], event: Event, target: Target, command
     return Outcome(job is not None)
 
 
-VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue,
+VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue, "go": do_go,
                           "revise": do_revise, "critique": do_critique}

@@ -7,7 +7,8 @@ from githubkit.exception import RequestFailed
 
 QUEUED = "mull:queued"
 WORKING = "mull:working"
-STATE_LABELS = (QUEUED, WORKING)
+WAITING = "mull:waiting"  # the receiver keeps plain comments on issues wearing it: they may be answers
+STATE_LABELS = (QUEUED, WORKING, WAITING)
 
 
 async def move(gh: GitHub, repo: str, issue: int, to: str | None) -> None:

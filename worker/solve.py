@@ -21,6 +21,7 @@ from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
 from worker.github_app import GitHubApp
+from worker.plan_stage import plan_stage
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
 
@@ -54,8 +55,12 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
     await labels.move(gh, request.repo, request.issue, to=labels.WORKING)
     try:
         config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
-        issue = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
+        issue: Any = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
         repo: Any = (await gh.rest.repos.async_get(owner, name)).json()
+        planned = await plan_stage(ctx, gh, request.repo, config, state, status, issue, repo, bot, log)
+        if planned is None:
+            return "waiting"
+        state = planned
         branch = branch_name(request.issue)
         result: AgentResult
         pushed: str | None
@@ -68,7 +73,8 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
             run = await run_on_branch(
                 ctx, gh, repo, branch,
                 prompt_for=lambda tree: build_prompt(request.repo, request.issue, issue.get("title", ""),
-                                                     issue.get("body") or "", read_instructions(tree)),
+                                                     issue.get("body") or "", read_instructions(tree),
+                                                     extra=state.plan_text),
                 message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
                 bot=bot, log=log, config=config)
             result, pushed = run.result, run.sha

@@ -27,6 +27,7 @@ class Phase(StrEnum):
     WORKING = "working"
     PR_OPENED = "pr-opened"
     FAILED = "failed"
+    WAITING = "waiting"  # for an answer to the plan's question, or for `/mull go`
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,16 @@ class RunState:
     pushed_sha: str | None = None  # last commit Mull pushed for ``trigger``; a rerun resumes from it
     note: str = ""  # what the last step said (a budget that ran out, why it failed)
     critique: str = ""  # latest news of the pull request: a critique's outcome, a revision
+    plan: str = ""  # plan stage of this revision: "", asked, answered, proposed, approved
+    plan_text: str = ""  # the agreed plan, as the agent reads it
+    answer: str = ""  # the author's answer to the plan's question
 
     def begin(self, trigger: str) -> RunState:
         """A new trigger is a new revision; the same trigger (a rerun after a crash) is the same one."""
         if trigger == self.trigger and self.revision:
             return self
-        return replace(self, revision=self.revision + 1, trigger=trigger, pushed_sha=None, note="", critique="")
+        return replace(self, revision=self.revision + 1, trigger=trigger, pushed_sha=None, note="", critique="",
+                       plan="", plan_text="", answer="")
 
     def marker(self) -> str:
         # Escaped so that no text inside can close the HTML comment early; json.loads reads it back.
@@ -62,7 +67,9 @@ class RunState:
             data = json.loads(found.group(1))
             return cls(issue=issue, phase=Phase(data.get("phase", "queued")), revision=int(data.get("revision", 0)),
                        trigger=str(data.get("trigger", "")), pr=data.get("pr"), pushed_sha=data.get("pushed_sha"),
-                       note=str(data.get("note", "")), critique=str(data.get("critique", "")))
+                       note=str(data.get("note", "")), critique=str(data.get("critique", "")),
+                       plan=str(data.get("plan", "")), plan_text=str(data.get("plan_text", "")),
+                       answer=str(data.get("answer", "")))
         except (ValueError, TypeError):
             return None
 
@@ -77,6 +84,7 @@ def render(state: RunState) -> str:
         Phase.PR_OPENED: f"✅ **Mull** opened #{state.pr} for this issue{revision}."
                          + ("" if state.critique else " It is a draft until the critique has looked at it."),
         Phase.FAILED: f"❌ **Mull** could not finish this issue{revision}.",
+        Phase.WAITING: f"⏸️ **Mull** has a plan for this issue{revision} and is waiting.",
     }
     parts = [heads[state.phase]]
     if state.note:

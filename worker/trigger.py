@@ -28,17 +28,22 @@ async def run_status(ctx: dict[str, Any], repo_id: int, issue: int) -> JobStatus
     return await Job(solve_job_id(repo_id, issue), ctx["redis"]).status()
 
 
-async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by: str) -> bool:
-    """Mark the issue queued and enqueue its run; False when one is already queued or running."""
+async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by: str, trigger: str | None = None,
+                    **state_changes: Any) -> bool:
+    """Mark the issue queued and enqueue its run; False when one is already queued or running.
+
+    ``trigger`` continues an existing revision (after `/mull go` or an answer); by default the delivery that
+    asked starts a new one. ``state_changes`` go into the status marker with the queued phase.
+    """
     if await run_status(ctx, event.repo_id, issue) in ACTIVE:
         return False
     status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
     async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
         state = await status.load()
-        await status.write(replace(state, phase=Phase.QUEUED))
+        await status.write(replace(state, phase=Phase.QUEUED, **state_changes))
     await labels.move(event.gh, event.repo_name, issue, to=labels.QUEUED)
     request = SolveRequest(installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name,
-                           issue=issue, requested_by=requested_by, trigger=event.delivery.guid)
+                           issue=issue, requested_by=requested_by, trigger=trigger or event.delivery.guid)
     job_id = solve_job_id(event.repo_id, issue)
     job = await ctx["redis"].enqueue_job(SOLVE_ISSUE, request, _job_id=job_id)
     if job is None:
