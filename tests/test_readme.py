@@ -23,3 +23,9 @@ def test_every_command_is_documented() -> None:
 def test_quick_start_is_the_two_make_commands() -> None:
     quick = README.split("## Quick start", 1)[1].split("##", 1)[0]
     assert "make run" in quick and "make test" in quick
+
+
+def test_repository_configuration_table_is_the_schema() -> None:
+    from worker.repo_config import reference_table
+
+    assert reference_table() in README
