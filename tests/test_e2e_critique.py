@@ -3,6 +3,7 @@ fix round, review-driven revisions after a quiet period, failing checks, and cri
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -53,8 +54,23 @@ def pull_number(double, issue: int) -> int:
     return next(p.number for p in open_pulls(double) if p.head_ref == f"mull/issue-{issue}")
 
 
+def rerun_critique(redis_url: str, repo_id: int, pr: int, sha: str) -> None:
+    """Enqueue the critique job again under a fresh id, as a rerun after arq dropped its result would."""
+    from arq.connections import RedisSettings, create_pool
+
+    from bot.jobs import CRITIQUE_PR, CritiqueRequest
+
+    async def enqueue() -> None:
+        pool = await create_pool(RedisSettings.from_dsn(redis_url))
+        await pool.enqueue_job(CRITIQUE_PR, CritiqueRequest(installation_id=777, repo_id=repo_id, repo=REPO, pr=pr,
+                                                            head_sha=sha), _job_id=f"rerun-{sha}")
+        await pool.aclose()
+
+    asyncio.run(enqueue())
+
+
 def test_one_critique_per_head_edited_in_place_with_inline_comments_on_diff_lines(
-        mull, github_double, scripted_model) -> None:
+        mull, github_double, scripted_model, redis_url) -> None:
     scripted_model.script("AGENT-c1", agent("CRIT-c1"))
     scripted_model.script("HUMAN-c1", critique("pass", summary="Second look."))
     scripted_model.script("CRIT-c1", critique("pass", [FINDING_IN_DIFF, FINDING_OUTSIDE]))
@@ -66,7 +82,9 @@ def test_one_critique_per_head_edited_in_place_with_inline_comments_on_diff_line
     opened = github_double.wait_for_delivery("pull_request", "opened")[0]
     for _ in range(3):
         github_double.deliver("pull_request", opened.payload)
-    time.sleep(2)
+    rerun_critique(redis_url, opened.payload["repository"]["id"], pr, opened.payload["pull_request"]["head"]["sha"])
+    wait_for(lambda: "already critiqued" in mull.logs(), what="the rerun to finish", cluster=mull)
+    time.sleep(1)
     comments = critique_comments(github_double, pr)
     assert len(comments) == 1 and len(scripted_model.requests_for("CRIT-c1")) == 1
     body = comments[0].body
