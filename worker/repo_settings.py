@@ -16,10 +16,10 @@ async def config_for(ctx: dict[str, Any], gh: GitHub, repo: str, repo_id: int, i
     settings: MullSettings = ctx["settings"]
     app: GitHubApp = ctx["github"]
     owner, name = repo.split("/", 1)
-    org_gh = app.installation(installation_id)  # a repo-scoped token cannot read a private <owner>/.github
-    async with org_gh:
-        return await load_config(gh, ctx["redis"], owner, name, repo_id, Defaults.from_settings(settings),
-                                 org_gh=org_gh)
+    # A repo-scoped token cannot read a private <owner>/.github; this client only connects on a cache miss.
+    org_gh = app.installation(installation_id)
+    return await load_config(gh, ctx["redis"], owner, name, repo_id, Defaults.from_settings(settings),
+                             org_gh=org_gh)
 
 
 def quiet_seconds(config: RepoConfig) -> float:
