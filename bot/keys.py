@@ -48,3 +48,8 @@ def stop_flag(job_id: str) -> str:
 def pull_state(repo_id: int, pr: int) -> str:
     """Hash per Mull PR: fix rounds and CI fix attempts spent, last review event time."""
     return f"{PREFIX}pr:{repo_id}:{pr}"
+
+
+def run_slots(installation_id: int) -> str:
+    """Sorted set of the agent runs an installation has going (member: job id, score: slot expiry)."""
+    return f"{PREFIX}slots:{installation_id}"

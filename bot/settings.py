@@ -61,6 +61,9 @@ class MullSettings(BaseSettings):
     revision_quiet: int = Field(
         300, ge=0, description="Seconds after the last review event before a review-driven revision starts.")
     worker_jobs: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
+    installation_runs: int = Field(
+        2, ge=1, description="Agent runs one installation (organisation or account) may have going at once, "
+        "across all workers, so one cannot starve the others.")
     shutdown_wait: int = Field(
         0, ge=0, description="Seconds a stopping worker lets running jobs finish before cancelling them "
         "(cancelled jobs rerun on another worker).")

@@ -13,6 +13,7 @@ from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REVISE_PR, SOLVE_ISSUE
 from bot.settings import MullSettings
 from worker.agent.sandbox import check_bwrap
 from worker.critique_job import critique_pr
+from worker.fairness import RunSlots
 from worker.github_app import GitHubApp
 from worker.handlers import handle_delivery
 from worker.liveness import Liveness
@@ -36,6 +37,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
                  liveness_ttl: float = 20.0, handle_signals: bool = True) -> Worker:
     check_ready(settings)
     log = logs.get("mull.worker")
+    solve_timeout = settings.agent_timeout + SOLVE_OVERHEAD_S
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
@@ -45,6 +47,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
                                   app_slug=settings.app_slug)
         ctx["repos"] = RepoCache(settings.data_dir / "repos", redis)
         ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
+        ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
         await ctx["liveness"].start()
         log.info("worker started", worker_id=ctx["liveness"].worker_id)
 
@@ -58,7 +61,6 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
     async def job_end(ctx: dict[str, Any]) -> None:
         await ctx["liveness"].job_ended(ctx["job_id"])
 
-    solve_timeout = settings.agent_timeout + SOLVE_OVERHEAD_S
     return Worker(
         functions=[
             func(handle_delivery, name=HANDLE_DELIVERY, timeout=120, max_tries=5),

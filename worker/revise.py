@@ -20,6 +20,7 @@ from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
 from worker.critique_job import note_on_issue
+from worker.fairness import wait_for_slot
 from worker.github_app import GitHubApp
 from worker.pull_state import PullState
 from worker.repo_settings import config_for, quiet_seconds
@@ -34,9 +35,13 @@ REASON_TITLES = {"critique": "the critique's findings", "review": "review commen
 
 
 async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
-    gh = ctx["github"].installation(request.installation_id, request.repo_id)
-    async with gh:
-        return await failures.retrying(ctx, _revise(ctx, request, gh))
+    await wait_for_slot(ctx, request.installation_id)
+    try:
+        gh = ctx["github"].installation(request.installation_id, request.repo_id)
+        async with gh:
+            return await failures.retrying(ctx, _revise(ctx, request, gh))
+    finally:
+        await ctx["slots"].release(request.installation_id, ctx["job_id"])
 
 
 async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> str:

@@ -20,6 +20,7 @@ from worker import failures, labels, pull_requests
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
+from worker.fairness import wait_for_slot
 from worker.github_app import GitHubApp
 from worker.plan_stage import plan_stage
 from worker.repo_settings import config_for
@@ -37,9 +38,13 @@ def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple
 
 
 async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
-    gh = ctx["github"].installation(request.installation_id, request.repo_id)
-    async with gh:  # one HTTP connection pool for the whole job, not one per request
-        return await _solve(ctx, request, gh)
+    await wait_for_slot(ctx, request.installation_id)
+    try:
+        gh = ctx["github"].installation(request.installation_id, request.repo_id)
+        async with gh:  # one HTTP connection pool for the whole job, not one per request
+            return await _solve(ctx, request, gh)
+    finally:
+        await ctx["slots"].release(request.installation_id, ctx["job_id"])
 
 
 async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:

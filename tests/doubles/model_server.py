@@ -123,7 +123,8 @@ async def chat_completions(request: Request) -> Response:
     except ValueError:
         return JSONResponse({"error": {"message": "invalid JSON", "type": "invalid_request_error"}}, 400)
     messages = body.get("messages") or []
-    record = {"key": None, "turn": None, "body": body, "authorization": request.headers.get("authorization")}
+    record = {"key": None, "turn": None, "at": time.monotonic(), "body": body,
+              "authorization": request.headers.get("authorization")}
     with scripts.lock:
         scripts.requests.append(record)
     found = scripts.match(messages)
@@ -227,7 +228,7 @@ class ScriptedModel:
 
     @property
     def requests(self) -> list[dict]:
-        """Every request: {"key", "turn", "body" (the full JSON), "authorization"}."""
+        """Every request: {"key", "turn", "at" (monotonic seconds), "body" (the full JSON), "authorization"}."""
         with self.scripts.lock:
             return list(self.scripts.requests)
 

@@ -1,0 +1,62 @@
+"""Per-installation run slots: one organisation's 200 labeled issues cannot starve another's one.
+
+arq serves jobs in queue order. A run that finds its installation's slots full re-defers itself, which moves
+it behind the other installations' waiting runs. Slots are held per job id, so a run that is retried or
+reclaimed after a crash keeps its slot instead of needing a new one; a slot also expires with the job's
+timeout, so a run that never comes back cannot hold it forever.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from arq import Retry
+
+from bot import keys
+
+ARQ_RETRY = "arq:retry:"  # arq's per-job try counter (arq.constants.retry_key_prefix)
+WAIT_SECONDS = 5.0
+
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
+class RunSlots:
+    def __init__(self, redis: Any, limit: int, hold_seconds: float) -> None:
+        self.redis = redis
+        self.limit = limit
+        self.hold_seconds = hold_seconds
+        self._acquire = redis.register_script(_ACQUIRE)
+
+    async def acquire(self, installation_id: int, job_id: str) -> bool:
+        now = time.time()
+        return bool(await self._acquire(keys=[keys.run_slots(installation_id)],
+                                        args=[now, now + self.hold_seconds, job_id, self.limit]))
+
+    async def release(self, installation_id: int, job_id: str) -> None:
+        await self.redis.zrem(keys.run_slots(installation_id), job_id)
+
+    async def holders(self, installation_id: int) -> list[str]:
+        return [m.decode() for m in await self.redis.zrangebyscore(keys.run_slots(installation_id), time.time(),
+                                                                   "+inf")]
+
+
+async def wait_for_slot(ctx: dict[str, Any], installation_id: int) -> None:
+    """Take a slot for this job, or re-defer it behind other installations' runs.
+
+    Waiting for a slot is not a failed try: the try arq just counted is handed back, so the job's tries
+    stay for real failures.
+    """
+    slots: RunSlots = ctx["slots"]
+    job_id = ctx["job_id"]
+    if await slots.acquire(installation_id, job_id):
+        return
+    await ctx["redis"].decr(ARQ_RETRY + job_id)
+    raise Retry(defer=WAIT_SECONDS)
