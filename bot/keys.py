@@ -53,3 +53,11 @@ def pull_state(repo_id: int, pr: int) -> str:
 def run_slots(installation_id: int) -> str:
     """Sorted set of the agent runs an installation has going (member: job id, score: slot expiry)."""
     return f"{PREFIX}slots:{installation_id}"
+
+
+INSTALLATIONS = PREFIX + "installations"  # hash: installation id -> {"account", "suspended"}
+
+
+def installation_repos(installation_id: int) -> str:
+    """Set of "<repo id>:<owner/name>" an installation covers, as its webhooks told."""
+    return f"{PREFIX}installation:{installation_id}:repos"

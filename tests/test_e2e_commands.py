@@ -81,7 +81,9 @@ def test_queue_and_stop_a_running_agent_keeps_its_partial_work(mull, github_doub
              what="queue answer", cluster=mull)
     started = time.monotonic()
     github_double.comment_as(REPO, issue.number, "/mull stop", MAINTAINER)
+    stop = [c for c in github_double.comments(REPO, issue.number) if c.user.login == MAINTAINER][-1]
     status = wait_for(lambda: pr_opened(github_double, issue.number), what="stopped run's PR", cluster=mull)
+    wait_for(lambda: "rocket" in reactions(github_double, issue.number, stop.id), what="🚀 on stop", cluster=mull)
     assert time.monotonic() - started < 20  # did not wait for the model's 30 s
     assert "stopped by @maria" in status.body
     assert github_double.branch_files(REPO, f"mull/issue-{issue.number}")["partial.md"] == "half\n"

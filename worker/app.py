@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from arq import Worker
@@ -11,6 +12,7 @@ from arq.worker import func
 from bot import logs
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REVISE_PR, SOLVE_ISSUE
 from bot.settings import MullSettings
+from worker import installations
 from worker.agent.sandbox import check_bwrap
 from worker.critique_job import critique_pr
 from worker.fairness import RunSlots
@@ -49,9 +51,12 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
         await ctx["liveness"].start()
+        ctx["reconcile"] = asyncio.create_task(installations.reconcile(ctx))  # off the startup path
         log.info("worker started", worker_id=ctx["liveness"].worker_id)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if "reconcile" in ctx:
+            ctx["reconcile"].cancel()
         if "liveness" in ctx:
             await ctx["liveness"].stop()
 

@@ -26,6 +26,7 @@ from bot.jobs import (
 )
 from worker import labels, trigger
 from worker.events import TRIGGER_ROLES, Event, once, permission
+from worker.installations import request_abort
 from worker.status import Phase, StatusComment
 
 STOP_FLAG_TTL = 3600
@@ -155,10 +156,9 @@ async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: co
             return Outcome(True)
         return Outcome(False, f"nothing is queued or running for #{target.issue}.")
     await ctx["redis"].set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
-    if state is JobStatus.in_progress:
-        await job.abort(timeout=0)  # the run commits and pushes what it has, then says it was stopped
+    await request_abort(job)
+    if state is JobStatus.in_progress:  # the run commits and pushes what it has, then says it was stopped
         return Outcome(True)
-    await job.abort(timeout=0)
     status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login, ctx["redis"])
     state_now = await status.load()
     await status.write(replace(state_now, phase=Phase.FAILED),

@@ -28,6 +28,7 @@ from worker.critique.review import split_findings
 from worker.critique.run import CritiqueFailed, CritiqueTask, make_critic
 from worker.critique.schema import Critique
 from worker.github_app import GitHubApp
+from worker.installations import pause_if_suspended
 from worker.pull_state import FIX_ROUNDS, PullState
 from worker.repo_cache import RepoCache, git
 from worker.repo_settings import config_for
@@ -40,6 +41,7 @@ def critique_budget(settings: MullSettings) -> Budget:
 
 
 async def critique_pr(ctx: dict[str, Any], request: CritiqueRequest) -> str:
+    await pause_if_suspended(ctx, request.installation_id)
     gh = ctx["github"].installation(request.installation_id, request.repo_id)
     async with gh:
         return await failures.retrying(ctx, _critique(ctx, request, gh))

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from bot.jobs import Delivery
-from worker import comment_commands, failures, pull_events, repo_settings, trigger
+from worker import comment_commands, failures, installations, pull_events, repo_settings, trigger
 from worker.events import Event
 from worker.github_app import GitHubApp
 
@@ -44,6 +44,13 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
     repo = payload.get("repository") or {}
     log = ctx["log"].bind(delivery=delivery.guid, gh_event=name, installation=installation,
                           repo=repo.get("full_name"), job_id=ctx.get("job_id"))
+    if delivery.event in ("installation", "installation_repositories") and installation:
+        # No GitHub call: a deleted installation has no token to make one with.
+        track = installations.on_installation if delivery.event == "installation" else \
+            installations.on_installation_repositories
+        outcome = await track(ctx, payload, log)
+        log.info("installation change", outcome=outcome)
+        return outcome
     handler = ROUTES.get(name)
     if handler is None or not installation:
         log.debug("delivery ignored", reason="no handler" if handler is None else "no installation")

@@ -22,6 +22,7 @@ from worker.branch_work import run_on_branch
 from worker.critique_job import note_on_issue
 from worker.fairness import wait_for_slot
 from worker.github_app import GitHubApp
+from worker.installations import pause_if_suspended
 from worker.pull_state import PullState
 from worker.repo_settings import config_for, quiet_seconds
 
@@ -35,6 +36,7 @@ REASON_TITLES = {"critique": "the critique's findings", "review": "review commen
 
 
 async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
+    await pause_if_suspended(ctx, request.installation_id)
     await wait_for_slot(ctx, request.installation_id)
     try:
         gh = ctx["github"].installation(request.installation_id, request.repo_id)

@@ -22,6 +22,7 @@ from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
 from worker.fairness import wait_for_slot
 from worker.github_app import GitHubApp
+from worker.installations import pause_if_suspended
 from worker.plan_stage import plan_stage
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
@@ -38,6 +39,7 @@ def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple
 
 
 async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
+    await pause_if_suspended(ctx, request.installation_id)
     await wait_for_slot(ctx, request.installation_id)
     try:
         gh = ctx["github"].installation(request.installation_id, request.repo_id)

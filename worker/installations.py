@@ -1,0 +1,129 @@
+"""Which installations and repositories Mull serves, from ``installation*`` webhooks and the App API.
+
+Deleting an installation or removing a repository cancels its queued jobs and forgets its state;
+suspending an installation pauses its jobs until it is unsuspended. A startup reconcile lists the
+installations through the App API, so a missed webhook does not leave Mull blind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from arq import Retry
+from arq.jobs import Job
+
+from bot import keys
+from bot.jobs import QUEUE
+from worker.fairness import ARQ_RETRY
+
+SUSPENDED_WAIT = 300.0
+_JOB_KINDS = ("solve", "critique", "revise")
+
+
+async def record(redis: Any, installation: dict[str, Any]) -> None:
+    account = (installation.get("account") or {}).get("login", "")
+    await redis.hset(keys.INSTALLATIONS, str(installation["id"]), json.dumps(
+        {"account": account, "suspended": bool(installation.get("suspended_at"))}))
+
+
+async def add_repos(redis: Any, installation_id: int, repos: list[dict[str, Any]]) -> None:
+    if repos:
+        await redis.sadd(keys.installation_repos(installation_id), *[f"{r['id']}:{r['full_name']}" for r in repos])
+
+
+async def forget_repos(redis: Any, installation_id: int, repos: list[dict[str, Any]], log: Any) -> int:
+    """Cancel the repositories' queued jobs and drop what Mull keeps about them; return jobs cancelled."""
+    cancelled = 0
+    for repo in repos:
+        cancelled += await _cancel_jobs(redis, int(repo["id"]))
+        stale = [k async for k in redis.scan_iter(match=f"{keys.PREFIX}*:{int(repo['id'])}:*", count=500)]
+        stale += [k async for k in redis.scan_iter(match=f"{keys.PREFIX}config:repo:{int(repo['id'])}*", count=500)]
+        if stale:
+            await redis.delete(*stale)
+        await redis.srem(keys.installation_repos(installation_id), f"{repo['id']}:{repo['full_name']}")
+    if cancelled:
+        log.info("cancelled queued jobs of removed repositories", jobs=cancelled)
+    return cancelled
+
+
+async def _cancel_jobs(redis: Any, repo_id: int) -> int:
+    count = 0
+    for raw in await redis.zrange(QUEUE, 0, -1):
+        job_id = raw.decode()
+        kind, _, rest = job_id.partition(":")
+        if kind in _JOB_KINDS and rest.split(":", 1)[0] == str(repo_id):
+            await request_abort(Job(job_id, redis))
+            count += 1
+    return count
+
+
+async def request_abort(job: Job) -> None:
+    """Ask arq to abort a job (dropped if queued, cancelled if running) without waiting for it to end."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await job.abort(timeout=0)
+
+
+async def suspended(redis: Any, installation_id: int) -> bool:
+    raw = await redis.hget(keys.INSTALLATIONS, str(installation_id))
+    return bool(raw and json.loads(raw).get("suspended"))
+
+
+async def pause_if_suspended(ctx: dict[str, Any], installation_id: int) -> None:
+    """A suspended installation's jobs wait (without using up their tries) until it is unsuspended."""
+    if await suspended(ctx["redis"], installation_id):
+        await ctx["redis"].decr(ARQ_RETRY + ctx["job_id"])
+        raise Retry(defer=SUSPENDED_WAIT)
+
+
+async def on_installation(ctx: dict[str, Any], payload: dict[str, Any], log: Any) -> str:
+    redis = ctx["redis"]
+    action, installation = payload.get("action"), payload["installation"]
+    installation_id = int(installation["id"])
+    if action == "deleted":
+        repos = payload.get("repositories") or await _known_repos(redis, installation_id)
+        await forget_repos(redis, installation_id, repos, log)
+        await redis.hdel(keys.INSTALLATIONS, str(installation_id))
+        await redis.delete(keys.installation_repos(installation_id), keys.run_slots(installation_id))
+        return "forgotten"
+    await record(redis, installation)  # created, suspend, unsuspend, new_permissions_accepted
+    if action == "created":
+        await add_repos(redis, installation_id, payload.get("repositories") or [])
+    return action or "recorded"
+
+
+async def on_installation_repositories(ctx: dict[str, Any], payload: dict[str, Any], log: Any) -> str:
+    installation_id = int(payload["installation"]["id"])
+    await add_repos(ctx["redis"], installation_id, payload.get("repositories_added") or [])
+    removed = payload.get("repositories_removed") or []
+    await forget_repos(ctx["redis"], installation_id, removed, log)
+    return f"+{len(payload.get('repositories_added') or [])} -{len(removed)}"
+
+
+async def _known_repos(redis: Any, installation_id: int) -> list[dict[str, Any]]:
+    repos = []
+    for raw in await redis.smembers(keys.installation_repos(installation_id)):
+        repo_id, _, name = raw.decode().partition(":")
+        repos.append({"id": int(repo_id), "full_name": name})
+    return repos
+
+
+async def reconcile(ctx: dict[str, Any]) -> int:
+    """List the App's installations (JWT) and record them; a failure is logged, not fatal."""
+    app = ctx["github"].app
+    seen = 0
+    try:
+        page = 1
+        while True:
+            batch: Any = (await app.rest.apps.async_list_installations(per_page=100, page=page)).json()
+            for installation in batch:
+                await record(ctx["redis"], installation)
+                seen += 1
+            if len(batch) < 100:
+                break
+            page += 1
+    except Exception as exc:  # noqa: BLE001 - startup must not die on GitHub trouble; the webhooks still come
+        ctx["log"].warning("could not list installations", error=str(exc)[:200])
+    return seen
