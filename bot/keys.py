@@ -61,3 +61,8 @@ INSTALLATIONS = PREFIX + "installations"  # hash: installation id -> {"account",
 def installation_repos(installation_id: int) -> str:
     """Set of "<repo id>:<owner/name>" an installation covers, as its webhooks told."""
     return f"{PREFIX}installation:{installation_id}:repos"
+
+
+STATS = PREFIX + "stats"  # hash of counters the workers keep and /metrics exports
+FAILURES = PREFIX + "failures"  # list of recent failures (JSON), newest first
+AWAITING_REVIEW = PREFIX + "awaiting-review"  # set of "owner/repo#pr" out of draft and open

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 
@@ -24,6 +24,33 @@ class QueueDepth(Collector):
             yield GaugeMetricFamily("mull_queue_depth", "arq jobs due now, waiting or running", value=self.value)
 
 
+class WorkerStats(Collector):
+    """The counters workers keep in Redis (``mull:stats``), read at scrape time like the queue depth."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.awaiting: int | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily("mull_runs", "Agent, plan and critique runs by stage and outcome",
+                                   labels=["stage", "outcome"])
+        seconds = SummaryMetricFamily("mull_run_seconds", "Run duration by stage", labels=["stage"])
+        tokens = CounterMetricFamily("mull_model_tokens", "Model tokens used by stage", labels=["stage"])
+        for name, value in sorted(self.fields.items()):
+            kind, *labels = name.split("|")
+            if kind == "runs" and len(labels) == 2:
+                runs.add_metric(labels, float(value))
+            elif kind == "tokens" and len(labels) == 1:
+                tokens.add_metric(labels, float(value))
+            elif kind == "count" and len(labels) == 1:
+                total = float(self.fields.get(f"seconds|{labels[0]}", 0))
+                seconds.add_metric(labels, count_value=int(value), sum_value=total)
+        yield from (runs, seconds, tokens)
+        if self.awaiting is not None:
+            yield GaugeMetricFamily("mull_prs_awaiting_review", "Mull pull requests out of draft and open",
+                                    value=self.awaiting)
+
+
 @dataclass
 class ReceiverMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -35,3 +62,5 @@ class ReceiverMetrics:
         )
         self.queue_depth = QueueDepth()
         self.registry.register(self.queue_depth)
+        self.worker_stats = WorkerStats()
+        self.registry.register(self.worker_stats)

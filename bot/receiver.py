@@ -178,9 +178,17 @@ def create_app(secret: str, redis_url: str, app_slug: str | None = None,
 
     async def metrics_view(request: Request) -> Response:
         try:
-            metrics.queue_depth.value = await redis.zcount(QUEUE, "-inf", int(time.time() * 1000))
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.zcount(QUEUE, "-inf", int(time.time() * 1000))
+                pipe.hgetall(keys.STATS)
+                pipe.scard(keys.AWAITING_REVIEW)
+                depth, stats, awaiting = await pipe.execute()
+            metrics.queue_depth.value = depth
+            metrics.worker_stats.fields = {k.decode(): v.decode() for k, v in stats.items()}
+            metrics.worker_stats.awaiting = awaiting
         except (RedisError, OSError):
             metrics.queue_depth.value = None
+            metrics.worker_stats.fields, metrics.worker_stats.awaiting = {}, None
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager

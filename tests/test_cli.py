@@ -70,7 +70,8 @@ def test_serve_runs_everything_in_one_process_on_the_embedded_redis(
         status = mull("status", "--json", env=env, cwd=tmp_path)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
-        assert {"queued", "running", "deferred", "workers"} <= set(report)
+        assert {"queued", "running", "deferred", "workers", "awaiting_review", "recent_failures",
+                "installations"} <= set(report)
         assert any(w["alive"] for w in report["workers"])
     finally:
         serve.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 from doubles.e2e import MAINTAINER, open_pulls, pr_opened, status_comments, wait_for
 from doubles.fixtures import REPO
@@ -93,6 +94,10 @@ def test_one_critique_per_head_edited_in_place_with_inline_comments_on_diff_line
     assert [(c.path, c.line) for c in review_comments] == [("src/widgets.py", 2)]  # README:1 is not in the diff
     wait_for(lambda: not github_double.pulls(REPO)[0].draft, what="ready for review", cluster=mull)
     assert f"Critique of #{pr}: **pass**" in status_comments(github_double, issue)[0].body
+    metrics = httpx.get(mull.url + "/metrics").text
+    assert 'mull_runs_total{outcome="pass",stage="critique"} 1.0' in metrics
+    assert 'mull_runs_total{outcome="pushed",stage="implement"} 1.0' in metrics
+    assert "mull_prs_awaiting_review 1.0" in metrics
 
     # A human pushes: the same comment is edited for the new head.
     github_double.push_as(REPO, f"mull/issue-{issue}", {"NOTES.md": "HUMAN-c1\n"}, MAINTAINER)

@@ -8,6 +8,7 @@ Mull pushes live in one place.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from githubkit import GitHub
 
 from bot import keys
 from bot.settings import MullSettings
+from worker import stats
 from worker.agent import make_agent
 from worker.agent.base import AgentResult, AgentTask, Budget
 from worker.agent.sandbox import SandboxSpec
@@ -54,7 +56,7 @@ def sandbox_for(settings: MullSettings, tree: Worktree) -> SandboxSpec:
 
 async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], branch: str,
                         prompt_for: Callable[[Path], str], message_for: Callable[[AgentResult], str],
-                        bot: BotIdentity, log: Any, config: RepoConfig) -> BranchRun:
+                        bot: BotIdentity, log: Any, config: RepoConfig, stage: str = "implement") -> BranchRun:
     """Run the agent on ``branch`` and push what it changed; the token never enters the worktree."""
     settings: MullSettings = ctx["settings"]
     app: GitHubApp = ctx["github"]
@@ -63,6 +65,7 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
     mirror = await cache.fetch(repo_id, repo["clone_url"], await app.token(gh))
     remote = await cache.remote_sha(mirror, branch)
     start = remote or f"refs/remotes/origin/{repo['default_branch']}"
+    started = time.monotonic()
     async with cache.worktree(repo_id, f"{repo_id}-{branch.replace('/', '-')}", start) as tree:
         agent = make_agent(config.agent_command or settings.agent_command, settings.llm_base_url,
                            settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
@@ -86,4 +89,7 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
         sha = await cache.commit_all(tree, message_for(result), bot.login, bot.email)
         if sha is not None:
             await cache.push(tree, branch, remote, await app.token(gh))  # a fresh token: the run may be long
+    outcome = ("budget-tripped" if result.budget_tripped else "error" if result.error and sha is None
+               else "pushed" if sha else "no-changes")
+    await stats.record_run(ctx["redis"], stage, outcome, time.monotonic() - started, result.tokens)
     return BranchRun(result=result, sha=sha, base_sha=remote)

@@ -9,6 +9,7 @@ findings still listed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from githubkit.exception import RequestFailed
 
 from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, issue_of_branch, revise_job_id
 from bot.settings import MullSettings
-from worker import failures, readiness
+from worker import failures, readiness, stats
 from worker.agent.base import Budget
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.branch_work import sandbox_for
@@ -75,10 +76,14 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
                              settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
                              config.models.critique or settings.critique_model or settings.llm_model)
         log.info("critique starting", files=len(files), reviewed=len(selection.included))
+        started = time.monotonic()
         outcome = await critic.critique(CritiqueTask(prompt=prompt, worktree=tree.path, files=files,
                                                      sandbox=sandbox_for(settings, tree)), critique_budget(settings))
+    await stats.record_run(ctx["redis"], "critique", "failed" if isinstance(outcome, CritiqueFailed)
+                           else outcome.critique.verdict, time.monotonic() - started, outcome.tokens)
     if isinstance(outcome, CritiqueFailed):
         log.warning("critique failed", reason=outcome.reason)
+        await stats.record_failure(ctx["redis"], "critique", request.repo, request.pr, outcome.reason)
         await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
         await note_on_issue(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
@@ -109,15 +114,16 @@ async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
             return f"Verdict `fix`: automatic revision round {spent} of {max_rounds} started."
         handed = (f"Verdict `fix`, and the {max_rounds} automatic revision round(s) are used up: "
                   "over to human review, with the findings above still open.")
-        return handed + await _release(gh, request, pull, log)
-    return "Verdict `pass`." + await _release(gh, request, pull, log)
+        return handed + await _release(ctx, gh, request, pull, log)
+    return "Verdict `pass`." + await _release(ctx, gh, request, pull, log)
 
 
-async def _release(gh: GitHub, request: CritiqueRequest, pull: Any, log: Any) -> str:
+async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, log: Any) -> str:
     checks = await readiness.checks_state(gh, request.repo, request.head_sha)
     if checks in ("passed", "none"):
         if await readiness.mark_ready(gh, pull):
             log.info("marked ready for review")
+            await stats.awaiting_review(ctx["redis"], request.repo, request.pr, True)
         return " Ready for review."
     if checks == "pending":
         return " It leaves draft once its checks pass."
@@ -141,6 +147,7 @@ async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, ins
     if await readiness.checks_state(gh, repo, pull["head"]["sha"]) in ("passed", "none"):
         if await readiness.mark_ready(gh, pull):
             log.info("marked ready for review after checks passed", pr=pr)
+            await stats.awaiting_review(ctx["redis"], repo, pr, True)
         return "ready"
     return "checks not green"
 

@@ -16,7 +16,7 @@ from bot.jobs import (
     issue_of_branch,
     revise_job_id,
 )
-from worker import comment_commands, readiness
+from worker import comment_commands, readiness, stats
 from worker.critique_job import maybe_release
 from worker.events import Event
 from worker.pull_state import CI_ATTEMPTS, PullState
@@ -39,6 +39,15 @@ async def on_pull_request(ctx: dict[str, Any], event: Event) -> str:
         return "not a Mull pull request"
     queued = await queue_critique(ctx, event, int(pull["number"]), pull["head"]["sha"])
     return "critique queued" if queued else "critique already queued"
+
+
+async def on_closed(ctx: dict[str, Any], event: Event) -> str:
+    """A merged or closed Mull PR leaves the review backlog."""
+    pull = event.payload["pull_request"]
+    if issue_of_branch(pull["head"]["ref"]) is None:
+        return "not a Mull pull request"
+    await stats.awaiting_review(ctx["redis"], event.repo_name, int(pull["number"]), False)
+    return "merged" if pull.get("merged") else "closed"
 
 
 async def on_check_suite(ctx: dict[str, Any], event: Event) -> str:

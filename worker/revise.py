@@ -74,7 +74,7 @@ async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> st
         ctx, gh, pull["head"]["repo"], pull["head"]["ref"],
         prompt_for=lambda tree: build_prompt(request.repo, issue_number, issue.get("title", ""),
                                              issue.get("body") or "", read_instructions(tree), extra=extra),
-        message_for=lambda result: _message(request, result), bot=bot, log=log, config=config)
+        message_for=lambda result: _message(request, result), bot=bot, log=log, config=config, stage="revise")
     if run.sha is None:
         await note_on_issue(ctx, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
                                                         f"#{request.pr} changed nothing.")

@@ -16,7 +16,7 @@ from githubkit import GitHub
 from bot import keys
 from bot.jobs import CRITIQUE_PR, CritiqueRequest, SolveRequest, branch_name, critique_job_id
 from bot.logs import scrub
-from worker import failures, labels, pull_requests
+from worker import failures, labels, pull_requests, stats
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
@@ -112,6 +112,7 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
             raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
         await labels.move(gh, request.repo, request.issue, to=None)
         await status.write(replace(state, phase=Phase.FAILED), f"**Reason:** {_reason(exc)}")
+        await stats.record_failure(ctx["redis"], "implement", request.repo, request.issue, _reason(exc))
         raise
 
 

@@ -31,7 +31,15 @@ async def collect(redis_url: str) -> dict:
             alive = bool(await pool.exists(keys.worker_heartbeat(worker_id)))
             jobs = sorted(j.decode() for j in await pool.smembers(keys.worker_jobs(worker_id)))
             workers.append({"id": worker_id, "alive": alive, "jobs": jobs})
-        return {"queued": queued, "deferred": deferred, "running": running, "workers": workers}
+        backlog: dict[str, list[int]] = {}
+        for raw in await pool.smembers(keys.AWAITING_REVIEW):
+            repo, _, pr = raw.decode().rpartition("#")
+            backlog.setdefault(repo, []).append(int(pr))
+        failures = [json.loads(x) for x in await pool.lrange(keys.FAILURES, 0, 9)]
+        installs = {k.decode(): json.loads(v) for k, v in (await pool.hgetall(keys.INSTALLATIONS)).items()}
+        return {"queued": queued, "deferred": deferred, "running": running, "workers": workers,
+                "awaiting_review": {repo: sorted(prs) for repo, prs in sorted(backlog.items())},
+                "recent_failures": failures, "installations": installs}
     finally:
         await pool.aclose()
 
@@ -49,4 +57,14 @@ async def print_status(redis_url: str, as_json: bool = False) -> int:
     print(f"workers: {sum(w['alive'] for w in report['workers'])} alive")
     for worker in report["workers"]:
         print(f"  {worker['id'][:12]} {'alive' if worker['alive'] else 'dead'} {', '.join(worker['jobs'])}")
+    print(f"awaiting review: {sum(len(prs) for prs in report['awaiting_review'].values())}")
+    for repo, prs in report["awaiting_review"].items():
+        print(f"  {repo}: " + ", ".join(f"#{pr}" for pr in prs))
+    print(f"installations: {len(report['installations'])}"
+          + "".join(f"\n  {i} {v['account']}{' (suspended)' if v['suspended'] else ''}"
+                    for i, v in report["installations"].items()))
+    print(f"recent failures: {len(report['recent_failures'])}")
+    for failure in report["recent_failures"]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(failure["at"]))
+        print(f"  {when} {failure['stage']} {failure['repo']}#{failure['number']}: {failure['reason']}")
     return 0
