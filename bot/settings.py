@@ -32,6 +32,8 @@ class MullSettings(BaseSettings):
     private_key_path: Path | None = Field(None, description="Path to the App private key PEM file.")
     webhook_secret: SecretStr | None = Field(None, description="Webhook secret set on the GitHub App.")
     github_url: str = Field("https://api.github.com", description="GitHub REST base URL (GHES: https://HOST/api/v3).")
+    github_org: str | None = Field(
+        None, description="Organisation that owns the App /setup creates; unset: the signed-in user's account.")
     redis_url: str | None = Field(None, description="Redis URL; unset starts an embedded Redis under MULL_DATA_DIR.")
     data_dir: Path = Field(Path(".mull"), description="Repo mirrors, worktrees and the embedded Redis live here.")
     host: str = Field("127.0.0.1", description="Address the web server binds.")

@@ -108,7 +108,7 @@ def test_try_runs_the_agent_on_a_local_repo_without_github(tmp_path: Path, scrip
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [
-    (["serve"], {}, "MULL_WEBHOOK_SECRET"),
+    (["serve"], {"MULL_APP_ID": "1"}, "MULL_WEBHOOK_SECRET"),
     (["web"], {"MULL_PORT": "http"}, "MULL_PORT"),
     (["worker"], {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9"}, "MULL_APP_ID"),
     (["worker"], {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9", "MULL_APP_ID": "1", "MULL_PRIVATE_KEY": "PEM"},

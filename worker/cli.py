@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -62,6 +63,18 @@ def _web_app(settings: MullSettings, redis_url: str):  # type: ignore[no-untyped
     return create_app(settings.require_webhook_secret(), redis_url, app_slug=settings.app_slug)
 
 
+def _serve_setup(settings: MullSettings, without: str) -> int:
+    """No GitHub App yet: serve only the setup page (bot/setup.py); there is nothing for Redis or a worker to do."""
+    from bot.setup import WRITTEN, create_setup_app
+
+    logs.get("mull").warning(f"setup mode: no GitHub App (MULL_APP_ID) is set, so {without}; open "
+                             f"http://{settings.host}:{settings.port}/setup to create the GitHub App, then restart")
+    app = create_setup_app(settings, Path(".env"), overridden=[name for name in WRITTEN if name in os.environ])
+    _keep_running_finally_blocks()
+    run_async(_uvicorn(settings, app).serve())  # type: ignore[attr-defined]
+    return 0
+
+
 def _uvicorn(settings: MullSettings, app) -> object:  # type: ignore[no-untyped-def]
     import uvicorn
 
@@ -71,6 +84,8 @@ def _uvicorn(settings: MullSettings, app) -> object:  # type: ignore[no-untyped-
 
 
 def cmd_web(settings: MullSettings, args: argparse.Namespace) -> int:
+    if settings.app_id is None and settings.webhook_secret is None:  # a receiver needs only the secret
+        return _serve_setup(settings, "only the setup page runs (no Redis)")
     settings.require_webhook_secret()
     with redis_for(settings) as url:
         _keep_running_finally_blocks()
@@ -80,6 +95,8 @@ def cmd_web(settings: MullSettings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: MullSettings, args: argparse.Namespace) -> int:
     from worker.app import build_worker
+
+    settings.require_app()  # before Redis starts: a worker has no setup mode
 
     async def work(url: str) -> None:
         # arq's Worker binds the running loop when constructed: build it inside the loop it runs on.
@@ -95,6 +112,8 @@ def cmd_serve(settings: MullSettings, args: argparse.Namespace) -> int:
     """Web and worker in one process: the one-machine default."""
     from worker.app import build_worker
 
+    if settings.app_id is None:
+        return _serve_setup(settings, "only the setup page runs: no worker, no Redis")
     settings.require_webhook_secret()
 
     async def both(url: str) -> None:

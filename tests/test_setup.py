@@ -1,0 +1,251 @@
+"""First run: /setup registers the GitHub App from app-manifest.yml and writes its credentials to .env."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+import stat
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import respx
+import yaml
+from doubles.mull_process import MULL, MullProcess, free_port
+from starlette.testclient import TestClient
+
+from bot import logs
+from bot.receiver import create_app
+from bot.settings import MullSettings, load_settings
+from bot.setup import create_setup_app, github_web_url
+
+MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "app-manifest.yml").read_text())
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1x+test/key=\nAbCdEf0123\n-----END RSA PRIVATE KEY-----\n"
+CONVERSION = {"id": 4242, "slug": "mull-acme", "pem": PEM, "webhook_secret": "0f" * 20, "client_id": "Iv1.abc",
+              "client_secret": "c" * 40, "html_url": "https://github.com/apps/mull-acme", "name": "Mull"}
+CONVERT = "https://api.github.com/app-manifests/code123/conversions"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settings(**values: str) -> MullSettings:
+    return load_settings({f"MULL_{k.upper()}": v for k, v in values.items()}, env_file=None)
+
+
+def setup_client(tmp_path: Path, clock: Clock | None = None, **values: str) -> TestClient:
+    return TestClient(create_setup_app(settings(**values), tmp_path / ".env", clock=clock or Clock()))
+
+
+def form(page: str) -> tuple[str, dict]:
+    """The create form's action and its manifest, as a browser would submit them."""
+    action = re.search(r'<form method=post action="([^"]+)">', page)
+    manifest = re.search(r'name=manifest value="([^"]+)"', page)
+    assert action and manifest, page
+    return html.unescape(action.group(1)), json.loads(html.unescape(manifest.group(1)))
+
+
+def state_of(action: str) -> str:
+    return parse_qs(urlsplit(action).query)["state"][0]
+
+
+@pytest.mark.parametrize(("api", "web"), [
+    ("https://api.github.com", "https://github.com"),
+    ("https://ghe.example.com/api/v3", "https://ghe.example.com"),
+    ("https://api.acme.ghe.com", "https://acme.ghe.com"),
+])
+def test_the_web_host_comes_from_the_rest_url(api: str, web: str) -> None:
+    assert github_web_url(api) == web
+
+
+@pytest.mark.parametrize(("values", "new_app"), [
+    ({}, "https://github.com/settings/apps/new"),
+    ({"github_url": "https://ghe.example.com/api/v3"}, "https://ghe.example.com/settings/apps/new"),
+    ({"github_org": "acme"}, "https://github.com/organizations/acme/settings/apps/new"),
+    ({"github_url": "https://ghe.example.com/api/v3", "github_org": "acme"},
+     "https://ghe.example.com/organizations/acme/settings/apps/new"),
+])
+def test_setup_page_posts_the_manifest_to_github(tmp_path: Path, values: dict, new_app: str) -> None:
+    response = setup_client(tmp_path, **values).get("/setup")
+    assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
+    action, manifest = form(response.text)
+    assert action.split("?")[0] == new_app and len(state_of(action)) >= 40
+    assert manifest["default_events"] == MANIFEST["default_events"]
+    assert manifest["default_permissions"] == MANIFEST["default_permissions"]
+    assert manifest["redirect_url"] == "http://testserver/setup/callback"
+    assert manifest["hook_attributes"] == {"url": "http://testserver/webhooks/github", "active": True}
+    assert manifest["url"] == "http://testserver" and manifest["name"] == MANIFEST["name"]
+
+
+def test_every_visit_gets_its_own_state_and_html_is_escaped(tmp_path: Path) -> None:
+    client = setup_client(tmp_path)
+    first, second = (form(client.get("/setup").text)[0] for _ in range(2))
+    assert state_of(first) != state_of(second)
+    page = client.get("/setup", params={"webhook_url": 'https://x.example/"><script>alert(1)</script>'}).text
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_the_webhook_url_can_point_at_a_forwarder(tmp_path: Path) -> None:
+    page = setup_client(tmp_path).get("/setup", params={"webhook_url": "https://smee.io/AbC123"}).text
+    _, manifest = form(page)
+    assert manifest["hook_attributes"]["url"] == "https://smee.io/AbC123" and manifest["url"] == "https://smee.io"
+    assert manifest["redirect_url"] == "http://testserver/setup/callback"  # the browser comes back here
+
+
+def test_a_loopback_webhook_url_is_not_offered_to_github(tmp_path: Path) -> None:
+    client = TestClient(create_setup_app(settings(), tmp_path / ".env"), base_url="http://127.0.0.1:8000")
+    page = client.get("/setup").text
+    assert "settings/apps/new" not in page and "GitHub cannot reach this webhook URL" in page
+    assert "smee.io" in page
+
+
+@pytest.mark.parametrize("query", [{}, {"code": "code123"}, {"code": "code123", "state": "made-up"}])
+def test_callback_without_a_state_this_process_issued_is_refused(tmp_path: Path, query: dict) -> None:
+    response = setup_client(tmp_path).get("/setup/callback", params=query)
+    assert response.status_code == 400 and "/setup" in response.text
+    assert not (tmp_path / ".env").exists()
+
+
+def test_a_state_expires_after_an_hour(tmp_path: Path) -> None:
+    clock = Clock()
+    client = setup_client(tmp_path, clock)
+    state = state_of(form(client.get("/setup").text)[0])
+    clock.now += 3601
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(CONVERT).respond(201, json=CONVERSION)
+        response = client.get("/setup/callback", params={"code": "code123", "state": state})
+    assert response.status_code == 400 and "Start again at /setup" in response.text and not route.called
+
+
+def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("# my settings\nMULL_LLM_MODEL=qwen2.5-coder\nMULL_WEBHOOK_SECRET=old\nOTHER_TOOL=1\n")
+    env.chmod(0o644)
+    out = io.StringIO()
+    logs.configure("DEBUG", stream=out)
+    client = setup_client(tmp_path)
+    state = state_of(form(client.get("/setup").text)[0])
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post(CONVERT).respond(201, json=CONVERSION)
+        response = client.get("/setup/callback", params={"code": "code123", "state": state})
+    assert response.status_code == 200, response.text
+    assert route.call_count == 1 and route.calls[0].request.url.path == "/app-manifests/code123/conversions"
+    assert "https://github.com/apps/mull-acme/installations/new" in response.text and "make run" in response.text
+
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    lines = env.read_text().splitlines()
+    assert lines[:2] == ["# my settings", "MULL_LLM_MODEL=qwen2.5-coder"] and "OTHER_TOOL=1" in lines
+    assert "MULL_WEBHOOK_SECRET=old" not in lines and len(lines) == 7
+    assert "MULL_CLIENT_SECRET" not in env.read_text()  # Mull has no use for the OAuth credentials
+    loaded = load_settings({}, env_file=env)
+    assert (loaded.app_id, loaded.app_slug, loaded.llm_model) == (4242, "mull-acme", "qwen2.5-coder")
+    assert loaded.app_private_key().strip() == PEM.strip()
+    assert loaded.require_webhook_secret() == CONVERSION["webhook_secret"]
+
+    assert client.get("/setup").status_code == 404
+    assert client.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 404
+    for secret in ("MIIEpAIBAAKCAQEA1x", CONVERSION["webhook_secret"], CONVERSION["client_secret"]):
+        assert secret not in out.getvalue() and secret not in response.text
+    assert "4242" in out.getvalue()
+
+
+def test_a_new_env_file_is_private(tmp_path: Path) -> None:
+    client = setup_client(tmp_path)
+    state = state_of(form(client.get("/setup").text)[0])
+    with respx.mock() as mock:
+        mock.post(CONVERT).respond(201, json=CONVERSION)
+        assert client.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 200
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(("answer", "says"), [
+    (httpx.Response(422, json={"message": "Validation Failed"}), "HTTP 422"),
+    (httpx.Response(404, json={"message": "Not Found"}), "HTTP 404"),
+    (httpx.ConnectError("refused"), "could not reach https://api.github.com"),
+])
+def test_a_failed_exchange_says_what_to_do(tmp_path: Path, answer, says: str) -> None:
+    client = setup_client(tmp_path)
+    state = state_of(form(client.get("/setup").text)[0])
+    with respx.mock() as mock:
+        mock.post(CONVERT).mock(side_effect=[answer])
+        response = client.get("/setup/callback", params={"code": "code123", "state": state})
+    assert response.status_code == 502 and says in response.text and "Start again at /setup" in response.text
+    assert "https://github.com/settings/apps" in response.text  # where the half-made App is
+    assert not (tmp_path / ".env").exists()
+    assert client.get("/setup").status_code == 200  # still unconfigured: the user can start again
+
+
+def test_a_configured_mull_has_no_setup_pages(tmp_path: Path) -> None:
+    client = setup_client(tmp_path, app_id="7")
+    assert client.get("/setup").status_code == 404
+    assert client.get("/setup/callback", params={"code": "c", "state": "s"}).status_code == 404
+    receiver = TestClient(create_app("secret", "redis://127.0.0.1:1/0", app_slug="mull"))
+    assert receiver.get("/setup").status_code == 404
+    assert receiver.get("/setup/callback").status_code == 404
+
+
+def wait_up(port: int, process: MullProcess) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            assert process.alive() and time.monotonic() < deadline, process.log()
+            time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("command", "says"), [("serve", "no worker, no Redis"), ("web", "no Redis")])
+def test_mull_without_an_app_serves_only_the_setup_page(tmp_path: Path, command: str, says: str) -> None:
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MULL_PORT": str(port),
+           "MULL_DATA_DIR": str(tmp_path / "data")}
+    process = MullProcess([command], env, tmp_path / "mull.log", tmp_path).start()
+    try:
+        wait_up(port, process)
+        response = httpx.get(f"http://127.0.0.1:{port}/setup",
+                             params={"webhook_url": "https://hooks.example.com/webhooks/github"})
+        action, manifest = form(response.text)
+        assert action.startswith("https://github.com/settings/apps/new?state=")
+        assert manifest["redirect_url"] == f"http://127.0.0.1:{port}/setup/callback"
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 503
+    finally:
+        process.stop()
+    assert process.process is not None and process.process.returncode == 0, process.log()
+    setup_lines = [line for line in process.log().splitlines() if "setup mode" in line]
+    assert len(setup_lines) == 1 and says in setup_lines[0] and "/setup" in setup_lines[0]
+    assert "Starting worker" not in process.log()  # arq's first line
+    assert not (tmp_path / "data" / "redis").exists()  # no embedded Redis
+
+
+def test_mull_worker_without_an_app_still_stops_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run([MULL, "worker"], env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                                   "MULL_DATA_DIR": str(tmp_path / "data")},
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "MULL_APP_ID" in result.stderr
+    assert not (tmp_path / "data" / "redis").exists()  # it stops before starting the embedded Redis
+
+
+def test_mull_web_with_a_secret_is_a_receiver_even_without_an_app_id(tmp_path: Path, redis_url: str) -> None:
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MULL_PORT": str(port), "MULL_WEBHOOK_SECRET": "s" * 20,
+           "MULL_REDIS_URL": redis_url, "MULL_DATA_DIR": str(tmp_path / "data")}
+    process = MullProcess(["web"], env, tmp_path / "web.log", tmp_path).start()
+    try:
+        wait_up(port, process)
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/setup").status_code == 404
+    finally:
+        process.stop()
+    assert "setup mode" not in process.log()
