@@ -66,3 +66,11 @@ def installation_repos(installation_id: int) -> str:
 STATS = PREFIX + "stats"  # hash of counters the workers keep and /metrics exports
 FAILURES = PREFIX + "failures"  # list of recent failures (JSON), newest first
 AWAITING_REVIEW = PREFIX + "awaiting-review"  # set of "owner/repo#pr" out of draft and open
+
+
+REDELIVER = PREFIX + "redeliver"  # hash: since (epoch s; older deliveries were checked), cursor + ceiling mid-backlog
+
+
+def redelivered(guid: str) -> str:
+    """Set, with a TTL, once Mull asked GitHub to redeliver this X-GitHub-Delivery: one retry per guid."""
+    return f"{PREFIX}redelivered:{guid}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from arq import Worker
+from arq import Worker, cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
@@ -19,6 +19,7 @@ from worker.fairness import RunSlots
 from worker.github_app import GitHubApp
 from worker.handlers import handle_delivery
 from worker.liveness import Liveness
+from worker.redeliver import redeliver_failed
 from worker.repo_cache import RepoCache
 from worker.revise import revise_pr
 from worker.solve import solve_issue
@@ -76,6 +77,9 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             # Many tries: a review-driven revision re-defers itself (arq Retry) until reviewers are quiet.
             func(revise_pr, name=REVISE_PR, timeout=solve_timeout, keep_result=0, max_tries=200),
         ],
+        # GitHub never retries a failed delivery: redeliver them every 5 minutes (unique: one worker runs it).
+        cron_jobs=[cron(redeliver_failed, minute=set(range(0, 60, 5)), run_at_startup=True, unique=True,
+                        timeout=300)],
         queue_name=QUEUE,
         redis_settings=RedisSettings.from_dsn(redis_url),
         on_startup=startup,

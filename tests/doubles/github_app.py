@@ -16,6 +16,7 @@ from . import (
     github_checks,
     github_files,
     github_graphql,
+    github_hook_deliveries,
     github_pulls,
     github_rest,
     github_review_routes,
@@ -134,10 +135,12 @@ def build_app(double: GitHubDouble) -> Starlette:
         *github_backlog.routes,
         *github_checks.routes,
         *github_graphql.routes,
+        *github_hook_deliveries.routes,
         *git_http.routes,
     ]
     app = Starlette(routes=routes, exception_handlers={ApiError: api_error_handler,
                                                        HTTPException: http_error_handler})
     app.state.double = double
+    github_hook_deliveries.attach(app, double.hooks)
     app.add_middleware(GitHubMiddleware, double=double)
     return app
