@@ -7,6 +7,7 @@ deterministic so that arq refuses a second copy of a job that is queued, running
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 QUEUE = "arq:queue"
 
@@ -51,6 +52,9 @@ class CritiqueRequest:
     force: bool = False  # `/mull critique`: critique again even if this head was critiqued
 
 
+RevisionReason = Literal["critique", "review", "ci", "command"]
+
+
 @dataclass(frozen=True)
 class ReviseRequest:
     """Revise a Mull pull request on its branch: after a `fix` critique, a human review, failing CI or a command."""
@@ -59,12 +63,11 @@ class ReviseRequest:
     repo_id: int
     repo: str
     pr: int
-    reason: str  # one of REVISION_REASONS
+    reason: RevisionReason
     notes: str  # what to address, as the agent will read it
     requested_by: str
 
 
-REVISION_REASONS = ("critique", "review", "ci", "command")
 
 
 def delivery_job_id(guid: str) -> str:
