@@ -21,6 +21,7 @@ ISSUE_ACTIONS = frozenset({"labeled", "closed", "reopened"})
 
 _COMMAND = re.compile(rb"/mull\b", re.IGNORECASE)
 _WAITING = b'"mull:waiting"'  # the label Mull puts on an issue whose plan asked its author a question
+_SNOOZED = b'"mull:snoozed"'  # any comment on a snoozed issue or PR wakes it
 # A Mull branch or Mull's config file is named in the payload; JSON puts no escapes in these ASCII names.
 _MULL_BRANCH = re.compile(rb'refs/heads/mull/|"mull/issue-|\.github/mull\.yml')
 _PR_CLOSED = re.compile(rb'^\s*\{\s*"action"\s*:\s*"closed"')
@@ -62,7 +63,7 @@ def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
     if event in ALWAYS_EVENTS:
         return Verdict(True, event)
     if event in COMMAND_EVENTS:
-        if event == "pull_request_review" or _COMMAND.search(body) or _WAITING in body:
+        if event == "pull_request_review" or _COMMAND.search(body) or _WAITING in body or _SNOOZED in body:
             # Reviews matter on Mull PRs only; the worker checks the branch. Comments need a command.
             if event == "pull_request_review" and not _MULL_BRANCH.search(body):
                 return Verdict(False, "review on a pull request mull did not open")

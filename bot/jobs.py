@@ -15,6 +15,7 @@ HANDLE_DELIVERY = "handle_delivery"
 SOLVE_ISSUE = "solve_issue"
 CRITIQUE_PR = "critique_pr"
 REVISE_PR = "revise_pr"
+WAKE_ITEM = "wake_item"
 RECLAIM_ORPHANS = "reclaim_orphans"
 
 
@@ -68,6 +69,17 @@ class ReviseRequest:
     requested_by: str
 
 
+
+
+@dataclass(frozen=True)
+class WakeRequest:
+    """End a timed snooze of an issue or pull request."""
+
+    installation_id: int
+    repo_id: int
+    repo: str
+    number: int
+    at_ms: int  # the snooze this wake belongs to; a later snooze or an earlier wake makes it stale
 
 
 def delivery_job_id(guid: str) -> str:

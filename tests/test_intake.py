@@ -76,3 +76,12 @@ def test_installation_events_are_always_kept_and_unknown_events_dropped() -> Non
 def test_bodies_that_are_not_json_objects_are_refused(event, body) -> None:
     with pytest.raises(MalformedPayload):
         decide(event, body, None)
+
+
+def test_plain_comments_are_kept_on_issues_waiting_or_snoozed() -> None:
+    for label in ("mull:waiting", "mull:snoozed"):
+        body = compact({"action": "created", "issue": {"labels": [{"name": label}]}, "comment": {"body": "news"},
+                        "sender": {"login": "a"}})
+        assert decide("issue_comment", body, None).store
+    other = compact({"action": "created", "issue": {"labels": [{"name": "bug"}]}, "comment": {"body": "news"}})
+    assert not decide("issue_comment", other, None).store

@@ -10,7 +10,7 @@ from arq.connections import RedisSettings
 from arq.worker import func
 
 from bot import logs
-from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REVISE_PR, SOLVE_ISSUE
+from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.settings import MullSettings
 from worker import installations
 from worker.agent.sandbox import check_bwrap
@@ -22,6 +22,7 @@ from worker.liveness import Liveness
 from worker.redeliver import redeliver_failed
 from worker.repo_cache import RepoCache
 from worker.revise import revise_pr
+from worker.snooze import wake_item
 from worker.solve import solve_issue
 
 # Time for everything around the agent (fetch, push, PR) on top of its own wall-clock budget.
@@ -76,6 +77,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
                  keep_result=7 * 24 * 3600, max_tries=5),
             # Many tries: a review-driven revision re-defers itself (arq Retry) until reviewers are quiet.
             func(revise_pr, name=REVISE_PR, timeout=solve_timeout, keep_result=0, max_tries=200),
+            func(wake_item, name=WAKE_ITEM, timeout=120, keep_result=0, max_tries=5),
         ],
         # GitHub never retries a failed delivery: redeliver them every 5 minutes (unique: one worker runs it).
         cron_jobs=[cron(redeliver_failed, minute=set(range(0, 60, 5)), run_at_startup=True, unique=True,

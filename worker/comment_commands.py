@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.jobs import Job, JobStatus
@@ -24,9 +25,11 @@ from bot.jobs import (
     revise_job_id,
     solve_job_id,
 )
-from worker import labels, trigger
+from bot.snooze_time import SnoozeError, parse_snooze
+from worker import labels, snooze, trigger
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
+from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
 
 STOP_FLAG_TTL = 3600
@@ -61,7 +64,13 @@ async def on_comment(ctx: dict[str, Any], event: Event) -> str:
     else:
         result = commands.parse(body)
     if result.command is None:
-        if event.payload.get("action") == "created" and event.delivery.event == "issue_comment":
+        if event.payload.get("action") != "created":
+            return "no command"
+        target = await _target(event)
+        if await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, target.number,
+                                f"comment by @{event.sender}"):
+            return "woke on activity"
+        if event.delivery.event == "issue_comment":
             return await answer_if_waiting(ctx, event)
         return "no command"
     target = await _target(event)
@@ -200,6 +209,23 @@ async def answer_if_waiting(ctx: dict[str, Any], event: Event) -> str:
     return "answer received"
 
 
+async def do_snooze(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
+    try:
+        wake = parse_snooze(command.args, datetime.now(UTC), config.timezone)
+    except SnoozeError as exc:
+        return Outcome(False, str(exc))
+    reply = await snooze.snooze(ctx, event.gh, event.installation_id, event.repo_id, event.repo_name, target.number,
+                                wake, event.sender)
+    return Outcome(True, f"#{target.number} is {reply}")
+
+
+async def do_unsnooze(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+    if await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, target.number, "unsnooze"):
+        return Outcome(True)
+    return Outcome(False, f"#{target.number} is not snoozed.")
+
+
 async def do_queue(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
     if target.issue is None:
         return Outcome(False, "`/mull queue` works on an issue, or on a pull request Mull opened for one.")
@@ -250,4 +276,5 @@ async def do_critique(ctx: dict[str, Any], event: Event, target: Target, command
 
 
 VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue, "go": do_go,
+                          "snooze": do_snooze, "unsnooze": do_unsnooze,
                           "revise": do_revise, "critique": do_critique}

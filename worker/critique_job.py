@@ -18,7 +18,7 @@ from githubkit.exception import RequestFailed
 
 from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, issue_of_branch, revise_job_id
 from bot.settings import MullSettings
-from worker import failures, readiness, stats
+from worker import failures, readiness, snooze, stats
 from worker.agent.base import Budget
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.branch_work import sandbox_for
@@ -119,6 +119,8 @@ async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
 
 
 async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, log: Any) -> str:
+    if await snooze.snoozed_until(ctx["redis"], request.repo_id, request.pr):
+        return " It is snoozed, so it stays a draft until it wakes."
     checks = await readiness.checks_state(gh, request.repo, request.head_sha)
     if checks in ("passed", "none"):
         if await readiness.mark_ready(gh, pull):
@@ -138,6 +140,8 @@ async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, ins
     _, marker = await find_comment(gh, repo, pr, bot_login)
     if marker is None or marker.sha != pull["head"]["sha"] or marker.verdict == "failed":
         return "no critique of this head yet"
+    if await snooze.snoozed_until(ctx["redis"], int(pull["base"]["repo"]["id"]), pr):
+        return "snoozed"
     if marker.verdict == "fix":
         repo_id = int(pull["base"]["repo"]["id"])
         config = await config_for(ctx, gh, repo, repo_id, installation_id)

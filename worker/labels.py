@@ -11,6 +11,14 @@ WAITING = "mull:waiting"  # the receiver keeps plain comments on issues wearing 
 STATE_LABELS = (QUEUED, WORKING, WAITING)
 
 
+async def remove(gh: GitHub, owner: str, name: str, issue: int, label: str) -> None:
+    try:
+        await gh.rest.issues.async_remove_label(owner, name, issue, label)
+    except RequestFailed as exc:
+        if exc.response.status_code != 404:  # not on the issue: nothing to do
+            raise
+
+
 async def move(gh: GitHub, repo: str, issue: int, to: str | None) -> None:
     """Leave exactly ``to`` (or none) of Mull's state labels on the issue."""
     owner, name = repo.split("/", 1)

@@ -16,7 +16,7 @@ from bot.jobs import (
     issue_of_branch,
     revise_job_id,
 )
-from worker import comment_commands, readiness, stats
+from worker import comment_commands, readiness, snooze, stats
 from worker.critique_job import maybe_release
 from worker.events import Event
 from worker.pull_state import CI_ATTEMPTS, PullState
@@ -37,17 +37,28 @@ async def on_pull_request(ctx: dict[str, Any], event: Event) -> str:
     pull = event.payload["pull_request"]
     if issue_of_branch(pull["head"]["ref"]) is None or pull.get("state") != "open":
         return "not a Mull pull request"
+    if not event.sender_is_bot and event.sender != event.bot.login:  # someone pushed: a snooze ends
+        await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, int(pull["number"]),
+                             f"push by @{event.sender}")
     queued = await queue_critique(ctx, event, int(pull["number"]), pull["head"]["sha"])
     return "critique queued" if queued else "critique already queued"
 
 
 async def on_closed(ctx: dict[str, Any], event: Event) -> str:
-    """A merged or closed Mull PR leaves the review backlog."""
+    """A merged or closed Mull PR leaves the review backlog; snoozes waiting on it end."""
     pull = event.payload["pull_request"]
+    await snooze.wake_dependants(ctx, event.gh, event.repo_id, event.repo_name, int(pull["number"]))
     if issue_of_branch(pull["head"]["ref"]) is None:
         return "not a Mull pull request"
     await stats.awaiting_review(ctx["redis"], event.repo_name, int(pull["number"]), False)
     return "merged" if pull.get("merged") else "closed"
+
+
+async def on_issue_closed(ctx: dict[str, Any], event: Event) -> str:
+    """Snoozes ``until #N`` end when #N closes."""
+    woken = await snooze.wake_dependants(ctx, event.gh, event.repo_id, event.repo_name,
+                                         int(event.payload["issue"]["number"]))
+    return f"woke {woken}"
 
 
 async def on_check_suite(ctx: dict[str, Any], event: Event) -> str:
@@ -95,6 +106,7 @@ async def on_review(ctx: dict[str, Any], event: Event) -> str:
                                                                                       "commented"):
         return "nothing to revise"
     pr = int(pull["number"])
+    await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, pr, f"review by @{event.sender}")
     config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
     await PullState(ctx["redis"], event.repo_id, pr).touch_review()
     await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(

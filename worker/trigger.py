@@ -8,6 +8,7 @@ a no-op rather than a second run.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.jobs import Job, JobStatus
@@ -15,7 +16,7 @@ from arq.jobs import Job, JobStatus
 from bot import keys
 from bot.jobs import SOLVE_ISSUE, SolveRequest, solve_job_id
 from bot.settings import MullSettings
-from worker import labels
+from worker import labels, snooze
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.repo_config import ConfigFileError
 from worker.repo_settings import config_for
@@ -45,7 +46,9 @@ async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by:
     request = SolveRequest(installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name,
                            issue=issue, requested_by=requested_by, trigger=trigger or event.delivery.guid)
     job_id = solve_job_id(event.repo_id, issue)
-    job = await ctx["redis"].enqueue_job(SOLVE_ISSUE, request, _job_id=job_id)
+    asleep = await snooze.snoozed_until(ctx["redis"], event.repo_id, issue)  # a snoozed issue's run waits
+    job = await ctx["redis"].enqueue_job(SOLVE_ISSUE, request, _job_id=job_id, _defer_until=(
+        datetime.fromtimestamp(asleep / 1000, UTC) if asleep else None))
     if job is None:
         event.log.warning("run not queued: arq holds this job id", issue=issue,
                           status=(await Job(job_id, ctx["redis"]).status()).value,

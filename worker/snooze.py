@@ -1,0 +1,101 @@
+"""``/mull snooze``: put an issue or pull request aside until a time, or until another one closes.
+
+A snoozed issue's run waits (its queued job is deferred to the wake time); a snoozed pull request is not
+released for review. Label ``mull:snoozed`` shows it. It wakes at the time (a deferred ``wake_item`` job),
+on ``/mull unsnooze``, when ``until #N`` closes, or early when someone other than the bot comments,
+pushes or reviews.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from arq.jobs import Job, JobStatus
+
+from bot import keys
+from bot.jobs import QUEUE, WAKE_ITEM, WakeRequest, solve_job_id
+from bot.snooze_time import Wake
+from worker import labels, stats
+
+LABEL = "mull:snoozed"
+UNTIL_FAR_MS = 90 * 24 * 3600 * 1000  # `until #N` waits at most as long as the longest snooze
+
+
+def _key(repo_id: int, number: int) -> str:
+    return f"{keys.PREFIX}snooze:{repo_id}:{number}"
+
+
+def _waiting_on(repo_id: int, number: int) -> str:
+    return f"{keys.PREFIX}snooze-until:{repo_id}:{number}"
+
+
+async def snoozed_until(redis: Any, repo_id: int, number: int) -> int | None:
+    """The wake time (ms) of a snoozed item, or None when it is awake."""
+    raw = await redis.hget(_key(repo_id, number), "at_ms")
+    return int(raw) if raw else None
+
+
+async def snooze(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: int, repo: str, number: int,
+                 wake: Wake, by: str) -> str:
+    """Snooze and return the reply's text."""
+    at_ms = int(wake.at.timestamp() * 1000) if wake.at else int(time.time() * 1000) + UNTIL_FAR_MS
+    redis = ctx["redis"]
+    await redis.hset(_key(repo_id, number), mapping={"at_ms": at_ms, "until": wake.until_issue or "", "by": by})
+    await redis.hincrby(_key(repo_id, number) + ":count", "times", 1)
+    if wake.until_issue:
+        await redis.sadd(_waiting_on(repo_id, wake.until_issue), number)
+    await _defer_run(redis, repo_id, number, at_ms)
+    await stats.awaiting_review(redis, repo, number, False)
+    owner, name = repo.split("/", 1)
+    await gh.rest.issues.async_add_labels(owner, name, number, labels=[LABEL])
+    await redis.enqueue_job(WAKE_ITEM, WakeRequest(installation_id, repo_id, repo, number, at_ms),
+                            _job_id=f"wake:{repo_id}:{number}:{at_ms}", _defer_until=datetime.fromtimestamp(
+                                at_ms / 1000).astimezone())
+    when = f"until #{wake.until_issue} is closed" if wake.until_issue else \
+        f"until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(at_ms / 1000))}"
+    return f"snoozed {when}." + (f" {wake.note}" if wake.note else "")
+
+
+async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
+    """A queued run of this issue waits until the wake time (its queue score is its start time)."""
+    job_id = solve_job_id(repo_id, number)
+    if await Job(job_id, redis).status() in (JobStatus.queued, JobStatus.deferred):
+        await redis.zadd(QUEUE, {job_id: at_ms}, xx=True)
+
+
+async def wake_up(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number: int, reason: str) -> bool:
+    """End a snooze now; False when the item was not snoozed."""
+    redis = ctx["redis"]
+    record = await redis.hgetall(_key(repo_id, number))
+    if not record:
+        return False
+    await redis.delete(_key(repo_id, number))
+    until = record.get(b"until", b"").decode()
+    if until:
+        await redis.srem(_waiting_on(repo_id, int(until)), number)
+    await _defer_run(redis, repo_id, number, int(time.time() * 1000))
+    owner, name = repo.split("/", 1)
+    await labels.remove(gh, owner, name, number, LABEL)
+    ctx["log"].info("woke up", repo=repo, number=number, reason=reason)
+    return True
+
+
+async def wake_dependants(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, closed: int) -> int:
+    """``until #closed`` snoozes end when ``closed`` closes."""
+    woken = 0
+    for raw in await ctx["redis"].smembers(_waiting_on(repo_id, closed)):
+        woken += await wake_up(ctx, gh, repo_id, repo, int(raw), f"#{closed} closed")
+    await ctx["redis"].delete(_waiting_on(repo_id, closed))
+    return woken
+
+
+async def wake_item(ctx: dict[str, Any], request: WakeRequest) -> str:
+    """The deferred job that ends a timed snooze, unless a later snooze or a wake came first."""
+    if await snoozed_until(ctx["redis"], request.repo_id, request.number) != request.at_ms:
+        return "stale"
+    gh = ctx["github"].installation(request.installation_id, request.repo_id)
+    async with gh:
+        await wake_up(ctx, gh, request.repo_id, request.repo, request.number, "time")
+    return "woke"
