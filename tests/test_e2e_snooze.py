@@ -28,8 +28,9 @@ def test_snoozed_issue_waits_and_unsnooze_starts_the_run(mull, github_double, sc
     scripted_model.script("SCRIPT-zz1", answer_script("SCRIPT-zz1"))
     issue = github_double.create_issue(REPO, "Later", "SCRIPT-zz1", author=MAINTAINER)
     github_double.comment_as(REPO, issue.number, "/mull snooze 3d", MAINTAINER)
-    wait_for(lambda: "mull:snoozed" in labels_of(github_double, issue.number), what="snoozed label", cluster=mull)
-    assert any("snoozed until" in r for r in replies(github_double, issue.number))
+    wait_for(lambda: any("snoozed until" in r for r in replies(github_double, issue.number)), what="snooze reply",
+             cluster=mull)
+    assert "mull:snoozed" in labels_of(github_double, issue.number)
     github_double.label_issue(REPO, issue.number, "mull", MAINTAINER)
     time.sleep(3)
     assert not scripted_model.requests_for("SCRIPT-zz1")  # the run waits for the wake
