@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -34,11 +33,11 @@ from pydantic_ai.settings import ModelSettings
 from worker.agent import sandbox
 from worker.agent.actions import ActionLog
 from worker.agent.base import AgentResult, AgentTask, Budget, format_seconds
-from worker.agent.workspace import Workspace, WorkspaceError
+from worker.agent.model_text import body_message, one_line, root_cause, tool_result
+from worker.agent.workspace import Workspace
 
 TOOL_RETRIES = 3  # malformed arguments the model may send for one tool before the run fails
 MAX_REQUEST_SECONDS = 300.0
-_ERROR_CHARS = 300
 
 
 class Finish(BaseModel):
@@ -124,11 +123,11 @@ class BuiltinAgent:
         if isinstance(exc, ModelTimeoutError):
             reason = f"model endpoint did not answer in time: {self.base_url}"
         elif isinstance(exc, ModelConnectionError):
-            reason = f"model endpoint unreachable: {self.base_url} ({_one_line(_root_cause(exc))})"
+            reason = f"model endpoint unreachable: {self.base_url} ({one_line(root_cause(exc))})"
         elif isinstance(exc, ModelHTTPError):
-            reason = f"model endpoint returned HTTP {exc.status_code}: {_one_line(_body_message(exc))}"
+            reason = f"model endpoint returned HTTP {exc.status_code}: {one_line(body_message(exc))}"
         else:
-            reason = f"model request failed: {_one_line(exc.message)}"
+            reason = f"model request failed: {one_line(exc.message)}"
         return reason.replace(self._api_key, "[api key]") if self._api_key else reason
 
 
@@ -157,30 +156,15 @@ def _which_limit(message: str, usage: RunUsage, budget: Budget) -> str:
     return f"tokens ({budget.tokens})"
 
 
-def _root_cause(exc: BaseException) -> str:
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return str(exc) or type(exc).__name__
 
 
-def _body_message(exc: ModelHTTPError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        return str(error)
-    return str(body) if body else exc.message
 
 
 def _first_sentence(text: str) -> str:
     """pydantic-ai appends documentation hints ("Consider raising the limit, ...") the PR reader can't use."""
-    return _one_line(text.split(". ", 1)[0])
+    return one_line(text.split(". ", 1)[0])
 
 
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= _ERROR_CHARS else line[:_ERROR_CHARS] + "…"
 
 
 # -- tools: errors go back to the model as text, so a wrong path or edit never ends the run ------------
@@ -188,17 +172,17 @@ def _one_line(text: str) -> str:
 
 def list_files(ctx: RunContext[_Deps], path: str = ".") -> str:
     """List the files under a directory of the repository (recursively; directories end with /)."""
-    return _attempt(lambda: ctx.deps.workspace.list(path))
+    return tool_result(lambda: ctx.deps.workspace.list(path))
 
 
 def read_file(ctx: RunContext[_Deps], path: str, offset: int = 1, limit: int = 400) -> str:
     """Read a text file, as numbered lines starting at line `offset` (1-based), at most `limit` lines."""
-    return _attempt(lambda: ctx.deps.workspace.read(path, offset, limit))
+    return tool_result(lambda: ctx.deps.workspace.read(path, offset, limit))
 
 
 def search(ctx: RunContext[_Deps], pattern: str, path: str = ".") -> str:
     """Search files for a Python regular expression; returns `path:line: text` for each match."""
-    return _attempt(lambda: ctx.deps.workspace.search(pattern, path))
+    return tool_result(lambda: ctx.deps.workspace.search(pattern, path))
 
 
 def edit_file(ctx: RunContext[_Deps], path: str, old: str, new: str) -> str:
@@ -209,7 +193,7 @@ def edit_file(ctx: RunContext[_Deps], path: str, old: str, new: str) -> str:
         ctx.deps.log.edited(ctx.deps.workspace.relative(ctx.deps.workspace.resolve(path)))
         return done
 
-    return _attempt(edit)
+    return tool_result(edit)
 
 
 def write_file(ctx: RunContext[_Deps], path: str, content: str) -> str:
@@ -222,7 +206,7 @@ def write_file(ctx: RunContext[_Deps], path: str, content: str) -> str:
         ctx.deps.log.wrote(workspace.relative(workspace.resolve(path)), created=created)
         return done
 
-    return _attempt(write)
+    return tool_result(write)
 
 
 async def run_command(ctx: RunContext[_Deps], command: str) -> str:
@@ -238,11 +222,3 @@ async def run_command(ctx: RunContext[_Deps], command: str) -> str:
     deps.log.ran(command, f"exit {result.exit_code}")
     return f"exit code {result.exit_code}\n{result.output}"
 
-
-def _attempt(operation: Callable[[], str]) -> str:
-    try:
-        return operation()
-    except WorkspaceError as exc:
-        return f"error: {exc}"
-    except OSError as exc:
-        return f"error: {exc.strerror or exc}"

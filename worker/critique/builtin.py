@@ -10,7 +10,6 @@ small local models often do.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,8 +35,9 @@ from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 from pydantic_ai.settings import ModelSettings
 
 from worker.agent.base import Budget, format_seconds
-from worker.agent.builtin import MAX_REQUEST_SECONDS, _body_message, _one_line, _root_cause
-from worker.agent.workspace import Workspace, WorkspaceError
+from worker.agent.builtin import MAX_REQUEST_SECONDS
+from worker.agent.model_text import body_message, one_line, root_cause, tool_result
+from worker.agent.workspace import Workspace
 from worker.critique.diff import FileDiff
 from worker.critique.parse import UnusableOutput, find_json, from_json
 from worker.critique.run import CritiqueFailed, CritiqueOk, CritiqueOutcome, CritiqueTask, failed
@@ -108,20 +108,20 @@ class BuiltinCritic:
         elif isinstance(exc, UnexpectedModelBehavior) and exc.message.startswith("Exceeded maximum output retries"):
             reason = f"the model's output was invalid twice: {_invalid_output(exc)}"
         elif isinstance(exc, UnexpectedModelBehavior):
-            reason = f"model returned malformed output: {_one_line(exc.message.split('. ', 1)[0])}"
+            reason = f"model returned malformed output: {one_line(exc.message.split('. ', 1)[0])}"
         else:
-            reason = f"critique run failed: {_one_line(str(exc).split('. ', 1)[0])}"
+            reason = f"critique run failed: {one_line(str(exc).split('. ', 1)[0])}"
         return failed(reason, usage.requests, usage.total_tokens)
 
     def _describe(self, exc: ModelAPIError) -> str:
         if isinstance(exc, ModelTimeoutError):
             reason = f"model endpoint did not answer in time: {self.base_url}"
         elif isinstance(exc, ModelConnectionError):
-            reason = f"model endpoint unreachable: {self.base_url} ({_one_line(_root_cause(exc))})"
+            reason = f"model endpoint unreachable: {self.base_url} ({one_line(root_cause(exc))})"
         elif isinstance(exc, ModelHTTPError):
-            reason = f"model endpoint returned HTTP {exc.status_code}: {_one_line(_body_message(exc))}"
+            reason = f"model endpoint returned HTTP {exc.status_code}: {one_line(body_message(exc))}"
         else:
-            reason = f"model request failed: {_one_line(exc.message)}"
+            reason = f"model request failed: {one_line(exc.message)}"
         return reason.replace(self._api_key, "[api key]") if self._api_key else reason
 
 
@@ -157,22 +157,22 @@ def _invalid_output(exc: UnexpectedModelBehavior) -> str:
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ValidationError):
-            return _one_line(explain(cause))
+            return one_line(explain(cause))
         if isinstance(cause, ModelRetry):
-            return _one_line(cause.message.split(". ", 1)[0])
+            return one_line(cause.message.split(". ", 1)[0])
         if isinstance(cause, ToolRetryError):
             return _feedback_text(cause.tool_retry.content)
         cause = cause.__cause__ or cause.__context__
-    return _one_line(exc.message)
+    return one_line(exc.message)
 
 
 def _feedback_text(content: Any) -> str:
     """What the model was told was wrong: validation error details, or a ModelRetry message."""
     if not isinstance(content, list):
-        return _one_line(str(content).split(". ", 1)[0])
+        return one_line(str(content).split(". ", 1)[0])
     problems = [f"{'.'.join(str(part) for part in item.get('loc', ())) or 'output'}: "
                 f"{str(item.get('msg', '')).removeprefix('Value error, ')}" for item in content[:3]]
-    return _one_line("; ".join(problems))
+    return one_line("; ".join(problems))
 
 
 # -- tools: read-only; errors go back to the model as text, so a wrong path never ends the critique ------
@@ -180,17 +180,17 @@ def _feedback_text(content: Any) -> str:
 
 def list_files(ctx: RunContext[_Deps], path: str = ".") -> str:
     """List the files under a directory of the pull request's head commit (recursively; dirs end with /)."""
-    return _attempt(lambda: ctx.deps.workspace.list(path))
+    return tool_result(lambda: ctx.deps.workspace.list(path))
 
 
 def read_file(ctx: RunContext[_Deps], path: str, offset: int = 1, limit: int = 400) -> str:
     """Read a file of the head commit, as numbered lines starting at line `offset` (1-based), at most `limit`."""
-    return _attempt(lambda: ctx.deps.workspace.read(path, offset, limit))
+    return tool_result(lambda: ctx.deps.workspace.read(path, offset, limit))
 
 
 def search(ctx: RunContext[_Deps], pattern: str, path: str = ".") -> str:
     """Search the head commit's files for a Python regular expression; returns `path:line: text` per match."""
-    return _attempt(lambda: ctx.deps.workspace.search(pattern, path))
+    return tool_result(lambda: ctx.deps.workspace.search(pattern, path))
 
 
 def read_diff(ctx: RunContext[_Deps], path: str, offset: int = 1, limit: int = 400) -> str:
@@ -221,13 +221,4 @@ def changed_files(ctx: RunContext[_Deps], offset: int = 0) -> str:
     if shown_to < len(files):
         text += f"\n[{shown_to} of {len(files)} files; call again with offset={shown_to} for more]"
     return text or "no changed files"
-
-
-def _attempt(operation: Callable[[], str]) -> str:
-    try:
-        return operation()
-    except WorkspaceError as exc:
-        return f"error: {exc}"
-    except OSError as exc:
-        return f"error: {exc.strerror or exc}"
 
