@@ -727,6 +727,66 @@ def test_push_as_synchronizes_open_pulls(github_double, app_keypair):
     GitHub.webhooks.parse("push", push.body)
 
 
+# -- GitHub double: issues the bot opens, lists and edits (the review-queue dashboard) -----------------
+
+
+def test_bot_opens_lists_and_edits_issues(github_double, app_keypair):
+    gh = github_double
+    gh.set_permission(REPO, "alice", "write")
+    bug = gh.create_issue(REPO, "Bug", "", "alice", labels=["bug"])
+    with client(gh, mint(gh, app_keypair[0])) as http:
+        issues = f"/repos/{REPO}/issues"
+        missing = http.post(issues, json={"body": "no title"})
+        assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "title"
+        assert http.post(issues, json={"title": "  "}).status_code == 422
+        assert http.post(issues, json={"title": "x", "assignees": ["stranger"]}).status_code == 422
+        created = http.post(issues, json={"title": "Mull review queue", "body": "v1", "labels": ["mull:dashboard"],
+                                          "assignees": ["alice"]})
+        assert created.status_code == 201, created.text
+        dashboard = created.json()
+        valid(gk.Issue, dashboard)
+        assert (dashboard["number"], dashboard["user"]["login"], dashboard["body"]) == (2, "mull-test[bot]", "v1")
+        assert [label["name"] for label in dashboard["labels"]] == ["mull:dashboard"]
+        assert [user["login"] for user in dashboard["assignees"]] == [dashboard["assignee"]["login"]] == ["alice"]
+        assert "pull_request" not in dashboard
+        pull = open_pull(gh, http, files={"NOTES.md": "n\n"})["number"]
+        gh.close_issue(REPO, bug.number, "alice")
+
+        def numbers(**params: object) -> list[int]:
+            listed = http.get(issues, params=params)
+            assert listed.status_code == 200, listed.text
+            for item in listed.json():
+                valid(gk.Issue, item)
+            return [item["number"] for item in listed.json()]
+
+        assert numbers() == [pull, 2]  # open by default, newest first (same second: the higher number)
+        assert "pull_request" in http.get(issues).json()[0]
+        assert numbers(state="all") == [pull, 2, 1] and numbers(state="closed") == [1]
+        assert numbers(state="all", sort="created", direction="asc") == [1, 2, pull]
+        assert numbers(state="all", creator="mull-test[bot]") == [pull, 2]
+        assert numbers(state="all", creator="ALICE") == [1]
+        assert numbers(labels="mull:dashboard") == [2] and numbers(state="all", labels="BUG") == [1]
+        assert numbers(state="all", labels="bug,mull:dashboard") == []
+        paged = http.get(issues, params={"state": "all", "per_page": 1, "page": 2})
+        assert [i["number"] for i in paged.json()] == [2] and 'rel="next"' in paged.headers["link"]
+        assert http.get(issues, params={"state": "bogus"}).status_code == 422
+
+        assert http.patch(f"{issues}/2", json={"body": "v1"}).status_code == 200  # unchanged: no edit
+        edited = http.patch(f"{issues}/2", json={"body": "v2", "title": "Mull review queue!"})
+        assert (edited.json()["body"], edited.json()["title"]) == ("v2", "Mull review queue!")
+        assert http.patch(f"{issues}/2", json={"title": ""}).status_code == 422
+    record = gh.issue(REPO, 2)
+    assert (record.body, record.history, record.edits, record.user.login) == ("v2", ["v1"], 1, "mull-test[bot]")
+    assert [(i.number, i.is_pull) for i in gh.issues(REPO)] == [(1, False), (2, False), (pull, True)]
+    gh.hooks.wait_idle()
+    ours = [d for d in gh.hooks.find("issues") if d.payload["issue"]["number"] == 2]
+    assert [d.action for d in ours] == ["opened", "labeled", "assigned", "edited"]
+    assert {d.payload["sender"]["login"] for d in ours} == {"mull-test[bot]"}
+    assert ours[-1].payload["changes"] == {"title": {"from": "Mull review queue"}, "body": {"from": "v1"}}
+    for delivery in ours:
+        GitHub.webhooks.parse("issues", delivery.body)
+
+
 # -- Scripted model server --------------------------------------------------------------------------
 
 

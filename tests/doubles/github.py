@@ -223,6 +223,11 @@ class GitHubDouble(PeopleMixin):
     def issue(self, full_name: str, number: int) -> Issue:
         return self.state.repo(full_name).issues[number]
 
+    def issues(self, full_name: str) -> list[Issue]:
+        """Every issue of the repo by number, open or closed; pull requests' issue halves too (``is_pull``)."""
+        with self.state.lock:
+            return sorted(self.state.repo(full_name).issues.values(), key=lambda issue: issue.number)
+
     def comments(self, full_name: str, number: int) -> list[Comment]:
         return self.state.comments_on(self.state.repo(full_name), number)
 

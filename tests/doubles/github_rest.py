@@ -19,6 +19,7 @@ from .github_json import (
     pull_json,
     reaction_json,
     repo_json,
+    user_json,
 )
 from .github_state import Comment, Issue, Reaction, Repo, now
 
@@ -86,9 +87,15 @@ def _emit_issue(request: Request, repo: Repo, issue: Issue, action: str, **extra
 
 
 def apply_title_body(issue: Issue, body: dict) -> dict:
-    """Apply title/body edits; GitHub's ``changes`` object for the ``edited`` webhook."""
+    """Apply title/body edits (the old body goes to ``history``); GitHub's ``changes`` for the ``edited`` webhook."""
+    if "title" in body and (not isinstance(body["title"], str) or not body["title"].strip()):
+        raise validation_failed("Issue", "title", "missing_field" if not body["title"] else "invalid")
+    if "body" in body and body["body"] is not None and not isinstance(body["body"], str):
+        raise validation_failed("Issue", "body")
     changes = {k: {"from": getattr(issue, k)} for k in ("title", "body")
                if k in body and body[k] != getattr(issue, k)}
+    if "body" in changes:
+        issue.history.append(issue.body)
     for key in changes:
         setattr(issue, key, body[key])
     return changes
@@ -98,6 +105,85 @@ def label_names(raw: object) -> list[str]:
     if not isinstance(raw, list):
         raise validation_failed("Label", "labels")
     return [item["name"] if isinstance(item, dict) else str(item) for item in raw]
+
+
+def _assignees(repo: Repo, raw: object) -> list[str]:
+    """Logins that may be assigned (the owner or a collaborator), as GitHub spells them; 422 for anyone else."""
+    if not isinstance(raw, list) or not all(isinstance(login, str) for login in raw):
+        raise validation_failed("Issue", "assignees")
+    for login in raw:
+        if login.lower() != repo.owner.login.lower() and repo.collaborators.get(login.lower(), "none") == "none":
+            raise validation_failed("Issue", "assignees")
+    return list(dict.fromkeys(raw))
+
+
+async def create_issue(request: Request) -> JSONResponse:
+    """``POST /repos/{o}/{r}/issues``: the caller (the bot, with an installation token) opens an issue.
+
+    Sends ``issues.opened``, then ``labeled`` for each label and ``assigned`` for each assignee, like GitHub.
+    """
+    repo, _ = require_repo(request)
+    state = double_of(request).state
+    body = await read_json(request)
+    title = body.get("title")
+    if isinstance(title, int) and not isinstance(title, bool):  # GitHub takes a number as the title too
+        title = str(title)
+    if not isinstance(title, str) or not title.strip():
+        raise validation_failed("Issue", "title", "missing_field")
+    text = body.get("body")
+    if text is not None and not isinstance(text, str):
+        raise validation_failed("Issue", "body")
+    names = label_names(body.get("labels") or [])
+    raw_assignees = body.get("assignees")
+    if raw_assignees is None and body.get("assignee"):
+        raw_assignees = [body["assignee"]]
+    logins = _assignees(repo, raw_assignees or [])
+    issue = state.new_issue(repo, title, text, state.bot, labels=names)
+    with state.lock:
+        issue.assignees = [state.user(login).login for login in logins]
+        opened = issue_json(state, repo, issue)
+    emit(request, repo, "issues", "opened", state.bot, issue=opened)
+    for name in issue.labels:
+        _emit_issue(request, repo, issue, "labeled", label=label_json(state, repo, repo.labels[name.lower()]))
+    for login in issue.assignees:
+        _emit_issue(request, repo, issue, "assigned", assignee=user_json(state, state.user(login)))
+    return JSONResponse(issue_json(state, repo, issue), 201)
+
+
+_ISSUE_SORTS = {
+    "created": lambda state, repo, issue: (issue.created_at, issue.number),
+    "updated": lambda state, repo, issue: (issue.updated_at, issue.number),
+    "comments": lambda state, repo, issue: (len(state.comments_on(repo, issue.number)), issue.number),
+}
+
+
+async def list_issues(request: Request) -> JSONResponse:
+    """``GET /repos/{o}/{r}/issues``: issues and pull requests (with ``pull_request``), newest first by default.
+
+    Filters: ``state`` (open|closed|all), ``creator`` (a login), ``labels`` (comma-separated; all must match);
+    ``sort`` (created|updated|comments), ``direction`` (desc|asc), ``per_page`` and ``page``.
+    """
+    repo, _ = require_repo(request)
+    state = double_of(request).state
+    query = request.query_params
+    wanted, sort, direction = query.get("state", "open"), query.get("sort", "created"), query.get("direction", "desc")
+    if wanted not in ("open", "closed", "all"):
+        raise validation_failed("Issue", "state")
+    if sort not in _ISSUE_SORTS:
+        raise validation_failed("Issue", "sort")
+    if direction not in ("asc", "desc"):
+        raise validation_failed("Issue", "direction")
+    creator = query.get("creator")
+    labels = {name.strip().lower() for name in query.get("labels", "").split(",") if name.strip()}
+    with state.lock:
+        found = [issue for issue in repo.issues.values()
+                 if (wanted == "all" or issue.state == wanted)
+                 and (creator is None or issue.user.login.lower() == creator.lower())
+                 and labels <= {name.lower() for name in issue.labels}]
+        found.sort(key=lambda issue: _ISSUE_SORTS[sort](state, repo, issue), reverse=direction == "desc")
+        items = [issue_json(state, repo, issue) for issue in found]
+    page, headers = paginate(request, items)
+    return JSONResponse(page, headers=headers)
 
 
 async def patch_issue(request: Request) -> JSONResponse:
@@ -239,6 +325,8 @@ R = "/repos/{owner}/{repo}"
 routes = [
     Route(R, get_repo),
     Route(R + "/collaborators/{username}/permission", get_permission),
+    Route(R + "/issues", list_issues),
+    Route(R + "/issues", create_issue, methods=["POST"]),
     Route(R + "/issues/comments/{comment_id:int}", comment_by_id, methods=["GET", "PATCH", "DELETE"]),
     Route(R + "/issues/comments/{comment_id:int}/reactions", react_comment, methods=["POST"]),
     Route(R + "/issues/{number:int}", get_issue),

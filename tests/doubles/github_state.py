@@ -89,6 +89,13 @@ class Issue:
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
     closed_at: datetime | None = None
+    assignees: list[str] = field(default_factory=list)  # logins
+    history: list[str | None] = field(default_factory=list)  # previous bodies, oldest first
+
+    @property
+    def edits(self) -> int:
+        """How often the body was changed (an edit that leaves it the same is not one)."""
+        return len(self.history)
 
 
 @dataclass
