@@ -16,6 +16,7 @@ SOLVE_ISSUE = "solve_issue"
 CRITIQUE_PR = "critique_pr"
 REVISE_PR = "revise_pr"
 WAKE_ITEM = "wake_item"
+REFRESH_BACKLOG = "refresh_backlog"
 RECLAIM_ORPHANS = "reclaim_orphans"
 
 
@@ -80,6 +81,20 @@ class WakeRequest:
     repo: str
     number: int
     at_ms: int  # the snooze this wake belongs to; a later snooze or an earlier wake makes it stale
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    """Bring a repository's visible queue up to date: status comments' positions and the dashboard issue."""
+
+    installation_id: int
+    repo_id: int
+    repo: str
+
+
+def refresh_job_id(repo_id: int) -> str:
+    """One pending refresh per repository: changes that come in a burst are shown by one edit."""
+    return f"refresh:{repo_id}"
 
 
 def delivery_job_id(guid: str) -> str:

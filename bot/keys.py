@@ -74,3 +74,25 @@ REDELIVER = PREFIX + "redeliver"  # hash: since (epoch s; older deliveries were 
 def redelivered(guid: str) -> str:
     """Set, with a TTL, once Mull asked GitHub to redeliver this X-GitHub-Delivery: one retry per guid."""
     return f"{PREFIX}redelivered:{guid}"
+
+
+def backlog(repo_id: int, part: str) -> str:
+    """One repository's backlog (``worker.backlog``): ``items`` (hash issue -> record), ``waiting`` (sorted set
+    of queued issues by labeled time), ``running`` (agent runs going), ``requests`` (the run each queued issue
+    asked for), ``held`` (finished drafts in release order), ``ready`` (issues whose PR awaits review),
+    ``meta`` (limits from the repo's config, dashboard issue, change counter)."""
+    return f"{PREFIX}backlog:{repo_id}:{part}"
+
+
+BACKLOG_REPOS = PREFIX + "backlog:repos"  # hash: repo id -> {"installation_id", "repo"} with a backlog
+BACKLOG_EPOCH = PREFIX + "backlog:epoch"  # set once; missing at startup means Redis lost the backlog
+
+
+def reviewer_load(installation_id: int, login: str) -> str:
+    """Set of "<repo id>:<issue>" whose pull request awaits this reviewer, across one installation's repos."""
+    return f"{PREFIX}reviewer:{installation_id}:{login.lower()}"
+
+
+def digest_sent(repo_id: int, login: str, window: str) -> str:
+    """Set once per reviewer, repository and digest window: several workers still send one digest."""
+    return f"{PREFIX}digest:{repo_id}:{login.lower()}:{window}"

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 from arq import Worker, cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
 from bot import logs
-from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
+from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.settings import MullSettings
 from worker import installations
 from worker.agent.sandbox import check_bwrap
+from worker.backlog_jobs import REFRESH_DELAY_S, sweep_backlogs
+from worker.backlog_reconcile import reconcile_if_lost
+from worker.backlog_refresh import refresh_backlog
 from worker.critique_job import critique_pr
+from worker.digests import send_digests
 from worker.fairness import RunSlots
 from worker.github_app import GitHubApp
 from worker.handlers import handle_delivery
@@ -29,6 +37,15 @@ from worker.solve import solve_issue
 SOLVE_OVERHEAD_S = 600
 
 
+SINK_TIMEOUT_S = 10.0
+
+
+async def _reconcile(ctx: dict[str, Any]) -> None:
+    """Installations first (the backlog rebuild needs to know the repositories), then lost backlogs."""
+    await installations.reconcile(ctx)
+    await reconcile_if_lost(ctx)
+
+
 def check_ready(settings: MullSettings) -> None:
     """Fail at startup, not at the first job, when something the worker needs is missing."""
     settings.require_app()
@@ -38,7 +55,10 @@ def check_ready(settings: MullSettings) -> None:
 
 
 def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False, poll_delay: float = 0.5,
-                 liveness_ttl: float = 20.0, handle_signals: bool = True) -> Worker:
+                 liveness_ttl: float = 20.0, handle_signals: bool = True,
+                 clock: Callable[[], float] = time.time, refresh_delay: float = REFRESH_DELAY_S,
+                 with_cron: bool = True) -> Worker:
+    """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast."""
     check_ready(settings)
     log = logs.get("mull.worker")
     solve_timeout = settings.agent_timeout + SOLVE_OVERHEAD_S
@@ -52,13 +72,19 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["repos"] = RepoCache(settings.data_dir / "repos", redis)
         ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
+        ctx["clock"] = clock
+        ctx["refresh_delay"] = refresh_delay
+        ctx["environ"] = os.environ  # sinks read their HMAC secret from the variable a repo's config names
+        ctx["http"] = httpx.AsyncClient(timeout=SINK_TIMEOUT_S)
         await ctx["liveness"].start()
-        ctx["reconcile"] = asyncio.create_task(installations.reconcile(ctx))  # off the startup path
+        ctx["reconcile"] = asyncio.create_task(_reconcile(ctx))  # off the startup path
         log.info("worker started", worker_id=ctx["liveness"].worker_id)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "reconcile" in ctx:
             ctx["reconcile"].cancel()
+        if "http" in ctx:
+            await ctx["http"].aclose()
         if "liveness" in ctx:
             await ctx["liveness"].stop()
 
@@ -78,10 +104,15 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             # Many tries: a review-driven revision re-defers itself (arq Retry) until reviewers are quiet.
             func(revise_pr, name=REVISE_PR, timeout=solve_timeout, keep_result=0, max_tries=200),
             func(wake_item, name=WAKE_ITEM, timeout=120, keep_result=0, max_tries=5),
+            # keep_result=0: the next change must be able to ask for the next refresh at once.
+            func(refresh_backlog, name=REFRESH_BACKLOG, timeout=600, keep_result=0, max_tries=5),
         ],
-        # GitHub never retries a failed delivery: redeliver them every 5 minutes (unique: one worker runs it).
-        cron_jobs=[cron(redeliver_failed, minute=set(range(0, 60, 5)), run_at_startup=True, unique=True,
-                        timeout=300)],
+        cron_jobs=None if not with_cron else [
+            # GitHub never retries a failed delivery: redeliver them every 5 minutes (unique: one worker runs it).
+            cron(redeliver_failed, minute=set(range(0, 60, 5)), run_at_startup=True, unique=True, timeout=300),
+            cron(sweep_backlogs, second=30, unique=True, timeout=300),
+            cron(send_digests, second=0, unique=True, timeout=300),
+        ],
         queue_name=QUEUE,
         redis_settings=RedisSettings.from_dsn(redis_url),
         on_startup=startup,

@@ -26,7 +26,10 @@ from bot.jobs import (
     solve_job_id,
 )
 from bot.snooze_time import SnoozeError, parse_snooze
+from worker import backlog as backlogs
 from worker import labels, snooze, trigger
+from worker.backlog_jobs import start_runs, touch
+from worker.backlog_state import ItemState
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
 from worker.repo_settings import config_for
@@ -152,6 +155,10 @@ async def do_retry(ctx: dict[str, Any], event: Event, target: Target, command: c
 async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
     if target.issue is None:
         return Outcome(False, "`/mull stop` works on an issue, or on a pull request Mull opened for one.")
+    backlog = backlogs.of(ctx, event.repo_id)
+    if await backlog.unqueue(target.issue):  # still in line: it leaves before it started
+        await _stopped_before_start(ctx, event, target.issue)
+        return Outcome(True)
     job_id = solve_job_id(event.repo_id, target.issue)
     job = Job(job_id, ctx["redis"])
     state = await job.status()
@@ -168,11 +175,20 @@ async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: co
     await request_abort(job)
     if state is JobStatus.in_progress:  # the run commits and pushes what it has, then says it was stopped
         return Outcome(True)
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login, ctx["redis"])
-    state_now = await status.load()
-    await status.write(replace(state_now, phase=Phase.FAILED),
-                       f"**Stopped** by @{event.sender} before it started.")
+    await backlog.run_ended(target.issue)  # an aborted job that never started gives its slot back here
+    await _stopped_before_start(ctx, event, target.issue)
+    await start_runs(ctx, backlog, event.installation_id, event.repo_name)
     return Outcome(True)
+
+
+async def _stopped_before_start(ctx: dict[str, Any], event: Event, issue: int) -> None:
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
+    state_now = await status.load()
+    await status.write(replace(state_now, phase=Phase.FAILED, queue=""),
+                       f"**Stopped** by @{event.sender} before it started.")
+    await labels.move(event.gh, event.repo_name, issue, to=None)
+    await backlogs.of(ctx, event.repo_id).move(issue, ItemState.FAILED, reason=f"stopped by @{event.sender}")
+    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
 
 
 async def do_go(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
@@ -229,27 +245,25 @@ async def do_unsnooze(ctx: dict[str, Any], event: Event, target: Target, command
 async def do_queue(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
     if target.issue is None:
         return Outcome(False, "`/mull queue` works on an issue, or on a pull request Mull opened for one.")
-    state = await trigger.run_status(ctx, event.repo_id, target.issue)
-    if state is JobStatus.in_progress:
-        return Outcome(True, f"the agent is working on #{target.issue} now.")
-    if state not in trigger.ACTIVE:
-        return Outcome(True, f"#{target.issue} is not in the queue.")
-    ahead = await queued_ahead(ctx, event.repo_id, target.issue)
-    return Outcome(True, f"#{target.issue} is queued with {ahead} run{'s' if ahead != 1 else ''} ahead of it.")
-
-
-async def queued_ahead(ctx: dict[str, Any], repo_id: int, issue: int) -> int:
-    """Runs of the same repository queued before this issue's and not yet started."""
-    mine = solve_job_id(repo_id, issue)
-    prefix = solve_job_id(repo_id, 0)[:-1]
-    ahead = 0
-    for raw, _score in await ctx["redis"].zrange("arq:queue", 0, -1, withscores=True):
-        job_id = raw.decode()
-        if job_id == mine:
-            return ahead
-        if job_id.startswith(prefix) and not await ctx["redis"].exists(f"arq:in-progress:{job_id}"):
-            ahead += 1
-    return ahead
+    backlog = backlogs.of(ctx, event.repo_id)
+    dashboard = await backlog.dashboard()
+    see = f" The whole queue is on #{dashboard}." if dashboard else ""
+    if await trigger.run_status(ctx, event.repo_id, target.issue) is JobStatus.in_progress:
+        return Outcome(True, f"the agent is working on #{target.issue} now.{see}")
+    ahead = await backlog.ahead_of(target.issue)
+    if ahead is not None:
+        return Outcome(True, f"#{target.issue} is queued with {ahead} run{'s' if ahead != 1 else ''} ahead of it."
+                             + see)
+    item = await backlog.get(target.issue)
+    if item is not None and item.state is ItemState.HELD:
+        held = await backlog.held()
+        place = held.index(target.issue) if target.issue in held else 0
+        return Outcome(True, f"#{item.pr} is finished and waits for a review slot, {place} ahead of it.{see}")
+    if item is not None and item.state is ItemState.AWAITING:
+        return Outcome(True, f"#{item.pr} awaits review.{see}")
+    if item is not None and item.state is ItemState.SNOOZED:
+        return Outcome(True, f"#{target.number} is snoozed.{see}")
+    return Outcome(True, f"#{target.issue} is not in the queue.{see}")
 
 
 async def do_revise(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:

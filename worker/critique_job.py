@@ -18,9 +18,12 @@ from githubkit.exception import RequestFailed
 
 from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, issue_of_branch, revise_job_id
 from bot.settings import MullSettings
-from worker import failures, readiness, snooze, stats
+from worker import backlog as backlogs
+from worker import failures, readiness, release, stats
 from worker.agent.base import Budget
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
+from worker.backlog_jobs import touch
+from worker.backlog_state import ItemState
 from worker.branch_work import sandbox_for
 from worker.critique.comment import MARKER_PREFIX, parse_marker, render_comment, render_failure
 from worker.critique.diff import GIT_DIFF_ARGS, from_git_diff
@@ -30,6 +33,7 @@ from worker.critique.run import CritiqueFailed, CritiqueTask, make_critic
 from worker.critique.schema import Critique
 from worker.github_app import GitHubApp
 from worker.installations import pause_if_suspended
+from worker.needs_you import needs_you
 from worker.pull_state import FIX_ROUNDS, PullState
 from worker.repo_cache import RepoCache, git
 from worker.repo_settings import config_for
@@ -88,6 +92,14 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
                                                                                      request.head_sha))
         await note_on_issue(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
                                                         f"{outcome.reason}.")
+        issue = issue_of_branch(pull["head"]["ref"])
+        if issue is not None:
+            item = await backlogs.of(ctx, request.repo_id).move(issue, ItemState.FAILED, pr=request.pr, reason=(
+                f"critique failed: {outcome.reason}"))
+            await touch(ctx, request.installation_id, request.repo_id, request.repo)
+            await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
+                            f"the critique of #{request.pr} failed: {outcome.reason}. Comment `/mull critique` on "
+                            "the pull request to run it again.")
         return "critique failed"
     critique = outcome.critique
     next_step = await _verdict(ctx, gh, request, pull, critique, config.max_fix_rounds, log)
@@ -111,48 +123,67 @@ async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
                 installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo,
                 pr=request.pr, reason="critique", notes=notes, requested_by=""),
                 _job_id=revise_job_id(request.repo_id, request.pr, f"critique-{request.head_sha[:12]}"))
+            issue = issue_of_branch(pull["head"]["ref"])
+            if issue is not None:
+                await backlogs.of(ctx, request.repo_id).move(issue, ItemState.DRAFT, effort=critique.effort,
+                                                             reason=f"automatic revision {spent} of {max_rounds}")
+                await touch(ctx, request.installation_id, request.repo_id, request.repo)
             return f"Verdict `fix`: automatic revision round {spent} of {max_rounds} started."
         handed = (f"Verdict `fix`, and the {max_rounds} automatic revision round(s) are used up: "
                   "over to human review, with the findings above still open.")
-        return handed + await _release(ctx, gh, request, pull, log)
-    return "Verdict `pass`." + await _release(ctx, gh, request, pull, log)
+        return handed + await _release(ctx, gh, request, pull, critique.effort, log)
+    return "Verdict `pass`." + await _release(ctx, gh, request, pull, critique.effort, log)
 
 
-async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, log: Any) -> str:
-    if await snooze.snoozed_until(ctx["redis"], request.repo_id, request.pr):
-        return " It is snoozed, so it stays a draft until it wakes."
+async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, effort: int | None,
+                   log: Any) -> str:
+    """Finished: offer it for review once its checks allow (the review line decides when it leaves draft)."""
+    issue = issue_of_branch(pull["head"]["ref"])
     checks = await readiness.checks_state(gh, request.repo, request.head_sha)
     if checks in ("passed", "none"):
-        if await readiness.mark_ready(gh, pull):
-            log.info("marked ready for review")
-            await stats.awaiting_review(ctx["redis"], request.repo, request.pr, True)
-        return " Ready for review."
+        return await _offer(ctx, gh, request.installation_id, request.repo_id, request.repo, pull, effort)
+    if issue is not None:
+        await backlogs.of(ctx, request.repo_id).move(issue, ItemState.DRAFT, effort=effort, reason=(
+            "waiting for its checks" if checks == "pending" else "its checks fail"))
     if checks == "pending":
         return " It leaves draft once its checks pass."
     return " Its checks are failing, so it stays a draft."
 
 
+async def _offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str, pull: Any,
+                 effort: int | None) -> str:
+    issue = issue_of_branch(pull["head"]["ref"])
+    if issue is None:
+        return ""
+    backlog = backlogs.of(ctx, repo_id)
+    item = await backlog.get(issue)
+    limits = await backlog.limits()
+    candidates = await release.reviewer_candidates(gh, repo, int(pull["number"]), limits.reviewers,
+                                                   item.labeled_by if item else "", pull["base"]["ref"])
+    said = await release.offer(ctx, gh, installation_id, repo_id, repo, issue, int(pull["number"]), effort,
+                               candidates)
+    await touch(ctx, installation_id, repo_id, repo)
+    return said
+
+
 async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, installation_id: int, bot_login: str,
                         log: Any) -> str:
-    """After checks complete: leave draft when the current head's critique allows it."""
+    """After checks complete: offer it for review when the current head's critique allows it."""
     owner, name = repo.split("/", 1)
     pull: Any = (await gh.rest.pulls.async_get(owner, name, pr)).json()
     _, marker = await find_comment(gh, repo, pr, bot_login)
     if marker is None or marker.sha != pull["head"]["sha"] or marker.verdict == "failed":
         return "no critique of this head yet"
-    if await snooze.snoozed_until(ctx["redis"], int(pull["base"]["repo"]["id"]), pr):
-        return "snoozed"
+    repo_id = int(pull["base"]["repo"]["id"])
     if marker.verdict == "fix":
-        repo_id = int(pull["base"]["repo"]["id"])
         config = await config_for(ctx, gh, repo, repo_id, installation_id)
         rounds = await PullState(ctx["redis"], repo_id, pr).count(FIX_ROUNDS)
         if rounds < config.max_fix_rounds:
             return "a fix round is pending"
     if await readiness.checks_state(gh, repo, pull["head"]["sha"]) in ("passed", "none"):
-        if await readiness.mark_ready(gh, pull):
-            log.info("marked ready for review after checks passed", pr=pr)
-            await stats.awaiting_review(ctx["redis"], repo, pr, True)
-        return "ready"
+        said = await _offer(ctx, gh, installation_id, repo_id, repo, pull, marker.effort)
+        log.info("offered for review after checks passed", pr=pr, said=said.strip())
+        return "offered"
     return "checks not green"
 
 

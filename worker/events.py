@@ -66,6 +66,6 @@ async def permission(gh: GitHub, repo: str, login: str) -> str:
     return str(data.get("role_name") or data.get("permission") or "none")
 
 
-async def once(ctx: dict[str, Any], key: str) -> bool:
+async def once(ctx: dict[str, Any], key: str, ttl: int = 7 * 24 * 3600) -> bool:
     """True the first time ``key`` is claimed: side effects that must not repeat when a job reruns."""
-    return bool(await ctx["redis"].set(f"{keys.PREFIX}once:{key}", 1, nx=True, ex=7 * 24 * 3600))
+    return bool(await ctx["redis"].set(f"{keys.PREFIX}once:{key}", 1, nx=True, ex=ttl))

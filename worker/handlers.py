@@ -30,6 +30,8 @@ ROUTES: dict[str, Handler] = {
     "pull_request.synchronize": pull_events.on_pull_request,
     "pull_request.reopened": pull_events.on_pull_request,
     "pull_request.closed": pull_events.on_closed,
+    "pull_request.converted_to_draft": pull_events.on_draft_changed,
+    "pull_request.ready_for_review": pull_events.on_draft_changed,
     "issues.closed": pull_events.on_issue_closed,
     "check_suite.completed": pull_events.on_check_suite,
     "push": repo_settings.on_push,

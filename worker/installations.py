@@ -44,6 +44,7 @@ async def forget_repos(redis: Any, installation_id: int, repos: list[dict[str, A
         if stale:
             await redis.delete(*stale)
         await redis.srem(keys.installation_repos(installation_id), f"{repo['id']}:{repo['full_name']}")
+        await redis.hdel(keys.BACKLOG_REPOS, str(repo["id"]))
     if cancelled:
         log.info("cancelled queued jobs of removed repositories", jobs=cancelled)
     return cancelled

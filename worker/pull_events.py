@@ -16,7 +16,10 @@ from bot.jobs import (
     issue_of_branch,
     revise_job_id,
 )
-from worker import comment_commands, readiness, snooze, stats
+from worker import backlog as backlogs
+from worker import comment_commands, readiness, release, snooze, stats
+from worker.backlog_jobs import touch
+from worker.backlog_state import ItemState
 from worker.critique_job import maybe_release
 from worker.events import Event
 from worker.pull_state import CI_ATTEMPTS, PullState
@@ -45,13 +48,41 @@ async def on_pull_request(ctx: dict[str, Any], event: Event) -> str:
 
 
 async def on_closed(ctx: dict[str, Any], event: Event) -> str:
-    """A merged or closed Mull PR leaves the review backlog; snoozes waiting on it end."""
+    """A merged or closed Mull PR leaves the backlog and frees its review slot; snoozes waiting on it end."""
     pull = event.payload["pull_request"]
     await snooze.wake_dependants(ctx, event.gh, event.repo_id, event.repo_name, int(pull["number"]))
-    if issue_of_branch(pull["head"]["ref"]) is None:
+    issue = issue_of_branch(pull["head"]["ref"])
+    if issue is None:
         return "not a Mull pull request"
-    await stats.awaiting_review(ctx["redis"], event.repo_name, int(pull["number"]), False)
-    return "merged" if pull.get("merged") else "closed"
+    outcome = "merged" if pull.get("merged") else "closed"
+    await release.free_slot(ctx, event.gh, event.installation_id, event.repo_id, event.repo_name, issue,
+                            int(pull["number"]), outcome)
+    await backlogs.of(ctx, event.repo_id).forget(issue)
+    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+    return outcome
+
+
+async def on_draft_changed(ctx: dict[str, Any], event: Event) -> str:
+    """Someone moved a Mull PR in or out of draft by hand: back to draft frees its review slot; marking it
+    ready takes one (a person may go over the cap; Mull itself never does)."""
+    pull = event.payload["pull_request"]
+    issue = issue_of_branch(pull["head"]["ref"])
+    if issue is None or pull.get("state") != "open":
+        return "not an open Mull pull request"
+    backlog = backlogs.of(ctx, event.repo_id)
+    pr = int(pull["number"])
+    if event.payload.get("action") == "converted_to_draft":
+        await release.free_slot(ctx, event.gh, event.installation_id, event.repo_id, event.repo_name, issue, pr,
+                                "draft")
+        await backlog.move(issue, ItemState.DRAFT, pr=pr, reason=f"moved back to draft by @{event.sender}")
+        outcome = "slot freed"
+    else:
+        requested = tuple(u["login"] for u in pull.get("requested_reviewers") or [])
+        await backlog.release_to(issue, event.installation_id, requested)
+        await stats.awaiting_review(ctx["redis"], event.repo_name, pr, True)
+        outcome = "marked ready by hand"
+    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+    return outcome
 
 
 async def on_issue_closed(ctx: dict[str, Any], event: Event) -> str:

@@ -10,6 +10,7 @@ from githubkit import GitHub
 Checks = Literal["passed", "pending", "failed", "none"]
 
 READY = "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id}) { clientMutationId } }"
+TO_DRAFT = "mutation($id: ID!) { convertPullRequestToDraft(input: {pullRequestId: $id}) { clientMutationId } }"
 FAILING = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
 
 

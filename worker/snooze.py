@@ -8,6 +8,8 @@ pushes or reviews.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -17,9 +19,14 @@ from arq.jobs import Job, JobStatus
 from bot import keys
 from bot.jobs import QUEUE, WAKE_ITEM, WakeRequest, solve_job_id
 from bot.snooze_time import Wake
-from worker import labels, stats
+from worker import backlog as backlogs
+from worker import labels, readiness, release, stats
+from worker.backlog_jobs import start_runs, touch
+from worker.backlog_state import ItemState
 
 LABEL = "mull:snoozed"
+MARKER = "<!-- mull:snooze "
+_MARKER_RE = re.compile(r"<!-- mull:snooze (\{.*?\}) -->")
 UNTIL_FAR_MS = 90 * 24 * 3600 * 1000  # `until #N` waits at most as long as the longest snooze
 
 
@@ -42,20 +49,80 @@ async def snooze(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: in
     """Snooze and return the reply's text."""
     at_ms = int(wake.at.timestamp() * 1000) if wake.at else int(time.time() * 1000) + UNTIL_FAR_MS
     redis = ctx["redis"]
-    await redis.hset(_key(repo_id, number), mapping={"at_ms": at_ms, "until": wake.until_issue or "", "by": by})
+    await remember(ctx, installation_id, repo_id, repo, number, at_ms, wake.until_issue, by)
     await redis.hincrby(_key(repo_id, number) + ":count", "times", 1)
-    if wake.until_issue:
-        await redis.sadd(_waiting_on(repo_id, wake.until_issue), number)
     await _defer_run(redis, repo_id, number, at_ms)
-    await stats.awaiting_review(redis, repo, number, False)
     owner, name = repo.split("/", 1)
     await gh.rest.issues.async_add_labels(owner, name, number, labels=[LABEL])
+    await _aside(ctx, gh, installation_id, repo_id, repo, number, wake, at_ms)
+    when = f"until #{wake.until_issue} is closed" if wake.until_issue else \
+        f"until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(at_ms / 1000))}"
+    return f"snoozed {when}." + (f" {wake.note}" if wake.note else "") + "\n\n" + marker(at_ms, wake.until_issue)
+
+
+def marker(at_ms: int, until_issue: int | None) -> str:
+    """Hidden in the snooze reply: a backlog rebuilt after a Redis loss reads the wake time back from it."""
+    return f"{MARKER}{json.dumps({'at_ms': at_ms, 'until': until_issue}, separators=(',', ':'))} -->"
+
+
+def parse_marker(body: str) -> tuple[int, int | None] | None:
+    found = _MARKER_RE.search(body or "")
+    if not found:
+        return None
+    try:
+        data = json.loads(found.group(1))
+        return int(data["at_ms"]), (int(data["until"]) if data.get("until") else None)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+async def remember(ctx: dict[str, Any], installation_id: int, repo_id: int, repo: str, number: int, at_ms: int,
+                   until_issue: int | None, by: str) -> None:
+    """The snooze record and its wake job (also how a rebuilt backlog restores a snooze)."""
+    redis = ctx["redis"]
+    await redis.hset(_key(repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "", "by": by})
+    if until_issue:
+        await redis.sadd(_waiting_on(repo_id, until_issue), number)
     await redis.enqueue_job(WAKE_ITEM, WakeRequest(installation_id, repo_id, repo, number, at_ms),
                             _job_id=f"wake:{repo_id}:{number}:{at_ms}", _defer_until=datetime.fromtimestamp(
                                 at_ms / 1000).astimezone())
-    when = f"until #{wake.until_issue} is closed" if wake.until_issue else \
-        f"until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(at_ms / 1000))}"
-    return f"snoozed {when}." + (f" {wake.note}" if wake.note else "")
+
+
+async def _aside(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: int, repo: str, number: int,
+                 wake: Wake, at_ms: int) -> None:
+    """A snoozed item leaves the review queue and the digests: a PR awaiting review goes back to draft."""
+    backlog = backlogs.of(ctx, repo_id)
+    item = await backlog.find(number)
+    if item is None:
+        await stats.awaiting_review(ctx["redis"], repo, number, False)
+        return
+    was = item.state
+    await backlog.snooze(item.issue, None if wake.until_issue and not wake.at else at_ms / 1000, wake.until_issue)
+    if was is ItemState.AWAITING and item.pr is not None:
+        owner, name = repo.split("/", 1)
+        pull: Any = (await gh.rest.pulls.async_get(owner, name, item.pr)).json()
+        if not pull.get("draft"):
+            await gh.async_graphql(readiness.TO_DRAFT, {"id": pull["node_id"]})
+        await release.free_slot(ctx, gh, installation_id, repo_id, repo, item.issue, item.pr, "snoozed")
+    await touch(ctx, installation_id, repo_id, repo)
+
+
+async def _back(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number: int) -> None:
+    """Awake again: a queued run takes its place in line, a finished PR is offered for review again."""
+    backlog = backlogs.of(ctx, repo_id)
+    item = await backlog.find(number)
+    installation_id = await backlog.installation()
+    if item is None or installation_id is None:
+        return
+    woken = await backlog.wake(item.issue)
+    if woken is None:
+        return
+    if woken.state in (ItemState.HELD, ItemState.AWAITING) and woken.pr is not None:
+        await backlog.hold(woken)
+        await release.release(ctx, gh, installation_id, repo_id, repo)
+    elif woken.state is ItemState.QUEUED:
+        await start_runs(ctx, backlog, installation_id, repo)
+    await touch(ctx, installation_id, repo_id, repo)
 
 
 async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
@@ -78,6 +145,7 @@ async def wake_up(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number:
     await _defer_run(redis, repo_id, number, int(time.time() * 1000))
     owner, name = repo.split("/", 1)
     await labels.remove(gh, owner, name, number, LABEL)
+    await _back(ctx, gh, repo_id, repo, number)
     ctx["log"].info("woke up", repo=repo, number=number, reason=reason)
     return True
 

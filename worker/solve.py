@@ -11,21 +11,28 @@ import pickle
 from dataclasses import replace
 from typing import Any
 
+from arq import Retry
 from githubkit import GitHub
 
 from bot import keys
 from bot.jobs import CRITIQUE_PR, CritiqueRequest, SolveRequest, branch_name, critique_job_id
 from bot.logs import scrub
+from worker import backlog as backlogs
 from worker import failures, labels, pull_requests, stats
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
+from worker.backlog_jobs import start_runs, touch
+from worker.backlog_state import ItemState
 from worker.branch_work import run_on_branch
 from worker.fairness import wait_for_slot
 from worker.github_app import GitHubApp
 from worker.installations import pause_if_suspended
+from worker.needs_you import needs_you
 from worker.plan_stage import plan_stage
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
+
+RETRY_HINT = "Comment `/mull retry` to run it again."
 
 
 def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple[str, int] | None) -> str:
@@ -39,14 +46,25 @@ def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple
 
 
 async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
-    await pause_if_suspended(ctx, request.installation_id)
-    await wait_for_slot(ctx, request.installation_id)
+    ends = True  # the run ends here unless arq will try it again: then it keeps its slot in the repo's line
     try:
-        gh = ctx["github"].installation(request.installation_id, request.repo_id)
-        async with gh:  # one HTTP connection pool for the whole job, not one per request
-            return await _solve(ctx, request, gh)
+        await pause_if_suspended(ctx, request.installation_id)
+        await wait_for_slot(ctx, request.installation_id)
+        try:
+            gh = ctx["github"].installation(request.installation_id, request.repo_id)
+            async with gh:  # one HTTP connection pool for the whole job, not one per request
+                return await _solve(ctx, request, gh)
+        finally:
+            await ctx["slots"].release(request.installation_id, ctx["job_id"])
+    except Retry:
+        ends = False
+        raise
     finally:
-        await ctx["slots"].release(request.installation_id, ctx["job_id"])
+        if ends:
+            backlog = backlogs.of(ctx, request.repo_id)
+            await backlog.run_ended(request.issue)
+            await start_runs(ctx, backlog, request.installation_id, request.repo)
+            await touch(ctx, request.installation_id, request.repo_id, request.repo)
 
 
 async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
@@ -57,15 +75,23 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
     owner, name = request.repo.split("/", 1)
     status = StatusComment(gh, request.repo, request.repo_id, request.issue, bot.login, ctx["redis"])
     state = (await status.load()).begin(request.trigger)
-    state = replace(state, phase=Phase.WORKING)
+    state = replace(state, phase=Phase.WORKING, queue="")
     await status.write(state)
     await labels.move(gh, request.repo, request.issue, to=labels.WORKING)
+    backlog = backlogs.of(ctx, request.repo_id)
     try:
         config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
         issue: Any = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
+        await backlog.move(request.issue, ItemState.WORKING, title=issue.get("title") or "", reason="")
         repo: Any = (await gh.rest.repos.async_get(owner, name)).json()
         planned = await plan_stage(ctx, gh, request.repo, config, state, status, issue, repo, bot, log)
         if planned is None:
+            asked = status.state.plan == "asked"
+            item = await backlog.move(request.issue, ItemState.WAITING, reason=(
+                "the plan asks a question" if asked else "the plan waits for `/mull go`"))
+            if asked:
+                await needs_you(ctx, gh, request.repo_id, request.repo, item, "question",
+                                "the agent's plan asks a question.", mention=False)
             return "waiting"
         state = planned
         branch = branch_name(request.issue)
@@ -90,6 +116,9 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
                 await labels.move(gh, request.repo, request.issue, to=None)
                 await status.write(replace(state, phase=Phase.FAILED),
                                    f"**Reason:** {reason}.\n\n{_quote(result.summary)}")
+                item = await backlog.move(request.issue, ItemState.FAILED, reason=reason)
+                await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
+                                f"the run failed: {reason}. {RETRY_HINT}")
                 return "no changes"
             await _save_result(ctx, request, result)
             state = replace(state, pushed_sha=pushed)
@@ -100,6 +129,10 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
         state = replace(state, phase=Phase.PR_OPENED, pr=pr.number)
         await labels.move(gh, request.repo, request.issue, to=None)
         await status.write(state, _outcome(result))
+        item = await backlog.move(request.issue, ItemState.DRAFT, pr=pr.number, reason="waiting for the critique")
+        if result.budget_tripped:
+            await needs_you(ctx, gh, request.repo_id, request.repo, item, "budget",
+                            f"the {result.budget_tripped} budget ran out; #{pr.number} holds the work done so far.")
         log.info("pull request ready", pr=pr.number, created=pr.created, sha=pushed)
         if pushed:  # the webhook for this head would queue it too; the job id makes that the same job
             await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
@@ -113,6 +146,9 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
         await labels.move(gh, request.repo, request.issue, to=None)
         await status.write(replace(state, phase=Phase.FAILED), f"**Reason:** {_reason(exc)}")
         await stats.record_failure(ctx["redis"], "implement", request.repo, request.issue, _reason(exc))
+        item = await backlog.move(request.issue, ItemState.FAILED, reason=_reason(exc))
+        await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
+                        f"the run failed: {_reason(exc)}. {RETRY_HINT}")
         raise
 
 

@@ -45,6 +45,9 @@ class RunState:
     plan: str = ""  # plan stage of this revision: "", asked, answered, proposed, approved
     plan_text: str = ""  # the agreed plan, as the agent reads it
     answer: str = ""  # the author's answer to the plan's question
+    requested_by: str = ""  # who asked for the run: a rebuilt queue runs it for them
+    labeled_at: float = 0.0  # its place in the repo's queue, kept here so a Redis loss does not lose it
+    queue: str = ""  # where it stands in the queue: "2 ahead", held as a draft, review requested
 
     def begin(self, trigger: str) -> RunState:
         """A new trigger is a new revision; the same trigger (a rerun after a crash) is the same one."""
@@ -69,7 +72,8 @@ class RunState:
                        trigger=str(data.get("trigger", "")), pr=data.get("pr"), pushed_sha=data.get("pushed_sha"),
                        note=str(data.get("note", "")), critique=str(data.get("critique", "")),
                        plan=str(data.get("plan", "")), plan_text=str(data.get("plan_text", "")),
-                       answer=str(data.get("answer", "")))
+                       answer=str(data.get("answer", "")), requested_by=str(data.get("requested_by", "")),
+                       labeled_at=float(data.get("labeled_at", 0.0)), queue=str(data.get("queue", "")))
         except (ValueError, TypeError):
             return None
 
@@ -87,6 +91,8 @@ def render(state: RunState) -> str:
         Phase.WAITING: f"⏸️ **Mull** has a plan for this issue{revision} and is waiting.",
     }
     parts = [heads[state.phase]]
+    if state.queue and state.phase in (Phase.QUEUED, Phase.PR_OPENED):
+        parts.append(state.queue)
     if state.note:
         parts.append(state.note)
     if state.critique and state.phase is Phase.PR_OPENED:

@@ -8,17 +8,20 @@ a no-op rather than a second run.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from arq.jobs import Job, JobStatus
 
 from bot import keys
-from bot.jobs import SOLVE_ISSUE, SolveRequest, solve_job_id
+from bot.jobs import SolveRequest, solve_job_id
 from bot.settings import MullSettings
-from worker import labels, snooze
+from worker import backlog as backlogs
+from worker import labels
+from worker.backlog import Limits
+from worker.backlog_jobs import start_runs, touch
+from worker.backlog_state import Item
 from worker.events import TRIGGER_ROLES, Event, once, permission
-from worker.repo_config import ConfigFileError
+from worker.repo_config import ConfigFileError, RepoConfig
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
 
@@ -30,32 +33,44 @@ async def run_status(ctx: dict[str, Any], repo_id: int, issue: int) -> JobStatus
 
 
 async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by: str, trigger: str | None = None,
-                    **state_changes: Any) -> bool:
-    """Mark the issue queued and enqueue its run; False when one is already queued or running.
+                    title: str = "", **state_changes: Any) -> bool:
+    """Mark the issue queued and put its run in the repo's line; False when one is already queued or running.
 
     ``trigger`` continues an existing revision (after `/mull go` or an answer); by default the delivery that
-    asked starts a new one. ``state_changes`` go into the status marker with the queued phase.
+    asked starts a new one. ``state_changes`` go into the status marker with the queued phase. The run
+    starts when the repo has fewer than ``max_in_flight`` going (``worker.backlog``).
     """
-    if await run_status(ctx, event.repo_id, issue) in ACTIVE:
+    backlog = backlogs.of(ctx, event.repo_id)
+    if await run_status(ctx, event.repo_id, issue) in ACTIVE or await backlog.is_pending(issue):
         return False
+    try:
+        config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
+        await backlog.remember_repo(event.installation_id, event.repo_name, limits_of(config))
+    except ConfigFileError:  # the run itself says so on the issue; the line keeps the limits it had
+        await backlog.remember_repo(event.installation_id, event.repo_name)
     status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
-    async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
-        state = await status.load()
-        await status.write(replace(state, phase=Phase.QUEUED, **state_changes))
-    await labels.move(event.gh, event.repo_name, issue, to=labels.QUEUED)
     request = SolveRequest(installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name,
                            issue=issue, requested_by=requested_by, trigger=trigger or event.delivery.guid)
-    job_id = solve_job_id(event.repo_id, issue)
-    asleep = await snooze.snoozed_until(ctx["redis"], event.repo_id, issue)  # a snoozed issue's run waits
-    job = await ctx["redis"].enqueue_job(SOLVE_ISSUE, request, _job_id=job_id, _defer_until=(
-        datetime.fromtimestamp(asleep / 1000, UTC) if asleep else None))
-    if job is None:
-        event.log.warning("run not queued: arq holds this job id", issue=issue,
-                          status=(await Job(job_id, ctx["redis"]).status()).value,
-                          keys=[k.decode() for k in await ctx["redis"].keys(f"arq:*{job_id}")])
-        return False
+    async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
+        if not await backlog.enqueue(request, title=title):
+            return False
+        state = await status.load()
+        await status.write(replace(state, phase=Phase.QUEUED, requested_by=requested_by,
+                                   labeled_at=(await backlog.get(issue) or Item(issue)).labeled_at,
+                                   **state_changes))
+    await labels.move(event.gh, event.repo_name, issue, to=labels.QUEUED)
+    await start_runs(ctx, backlog, event.installation_id, event.repo_name)
+    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
     event.log.info("run queued", issue=issue)
     return True
+
+
+def limits_of(config: RepoConfig) -> Limits:
+    return Limits(max_in_flight=config.max_in_flight, max_awaiting_review=config.max_awaiting_review,
+                  reviewers=tuple(config.reviewers), notify={
+                      "timezone": config.timezone, "schedule": config.digest.schedule,
+                      "business_days_only": config.digest.business_days_only,
+                      "sinks": config.sinks.model_dump()})
 
 
 async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
@@ -85,7 +100,7 @@ async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
                 f"repository (yours: {role}). A maintainer can add the `{config.label}` label instead."))
         return "refused"
     await event.gh.rest.reactions.async_create_for_issue(owner, name, number, content="eyes")
-    if not await queue_run(ctx, event, number, event.sender):
+    if not await queue_run(ctx, event, number, event.sender, title=issue.get("title") or ""):
         event.log.info("run already queued or in progress", issue=number)
         return "already running"
     return "queued"

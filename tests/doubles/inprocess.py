@@ -1,0 +1,90 @@
+"""Mull with its worker in the test's own process, on a clock the test moves.
+
+The webhooks still go through a real ``mull web`` into Redis; the worker runs in bursts (every job there is,
+and what those enqueue, then it stops), and the cron jobs are called by the test when it wants them. That
+makes a week of backlog run in a minute, and lets a test look at Redis between steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from arq.connections import RedisSettings, create_pool
+
+from bot import logs
+from bot.jobs import QUEUE
+from bot.settings import load_settings
+from worker.app import build_worker
+from worker.github_app import GitHubApp
+
+from .e2e import MODEL_KEY
+from .fixtures import APP_ID
+from .github import GitHubDouble
+from .model_server import ScriptedModel
+from .mull_process import MullCluster
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def web_env(tmp_path: Path, redis_url: str, double: GitHubDouble, model: ScriptedModel,
+            private_pem: str) -> dict[str, str]:
+    return {
+        "MULL_APP_ID": str(APP_ID), "MULL_PRIVATE_KEY": private_pem,
+        "MULL_WEBHOOK_SECRET": double.webhook_secret, "MULL_GITHUB_URL": double.url,
+        "MULL_REDIS_URL": redis_url, "MULL_DATA_DIR": str(tmp_path / "data"),
+        "MULL_LLM_BASE_URL": model.url, "MULL_LLM_MODEL": "scripted", "MULL_LLM_API_KEY": MODEL_KEY,
+        "MULL_LOG_LEVEL": "ERROR", "MULL_AGENT_MAX_STEPS": "6",
+    }
+
+
+class InProcessMull:
+    """``ctx`` is a worker's job context (for calling cron jobs and job functions); ``drain()`` runs the queue."""
+
+    def __init__(self, env: dict[str, str], redis_url: str, double: GitHubDouble, clock: Clock) -> None:
+        self.settings = load_settings(env, env_file=None)
+        self.redis_url = redis_url
+        self.double = double
+        self.clock = clock
+        self.ctx: dict[str, Any] = {}
+
+    async def drain(self) -> None:
+        if not await self.ctx["redis"].zcard(QUEUE):
+            return
+        worker = build_worker(self.settings, self.redis_url, burst=True, poll_delay=0.02, handle_signals=False,
+                              clock=self.clock, refresh_delay=0, with_cron=False)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+
+
+@asynccontextmanager
+async def in_process(tmp_path: Path, redis_url: str, double: GitHubDouble, model: ScriptedModel,
+                     private_pem: str, clock: Clock) -> AsyncIterator[InProcessMull]:
+    env = web_env(tmp_path, redis_url, double, model, private_pem)
+    web = MullCluster(tmp_path, env)
+    web.start_web()
+    double.set_webhook(web.webhook_url)
+    mull = InProcessMull(env, redis_url, double, clock)
+    redis = await create_pool(RedisSettings.from_dsn(redis_url))
+    http = httpx.AsyncClient()
+    mull.ctx.update({"redis": redis, "github": GitHubApp(APP_ID, private_pem, double.url, redis),
+                     "settings": mull.settings, "log": logs.get("mull.test"), "clock": clock, "http": http,
+                     "environ": {}, "refresh_delay": 0})
+    try:
+        yield mull
+    finally:
+        await http.aclose()
+        await redis.aclose()
+        web.stop()

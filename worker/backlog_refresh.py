@@ -1,0 +1,159 @@
+"""The ``refresh_backlog`` job: show the backlog where people look, without notifying anyone.
+
+Each status comment gets its line about where it stands ("2 ahead", held as a draft, review requested),
+and the repo's "Mull review queue" issue is created on first need and then edited in place. Edits do not
+notify; Mull never posts "updated" comments. A burst of changes makes one refresh (one job id per repo), and
+the job goes round again if the backlog changed while it ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+
+from bot import keys
+from bot.jobs import RefreshRequest
+from worker import backlog as backlogs
+from worker.backlog import Backlog, Limits
+from worker.backlog_state import Item, ItemState
+from worker.dashboard_view import MARKER, TITLE, held_positions, local_time, positions, render_dashboard
+from worker.digest_window import next_fire
+from worker.needs_you import html_base
+from worker.status import StatusComment
+
+ROUNDS = 5
+DEFAULT_SCHEDULE = "0 9 * * 1-5"
+
+
+async def refresh_backlog(ctx: dict[str, Any], request: RefreshRequest) -> str:
+    gh = ctx["github"].installation(request.installation_id, request.repo_id)
+    backlog = backlogs.of(ctx, request.repo_id)
+    async with gh:
+        bot_login = (await ctx["github"].identity(gh)).login
+        for _ in range(ROUNDS):
+            version = await backlog.version()
+            items = await backlog.items()
+            limits = await backlog.limits()
+            await show_positions(ctx, gh, request, backlog, items, limits, bot_login)
+            await show_dashboard(ctx, gh, request.repo, backlog, items, limits, bot_login)
+            await backlog.redis.hset(backlog.key("meta"), "refreshed", version)
+            if await backlog.version() == version:
+                return "refreshed"
+    return "refreshed; still changing"
+
+
+def queue_line(item: Item, ahead: dict[int, int], held_ahead: dict[int, int], limits: Limits, tz: str,
+               now: float) -> str:
+    """The status comment's line about where the issue stands in the repo's queue."""
+    if item.state is ItemState.QUEUED and item.issue in ahead:
+        n = ahead[item.issue]
+        return ("**Queue:** next in line." if n == 0 else f"**Queue:** {n} ahead of it") + (
+            f" (up to {limits.max_in_flight} agent runs at a time in this repository)." if n else "")
+    if item.state is ItemState.HELD:
+        n = held_ahead.get(item.issue, 0)
+        return (f"**Review queue:** finished, but {limits.max_awaiting_review} Mull pull requests already await "
+                f"review, so #{item.pr} stays a draft: " + ("next in line." if n == 0 else f"{n} ahead of it."))
+    if item.state is ItemState.AWAITING:
+        who = ", ".join(f"`{r}`" for r in item.reviewers)
+        return f"**Review queue:** #{item.pr} is ready for review" + (f"; review requested from {who}." if who
+                                                                      else ".")
+    if item.state is ItemState.SNOOZED:
+        if item.wake_at:
+            return f"**Snoozed** until {local_time(item.wake_at, tz, now)}."
+        return f"**Snoozed** until #{item.until_issue} is closed." if item.until_issue else "**Snoozed.**"
+    return ""
+
+
+async def show_positions(ctx: dict[str, Any], gh: GitHub, request: RefreshRequest, backlog: Backlog,
+                         items: list[Item], limits: Limits, bot_login: str) -> int:
+    """Edit the status comments whose line changed; the number edited."""
+    now = backlog.clock()
+    tz = str(limits.notify.get("timezone") or "UTC")
+    ahead, held_ahead = positions(items), held_positions(items)
+    shown = {int(k): v.decode() for k, v in (await backlog.redis.hgetall(backlog.key("lines"))).items()}
+    edited = 0
+    for item in items:
+        line = queue_line(item, ahead, held_ahead, limits, tz, now)
+        if shown.get(item.issue, "") == line:
+            continue
+        status = StatusComment(gh, request.repo, request.repo_id, item.issue, bot_login, ctx["redis"])
+        async with ctx["redis"].lock(keys.issue_lock(request.repo_id, item.issue), timeout=60,
+                                     blocking_timeout=60):
+            state = await status.load()
+            if status.comment_id is not None and state.queue != line:
+                await status.write(replace(state, queue=line))
+                edited += 1
+        await backlog.redis.hset(backlog.key("lines"), str(item.issue), line)
+    gone = [str(n) for n in shown if n not in {i.issue for i in items}]
+    if gone:
+        await backlog.redis.hdel(backlog.key("lines"), *gone)
+    return edited
+
+
+async def show_dashboard(ctx: dict[str, Any], gh: GitHub, repo: str, backlog: Backlog, items: list[Item],
+                         limits: Limits, bot_login: str) -> int | None:
+    """Create or edit the dashboard issue when its text changed; its number (None while there is no need)."""
+    number = await backlog.dashboard()
+    if number is None and not items:
+        return None
+    now = backlog.clock()
+    notify = limits.notify
+    tz = str(notify.get("timezone") or "UTC")
+    try:
+        upcoming: datetime | None = next_fire(str(notify.get("schedule") or DEFAULT_SCHEDULE), tz,
+                                              datetime.fromtimestamp(now, UTC),
+                                              bool(notify.get("business_days_only", True)))
+    except ValueError:  # a schedule that never fires on a business day: no digest to announce
+        upcoming = None
+    body = render_dashboard(repo, items, cap=limits.max_awaiting_review, in_flight=len(await backlog.running()),
+                            now=now, tz=tz, next_digest=upcoming, html_base=html_base(ctx["settings"], repo))
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    if number is not None and await backlog.redis.hget(backlog.key("meta"), "dashboard_hash") == digest.encode():
+        return number
+    number = await write_dashboard(gh, repo, number, bot_login, body)
+    await backlog.redis.hset(backlog.key("meta"), mapping={"dashboard": number, "dashboard_hash": digest})
+    return number
+
+
+async def write_dashboard(gh: GitHub, repo: str, number: int | None, bot_login: str, body: str) -> int:
+    owner, name = repo.split("/", 1)
+    if number is None:
+        number = await find_dashboard(gh, repo, bot_login)
+    if number is not None:
+        try:
+            await gh.rest.issues.async_update(owner, name, number, body=body)
+            return number
+        except RequestFailed as exc:
+            if exc.response.status_code not in (404, 410):  # deleted by hand: make a new one
+                raise
+    created: Any = (await gh.rest.issues.async_create(owner, name, title=TITLE, body=body)).json()
+    return int(created["number"])
+
+
+async def find_dashboard(gh: GitHub, repo: str, bot_login: str) -> int | None:
+    """An earlier dashboard of Mull's (Redis may have lost its number): reuse it rather than open a second."""
+    owner, name = repo.split("/", 1)
+    page = 1
+    while True:
+        batch: Any = (await gh.rest.issues.async_list_for_repo(owner, name, state="all", creator=bot_login,
+                                                               per_page=100, page=page)).json()
+        for issue in batch:
+            if issue.get("title") == TITLE and MARKER in (issue.get("body") or "") and not issue.get("pull_request"):
+                return int(issue["number"])
+        if len(batch) < 100:
+            return None
+        page += 1
+
+
+async def ensure_dashboard(ctx: dict[str, Any], gh: GitHub, repo: str, backlog: Backlog,
+                           bot_login: str) -> int | None:
+    """The dashboard's number, creating it now if need be (a digest goes there as a comment)."""
+    number = await backlog.dashboard()
+    if number is not None:
+        return number
+    return await show_dashboard(ctx, gh, repo, backlog, await backlog.items(), await backlog.limits(), bot_login)

@@ -1,0 +1,70 @@
+"""The few things that cannot wait for the digest: the agent asked a question, a budget ran out, a run failed.
+
+Everything else Mull has to say goes into the dashboard (no notification) and the reviewers' digests. A
+"needs you" event pings the person who asked for the run on the issue (the plan's question already does,
+as it mentions the author) and goes to the repo's sinks, once per item, kind and run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from githubkit import GitHub
+
+from bot import keys
+from bot.settings import MullSettings
+from worker import backlog as backlogs
+from worker.backlog_state import Item
+from worker.digest_view import needs_you as needs_you_text
+from worker.events import once
+from worker.repo_config import Sinks
+from worker.sinks import SinkMessage, SinkTargets, send
+
+ONCE_TTL = 30 * 24 * 3600
+
+
+def html_base(settings: MullSettings, repo: str) -> str:
+    """The repository's web address: github.com, or the GHES host behind ``MULL_GITHUB_URL``."""
+    api = settings.github_url.rstrip("/")
+    if api == "https://api.github.com":
+        return f"https://github.com/{repo}"
+    return f"{api.removesuffix('/api/v3')}/{repo}"
+
+
+async def count(redis: Any, channel: str, kind: str, n: int = 1) -> None:
+    """Notifications people got from Mull, by channel and kind (``mull_notifications_total``)."""
+    await redis.hincrby(keys.STATS, f"notifications|{channel}|{kind}", n)
+
+
+async def sink_targets(ctx: dict[str, Any], repo_id: int) -> SinkTargets:
+    sinks = (await backlogs.of(ctx, repo_id).limits()).notify.get("sinks") or {}
+    return SinkTargets.from_config(Sinks(**sinks), ctx.get("environ") or {})
+
+
+async def to_sinks(ctx: dict[str, Any], repo_id: int, message: SinkMessage) -> list[str]:
+    targets = await sink_targets(ctx, repo_id)
+    if not (targets.slack_url or targets.json_url):
+        return []
+    client: httpx.AsyncClient = ctx["http"]
+    accepted = await send(client, targets, message, ctx["log"])
+    for sink in accepted:
+        await count(ctx["redis"], sink, message.kind)
+    return accepted
+
+
+async def needs_you(ctx: dict[str, Any], gh: GitHub, repo_id: int, repo: str, item: Item, kind: str, detail: str,
+                    *, mention: bool = True) -> bool:
+    """Tell the person behind the issue now; False when this event was already told."""
+    # labeled_at tells runs apart: a retry after a failure is a new run with its own news.
+    if not await once(ctx, f"needs-you:{repo_id}:{item.issue}:{kind}:{item.labeled_at}:{detail[:80]}", ttl=ONCE_TTL):
+        return False
+    if mention and item.labeled_by and not item.labeled_by.endswith("[bot]"):
+        owner, name = repo.split("/", 1)
+        await gh.rest.issues.async_create_comment(owner, name, item.issue,
+                                                  body=f"@{item.labeled_by} Mull needs you here: {detail}")
+        await count(ctx["redis"], "github", f"needs_you_{kind}")
+    text, data = needs_you_text(repo, item, kind, html_base(ctx["settings"], repo))
+    await to_sinks(ctx, repo_id, SinkMessage(kind="needs_you", id=f"{repo_id}:{item.issue}:{kind}:{item.since}",
+                                             repo=repo, text=f"{text}\n{detail}", data={**data, "detail": detail}))
+    return True

@@ -1,0 +1,160 @@
+"""Releasing finished Mull pull requests for review at the pace people review them.
+
+A finished PR (critique passed or its fix rounds ran out, checks green) is *offered*: it joins the held
+drafts in release order. ``release`` then takes held PRs out of draft while the repo has fewer than
+``max_awaiting_review`` awaiting review and their reviewer has fewer than that across the installation, and
+requests that one review at that moment, never earlier. A merge, a close, a human's convert-to-draft or a
+snooze frees the slot, and the next one goes.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+
+from bot import keys
+from worker import backlog as backlogs
+from worker import codeowners, labels, readiness, stats
+from worker.backlog import reviewer_load
+from worker.backlog_state import Item, ItemState
+
+AWAITING_LABEL = "mull:awaiting-review"
+
+
+async def reviewer_candidates(gh: GitHub, repo: str, pr: int, configured: tuple[str, ...], labeled_by: str,
+                              ref: str) -> tuple[str, ...]:
+    """Who may review: ``reviewers:`` from the config, else CODEOWNERS owners of the changed files, else the
+    person who applied the label."""
+    if configured:
+        return configured
+    owner, name = repo.split("/", 1)
+    for path in codeowners.CODEOWNERS_PATHS:
+        try:
+            found: Any = (await gh.rest.repos.async_get_content(owner, name, path, ref=ref)).json()
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                continue
+            raise
+        rules = codeowners.parse(base64.b64decode(found.get("content") or "").decode("utf-8", "replace"))
+        files: Any = (await gh.rest.pulls.async_list_files(owner, name, pr, per_page=100)).json()
+        owners = codeowners.owners_for(rules, [f["filename"] for f in files])
+        if owners:
+            return owners
+        break
+    return (labeled_by,) if labeled_by and not labeled_by.endswith("[bot]") else ()
+
+
+async def offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
+                pr: int, effort: int | None, candidates: tuple[str, ...]) -> str:
+    """A finished pull request joins the review line; returns what the critique comment says about it."""
+    backlog = backlogs.of(ctx, repo_id)
+    item = await backlog.get(issue) or Item(issue=issue, labeled_at=backlog.clock())
+    if issue in await backlog.ready():
+        return " Ready for review."
+    if item.state is ItemState.SNOOZED:
+        await backlog.move(issue, ItemState.HELD, pr=pr, effort=effort,
+                           extra={**item.extra, "candidates": list(candidates)})
+        return " It is snoozed, so it stays a draft until it wakes."
+    await backlog.hold(Item(issue=issue, pr=pr, effort=effort, labeled_at=item.labeled_at, title=item.title,
+                            extra={**item.extra, "candidates": list(candidates)}))
+    released = await release(ctx, gh, installation_id, repo_id, repo)
+    if issue in released:
+        reviewers = (await backlog.get(issue) or item).reviewers
+        return " Ready for review" + (f"; review requested from {_mentionless(reviewers)}." if reviewers else ".")
+    limits = await backlog.limits()
+    return (f" The review queue is full ({limits.max_awaiting_review} Mull pull requests await review): it stays "
+            "a draft until a slot frees, then Mull marks it ready and requests the review.")
+
+
+async def release(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str) -> list[int]:
+    """Take held pull requests out of draft while review slots are free; the issues released."""
+    redis = ctx["redis"]
+    backlog = backlogs.of(ctx, repo_id)
+    released: list[int] = []
+    async with redis.lock(f"{keys.PREFIX}lock:release:{repo_id}", timeout=120, blocking_timeout=120):
+        limits = await backlog.limits()
+        slots = limits.max_awaiting_review - len(await backlog.ready())
+        for issue in await backlog.held():
+            if slots <= 0:
+                break
+            item = await backlog.get(issue)
+            if item is None or item.pr is None:
+                await backlog.leave_review(issue, installation_id)
+                continue
+            if item.state is ItemState.SNOOZED:
+                continue
+            chosen = await choose_reviewer(redis, installation_id, tuple(item.extra.get("candidates") or ()),
+                                           limits.max_awaiting_review)
+            if chosen is None:  # every candidate has as many Mull PRs waiting as the cap allows
+                continue
+            if not await _out_of_draft(ctx, gh, repo, item.pr):
+                await backlog.forget(issue)
+                continue
+            await request_review(gh, repo, item.pr, chosen, ctx["log"])
+            await backlog.release_to(issue, installation_id, tuple(u for u in chosen if "/" not in u))
+            await stats.awaiting_review(redis, repo, item.pr, True)
+            ctx["log"].info("released for review", repo=repo, pr=item.pr, reviewers=list(chosen))
+            released.append(issue)
+            slots -= 1
+    return released
+
+
+async def choose_reviewer(redis: Any, installation_id: int, candidates: tuple[str, ...],
+                          cap: int) -> tuple[str, ...] | None:
+    """The least busy candidate under the per-reviewer cap (teams ride along, uncapped); () when there are no
+    candidates; None when every person among them is at the cap."""
+    users = [c for c in candidates if "/" not in c]
+    teams = tuple(c for c in candidates if "/" in c)
+    if not users:
+        return teams
+    loads = [(await reviewer_load(redis, installation_id, login), n, login) for n, login in enumerate(users)]
+    free = sorted(entry for entry in loads if entry[0] < cap)
+    if not free:
+        return None
+    return (free[0][2], *teams)
+
+
+async def _out_of_draft(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int) -> bool:
+    owner, name = repo.split("/", 1)
+    pull: Any = (await gh.rest.pulls.async_get(owner, name, pr)).json()
+    if pull.get("state") != "open":
+        return False
+    await readiness.mark_ready(gh, pull)
+    await gh.rest.issues.async_add_labels(owner, name, pr, labels=[AWAITING_LABEL])
+    return True
+
+
+async def request_review(gh: GitHub, repo: str, pr: int, reviewers: tuple[str, ...], log: Any) -> None:
+    """One review request, at release. GitHub refuses people who cannot review here (422): the PR still goes."""
+    users, teams = codeowners.split_reviewers(reviewers)
+    if not users and not teams:
+        return
+    owner, name = repo.split("/", 1)
+    try:
+        await gh.rest.pulls.async_request_reviewers(owner, name, pr, reviewers=users, team_reviewers=teams)
+    except RequestFailed as exc:
+        if exc.response.status_code != 422:
+            raise
+        log.warning("review request refused", repo=repo, pr=pr, reviewers=list(reviewers), error=str(exc)[:200])
+
+
+async def free_slot(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
+                    pr: int, why: str) -> list[int]:
+    """A PR left the review queue (merged, closed, back to draft, snoozed): release the next ones."""
+    backlog = backlogs.of(ctx, repo_id)
+    await backlog.leave_review(issue, installation_id)
+    await stats.awaiting_review(ctx["redis"], repo, pr, False)
+    owner, name = repo.split("/", 1)
+    if why in ("draft", "snoozed"):
+        await labels.remove(gh, owner, name, pr, AWAITING_LABEL)
+    ctx["log"].info("review slot freed", repo=repo, pr=pr, why=why)
+    return await release(ctx, gh, installation_id, repo_id, repo)
+
+
+def _mentionless(reviewers: tuple[str, ...]) -> str:
+    """Names without pinging again: the review request itself is the notification."""
+    return ", ".join(f"`{r}`" for r in reviewers)
+
