@@ -36,16 +36,20 @@ class WorkerStats(Collector):
                                    labels=["stage", "outcome"])
         seconds = SummaryMetricFamily("mull_run_seconds", "Run duration by stage", labels=["stage"])
         tokens = CounterMetricFamily("mull_model_tokens", "Model tokens used by stage", labels=["stage"])
+        told = CounterMetricFamily("mull_notifications", "Notifications people got from Mull, by channel and kind",
+                                   labels=["channel", "kind"])
         for name, value in sorted(self.fields.items()):
             kind, *labels = name.split("|")
             if kind == "runs" and len(labels) == 2:
                 runs.add_metric(labels, float(value))
             elif kind == "tokens" and len(labels) == 1:
                 tokens.add_metric(labels, float(value))
+            elif kind == "notifications" and len(labels) == 2:
+                told.add_metric(labels, float(value))
             elif kind == "count" and len(labels) == 1:
                 total = float(self.fields.get(f"seconds|{labels[0]}", 0))
                 seconds.add_metric(labels, count_value=int(value), sum_value=total)
-        yield from (runs, seconds, tokens)
+        yield from (runs, seconds, tokens, told)
         if self.awaiting is not None:
             yield GaugeMetricFamily("mull_prs_awaiting_review", "Mull pull requests out of draft and open",
                                     value=self.awaiting)

@@ -71,7 +71,10 @@ def test_serve_runs_everything_in_one_process_on_the_embedded_redis(
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert {"queued", "running", "deferred", "workers", "awaiting_review", "recent_failures",
-                "installations"} <= set(report)
+                "installations", "backlogs"} <= set(report)
+        assert sum(report["backlogs"][REPO]["states"].values()) == 1  # the labeled issue, wherever it stands
+        text = mull("status", env=env, cwd=tmp_path)
+        assert f"backlog {REPO}:" in text.stdout, text.stdout
         assert any(w["alive"] for w in report["workers"])
     finally:
         serve.stop()

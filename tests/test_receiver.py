@@ -205,7 +205,8 @@ def test_probes_and_metrics(client) -> None:
 
 def test_worker_stats_are_exported_from_redis(client, store) -> None:
     store.hset(keys.STATS, mapping={"runs|implement|pushed": 3, "runs|critique|pass": 2, "seconds|implement": 90.5,
-                                    "count|implement": 3, "tokens|critique": 1234})
+                                    "count|implement": 3, "tokens|critique": 1234,
+                                    "notifications|github|digest": 5, "notifications|slack|needs_you": 1})
     store.sadd(keys.AWAITING_REVIEW, "o/r#4", "o/r#7")
     metrics = client.get("/metrics").text
     assert 'mull_runs_total{outcome="pushed",stage="implement"} 3.0' in metrics
@@ -213,6 +214,8 @@ def test_worker_stats_are_exported_from_redis(client, store) -> None:
     assert 'mull_run_seconds_count{stage="implement"} 3.0' in metrics
     assert 'mull_model_tokens_total{stage="critique"} 1234.0' in metrics
     assert "mull_prs_awaiting_review 2.0" in metrics
+    assert 'mull_notifications_total{channel="github",kind="digest"} 5.0' in metrics
+    assert 'mull_notifications_total{channel="slack",kind="needs_you"} 1.0' in metrics
     assert client.get("/webhooks/github").status_code == 405
 
 

@@ -17,7 +17,7 @@ from doubles.e2e import MAINTAINER
 from doubles.fixtures import REPO, SEED_FILES
 from doubles.inprocess import Clock, in_process
 
-from worker.backlog_jobs import sweep_backlogs
+from worker.backlog_sweep import sweep_backlogs
 from worker.digest_window import window_key, window_start
 from worker.digests import send_digests
 

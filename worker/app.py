@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -18,9 +18,10 @@ from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVIS
 from bot.settings import MullSettings
 from worker import installations
 from worker.agent.sandbox import check_bwrap
-from worker.backlog_jobs import REFRESH_DELAY_S, sweep_backlogs
+from worker.backlog_jobs import REFRESH_DELAY_S
 from worker.backlog_reconcile import reconcile_if_lost
 from worker.backlog_refresh import refresh_backlog
+from worker.backlog_sweep import sweep_backlogs
 from worker.critique_job import critique_pr
 from worker.digests import send_digests
 from worker.fairness import RunSlots
@@ -57,7 +58,7 @@ def check_ready(settings: MullSettings) -> None:
 def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False, poll_delay: float = 0.5,
                  liveness_ttl: float = 20.0, handle_signals: bool = True,
                  clock: Callable[[], float] = time.time, refresh_delay: float = REFRESH_DELAY_S,
-                 with_cron: bool = True) -> Worker:
+                 with_cron: bool = True, environ: Mapping[str, str] | None = None) -> Worker:
     """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast."""
     check_ready(settings)
     log = logs.get("mull.worker")
@@ -74,7 +75,8 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
         ctx["clock"] = clock
         ctx["refresh_delay"] = refresh_delay
-        ctx["environ"] = os.environ  # sinks read their HMAC secret from the variable a repo's config names
+        # Sinks read their HMAC secret from the variable a repo's config names.
+        ctx["environ"] = os.environ if environ is None else environ
         ctx["http"] = httpx.AsyncClient(timeout=SINK_TIMEOUT_S)
         await ctx["liveness"].start()
         ctx["reconcile"] = asyncio.create_task(_reconcile(ctx))  # off the startup path

@@ -217,7 +217,7 @@ class Backlog:
     async def hold(self, item: Item) -> Item:
         """A finished pull request waits for a review slot, in release order."""
         base = await self.get(item.issue) or item
-        held = base.moved(ItemState.HELD, self.clock(), pr=item.pr, effort=item.effort,
+        held = base.moved(ItemState.HELD, self.clock(), pr=item.pr, effort=item.effort, reason="",
                           extra={**base.extra, **item.extra})
         await self.put(held)
         order = held_order(held)
@@ -241,7 +241,7 @@ class Backlog:
             for login in reviewers:
                 pipe.sadd(keys.reviewer_load(installation_id, login), f"{self.repo_id}:{issue}")
             await pipe.execute()
-        return await self.move(issue, ItemState.AWAITING, reviewers=reviewers)
+        return await self.move(issue, ItemState.AWAITING, reviewers=reviewers, reason="")
 
     async def leave_review(self, issue: int, installation_id: int) -> Item | None:
         """Its review slot frees (merged, closed, back to draft, snoozed); the item keeps its record."""

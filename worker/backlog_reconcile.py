@@ -74,24 +74,24 @@ async def _place(ctx: dict[str, Any], gh: GitHub, backlog: backlogs.Backlog, ins
         return await _put(backlog, item, ItemState.WAITING, reason=state.note[:200])
     if pull is not None:
         pr = int(pull["number"])
+        verdict = await _critique_of(gh, repo, pr, pull["head"]["sha"], bot_login)
+        effort = verdict.effort if verdict is not None else None
         if not pull.get("draft"):
             reviewers = tuple(u["login"] for u in pull.get("requested_reviewers") or [])
-            await _put(backlog, item, ItemState.DRAFT, pr=pr)
+            await _put(backlog, item, ItemState.DRAFT, pr=pr, effort=effort)
             placed = await backlog.release_to(item.issue, installation_id, reviewers)
             await stats.awaiting_review(ctx["redis"], repo, pr, True)
             if release.AWAITING_LABEL not in _names(pull):
                 owner, name = repo.split("/", 1)
                 await gh.rest.issues.async_add_labels(owner, name, pr, labels=[release.AWAITING_LABEL])
             return placed
-        verdict = await _critique_of(gh, repo, pr, pull["head"]["sha"], bot_login)
         if verdict is not None and verdict.verdict == "pass":
             candidates = await release.reviewer_candidates(gh, repo, pr, (await backlog.limits()).reviewers,
                                                            item.labeled_by, pull["base"]["ref"])
             return await backlog.hold(Item(issue=item.issue, title=item.title, pr=pr, effort=verdict.effort,
                                            labeled_at=item.labeled_at, labeled_by=item.labeled_by,
                                            extra={"candidates": list(candidates)}))
-        return await _put(backlog, item, ItemState.DRAFT, pr=pr,
-                          effort=verdict.effort if verdict is not None else None)
+        return await _put(backlog, item, ItemState.DRAFT, pr=pr, effort=effort)
     if state.phase is Phase.FAILED:
         return await _put(backlog, item, ItemState.FAILED, reason=state.note.removeprefix("**Reason:** ")[:200])
     return None

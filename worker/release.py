@@ -19,6 +19,7 @@ from bot import keys
 from worker import backlog as backlogs
 from worker import codeowners, labels, readiness, stats
 from worker.backlog import reviewer_load
+from worker.backlog_jobs import touch
 from worker.backlog_state import Item, ItemState
 
 AWAITING_LABEL = "mull:awaiting-review"
@@ -151,7 +152,22 @@ async def free_slot(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_
     if why in ("draft", "snoozed"):
         await labels.remove(gh, owner, name, pr, AWAITING_LABEL)
     ctx["log"].info("review slot freed", repo=repo, pr=pr, why=why)
-    return await release(ctx, gh, installation_id, repo_id, repo)
+    released = await release(ctx, gh, installation_id, repo_id, repo)
+    await _release_elsewhere(ctx, installation_id, repo_id)
+    return released
+
+
+async def _release_elsewhere(ctx: dict[str, Any], installation_id: int, freed_repo_id: int) -> None:
+    """Its reviewer may now have room for a pull request held in another repo of the installation."""
+    for repo_id, owner_installation, repo in await backlogs.known_repos(ctx["redis"]):
+        if owner_installation != installation_id or repo_id == freed_repo_id:
+            continue
+        if not await backlogs.of(ctx, repo_id).held():
+            continue
+        other = ctx["github"].installation(installation_id, repo_id)
+        async with other:
+            if await release(ctx, other, installation_id, repo_id, repo):
+                await touch(ctx, installation_id, repo_id, repo)
 
 
 def _mentionless(reviewers: tuple[str, ...]) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 from arq.connections import RedisSettings, create_pool
 
 from bot import keys
 from bot.jobs import QUEUE
+from worker.backlog import Backlog, known_repos
 
 
 async def collect(redis_url: str) -> dict:
@@ -35,10 +37,16 @@ async def collect(redis_url: str) -> dict:
         for raw in await pool.smembers(keys.AWAITING_REVIEW):
             repo, _, pr = raw.decode().rpartition("#")
             backlog.setdefault(repo, []).append(int(pr))
+        lines = {}
+        for repo_id, _installation, repo in await known_repos(pool):
+            line = Backlog(pool, repo_id)
+            states = Counter(item.state.value for item in await line.items())
+            lines[repo] = {"states": dict(sorted(states.items())), "queued": await line.waiting(),
+                           "held": await line.held()}
         failures = [json.loads(x) for x in await pool.lrange(keys.FAILURES, 0, 9)]
         installs = {k.decode(): json.loads(v) for k, v in (await pool.hgetall(keys.INSTALLATIONS)).items()}
         return {"queued": queued, "deferred": deferred, "running": running, "workers": workers,
-                "awaiting_review": {repo: sorted(prs) for repo, prs in sorted(backlog.items())},
+                "awaiting_review": {repo: sorted(prs) for repo, prs in sorted(backlog.items())}, "backlogs": lines,
                 "recent_failures": failures, "installations": installs}
     finally:
         await pool.aclose()
@@ -60,6 +68,11 @@ async def print_status(redis_url: str, as_json: bool = False) -> int:
     print(f"awaiting review: {sum(len(prs) for prs in report['awaiting_review'].values())}")
     for repo, prs in report["awaiting_review"].items():
         print(f"  {repo}: " + ", ".join(f"#{pr}" for pr in prs))
+    for repo, line in report["backlogs"].items():
+        states = ", ".join(f"{n} {state}" for state, n in line["states"].items()) or "empty"
+        print(f"  backlog {repo}: {states}; next to run: "
+              + (", ".join(f"#{n}" for n in line["queued"][:5]) or "none")
+              + "; next for review: " + (", ".join(f"#{n}" for n in line["held"][:5]) or "none"))
     print(f"installations: {len(report['installations'])}"
           + "".join(f"\n  {i} {v['account']}{' (suspended)' if v['suspended'] else ''}"
                     for i, v in report["installations"].items()))

@@ -7,6 +7,9 @@ makes a week of backlog run in a minute, and lets a test look at Redis between s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -59,14 +62,32 @@ class InProcessMull:
         self.ctx: dict[str, Any] = {}
 
     async def drain(self) -> None:
-        if not await self.ctx["redis"].zcard(QUEUE):
+        """Run the jobs that are due, and those they enqueue, until none is due or running. Jobs deferred to
+        later (a snooze's wake, a revision waiting for reviewers to be quiet) stay queued: arq's own burst
+        mode would wait for them in real time."""
+        redis = self.ctx["redis"]
+        if not await self._due(redis):
             return
-        worker = build_worker(self.settings, self.redis_url, burst=True, poll_delay=0.02, handle_signals=False,
-                              clock=self.clock, refresh_delay=0, with_cron=False)
+        worker = build_worker(self.settings, self.redis_url, poll_delay=0.02, handle_signals=False,
+                              clock=self.clock, refresh_delay=0, with_cron=False, environ=self.ctx["environ"])
+        main = asyncio.create_task(worker.main())
         try:
-            await worker.async_run()
+            idle = 0
+            while idle < 3:  # three quiet looks in a row: nothing due, nothing running
+                await asyncio.sleep(0.03)
+                if main.done():
+                    main.result()
+                busy = await self._due(redis) or any(not t.done() for t in worker.tasks.values())
+                idle = 0 if busy else idle + 1
         finally:
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
             await worker.close()
+
+    @staticmethod
+    async def _due(redis: Any) -> int:
+        return int(await redis.zcount(QUEUE, "-inf", time.time() * 1000 + 50))
 
 
 @asynccontextmanager

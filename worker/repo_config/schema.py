@@ -146,11 +146,15 @@ class RepoConfig(BaseModel):
         "`off`: implement at once; `comment`: post the plan, then implement; `approve`: post the plan and wait "
         "for a maintainer's approval.")
     max_awaiting_review: int = _field(
-        3, "an integer ≥ 1", "Mull pull requests waiting for review before new runs wait their turn.", ge=1)
+        3, "an integer ≥ 1", "Mull pull requests out of draft awaiting review at once (here, and per reviewer); "
+        "finished ones beyond it stay drafts in line.", ge=1)
     max_in_flight: int = _field(
-        2, "an integer ≥ 1", "Runs of this repository that may work at the same time.", ge=1)
+        2, "an integer ≥ 1", "Agent runs of this repository at the same time; labeled issues beyond it wait in "
+        "line.", ge=1)
     reviewers: list[str] = _field(
-        PydanticUndefined, "a list of GitHub logins or @org/team names", "Who is asked to review Mull's pull requests.",
+        PydanticUndefined, "a list of GitHub logins or @org/team names",
+        "Who may be asked to review Mull's pull requests (the least busy, at release); empty means CODEOWNERS, "
+        "then whoever applied the label.",
         default_factory=list)
     timezone: str = _field(
         "UTC", "an IANA time zone name such as Europe/Berlin", "Time zone of `digest.schedule` and business days.")

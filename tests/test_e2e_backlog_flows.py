@@ -1,0 +1,255 @@
+"""The review backlog's other paths, with the worker in this process on a fake clock (see doubles/inprocess.py):
+a Redis loss rebuilt from GitHub, digests once per window with their sinks, "needs you" pings, snoozing and
+drafting pull requests that await review, and the per-reviewer cap across two repositories."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from doubles.e2e import MAINTAINER
+from doubles.fixtures import REPO, SEED_FILES
+from doubles.inprocess import Clock, InProcessMull, in_process
+
+from bot import keys
+from worker import backlog as backlogs
+from worker import installations
+from worker.backlog_reconcile import reconcile_if_lost
+from worker.backlog_state import ItemState
+from worker.backlog_sweep import sweep_backlogs
+from worker.digests import send_digests
+from worker.sinks import verify
+
+pytestmark = pytest.mark.e2e
+
+REVIEWER = "rita"
+MONDAY = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+SLACK = "https://hooks.slack.test/services/T0/B0/secretpath"
+SINK = "https://sink.test/mull"
+SECRET = "sink-secret-value"
+
+
+def config(cap: int = 2, in_flight: int = 1, sinks: bool = False) -> str:
+    text = f"max_awaiting_review: {cap}\nmax_in_flight: {in_flight}\nreviewers: [{REVIEWER}]\n"
+    if sinks:
+        text += f"sinks:\n  slack_webhook: {SLACK}\n  json_webhook: {SINK}\n  json_secret_env: SINK_SECRET\n"
+    return text
+
+
+def agent(n: int, repo: str = REPO) -> list[dict]:
+    path = f"tasks/{repo.replace('/', '-')}-{n}.txt"
+    return [
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": path, "content": f"task {n}\n"}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": f"Task {n} done.", "not_done": []}}]},
+    ]
+
+
+def idle_agent() -> list[dict]:
+    return [{"tool_calls": [{"name": "finish", "arguments": {"summary": "Nothing to change.", "not_done": []}}]}]
+
+
+def critique(effort: int) -> list[dict]:
+    return [{"tool_calls": [{"name": "submit_critique", "arguments": {
+        "summary": "Adds a task file.", "effort": effort, "risks": [], "security": [], "findings": [],
+        "tests": "none", "tests_note": "", "verdict": "pass"}}]}]
+
+
+class World:
+    """The doubles, Mull in process, and short ways to act as people."""
+
+    def __init__(self, mull: InProcessMull, double, model, clock: Clock) -> None:
+        self.mull, self.double, self.model, self.clock = mull, double, model, clock
+        self.count = 0
+
+    async def label(self, repo: str = REPO, script: list[dict] | None = None) -> int:
+        n = self.count = self.count + 1
+        key = f"AGENT-{repo}-{n}-END"
+        self.model.script(key, script or agent(n, repo))
+        self.model.script(f"tasks/{repo.replace('/', '-')}-{n}.txt", critique(effort=1 + n % 5))
+        issue = self.double.create_issue(repo, f"Task {n}", key, author=MAINTAINER)
+        assert self.double.label_issue(repo, issue.number, "mull", MAINTAINER) == 202
+        return issue.number
+
+    async def comment(self, number: int, body: str, repo: str = REPO) -> None:
+        assert self.double.comment_as(repo, number, body, MAINTAINER) == 202
+        await self.mull.drain()
+
+    def pull_of(self, issue: int, repo: str = REPO) -> Any:
+        return next(p for p in self.double.pulls(repo) if p.head_ref == f"mull/issue-{issue}")
+
+    def ready(self, repo: str = REPO) -> list[int]:
+        return sorted(p.number for p in self.double.pulls(repo) if not p.draft and not p.merged
+                      and self.double.issue(repo, p.number).state == "open")
+
+    def backlog(self, repo: str = REPO) -> backlogs.Backlog:
+        return backlogs.of(self.mull.ctx, self.double.state.repo(repo).id)
+
+
+def run_world(tmp_path: Path, redis_url: str, double, model, app_keypair, scenario, *, files: str) -> None:
+    double.set_permission(REPO, MAINTAINER, "write")
+    double.set_permission(REPO, REVIEWER, "write")
+    double.commit_files(REPO, "main", {**SEED_FILES, ".github/mull.yml": files}, "Mull config")
+    clock = Clock(MONDAY)
+
+    async def main() -> None:
+        async with in_process(tmp_path, redis_url, double, model, app_keypair[0], clock) as mull:
+            await scenario(World(mull, double, model, clock))
+
+    asyncio.run(main())
+
+
+async def snapshot(world: World) -> dict[str, Any]:
+    backlog = world.backlog()
+    items = sorted((i.issue, i.state.value, i.pr, i.effort, i.labeled_by, i.reviewers, i.wake_at, i.labeled_at)
+                   for i in await backlog.items())
+    line = [n for n in await backlog.running() if n < 10_000] + await backlog.waiting()
+    return {"items": items, "line": line, "held": await backlog.held(), "ready": await backlog.ready()}
+
+
+def test_redis_flushed_then_rebuilt_from_github_gives_the_same_queue(tmp_path, redis_url, github_double,
+                                                                     scripted_model, app_keypair) -> None:
+    async def scenario(world: World) -> None:
+        for _ in range(4):
+            await world.label()
+        await world.mull.drain()
+        assert len(world.ready()) == 2  # two await review, two are held
+        held = await world.backlog().held()
+        await world.comment(world.pull_of(held[0]).number, "/mull snooze 3d")
+        # A run is going (its slot is taken), so the next three labeled issues wait in line.
+        await world.mull.ctx["redis"].zadd(world.backlog().key("running"), {"99999": world.clock.now})
+        for _ in range(3):
+            world.clock.now += 60
+            await world.label()
+        await world.mull.drain()
+        before = await snapshot(world)
+        assert [s for _, s, *_ in before["items"]].count("queued") == 3
+        assert [s for _, s, *_ in before["items"]].count("snoozed") == 1
+        assert len(before["line"]) == 3 and len(before["ready"]) == 2 and len(before["held"]) == 2  # one of them snoozed
+
+        await world.mull.ctx["redis"].flushdb()
+        await installations.reconcile(world.mull.ctx)
+        assert await reconcile_if_lost(world.mull.ctx) == 7
+        assert await reconcile_if_lost(world.mull.ctx) == 0  # once: the epoch is set
+        after = await snapshot(world)
+        assert after == before
+        snoozed = next(i for i in await world.backlog().items() if i.state is ItemState.SNOOZED)
+        assert await world.mull.ctx["redis"].hget(f"mull:snooze:{world.double.state.repo(REPO).id}:{snoozed.pr}",
+                                                  "at_ms")
+        await world.mull.drain()  # the line moves on: the three queued issues run now the slot is free
+        assert len([p for p in world.double.pulls(REPO) if not p.merged]) == 7
+        assert len(world.ready()) == 2
+
+    run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario, files=config())
+
+
+def test_digests_once_per_window_to_github_and_sinks_with_the_snoozed_three_times_question(
+        tmp_path, redis_url, github_double, scripted_model, app_keypair) -> None:
+    async def scenario(world: World) -> None:
+        world.mull.ctx["environ"] = {"SINK_SECRET": SECRET}
+        with respx.mock(assert_all_called=False) as mock:
+            mock.route(host="127.0.0.1").pass_through()
+            slack = mock.post(SLACK).mock(return_value=httpx.Response(200, text="ok"))
+            sink = mock.post(SINK).mock(return_value=httpx.Response(204))
+            for _ in range(3):
+                await world.label()
+            await world.mull.drain()
+            held = (await world.backlog().held())[0]
+            pr = world.pull_of(held).number
+            for command in ("/mull snooze 1d", "/mull unsnooze", "/mull snooze 2d", "/mull unsnooze",
+                            "/mull snooze 3d"):
+                await world.comment(pr, command)
+            assert (await world.backlog().get(held)).snoozes == 3
+
+            world.clock.now = (MONDAY + timedelta(hours=1, minutes=1)).timestamp()  # 09:01, in Monday's window
+            sent = await asyncio.gather(send_digests(world.mull.ctx), send_digests(world.mull.ctx))
+            assert sum(sent) == 2  # two workers' crons at once: one digest for rita, one question for maria
+            assert await send_digests(world.mull.ctx) == 0
+            board = next(i for i in world.double.issues(REPO) if i.title == "Mull review queue")
+            digests = [c.body for c in world.double.comments(REPO, board.number)]
+            rita = next(b for b in digests if b.startswith(f"@{REVIEWER}"))
+            for number in world.ready():
+                assert f"#{number}" in rita
+            maria = next(b for b in digests if b.startswith(f"@{MAINTAINER}"))
+            assert "snoozed 3 times" in maria
+            assert slack.call_count == 2 and sink.call_count == 2
+            for call in sink.calls:
+                body = call.request.content
+                assert verify(SECRET.encode(), body, call.request.headers["x-mull-signature-256"])
+                assert json.loads(body)["type"] == "digest"
+            world.clock.now = (MONDAY + timedelta(days=1, hours=1, minutes=5)).timestamp()  # Tuesday 09:05
+            assert await send_digests(world.mull.ctx) == 1  # rita again; maria was asked once, not again
+            world.clock.now = (MONDAY + timedelta(days=5, hours=1, minutes=5)).timestamp()  # Saturday 09:05
+            assert await send_digests(world.mull.ctx) == 1  # Friday's window, late: still one
+            assert await send_digests(world.mull.ctx) == 0
+
+            failed = await world.label(script=idle_agent())  # a run that changes nothing fails: needs you now
+            await world.mull.drain()
+            pings = [c.body for c in world.double.comments(REPO, failed) if c.body.startswith(f"@{MAINTAINER}")]
+            assert len(pings) == 1 and "/mull retry" in pings[0]
+            events = [json.loads(c.request.content) for c in sink.calls]
+            assert [e["type"] for e in events].count("needs_you") == 1
+            assert all(SECRET not in c.request.content.decode() for c in sink.calls)
+
+    run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario,
+              files=config(cap=2, in_flight=2, sinks=True))
+
+
+def test_snoozing_or_drafting_a_ready_pull_request_releases_the_next(tmp_path, redis_url, github_double,
+                                                                      scripted_model, app_keypair) -> None:
+    async def scenario(world: World) -> None:
+        for _ in range(3):
+            await world.label()
+        await world.mull.drain()
+        first, second = world.ready()
+        held_issue = (await world.backlog().held())[0]
+        held_pr = world.pull_of(held_issue).number
+
+        await world.comment(first, "/mull snooze 2d")
+        assert world.ready() == sorted([second, held_pr])  # the snoozed one went back to draft
+        assert "mull:awaiting-review" not in world.double.issue(REPO, first).labels
+        await world.comment(first, "/mull unsnooze")
+        assert world.ready() == sorted([second, held_pr])  # awake, it waits for a slot like anyone
+        assert (await world.backlog().find(first)).state is ItemState.HELD
+
+        world.double.convert_to_draft(REPO, second, MAINTAINER)  # a person takes it back
+        await world.mull.drain()
+        assert world.ready() == sorted([first, held_pr])
+        requests = [r for r in world.double.requests("POST") if r.path.endswith("/requested_reviewers")]
+        assert len(requests) == 4  # one per release: first, second, the held one, first again
+
+        world.double.mark_ready(REPO, second, MAINTAINER)  # and marks it ready again: a person may go over
+        await world.mull.drain()
+        assert len(await world.backlog().ready()) == 3
+
+    run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario, files=config(in_flight=2))
+
+
+def test_the_cap_holds_per_reviewer_across_repositories(tmp_path, redis_url, github_double, scripted_model,
+                                                        app_keypair) -> None:
+    other = "acme/gadgets"
+    github_double.create_repo(other, {**SEED_FILES, ".github/mull.yml": config(cap=2)})
+    github_double.set_permission(other, MAINTAINER, "write")
+    github_double.set_permission(other, REVIEWER, "write")
+
+    async def scenario(world: World) -> None:
+        await world.label()
+        await world.label()
+        await world.mull.drain()
+        assert len(world.ready()) == 2
+        gadget = await world.label(repo=other)
+        await world.mull.drain()
+        assert world.ready(other) == []  # rita already has two to review
+        assert (await world.backlog(other).get(gadget)).state is ItemState.HELD
+        world.double.merge_pull(REPO, world.ready()[0], REVIEWER)
+        await world.mull.drain()
+        assert world.ready(other) == [world.pull_of(gadget, other).number]
+        assert await sweep_backlogs(world.mull.ctx) == 0  # nothing left to move
+        assert await world.mull.ctx["redis"].scard(keys.reviewer_load(777, REVIEWER)) == 2
+
+    run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario, files=config(cap=2))

@@ -1,0 +1,39 @@
+"""The cron job that keeps every backlog moving when an event was missed or a worker died mid-step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq.jobs import Job, JobStatus
+
+from bot.jobs import solve_job_id
+from worker import backlog as backlogs
+from worker import release
+from worker.backlog import known_repos
+from worker.backlog_jobs import start_runs, touch
+
+ACTIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
+ORPHAN_GRACE_S = 120.0  # a slot taken just now may not have its job enqueued yet
+
+
+async def sweep_backlogs(ctx: dict[str, Any]) -> int:
+    """The cron job that keeps every backlog moving when an event was missed: gives back run slots whose job
+    is gone, starts what may start, releases what may go, and refreshes what changed unseen."""
+    redis = ctx["redis"]
+    moved = 0
+    for repo_id, installation_id, repo in await known_repos(redis):
+        backlog = backlogs.of(ctx, repo_id)
+        for issue, started in await redis.zrange(backlog.key("running"), 0, -1, withscores=True):
+            status = await Job(solve_job_id(repo_id, int(issue)), redis).status()
+            if status not in ACTIVE and backlog.clock() - started > ORPHAN_GRACE_S:
+                ctx["log"].warning("run slot given back: its job is gone", repo=repo, issue=int(issue))
+                await backlog.run_ended(int(issue))
+        moved += len(await start_runs(ctx, backlog, installation_id, repo))
+        limits = await backlog.limits()
+        if await backlog.held() and len(await backlog.ready()) < limits.max_awaiting_review:
+            gh = ctx["github"].installation(installation_id, repo_id)
+            async with gh:
+                moved += len(await release.release(ctx, gh, installation_id, repo_id, repo))
+        if await redis.hget(backlog.key("meta"), "refreshed") != str(await backlog.version()).encode():
+            await touch(ctx, installation_id, repo_id, repo)
+    return moved
