@@ -27,6 +27,7 @@ from worker.needs_you import html_base
 from worker.status import StatusComment
 
 ROUNDS = 5
+EXACT_PLACES = 10  # further back, a status says "more than 10 ahead": each start would otherwise edit every one
 DEFAULT_SCHEDULE = "0 9 * * 1-5"
 
 
@@ -52,12 +53,13 @@ def queue_line(item: Item, ahead: dict[int, int], held_ahead: dict[int, int], li
     """The status comment's line about where the issue stands in the repo's queue."""
     if item.state is ItemState.QUEUED and item.issue in ahead:
         n = ahead[item.issue]
-        return ("**Queue:** next in line." if n == 0 else f"**Queue:** {n} ahead of it") + (
+        return ("**Queue:** next in line." if n == 0 else f"**Queue:** {_places(n)} ahead of it") + (
             f" (up to {limits.max_in_flight} agent runs at a time in this repository)." if n else "")
     if item.state is ItemState.HELD:
         n = held_ahead.get(item.issue, 0)
         return (f"**Review queue:** finished, but {limits.max_awaiting_review} Mull pull requests already await "
-                f"review, so #{item.pr} stays a draft: " + ("next in line." if n == 0 else f"{n} ahead of it."))
+                f"review, so #{item.pr} stays a draft: " + ("next in line." if n == 0 else
+                                                            f"{_places(n)} ahead of it."))
     if item.state is ItemState.AWAITING:
         who = ", ".join(f"`{r}`" for r in item.reviewers)
         return f"**Review queue:** #{item.pr} is ready for review" + (f"; review requested from {who}." if who
@@ -67,6 +69,10 @@ def queue_line(item: Item, ahead: dict[int, int], held_ahead: dict[int, int], li
             return f"**Snoozed** until {local_time(item.wake_at, tz, now)}."
         return f"**Snoozed** until #{item.until_issue} is closed." if item.until_issue else "**Snoozed.**"
     return ""
+
+
+def _places(n: int) -> str:
+    return str(n) if n <= EXACT_PLACES else f"more than {EXACT_PLACES}"
 
 
 async def show_positions(ctx: dict[str, Any], gh: GitHub, request: RefreshRequest, backlog: Backlog,
