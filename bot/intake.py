@@ -17,7 +17,7 @@ PARSED_EVENTS = frozenset({"issues"})
 COMMAND_EVENTS = frozenset({"issue_comment", "pull_request_review_comment", "pull_request_review"})
 BRANCH_EVENTS = frozenset({"pull_request", "check_suite", "check_run", "push"})
 ALWAYS_EVENTS = frozenset({"installation", "installation_repositories"})
-ISSUE_ACTIONS = frozenset({"labeled", "closed", "reopened"})
+ISSUE_ACTIONS = frozenset({"labeled", "unlabeled", "closed", "reopened"})
 
 _COMMAND = re.compile(rb"/mull\b", re.IGNORECASE)
 _WAITING = b'"mull:waiting"'  # the label Mull puts on an issue whose plan asked its author a question

@@ -254,3 +254,29 @@ def test_the_cap_holds_per_reviewer_across_repositories(tmp_path, redis_url, git
         assert await world.mull.ctx["redis"].scard(keys.reviewer_load(777, REVIEWER)) == 2
 
     run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario, files=config(cap=2))
+
+
+def test_closing_or_unlabeling_a_queued_issue_takes_it_out_of_line(tmp_path, redis_url, github_double,
+                                                                     scripted_model, app_keypair) -> None:
+    async def scenario(world: World) -> None:
+        await world.mull.ctx["redis"].zadd(world.backlog().key("running"), {"99999": world.clock.now})  # busy
+        first, second, third = [await world.label() for _ in range(3)]
+        await world.mull.drain()
+        assert await world.backlog().waiting() == [first, second, third]
+        world.double.close_issue(REPO, first, MAINTAINER)
+        world.double.unlabel_issue(REPO, second, "mull", MAINTAINER)
+        await world.mull.drain()
+        assert await world.backlog().waiting() == [third]
+        for number, why in ((first, "closed by @maria"), (second, "@maria removed the `mull` label")):
+            status = next(c.body for c in world.double.comments(REPO, number) if "mull:status" in c.body)
+            assert "**Stopped** before it started" in status and why in status
+            assert "mull:queued" not in world.double.issue(REPO, number).labels
+            assert await world.backlog().get(number) is None
+        status = next(c.body for c in world.double.comments(REPO, third) if "mull:status" in c.body)
+        assert "**Queue:** next in line." in status
+        assert world.double.label_issue(REPO, third, "bug", MAINTAINER) == 202
+        assert world.double.unlabel_issue(REPO, third, "bug", MAINTAINER) == 202  # another label: nothing happens
+        await world.mull.drain()
+        assert await world.backlog().waiting() == [third]
+
+    run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario, files=config())

@@ -21,6 +21,7 @@ Handler = Callable[[dict[str, Any], Event], Awaitable[str]]
 
 ROUTES: dict[str, Handler] = {
     "issues.labeled": trigger.on_labeled,
+    "issues.unlabeled": trigger.on_unlabeled,
     "issue_comment.created": comment_commands.on_comment,
     "issue_comment.edited": comment_commands.on_comment,
     "pull_request_review_comment.created": pull_events.on_review_comment,

@@ -17,7 +17,7 @@ from bot.jobs import (
     revise_job_id,
 )
 from worker import backlog as backlogs
-from worker import comment_commands, readiness, release, snooze, stats
+from worker import comment_commands, readiness, release, snooze, stats, trigger
 from worker.backlog_jobs import touch
 from worker.backlog_state import ItemState
 from worker.critique_job import maybe_release
@@ -86,9 +86,18 @@ async def on_draft_changed(ctx: dict[str, Any], event: Event) -> str:
 
 
 async def on_issue_closed(ctx: dict[str, Any], event: Event) -> str:
-    """Snoozes ``until #N`` end when #N closes."""
-    woken = await snooze.wake_dependants(ctx, event.gh, event.repo_id, event.repo_name,
-                                         int(event.payload["issue"]["number"]))
+    """Snoozes ``until #N`` end when #N closes; a closed issue leaves the line, and the dashboard once its
+    pull request (if any) is gone."""
+    number = int(event.payload["issue"]["number"])
+    woken = await snooze.wake_dependants(ctx, event.gh, event.repo_id, event.repo_name, number)
+    if await trigger.take_out_of_line(ctx, event, number, f"the issue was closed by @{event.sender}"):
+        return f"woke {woken}, taken out of the line"
+    backlog = backlogs.of(ctx, event.repo_id)
+    item = await backlog.get(number)
+    if item is not None and item.state in (ItemState.FAILED, ItemState.WAITING, ItemState.SNOOZED) \
+            and item.pr is None:
+        await backlog.forget(number)
+        await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
     return f"woke {woken}"
 
 

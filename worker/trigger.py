@@ -21,6 +21,7 @@ from worker.backlog import Limits
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item
 from worker.events import TRIGGER_ROLES, Event, once, permission
+from worker.installations import request_abort
 from worker.repo_config import ConfigFileError, RepoConfig
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
@@ -104,3 +105,41 @@ async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
         event.log.info("run already queued or in progress", issue=number)
         return "already running"
     return "queued"
+
+
+async def take_out_of_line(ctx: dict[str, Any], event: Event, issue: int, why: str) -> bool:
+    """An issue closed or unlabeled before its run started leaves the line; False when it was not waiting."""
+    backlog = backlogs.of(ctx, event.repo_id)
+    if not await backlog.unqueue(issue):
+        job = Job(solve_job_id(event.repo_id, issue), ctx["redis"])
+        if await job.status() not in (JobStatus.queued, JobStatus.deferred):
+            return False
+        await request_abort(job)  # it had a slot but had not started
+        await backlog.run_ended(issue)
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
+    async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
+        state = await status.load()
+        if status.comment_id is not None:
+            await status.write(replace(state, phase=Phase.FAILED, queue=""), f"**Stopped** before it started: {why}.")
+    await labels.move(event.gh, event.repo_name, issue, to=None)
+    await backlog.forget(issue)
+    await start_runs(ctx, backlog, event.installation_id, event.repo_name)
+    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+    event.log.info("taken out of the line", issue=issue, why=why)
+    return True
+
+
+async def on_unlabeled(ctx: dict[str, Any], event: Event) -> str:
+    """Removing the trigger label from a queued issue cancels its run; a running one goes on (``/mull stop``)."""
+    issue = event.payload.get("issue") or {}
+    if issue.get("pull_request"):
+        return "not an issue"
+    try:
+        config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
+    except ConfigFileError:
+        return "bad config"
+    if (event.payload.get("label") or {}).get("name") != config.label:
+        return "another label"
+    taken = await take_out_of_line(ctx, event, int(issue["number"]), f"@{event.sender} removed the "
+                                                                     f"`{config.label}` label")
+    return "taken out of the line" if taken else "not waiting"

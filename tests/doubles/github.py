@@ -199,6 +199,22 @@ class GitHubDouble(PeopleMixin):
             payload.update(number=number, pull_request=pull_json(state, repo, repo.pulls[number]))
         return self.deliver(kind, payload, delivery_id)
 
+    def unlabel_issue(self, full_name: str, number: int, label: str, sender_login: str,
+                      delivery_id: str | None = None) -> int | None:
+        """A person removes ``label``: gone from the issue, then ``issues.unlabeled`` is delivered (nothing
+        happens, as on GitHub, when the issue did not have it)."""
+        state = self.state
+        with state.lock:
+            repo, user = state.repo(full_name), state.user(sender_login)
+            issue = repo.issues[number]
+            lab = state.ensure_label(repo, label)
+            if lab.name not in issue.labels:
+                return None
+            issue.labels.remove(lab.name)
+            payload = {"action": "unlabeled", "label": label_json(state, repo, lab),
+                       "issue": issue_json(state, repo, issue), **sender_and_repo(state, repo, user)}
+        return self.deliver("issues", payload, delivery_id)
+
     def comment_as(self, full_name: str, number: int, body: str, login: str,
                    delivery_id: str | None = None) -> int | None:
         """A person comments: recorded, then ``issue_comment.created`` is delivered."""
