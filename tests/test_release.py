@@ -81,19 +81,21 @@ def test_without_codeowners_the_labeler_is_asked_but_never_a_bot() -> None:
 def test_a_refused_review_request_is_logged_and_the_release_goes_on() -> None:
     log = Log()
 
-    async def main(status: int) -> None:
+    async def main() -> bool:
         async with github() as gh:
-            await request_review(gh, "acme/widgets", 7, ("stranger", "@acme/core"), log)
+            return await request_review(gh, "acme/widgets", 7, ("stranger", "@acme/core"), log)
 
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(f"{PULL}/requested_reviewers").mock(return_value=httpx.Response(
             422, json={"message": "Reviews may only be requested from collaborators."}))
-        asyncio.run(main(422))
+        assert asyncio.run(main()) is False
         assert route.calls[0].request.content == b'{"reviewers":["stranger"],"team_reviewers":["core"]}'
         assert log.lines and log.lines[0][0] == "review request refused"
         route.mock(return_value=httpx.Response(500, json={"message": "boom"}))
         with pytest.raises(RequestFailed):
-            asyncio.run(main(500))
+            asyncio.run(main())
+        route.mock(return_value=httpx.Response(201, json={}))
+        assert asyncio.run(main()) is True
 
 
 def test_the_least_busy_reviewer_under_the_cap_is_chosen(redis_url: str) -> None:

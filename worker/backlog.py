@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bot import keys
@@ -155,7 +155,7 @@ class Backlog:
             return False
         previous = await self.get(request.issue)
         labeled_at = previous.labeled_at if previous and previous.state is ItemState.QUEUED else now
-        await self.redis.hset(self.key("requests"), str(request.issue), json.dumps(request.__dict__))
+        await self.redis.hset(self.key("requests"), str(request.issue), json.dumps(asdict(request)))
         await self.redis.zadd(self.key("waiting"), {str(request.issue): labeled_at}, nx=True)
         await self.put(Item(issue=request.issue, title=title or (previous.title if previous else ""),
                             state=ItemState.QUEUED, labeled_at=labeled_at, since=now,

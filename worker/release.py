@@ -21,6 +21,7 @@ from worker import codeowners, labels, readiness, stats
 from worker.backlog import reviewer_load
 from worker.backlog_jobs import touch
 from worker.backlog_state import Item, ItemState
+from worker.needs_you import count
 
 AWAITING_LABEL = "mull:awaiting-review"
 
@@ -94,7 +95,8 @@ async def release(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id
             if not await _out_of_draft(ctx, gh, repo, item.pr):
                 await backlog.forget(issue)
                 continue
-            await request_review(gh, repo, item.pr, chosen, ctx["log"])
+            if await request_review(gh, repo, item.pr, chosen, ctx["log"]):
+                await count(redis, "github", "review_request")
             await backlog.release_to(issue, installation_id, tuple(u for u in chosen if "/" not in u))
             await stats.awaiting_review(redis, repo, item.pr, True)
             ctx["log"].info("released for review", repo=repo, pr=item.pr, reviewers=list(chosen))
@@ -128,11 +130,12 @@ async def _out_of_draft(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int) -> 
     return True
 
 
-async def request_review(gh: GitHub, repo: str, pr: int, reviewers: tuple[str, ...], log: Any) -> None:
-    """One review request, at release. GitHub refuses people who cannot review here (422): the PR still goes."""
+async def request_review(gh: GitHub, repo: str, pr: int, reviewers: tuple[str, ...], log: Any) -> bool:
+    """One review request, at release; False when there was no one to ask or GitHub refused them (422: not a
+    collaborator, say) - the PR goes out all the same."""
     users, teams = codeowners.split_reviewers(reviewers)
     if not users and not teams:
-        return
+        return False
     owner, name = repo.split("/", 1)
     try:
         await gh.rest.pulls.async_request_reviewers(owner, name, pr, reviewers=users, team_reviewers=teams)
@@ -140,6 +143,8 @@ async def request_review(gh: GitHub, repo: str, pr: int, reviewers: tuple[str, .
         if exc.response.status_code != 422:
             raise
         log.warning("review request refused", repo=repo, pr=pr, reviewers=list(reviewers), error=str(exc)[:200])
+        return False
+    return True
 
 
 async def free_slot(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
