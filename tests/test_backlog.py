@@ -170,3 +170,19 @@ async def test_limits_round_trip_with_defaults(redis) -> None:
     await backlog.remember_repo(9, "acme/x", Limits(1, 4, ("carol",), {"timezone": "Europe/Berlin"}))
     assert await backlog.limits() == Limits(1, 4, ("carol",), {"timezone": "Europe/Berlin"})
     assert await backlog.installation() == 9
+
+
+@on_redis
+async def test_a_rerun_of_a_pull_request_out_for_review_keeps_its_reviewers_and_slot(redis) -> None:
+    clock = Clock()
+    backlog = await line(redis, clock, [6])
+    await backlog.start_next()
+    await backlog.run_ended(6)
+    await backlog.hold(Item(issue=6, pr=60, effort=2))
+    await backlog.release_to(6, 7, ("rita",))
+    assert await backlog.enqueue(request(6, by="maria"))  # `/mull retry` on it
+    again = await backlog.get(6)
+    assert again is not None and again.state is ItemState.QUEUED
+    assert again.reviewers == ("rita",) and again.pr == 60 and await backlog.ready() == {6}
+    await backlog.leave_review(6, 7)
+    assert await reviewer_load(redis, 7, "rita") == 0  # the reviewer's load is given back on merge

@@ -157,10 +157,9 @@ class Backlog:
         labeled_at = previous.labeled_at if previous and previous.state is ItemState.QUEUED else now
         await self.redis.hset(self.key("requests"), str(request.issue), json.dumps(asdict(request)))
         await self.redis.zadd(self.key("waiting"), {str(request.issue): labeled_at}, nx=True)
-        await self.put(Item(issue=request.issue, title=title or (previous.title if previous else ""),
-                            state=ItemState.QUEUED, labeled_at=labeled_at, since=now,
-                            labeled_by=request.requested_by, snoozes=previous.snoozes if previous else 0,
-                            pr=previous.pr if previous else None))
+        base = previous or Item(issue=request.issue)  # a rerun keeps its PR, reviewers and snooze count
+        await self.put(replace(base, title=title or base.title, state=ItemState.QUEUED, labeled_at=labeled_at,
+                               since=now, labeled_by=request.requested_by, reason=""))
         return True
 
     async def start_next(self) -> list[SolveRequest]:

@@ -124,9 +124,10 @@ async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
                 pr=request.pr, reason="critique", notes=notes, requested_by=""),
                 _job_id=revise_job_id(request.repo_id, request.pr, f"critique-{request.head_sha[:12]}"))
             issue = issue_of_branch(pull["head"]["ref"])
-            if issue is not None:
-                await backlogs.of(ctx, request.repo_id).move(issue, ItemState.DRAFT, effort=critique.effort,
-                                                             reason=f"automatic revision {spent} of {max_rounds}")
+            backlog = backlogs.of(ctx, request.repo_id)
+            if issue is not None and issue not in await backlog.ready():
+                await backlog.move(issue, ItemState.DRAFT, effort=critique.effort,
+                                   reason=f"automatic revision {spent} of {max_rounds}")
                 await touch(ctx, request.installation_id, request.repo_id, request.repo)
             return f"Verdict `fix`: automatic revision round {spent} of {max_rounds} started."
         handed = (f"Verdict `fix`, and the {max_rounds} automatic revision round(s) are used up: "
@@ -142,8 +143,9 @@ async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
     checks = await readiness.checks_state(gh, request.repo, request.head_sha)
     if checks in ("passed", "none"):
         return await _offer(ctx, gh, request.installation_id, request.repo_id, request.repo, pull, effort)
-    if issue is not None:
-        await backlogs.of(ctx, request.repo_id).move(issue, ItemState.DRAFT, effort=effort, reason=(
+    backlog = backlogs.of(ctx, request.repo_id)
+    if issue is not None and issue not in await backlog.ready():  # out for review already: it stays listed so
+        await backlog.move(issue, ItemState.DRAFT, effort=effort, reason=(
             "waiting for its checks" if checks == "pending" else "its checks fail"))
     if checks == "pending":
         return " It leaves draft once its checks pass."

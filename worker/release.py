@@ -54,7 +54,8 @@ async def offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: 
     """A finished pull request joins the review line; returns what the critique comment says about it."""
     backlog = backlogs.of(ctx, repo_id)
     item = await backlog.get(issue) or Item(issue=issue, labeled_at=backlog.clock())
-    if issue in await backlog.ready():
+    if issue in await backlog.ready():  # already out for review (a revision was critiqued): it stays out
+        await backlog.move(issue, ItemState.AWAITING, pr=pr, effort=effort, reason="")
         return " Ready for review."
     if item.state is ItemState.SNOOZED:
         await backlog.move(issue, ItemState.HELD, pr=pr, effort=effort,
