@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from doubles.fixtures import APP_ID, INSTALLATION_ID, REPO
 from doubles.github import GitHubDouble, generate_app_keypair
+from doubles.recording_log import RecordingLog
 from doubles.server import BackgroundServer
 from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
@@ -47,22 +48,6 @@ class Receiver:
         return Counter(guid for guid, _ in self.received)
 
 
-class Log:
-    """Stands in for the structlog logger in ctx["log"]."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def info(self, event: str, **kw: Any) -> None:
-        self.lines.append(("info", event, kw))
-
-    def warning(self, event: str, **kw: Any) -> None:
-        self.lines.append(("warning", event, kw))
-
-    def error(self, event: str, **kw: Any) -> None:
-        self.lines.append(("error", event, kw))
-
-
 @pytest.fixture
 def receiver(github_double: GitHubDouble) -> Iterator[Receiver]:
     recv = Receiver()
@@ -85,7 +70,7 @@ def run(redis_url: str, double: GitHubDouble, private_pem: str, scenario) -> Any
         redis = aioredis.Redis.from_url(redis_url)
         github = GitHubApp(APP_ID, private_pem, double.url, redis, retry=BoundedRetry(backoff=0.01))
         try:
-            return await scenario({"github": github, "redis": redis, "log": Log()})
+            return await scenario({"github": github, "redis": redis, "log": RecordingLog()})
         finally:
             await redis.aclose()
 

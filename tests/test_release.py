@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 import respx
+from doubles.recording_log import RecordingLog
 from githubkit import GitHub, TokenAuthStrategy
 from githubkit.exception import RequestFailed
 
@@ -22,14 +22,6 @@ from worker.release import choose_reviewer, request_review, reviewer_candidates
 
 API = "https://api.github.test"
 PULL = f"{API}/repos/acme/widgets/pulls/7"
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **kw: Any) -> None:
-        self.lines.append((event, kw))
 
 
 def github() -> GitHub:
@@ -79,7 +71,7 @@ def test_without_codeowners_the_labeler_is_asked_but_never_a_bot() -> None:
 
 
 def test_a_refused_review_request_is_logged_and_the_release_goes_on() -> None:
-    log = Log()
+    log = RecordingLog()
 
     async def main() -> bool:
         async with github() as gh:
@@ -90,7 +82,7 @@ def test_a_refused_review_request_is_logged_and_the_release_goes_on() -> None:
             422, json={"message": "Reviews may only be requested from collaborators."}))
         assert asyncio.run(main()) is False
         assert route.calls[0].request.content == b'{"reviewers":["stranger"],"team_reviewers":["core"]}'
-        assert log.lines and log.lines[0][0] == "review request refused"
+        assert log.warnings() and log.warnings()[0][0] == "review request refused"
         route.mock(return_value=httpx.Response(500, json={"message": "boom"}))
         with pytest.raises(RequestFailed):
             asyncio.run(main())

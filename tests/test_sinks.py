@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from doubles.recording_log import RecordingLog
 
 from worker.repo_config.schema import Sinks
 from worker.sinks import SinkMessage, SinkTargets, body_of, send, sign, verify
@@ -25,31 +26,15 @@ MESSAGE = SinkMessage(kind="needs_you", id="needs_you:acme/widgets#42:review", r
 BOTH = SinkTargets(slack_url=SLACK, json_url=JSON_URL, json_secret=SECRET, json_secret_env="MULL_SINK_TEST")
 
 
-class Log:
-    """Records structlog-style calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **kw: Any) -> None:
-        self.calls.append(("warning", event, kw))
-
-    def info(self, event: str, **kw: Any) -> None:
-        self.calls.append(("info", event, kw))
-
-    def warnings(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(event, kw) for level, event, kw in self.calls if level == "warning"]
-
-
-def run(targets: SinkTargets, message: SinkMessage = MESSAGE, log: Log | None = None) -> list[str]:
+def run(targets: SinkTargets, message: SinkMessage = MESSAGE, log: RecordingLog | None = None) -> list[str]:
     async def go() -> list[str]:
         async with httpx.AsyncClient() as client:
-            return await send(client, targets, message, log or Log())
+            return await send(client, targets, message, log or RecordingLog())
     return asyncio.run(go())
 
 
 def test_both_sinks_get_the_message_and_the_json_one_is_signed() -> None:
-    log = Log()
+    log = RecordingLog()
     with respx.mock(assert_all_called=True) as mock:
         slack = mock.post(SLACK).respond(200, text="ok")
         receiver = mock.post(JSON_URL).respond(204)
@@ -88,7 +73,7 @@ def test_a_json_sink_without_its_secret_is_skipped_with_a_warning(environ: dict[
     sinks = Sinks(slack_webhook=SLACK, json_webhook=JSON_URL, json_secret_env="ACME_SINK_SECRET")
     targets = SinkTargets.from_config(sinks, environ)
     assert targets.json_secret is None
-    log = Log()
+    log = RecordingLog()
     with respx.mock(assert_all_called=False) as mock:
         slack = mock.post(SLACK).respond(200)
         receiver = mock.post(JSON_URL).respond(200)
@@ -100,7 +85,7 @@ def test_a_json_sink_without_its_secret_is_skipped_with_a_warning(environ: dict[
 
 
 def test_a_json_sink_without_a_secret_variable_is_skipped() -> None:
-    log = Log()
+    log = RecordingLog()
     with respx.mock(assert_all_called=False) as mock:
         receiver = mock.post(JSON_URL).respond(200)
         assert run(SinkTargets.from_config(Sinks(json_webhook=JSON_URL), {"X": "y"}), log=log) == []
@@ -120,18 +105,18 @@ def test_from_config_reads_the_secret_from_the_environment() -> None:
 
 
 def test_nothing_configured_sends_nothing() -> None:
-    log = Log()
+    log = RecordingLog()
     with respx.mock(assert_all_called=False) as mock:
         anything = mock.route().respond(200)
         assert run(SinkTargets(), log=log) == []
-    assert not anything.called and log.calls == []
+    assert not anything.called and log.lines == []
 
 
 @pytest.mark.parametrize("first", [httpx.Response(500), httpx.Response(503), httpx.ReadTimeout("slow"),
                                    httpx.ConnectTimeout("slow"), httpx.ConnectError("refused")],
                          ids=["500", "503", "read-timeout", "connect-timeout", "connect-error"])
 def test_a_passing_failure_is_retried_once(first: httpx.Response | Exception) -> None:
-    log = Log()
+    log = RecordingLog()
     with respx.mock() as mock:
         slack = mock.post(SLACK).mock(side_effect=[first, httpx.Response(200)])
         assert run(SinkTargets(slack_url=SLACK), log=log) == ["slack"]
@@ -144,7 +129,7 @@ def test_a_passing_failure_is_retried_once(first: httpx.Response | Exception) ->
     ([httpx.ConnectError("refused"), httpx.ConnectError("refused")], "ConnectError"),
 ], ids=["5xx-twice", "timeout-twice", "no-connection-twice"])
 def test_a_second_failure_is_logged_not_raised(answers: list[Any], status: int | str) -> None:
-    log = Log()
+    log = RecordingLog()
     with respx.mock() as mock:
         receiver = mock.post(JSON_URL).mock(side_effect=answers)
         assert run(SinkTargets(json_url=JSON_URL, json_secret=SECRET), log=log) == []
@@ -156,7 +141,7 @@ def test_a_second_failure_is_logged_not_raised(answers: list[Any], status: int |
 
 @pytest.mark.parametrize("status", [400, 403, 404, 410, 302])
 def test_a_refusal_is_not_retried(status: int) -> None:
-    log = Log()
+    log = RecordingLog()
     with respx.mock() as mock:
         slack = mock.post(SLACK).respond(status)
         receiver = mock.post(JSON_URL).respond(200)
@@ -167,7 +152,7 @@ def test_a_refusal_is_not_retried(status: int) -> None:
 
 
 def test_no_log_line_holds_a_secret_or_a_webhook_path() -> None:
-    log = Log()
+    log = RecordingLog()
     with respx.mock() as mock:
         # An error whose message quotes the URL, as some transports' do.
         unreachable = httpx.ConnectError(f"cannot reach {SLACK}")
@@ -181,9 +166,9 @@ def test_no_log_line_holds_a_secret_or_a_webhook_path() -> None:
     with respx.mock() as mock:
         mock.post(JSON_URL).respond(200)
         assert run(SinkTargets(json_url=JSON_URL, json_secret=SECRET), log=log) == ["json"]
-    events = [event for _, event, _ in log.calls]
+    events = [event for _, event, _ in log.lines]
     assert events == ["sink_failed", "sink_failed", "sink_secret_missing", "sink_sent", "sink_sent"]
-    logged = repr(log.calls)
+    logged = repr(log.lines)
     for secret in (SLACK_PATH, "XXXXsecretpath", SECRET.decode(), "querysecret", "/mull/events"):
         assert secret not in logged
     assert "hooks.slack.example" in logged and "receiver.example" in logged

@@ -21,6 +21,7 @@ from worker import labels, release, snooze, stats
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item, ItemState
 from worker.critique.comment import MARKER_PREFIX, parse_marker
+from worker.github_pages import every
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
 from worker.trigger import limits_of
@@ -128,14 +129,7 @@ async def _critique_of(gh: GitHub, repo: str, pr: int, head_sha: str, bot_login:
 
 
 async def _all(call: Any, *args: Any, **params: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        batch: Any = (await call(*args, per_page=100, page=page, **params)).json()
-        out.extend(batch)
-        if len(batch) < 100:
-            return out
-        page += 1
+    return [item async for item in every(call, *args, **params)]
 
 
 def _names(pull: dict[str, Any] | None) -> set[str]:

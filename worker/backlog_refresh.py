@@ -23,6 +23,7 @@ from worker.backlog import Backlog, Limits
 from worker.backlog_state import Item, ItemState
 from worker.dashboard_view import MARKER, TITLE, held_positions, local_time, positions, render_dashboard
 from worker.digest_window import next_fire
+from worker.github_pages import every
 from worker.needs_you import html_base
 from worker.status import StatusComment
 
@@ -144,16 +145,10 @@ async def write_dashboard(gh: GitHub, repo: str, number: int | None, bot_login: 
 async def find_dashboard(gh: GitHub, repo: str, bot_login: str) -> int | None:
     """An earlier dashboard of Mull's (Redis may have lost its number): reuse it rather than open a second."""
     owner, name = repo.split("/", 1)
-    page = 1
-    while True:
-        batch: Any = (await gh.rest.issues.async_list_for_repo(owner, name, state="all", creator=bot_login,
-                                                               per_page=100, page=page)).json()
-        for issue in batch:
-            if issue.get("title") == TITLE and MARKER in (issue.get("body") or "") and not issue.get("pull_request"):
-                return int(issue["number"])
-        if len(batch) < 100:
-            return None
-        page += 1
+    async for issue in every(gh.rest.issues.async_list_for_repo, owner, name, state="all", creator=bot_login):
+        if issue.get("title") == TITLE and MARKER in (issue.get("body") or "") and not issue.get("pull_request"):
+            return int(issue["number"])
+    return None
 
 
 async def ensure_dashboard(ctx: dict[str, Any], gh: GitHub, repo: str, backlog: Backlog,

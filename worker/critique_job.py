@@ -32,6 +32,7 @@ from worker.critique.review import split_findings
 from worker.critique.run import CritiqueFailed, CritiqueTask, make_critic
 from worker.critique.schema import Critique
 from worker.github_app import GitHubApp
+from worker.github_pages import every
 from worker.installations import pause_if_suspended
 from worker.needs_you import needs_you
 from worker.pull_state import FIX_ROUNDS, PullState
@@ -202,15 +203,10 @@ def findings_for_agent(critique: Critique) -> str:
 async def find_comment(gh: GitHub, repo: str, pr: int, bot_login: str) -> tuple[int | None, Any]:
     """Mull's critique comment on the PR (id and marker), if there is one."""
     owner, name = repo.split("/", 1)
-    page = 1
-    while True:
-        batch: Any = (await gh.rest.issues.async_list_comments(owner, name, pr, per_page=100, page=page)).json()
-        for comment in batch:
-            if (comment.get("user") or {}).get("login") == bot_login and MARKER_PREFIX in (comment.get("body") or ""):
-                return int(comment["id"]), parse_marker(comment["body"])
-        if len(batch) < 100:
-            return None, None
-        page += 1
+    async for comment in every(gh.rest.issues.async_list_comments, owner, name, pr):
+        if (comment.get("user") or {}).get("login") == bot_login and MARKER_PREFIX in (comment.get("body") or ""):
+            return int(comment["id"]), parse_marker(comment["body"])
+    return None, None
 
 
 async def write_comment(gh: GitHub, repo: str, pr: int, comment_id: int | None, body: str) -> None:

@@ -18,6 +18,7 @@ from arq.jobs import Job
 from bot import keys
 from bot.jobs import QUEUE
 from worker.fairness import ARQ_RETRY
+from worker.github_pages import every
 
 SUSPENDED_WAIT = 300.0
 _JOB_KINDS = ("solve", "critique", "revise")
@@ -116,15 +117,9 @@ async def reconcile(ctx: dict[str, Any]) -> int:
     app = ctx["github"].app
     seen = 0
     try:
-        page = 1
-        while True:
-            batch: Any = (await app.rest.apps.async_list_installations(per_page=100, page=page)).json()
-            for installation in batch:
-                await record(ctx["redis"], installation)
-                seen += 1
-            if len(batch) < 100:
-                break
-            page += 1
+        async for installation in every(app.rest.apps.async_list_installations):
+            await record(ctx["redis"], installation)
+            seen += 1
     except Exception as exc:  # noqa: BLE001 - startup must not die on GitHub trouble; the webhooks still come
         ctx["log"].warning("could not list installations", error=str(exc)[:200])
     return seen

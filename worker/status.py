@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -17,6 +18,7 @@ from githubkit.exception import RequestFailed
 from redis.asyncio import Redis
 
 from bot import keys
+from worker.github_pages import every
 
 MARKER = "<!-- mull:status "
 _MARKER_RE = re.compile(r"<!-- mull:status (\{.*?\}) -->")
@@ -137,17 +139,8 @@ class StatusComment:
         self.state = RunState.from_body(self.issue, comment.get("body", "")) or self.state
         return self.state
 
-    async def _comments(self):  # type: ignore[no-untyped-def]
-        page = 1
-        while True:
-            resp = await self.gh.rest.issues.async_list_comments(
-                self.owner, self.name, self.issue, per_page=100, page=page)
-            batch = resp.json()
-            for comment in batch:
-                yield comment
-            if len(batch) < 100:
-                return
-            page += 1
+    def _comments(self) -> AsyncIterator[Any]:
+        return every(self.gh.rest.issues.async_list_comments, self.owner, self.name, self.issue)
 
     async def write(self, state: RunState, detail: str | None = None) -> None:
         """Edit the comment in place, creating it the first time; ``detail`` replaces the state's note."""
