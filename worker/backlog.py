@@ -18,6 +18,7 @@ from typing import Any
 from bot import keys
 from bot.jobs import SolveRequest
 from worker.backlog_state import Item, ItemState, held_order
+from worker.repo_config import RepoConfig
 
 Clock = Callable[[], float]
 SNOOZE_PREFIX = keys.PREFIX + "snooze:"  # worker.snooze's record per snoozed item: a snoozed issue waits
@@ -50,6 +51,14 @@ class Limits:
     max_awaiting_review: int = DEFAULT_AWAITING
     reviewers: tuple[str, ...] = ()
     notify: dict[str, Any] = field(default_factory=dict)  # timezone, digest schedule, sinks: worker.digests
+
+    @classmethod
+    def of(cls, config: RepoConfig) -> Limits:
+        """What the backlog needs from a repo's configuration, kept in Redis so sweeps need no GitHub call."""
+        return cls(max_in_flight=config.max_in_flight, max_awaiting_review=config.max_awaiting_review,
+                   reviewers=tuple(config.reviewers), notify={
+                       "timezone": config.timezone, "schedule": config.digest.schedule,
+                       "business_days_only": config.digest.business_days_only, "sinks": config.sinks.model_dump()})
 
 
 class Backlog:

@@ -18,20 +18,20 @@ from bot import keys
 from bot.jobs import SolveRequest, issue_of_branch
 from worker import backlog as backlogs
 from worker import labels, release, snooze, stats
+from worker.backlog import Limits
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item, ItemState
 from worker.critique.comment import MARKER_PREFIX, parse_marker
 from worker.github_pages import every
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
-from worker.trigger import limits_of
 
 
 async def reconcile_repo(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str) -> int:
     """Rebuild one repo's backlog from its issues and pull requests; the number of items found."""
     config = await config_for(ctx, gh, repo, repo_id, installation_id)
     backlog = backlogs.of(ctx, repo_id)
-    await backlog.remember_repo(installation_id, repo, limits_of(config))
+    await backlog.remember_repo(installation_id, repo, Limits.of(config))
     bot_login = (await ctx["github"].identity(gh)).login
     owner, name = repo.split("/", 1)
     pulls = {issue_of_branch(p["head"]["ref"]): p for p in await _all(gh.rest.pulls.async_list, owner, name,

@@ -22,6 +22,7 @@ from worker import backlog as backlogs
 from worker import failures, readiness, release, stats
 from worker.agent.base import Budget
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
+from worker.backlog import Limits
 from worker.backlog_jobs import touch
 from worker.backlog_state import ItemState
 from worker.branch_work import sandbox_for
@@ -64,6 +65,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
         return "superseded"  # a newer head has (or will have) its own critique
     bot = await app.identity(gh)
     config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
+    await backlogs.of(ctx, request.repo_id).remember_repo(request.installation_id, request.repo, Limits.of(config))
     comment_id, previous = await find_comment(gh, request.repo, request.pr, bot.login)
     if previous is not None and previous.sha == request.head_sha and not request.force:
         return "already critiqued"

@@ -50,7 +50,6 @@ async def snooze(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: in
     at_ms = int(wake.at.timestamp() * 1000) if wake.at else int(time.time() * 1000) + UNTIL_FAR_MS
     redis = ctx["redis"]
     await remember(ctx, installation_id, repo_id, repo, number, at_ms, wake.until_issue, by)
-    await redis.hincrby(_key(repo_id, number) + ":count", "times", 1)
     await _defer_run(redis, repo_id, number, at_ms)
     owner, name = repo.split("/", 1)
     await gh.rest.issues.async_add_labels(owner, name, number, labels=[LABEL])

@@ -22,7 +22,7 @@ from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
-from worker.repo_config import ConfigFileError, RepoConfig
+from worker.repo_config import ConfigFileError
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
 
@@ -46,7 +46,7 @@ async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by:
         return False
     try:
         config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
-        await backlog.remember_repo(event.installation_id, event.repo_name, limits_of(config))
+        await backlog.remember_repo(event.installation_id, event.repo_name, Limits.of(config))
     except ConfigFileError:  # the run itself says so on the issue; the line keeps the limits it had
         await backlog.remember_repo(event.installation_id, event.repo_name)
     status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
@@ -64,14 +64,6 @@ async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by:
     await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
     event.log.info("run queued", issue=issue)
     return True
-
-
-def limits_of(config: RepoConfig) -> Limits:
-    return Limits(max_in_flight=config.max_in_flight, max_awaiting_review=config.max_awaiting_review,
-                  reviewers=tuple(config.reviewers), notify={
-                      "timezone": config.timezone, "schedule": config.digest.schedule,
-                      "business_days_only": config.digest.business_days_only,
-                      "sinks": config.sinks.model_dump()})
 
 
 async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
