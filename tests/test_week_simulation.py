@@ -124,6 +124,11 @@ async def _week(mull, double, model, clock: Clock) -> None:
         assert all(count <= 1 for count in digest_windows.values()), f"hour {hour}: {digest_windows}"
 
     assert len(numbers) == DAYS * PER_DAY and merged == DAYS * REVIEWS_PER_DAY
+    board = next(i for i in double.issues(REPO) if i.title == "Mull review queue")
+    open_work = DAYS * (PER_DAY - REVIEWS_PER_DAY)
+    assert f"Awaiting review ({CAP} of {CAP})" in board.body  # the week ends with the rest waiting as drafts
+    held_rows = re.findall(r"^\| (?:next|\d+\w\w in line) \|", board.body, re.MULTILINE)
+    assert len(held_rows) == open_work - CAP
     requests = [r for r in double.requests("POST") if r.path.endswith("/requested_reviewers")]
     digests = sum(digest_windows.values())
     got = len(requests) + digests
