@@ -15,10 +15,9 @@ from pydantic import BaseModel, Field
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import ToolOutput, UsageLimits
 from pydantic_ai.exceptions import AgentRunError
-from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.settings import ModelSettings
 
-from worker.agent.builtin import BuiltinAgent
+from worker.agent.chat_model import chat_model
 
 PLAN_MARKER = "<!-- mull:plan "
 _BEGIN, _END = "<<<BEGIN UNTRUSTED ISSUE>>>", "<<<END UNTRUSTED ISSUE>>>"
@@ -59,9 +58,8 @@ def plan_prompt(repo: str, number: int, title: str, body: str, files: list[str],
 
 async def make_plan(base_url: str, api_key: str | None, model: str, prompt: str, timeout: float = 300) -> Plan:
     """Raises PlanFailed with a one-line reason; never hangs longer than ``timeout``."""
-    helper = BuiltinAgent(base_url, api_key, model)  # reuses its provider choice and error wording
-    chat = OpenAIChatModel(model, provider=helper._provider())  # noqa: SLF001
-    agent = PydanticAgent(chat, output_type=ToolOutput(Plan, name="submit_plan", max_retries=1),
+    agent = PydanticAgent(chat_model(base_url, api_key, model),
+                          output_type=ToolOutput(Plan, name="submit_plan", max_retries=1),
                           model_settings=ModelSettings(max_retries=1, timeout=min(timeout, 300)))
     try:
         async with asyncio.timeout(timeout):

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from openai import AsyncOpenAI
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import RunContext, RunUsage, ToolOutput, UsageLimitExceeded, UsageLimits
@@ -24,15 +22,12 @@ from pydantic_ai.exceptions import (
     ModelTimeoutError,
     UnexpectedModelBehavior,
 )
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers import Provider
-from pydantic_ai.providers.openai import OpenAIProvider
-from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 from pydantic_ai.settings import ModelSettings
 
 from worker.agent import sandbox
 from worker.agent.actions import ActionLog
 from worker.agent.base import AgentResult, AgentTask, Budget, format_seconds
+from worker.agent.chat_model import chat_model
 from worker.agent.model_text import body_message, one_line, root_cause, tool_result
 from worker.agent.workspace import Workspace
 
@@ -71,7 +66,7 @@ class BuiltinAgent:
             command_seconds=budget.command_seconds,
             log=log,
         )
-        model = OpenAIChatModel(self.model, provider=self._provider())
+        model = chat_model(self.base_url, self._api_key, self.model)
         agent = PydanticAgent(
             model,
             output_type=ToolOutput(Finish, name="finish"),
@@ -103,12 +98,6 @@ class BuiltinAgent:
             steps=usage.requests,
             tokens=usage.total_tokens,
         )
-
-    def _provider(self) -> Provider[AsyncOpenAI]:
-        """OpenAI itself gets its own provider; anything else the generic OpenAI-compatible one."""
-        if urlsplit(self.base_url).hostname == "api.openai.com":
-            return OpenAIProvider(base_url=self.base_url, api_key=self._api_key or "api-key-not-set")
-        return OpenAICompatibleProvider("mull-llm", base_url=self.base_url, api_key=self._api_key)
 
     def _ended(self, exc: AgentRunError, outcome: _Outcome, budget: Budget) -> AgentResult:
         if isinstance(exc, UsageLimitExceeded):

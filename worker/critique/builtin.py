@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from openai import AsyncOpenAI
 from pydantic import ValidationError
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import ModelRetry, RunContext, RunUsage, TextOutput, ToolOutput, UsageLimitExceeded, UsageLimits
@@ -28,14 +26,11 @@ from pydantic_ai.exceptions import (
     UnexpectedModelBehavior,
 )
 from pydantic_ai.messages import ModelRequest, RetryFeedbackPart, ToolReturnPart
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers import Provider
-from pydantic_ai.providers.openai import OpenAIProvider
-from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 from pydantic_ai.settings import ModelSettings
 
 from worker.agent.base import Budget, format_seconds
 from worker.agent.builtin import MAX_REQUEST_SECONDS
+from worker.agent.chat_model import chat_model
 from worker.agent.model_text import body_message, one_line, root_cause, tool_result
 from worker.agent.workspace import Workspace
 from worker.critique.diff import FileDiff
@@ -62,7 +57,7 @@ class BuiltinCritic:
         self.model = model
 
     async def critique(self, task: CritiqueTask, budget: Budget) -> CritiqueOutcome:
-        model = OpenAIChatModel(self.model, provider=self._provider())
+        model = chat_model(self.base_url, self._api_key, self.model)
         agent: PydanticAgent[_Deps, Critique] = PydanticAgent(
             model,
             output_type=[ToolOutput(Critique, name="submit_critique", max_retries=OUTPUT_RETRIES),
@@ -91,12 +86,6 @@ class BuiltinCritic:
         except _TooManyCorrections as exc:
             return failed(f"the model's output was invalid twice: {exc}", usage.requests, usage.total_tokens)
         return CritiqueOk(critique=result.output, steps=usage.requests, tokens=usage.total_tokens)
-
-    def _provider(self) -> Provider[AsyncOpenAI]:
-        """OpenAI itself gets its own provider; anything else the generic OpenAI-compatible one."""
-        if urlsplit(self.base_url).hostname == "api.openai.com":
-            return OpenAIProvider(base_url=self.base_url, api_key=self._api_key or "api-key-not-set")
-        return OpenAICompatibleProvider("mull-llm", base_url=self.base_url, api_key=self._api_key)
 
     def _ended(self, exc: AgentRunError, usage: RunUsage, budget: Budget) -> CritiqueFailed:
         if isinstance(exc, UsageLimitExceeded):
