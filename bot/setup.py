@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -30,7 +31,17 @@ from starlette.routing import Route
 from bot import logs
 from bot.settings import MullSettings
 
-MANIFEST_PATH = Path(__file__).resolve().parent.parent / "app-manifest.yml"
+SOURCE_MANIFEST = Path(__file__).resolve().parent.parent / "app-manifest.yml"
+
+
+def find_manifest(beside: Path = SOURCE_MANIFEST, prefix: str = sys.prefix) -> Path:
+    """app-manifest.yml beside the source tree (a checkout), else where ``pip install`` put it: the
+    environment's root (a container image, a wheel install)."""
+    installed = Path(prefix) / "app-manifest.yml"
+    return beside if beside.exists() or not installed.exists() else installed
+
+
+MANIFEST_PATH = find_manifest()
 STATE_TTL = 3600.0  # as long as GitHub's manifest codes live
 MAX_STATES = 1000  # /setup is unauthenticated: bound what reloading it can pile up
 WRITTEN = ("MULL_APP_ID", "MULL_APP_SLUG", "MULL_PRIVATE_KEY", "MULL_WEBHOOK_SECRET")

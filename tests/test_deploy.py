@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -563,3 +564,10 @@ def test_every_mull_command_named_in_deploy_exists() -> None:
     for path in deploy_text_files():
         for match in re.finditer(r"`mull ([a-z]+)", path.read_text()):
             assert match.group(1) in COMMANDS, f"{path.relative_to(ROOT)}: `mull {match.group(1)}` is not a command"
+
+
+def test_the_image_installs_the_app_manifest_for_setup() -> None:
+    copied = [args.split() for name, args in dockerfile_instructions() if name == "COPY"]
+    assert any("app-manifest.yml" in args for args in copied), "/setup in the container needs app-manifest.yml"
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    assert "app-manifest.yml" in data_files["."]  # pip puts it at the environment's root, where /setup looks

@@ -249,3 +249,15 @@ def test_mull_web_with_a_secret_is_a_receiver_even_without_an_app_id(tmp_path: P
     finally:
         process.stop()
     assert "setup mode" not in process.log()
+
+
+def test_the_manifest_is_found_in_a_checkout_and_in_an_installed_mull(tmp_path: Path) -> None:
+    from bot.setup import SOURCE_MANIFEST, find_manifest
+
+    installed = tmp_path / "venv"
+    installed.mkdir()
+    (installed / "app-manifest.yml").write_text("name: mull\n")
+    assert find_manifest(SOURCE_MANIFEST, str(installed)) == SOURCE_MANIFEST  # a checkout reads its own
+    missing = tmp_path / "site-packages" / "app-manifest.yml"  # a wheel install has none beside bot/
+    assert find_manifest(missing, str(installed)) == installed / "app-manifest.yml"
+    assert find_manifest(missing, str(tmp_path / "empty")) == missing  # the page then says it cannot read it
