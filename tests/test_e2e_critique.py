@@ -4,6 +4,7 @@ fix round, review-driven revisions after a quiet period, failing checks, and cri
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -149,6 +150,30 @@ def test_review_burst_gives_one_revision_with_replies_in_threads(mull, github_do
     replies = [c for c in github_double.review_comments(REPO, pr) if c.user.login == github_double.bot_login]
     assert len(replies) == 3 and all(commits[0]["sha"] in r.body for r in replies)
     assert len(scripted_model.requests_for("Unresolved review threads")) == 2  # one agent run, two steps
+
+
+def test_a_review_during_a_revision_gets_its_own_revision_for_the_new_thread_only(
+        mull, github_double, scripted_model) -> None:
+    scripted_model.script("Unresolved review threads", [
+        {"sleep": 2.5, "tool_calls": [{"name": "run_command", "arguments": {"command": "date +%s%N >> reviewed.txt"}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Addressed review.", "not_done": []}}]}])
+    scripted_model.script("CRIT-c6", critique("pass"))
+    scripted_model.script("AGENT-c6", agent("CRIT-c6"))
+    issue, _ = start(github_double, scripted_model, "c6")
+    wait_for(lambda: pr_opened(github_double, issue), what="PR", cluster=mull)
+    pr = pull_number(github_double, issue)
+    wait_for(lambda: critique_comments(github_double, pr), what="critique", cluster=mull)
+    github_double.review_comment(REPO, pr, MAINTAINER, "src/widgets.py", 2, "FIRST-THREAD name this constant.")
+    wait_for(lambda: scripted_model.requests_for("Unresolved review threads"), what="the revision to start",
+             cluster=mull)
+    github_double.review_comment(REPO, pr, MAINTAINER, "src/widgets.py", 2, "SECOND-THREAD add a docstring.")
+    wait_for(lambda: len(mull_commits(github_double, issue)) == 3, timeout=60, what="a second revision",
+             cluster=mull)
+    second = [r for r in scripted_model.requests_for("Unresolved review threads") if r["turn"] == 0][1]
+    prompt = json.dumps(second["body"]["messages"])
+    assert "SECOND-THREAD" in prompt and "FIRST-THREAD" not in prompt  # Mull answered the first one already
+    time.sleep(3)
+    assert len(mull_commits(github_double, issue)) == 3  # and nothing more
 
 
 def test_failing_checks_get_bounded_fix_attempts(mull, github_double, scripted_model) -> None:

@@ -14,16 +14,25 @@ from typing import Any
 from arq import Retry
 from githubkit import GitHub
 
-from bot.jobs import CRITIQUE_PR, CritiqueRequest, ReviseRequest, critique_job_id, issue_of_branch
+from bot.jobs import (
+    CRITIQUE_PR,
+    REVISE_PR,
+    CritiqueRequest,
+    ReviseRequest,
+    critique_job_id,
+    issue_of_branch,
+    revise_job_id,
+)
 from worker import failures
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
 from worker.critique_job import note_on_issue
 from worker.fairness import wait_for_slot
-from worker.github_app import GitHubApp
+from worker.github_app import BotIdentity, GitHubApp
 from worker.installations import pause_if_suspended
 from worker.pull_state import PullState
+from worker.repo_config import RepoConfig
 from worker.repo_settings import config_for, quiet_seconds
 
 THREADS = """query($owner: String!, $name: String!, $number: Int!) {
@@ -62,11 +71,35 @@ async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> st
         return "not an open Mull pull request"
     bot = await app.identity(gh)
     notes, threads = request.notes, []
+    read_at = time.time()
     if request.reason == "review":
         threads = await open_threads(gh, request.repo, request.pr, bot.login)
         if not threads and not notes:
             return "nothing to address"
         notes = "\n".join(filter(None, [notes, render_threads(threads)]))
+    outcome = await _revise_with(ctx, request, gh, pull, issue_number, bot, config, notes, threads, log)
+    if request.reason == "review":
+        await _review_came_meanwhile(ctx, request, config, read_at)
+    return outcome
+
+
+async def _review_came_meanwhile(ctx: dict[str, Any], request: ReviseRequest, config: RepoConfig,
+                                 read_at: float) -> None:
+    """A review that arrived after the threads were read could not queue its own revision (this job's id was
+    taken): queue it now, to wait for the reviewers' quiet like any other."""
+    last = await PullState(ctx["redis"], request.repo_id, request.pr).last_review()
+    if last > read_at:
+        await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+            installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
+            reason="review", notes="", requested_by=request.requested_by),
+            _job_id=revise_job_id(request.repo_id, request.pr, f"review-{int(last * 1000)}"),
+            _defer_by=quiet_seconds(config))
+
+
+async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, pull: Any, issue_number: int,
+                       bot: BotIdentity, config: RepoConfig, notes: str, threads: list[dict[str, Any]],
+                       log: Any) -> str:
+    owner, name = request.repo.split("/", 1)
     issue: Any = (await gh.rest.issues.async_get(owner, name, issue_number)).json()
     extra = (f"This is a revision of pull request #{request.pr}, which already holds earlier work on this issue. "
              f"Address {REASON_TITLES.get(request.reason, request.reason)}:\n\n{notes}")
@@ -93,12 +126,15 @@ async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> st
 
 
 async def open_threads(gh: GitHub, repo: str, pr: int, bot_login: str) -> list[dict[str, Any]]:
-    """Unresolved review threads started by someone other than Mull."""
+    """Unresolved review threads started by someone other than Mull and not answered by Mull since: a thread
+    Mull replied to ("Addressed in …") waits for the reviewer, unless they wrote in it again."""
     owner, name = repo.split("/", 1)
     data: Any = await gh.async_graphql(THREADS, {"owner": owner, "name": name, "number": pr})
     nodes = data["repository"]["pullRequest"]["reviewThreads"]["nodes"]
+    mull = (bot_login, bot_login[:-5])
     return [t for t in nodes if not t["isResolved"] and t["comments"]["nodes"]
-            and (t["comments"]["nodes"][0].get("author") or {}).get("login") not in (bot_login, bot_login[:-5])]
+            and (t["comments"]["nodes"][0].get("author") or {}).get("login") not in mull
+            and (t["comments"]["nodes"][-1].get("author") or {}).get("login") not in mull]
 
 
 def render_threads(threads: list[dict[str, Any]]) -> str:
