@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from doubles.sandboxes import needs_bwrap
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,7 +27,7 @@ from starlette.routing import Route
 
 from worker.agent.base import AgentResult, AgentTask, Budget
 from worker.agent.builtin import BuiltinAgent
-from worker.agent.sandbox import SandboxSpec, SandboxUnavailable, check_bwrap
+from worker.agent.sandbox import SandboxSpec
 
 Turn = list[tuple[str, Any]] | str  # tool calls (name, arguments as dict or raw string), or plain text
 BUDGET = Budget(seconds=20, steps=20, tokens=100_000, command_seconds=10)
@@ -249,15 +250,7 @@ def test_path_escape_goes_back_to_the_model_and_the_run_continues(serve: Any, wo
     assert "inside .git" in results[2]
 
 
-def _bwrap_works() -> bool:
-    try:
-        check_bwrap()
-    except SandboxUnavailable:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _bwrap_works(), reason="bwrap unavailable here")
+@needs_bwrap
 def test_builtin_commands_have_no_network_even_if_the_spec_allows_it(serve: Any, worktree: Path) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

@@ -7,28 +7,18 @@ import time
 from pathlib import Path
 
 import pytest
+from doubles.sandboxes import SPECS
 
 from worker.agent import make_agent
 from worker.agent.base import AgentResult, AgentTask, Budget
 from worker.agent.command import CommandAgent, TemplateError, render
 from worker.agent.presets import PRESETS, resolve_command, resolve_preset
-from worker.agent.sandbox import SandboxSpec, SandboxUnavailable, check_bwrap
+from worker.agent.sandbox import SandboxSpec
 
 PROMPT = "Rename OLD to NEW in file.txt\nsecond line"
 BUDGET = Budget(seconds=20, steps=10, tokens=10_000, command_seconds=10)
 
 
-def _bwrap_works() -> bool:
-    try:
-        check_bwrap()
-    except SandboxUnavailable:
-        return False
-    return True
-
-
-needs_bwrap = pytest.mark.skipif(not _bwrap_works(), reason="bwrap unavailable here")
-SPECS = [pytest.param(SandboxSpec(enabled=True), marks=needs_bwrap, id="bwrap"),
-         pytest.param(SandboxSpec(enabled=False), id="unconfined")]
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from doubles.sandboxes import needs_bwrap
 
 from worker.agent.sandbox import (
     SandboxSpec,
@@ -24,17 +25,6 @@ from worker.agent.sandbox import (
     run_argv,
     run_command,
 )
-
-
-def _bwrap_works() -> bool:
-    try:
-        check_bwrap()
-    except SandboxUnavailable:
-        return False
-    return True
-
-
-needs_bwrap = pytest.mark.skipif(not _bwrap_works(), reason="bwrap unavailable here")
 
 CONFINED = SandboxSpec(enabled=True)
 UNCONFINED = SandboxSpec(enabled=False)

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from doubles.sandboxes import SPECS, needs_bwrap
 
 from worker.agent.base import Budget
 from worker.agent.command import TemplateError
-from worker.agent.sandbox import SandboxSpec, SandboxUnavailable, check_bwrap
+from worker.agent.sandbox import SandboxSpec
 from worker.critique.command import CommandCritic
 from worker.critique.run import CritiqueFailed, CritiqueOk, CritiqueOutcome, CritiqueTask, make_critic
 
@@ -19,17 +20,6 @@ UNCONFINED = SandboxSpec(enabled=False)
 GOOD = {"summary": "Fine.\nReally.", "effort": 2, "findings": [], "tests": "covered", "verdict": "pass"}
 
 
-def _bwrap_works() -> bool:
-    try:
-        check_bwrap()
-    except SandboxUnavailable:
-        return False
-    return True
-
-
-needs_bwrap = pytest.mark.skipif(not _bwrap_works(), reason="bwrap unavailable here")
-SPECS = [pytest.param(SandboxSpec(enabled=True), marks=needs_bwrap, id="bwrap"),
-         pytest.param(SandboxSpec(enabled=False), id="unconfined")]
 
 
 @pytest.fixture
