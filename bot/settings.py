@@ -45,6 +45,9 @@ class MullSettings(BaseSettings):
     agent_command: str | None = Field(
         None, description="Command template for a CLI agent, with {prompt_file}; set selects the command backend."
     )
+    agent_presets: str = Field(
+        "", description="CLI agent presets a repository's `.github/mull.yml` may pick with `agent_command` "
+        "(comma-separated, e.g. `aider,mini-swe-agent`); empty: repositories use the deployment's agent.")
     sandbox: bool = Field(True, description="Run agent commands under bubblewrap (bwrap). Off only for trusted dev.")
     agent_timeout: int = Field(1800, ge=10, description="Wall-clock budget of one agent run, seconds.")
     agent_max_steps: int = Field(40, ge=1, description="Model requests one agent run may make.")
@@ -76,6 +79,16 @@ class MullSettings(BaseSettings):
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("agent_presets")
+    @classmethod
+    def _presets(cls, value: str) -> str:
+        """Names only; the worker checks them against its presets at startup (bot/ knows no agents)."""
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        for name in names:
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"'{name}' is not a preset name; list preset names separated by commas")
+        return ",".join(names)
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -91,6 +104,11 @@ class MullSettings(BaseSettings):
         return (init_settings, dotenv_settings)
 
     # -- derived values ---------------------------------------------------------------------------------
+
+    @property
+    def enabled_presets(self) -> tuple[str, ...]:
+        """The presets repositories may choose; a repository never chooses a custom command."""
+        return tuple(name for name in self.agent_presets.split(",") if name)
 
     @property
     def redis_embedded(self) -> bool:

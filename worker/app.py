@@ -15,8 +15,9 @@ from arq.worker import func
 
 from bot import logs
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
-from bot.settings import MullSettings
+from bot.settings import ConfigError, MullSettings
 from worker import installations
+from worker.agent.presets import PRESETS
 from worker.agent.sandbox import check_bwrap
 from worker.backlog_jobs import REFRESH_DELAY_S
 from worker.backlog_reconcile import reconcile_if_lost
@@ -51,6 +52,10 @@ def check_ready(settings: MullSettings) -> None:
     """Fail at startup, not at the first job, when something the worker needs is missing."""
     settings.require_app()
     settings.require_model()
+    unknown = [name for name in settings.enabled_presets if name not in PRESETS]
+    if unknown:
+        raise ConfigError(f"MULL_AGENT_PRESETS names an unknown preset '{unknown[0]}': use some of "
+                          f"{', '.join(PRESETS)}, separated by commas")
     if settings.sandbox:
         check_bwrap()
 

@@ -81,8 +81,9 @@ async def load_config(gh: GitHub, redis: Redis, owner: str, repo: str, repo_id: 
     to the one repository (a token limited to ``repo_id`` cannot read a private ``.github`` repo).
     """
     org = await _overrides(org_gh or gh, redis, _Scope(owner_key(owner), owner, ORG_REPO, optional=True))
-    own = await _overrides(gh, redis, _Scope(repo_key(repo_id), owner, repo, optional=False))
-    return build(defaults, org, own)
+    scope = _Scope(repo_key(repo_id), owner, repo, optional=False)
+    own = await _overrides(gh, redis, scope)
+    return build(defaults, org, own, source=scope.source)
 
 
 async def invalidate(redis: Redis, repo_id: int) -> None:

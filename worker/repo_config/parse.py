@@ -32,15 +32,30 @@ _NEUTRAL = Defaults()
 
 def parse_config(text: str, source: str, defaults: Defaults, base: dict[str, Any] | None = None) -> RepoConfig:
     """The settings ``text`` gives on top of ``defaults`` and ``base`` (the org file's overrides)."""
-    return build(defaults, base or {}, parse_overrides(text, source))
+    return build(defaults, base or {}, parse_overrides(text, source), source=source)
 
 
-def build(defaults: Defaults, *layers: dict[str, Any]) -> RepoConfig:
-    """Merge validated layers per key over the deployment's defaults; later layers win."""
+def build(defaults: Defaults, *layers: dict[str, Any], source: str = "the repository's .github/mull.yml") -> RepoConfig:
+    """Merge validated layers per key over the deployment's defaults; later layers win.
+
+    A layer may only name an agent preset the operator enabled: a repository must not choose what runs.
+    """
     merged = defaults.config().model_dump(mode="json")
     for layer in layers:
         merged = merge(merged, layer)
-    return RepoConfig.model_validate(merged)
+    config = RepoConfig.model_validate(merged)
+    if config.agent_command and config.agent_command not in defaults.agent_presets:
+        raise ConfigFileError(source, [Problem(_preset_refused(config.agent_command, defaults),
+                                                           key="agent_command")])
+    return config
+
+
+def _preset_refused(name: str, defaults: Defaults) -> str:
+    enabled = ", ".join(defaults.agent_presets)
+    allowed = f"this Mull lets repositories pick {enabled}" if enabled else \
+        "this Mull lets no repository pick its agent"
+    return (f"'{name}' is not enabled: {allowed} (the operator's MULL_AGENT_PRESETS); remove `agent_command` "
+            "or ask the operator to enable the preset")
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -138,8 +138,9 @@ class RepoConfig(BaseModel):
         default_factory=Models)
     agent_command: str | None = _field(
         None, "one of " + ", ".join(PRESETS),
-        "CLI agent preset for this repository; empty means `MULL_AGENT_COMMAND`. Custom command templates are "
-        "only accepted from `MULL_AGENT_COMMAND`: the agent process holds the model API key and the network.")
+        "CLI agent preset for this repository, among those the operator enabled in `MULL_AGENT_PRESETS`; empty "
+        "means the deployment's agent. A repository never sets a command template, and no setting of a "
+        "repository widens the sandbox.")
     budgets: Budgets = _field(..., "a mapping with the keys seconds, steps, tokens", "Limits of one agent run.")
     plan: Literal["off", "comment", "approve"] = _field(
         "off", "off, comment or approve",
@@ -237,12 +238,14 @@ class Defaults:
     max_fix_rounds: int = 1
     ci_fix_attempts: int = 2
     revision_quiet_minutes: float = 5
+    agent_presets: tuple[str, ...] = ()  # what `agent_command` may name here (MULL_AGENT_PRESETS)
 
     @classmethod
     def from_settings(cls, settings: MullSettings) -> Defaults:
         return cls(label=settings.label, seconds=settings.agent_timeout, steps=settings.agent_max_steps,
                    tokens=settings.agent_max_tokens, max_fix_rounds=settings.max_fix_rounds,
-                   ci_fix_attempts=settings.ci_fix_attempts, revision_quiet_minutes=settings.revision_quiet / 60)
+                   ci_fix_attempts=settings.ci_fix_attempts, revision_quiet_minutes=settings.revision_quiet / 60,
+                   agent_presets=settings.enabled_presets)
 
     def config(self) -> RepoConfig:
         return RepoConfig(label=self.label,
