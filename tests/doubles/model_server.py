@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from .server import BackgroundServer
 
-TURN_KINDS = ("tool_calls", "content", "raw_arguments", "status")
+TURN_KINDS = ("tool_calls", "content", "raw_arguments", "status", "echo_headers")
 
 
 def _text(content: object) -> str:
@@ -138,6 +138,12 @@ async def chat_completions(request: Request) -> Response:
     turn = dict(turns[min(index, len(turns) - 1)])
     if "sleep" in turn:
         await asyncio.sleep(float(turn.pop("sleep")))
+    if turn.pop("echo_headers", False):  # an endpoint that repeats what it was sent, credentials included
+        echoed = json.dumps(dict(request.headers))
+        if "status" in turn:
+            turn["body"] = {"error": {"message": f"bad headers: {echoed}", "type": "invalid_request_error"}}
+        else:
+            turn["content"] = echoed
     if "status" in turn:
         error = {"error": {"message": f"scripted error {turn['status']}", "type": "server_error"}}
         return JSONResponse(turn.get("body", error), int(turn["status"]))
