@@ -1,7 +1,8 @@
 """Durable intake: dedupe deliveries and enqueue their arq jobs, many deliveries per Redis round trip.
 
 arq's own ``enqueue_job`` is a WATCH/MULTI transaction of several round trips; the receiver does the same
-writes (job key + queue entry, in arq's format) from one Lua script, together with the delivery-id dedupe.
+writes (job key + queue entry, in arq's format, encoded by ``bot.job_codec`` as the workers decode it) from one
+Lua script, together with the delivery-id dedupe.
 Concurrent requests share a round trip (group commit): each waits until the batch holding its delivery is
 written, so nothing is acknowledged before Redis has it, and under load one EVALSHA carries many.
 """
@@ -9,13 +10,13 @@ written, so nothing is acknowledged before Redis has it, and under load one EVAL
 from __future__ import annotations
 
 import asyncio
-import pickle
 import time
 from typing import Any
 
 from redis.asyncio import Redis
 
 from bot import keys
+from bot.job_codec import serialize
 from bot.jobs import HANDLE_DELIVERY, QUEUE, Delivery, delivery_job_id
 
 # arq's key prefixes (arq.constants); written here because this is arq's job format, not Mull's.
@@ -86,6 +87,6 @@ class DeliveryStore:
         for delivery in deliveries:
             job_id = delivery_job_id(delivery.guid)
             script_keys += [keys.seen(delivery.guid), ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id]
-            args += [pickle.dumps({"t": None, "f": HANDLE_DELIVERY, "a": (delivery,), "k": {}, "et": now_ms},
-                                  protocol=pickle.HIGHEST_PROTOCOL), job_id]
+            # arq.jobs.serialize_job's shape: try, function, args, kwargs, enqueue time.
+            args += [serialize({"t": None, "f": HANDLE_DELIVERY, "a": (delivery,), "k": {}, "et": now_ms}), job_id]
         return await self._script(keys=script_keys, args=args)

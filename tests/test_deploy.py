@@ -9,6 +9,7 @@ KEDA's ScaledObject. Then cross-checks against bot/ and worker/: settings names,
 from __future__ import annotations
 
 import importlib.resources
+import ipaddress
 import json
 import re
 import shlex
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,10 @@ K8S_VERSIONS = ("1.30", "latest")
 NOT_CORE_KINDS = {"ScaledObject", "Kustomization"}
 
 PLACEHOLDER = re.compile(r"REPLACE_WITH_[A-Z0-9_]+")
+
+# Compose's ${NAME}, ${NAME:?message}, ${NAME:-default}: the variables compose itself substitutes.
+COMPOSE_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[?-][^}]*)?\}")
+REDIS_PASSWORD_VARIABLE = "REDIS_PASSWORD"
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
@@ -88,6 +94,11 @@ def dockerfile_json(instruction: str) -> list[str]:
     parsed = json.loads(values[-1])
     assert isinstance(parsed, list), f"{instruction} must use the exec (JSON array) form"
     return parsed
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """``value`` as compose would pass it to a container, given these variables."""
+    return COMPOSE_VARIABLE.sub(lambda match: variables[match.group(1)], value)
 
 
 def receiver_answers(method: str, path: str) -> int:
@@ -270,7 +281,8 @@ def test_compose_services(compose: dict[str, Any]) -> None:
         assert (COMPOSE.parent / service["build"]["context"] / service["build"]["dockerfile"]).resolve() == DOCKERFILE
         assert service["command"][0] in COMMANDS
         assert service["env_file"], f"{name} reads .env"
-        assert service["environment"]["MULL_REDIS_URL"] == "redis://redis:6379/0"
+        url = interpolate(service["environment"]["MULL_REDIS_URL"], {REDIS_PASSWORD_VARIABLE: "pw"})
+        assert url == "redis://:pw@redis:6379/0", f"{name}: MULL_REDIS_URL must carry the Redis password"
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["web"]["command"] == ["web"]
     assert services["worker"]["command"] == ["worker"]
@@ -317,9 +329,29 @@ def test_compose_redis_is_persistent(compose: dict[str, Any]) -> None:
     assert "ports" not in redis, "Redis stays on the compose network"
 
 
+def test_compose_redis_requires_a_password_and_is_not_published(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert "--requirepass" in command, "Redis without a password: anyone on the network can write jobs"
+    password = command[command.index("--requirepass") + 1]
+    required = re.fullmatch(r"\$\{(\w+):\?[^}]+\}", password)
+    assert required, "the password must come from a required variable (${NAME:?message}): never empty, never a default"
+    assert required.group(1) == REDIS_PASSWORD_VARIABLE
+    assert not required.group(1).startswith("MULL_"), "MULL_ names are Mull's settings; this one only compose reads"
+    assert "--maxmemory-policy" in command and command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "ports" not in redis and "network_mode" not in redis, "Redis is never published on the host"
+    healthcheck = " ".join(redis["healthcheck"]["test"])
+    assert "PONG" in healthcheck and redis["environment"]["REDISCLI_AUTH"] == password, (
+        "the healthcheck must authenticate (an unauthenticated PING answers NOAUTH)")
+    for name in ("web", "worker"):
+        url = compose["services"][name]["environment"]["MULL_REDIS_URL"]
+        assert f":{password}@" in url, f"{name} connects with the password Redis requires"
+
+
 def test_compose_settings_are_valid(compose: dict[str, Any]) -> None:
     for name in ("web", "worker"):
-        environment = {key: str(value) for key, value in compose["services"][name]["environment"].items()}
+        environment = {key: interpolate(str(value), {REDIS_PASSWORD_VARIABLE: "0123abcd"})
+                       for key, value in compose["services"][name]["environment"].items()}
         try:
             load_settings(environment, env_file=None)
         except ConfigError as exc:
@@ -351,8 +383,9 @@ def test_k8s_core_objects_validate(version: str) -> None:
             pytest.fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']} at {where}: {exc.message}")
         checked += 1
     kinds = {doc["kind"] for _, doc in k8s_objects()}
-    assert {"Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret", "ConfigMap"} <= kinds
-    assert checked >= 8
+    assert {"Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret", "ConfigMap", "StatefulSet",
+            "NetworkPolicy"} <= kinds
+    assert checked >= 13
 
 
 def test_scaledobject_matches_its_schema() -> None:
@@ -505,18 +538,149 @@ def test_service_ingress_and_pdbs_select_the_right_pods() -> None:
 
 
 def test_secret_template_holds_placeholders_only() -> None:
-    (secret,) = yaml_docs(K8S / "secret.example.yaml")
-    assert secret["kind"] == "Secret" and "data" not in secret
-    for key, value in secret["stringData"].items():
-        assert key.startswith("MULL_")
-        assert PLACEHOLDER.search(value), f"{key}: a placeholder (REPLACE_WITH_...), never a real value"
-        assert "PRIVATE KEY-----" not in value
+    secret, redis_secret = yaml_docs(K8S / "secret.example.yaml")
+    for template in (secret, redis_secret):
+        assert template["kind"] == "Secret" and "data" not in template
+        for key, value in template["stringData"].items():
+            assert PLACEHOLDER.search(value), f"{key}: a placeholder (REPLACE_WITH_...), never a real value"
+            assert "PRIVATE KEY-----" not in value
+    assert all(key.startswith("MULL_") for key in secret["stringData"])
+    assert set(redis_secret["stringData"]) == {REDIS_PASSWORD_VARIABLE}
     worker = k8s_object("Deployment", "mull-worker")
     (container,) = containers(worker)
     assert {"secretRef": {"name": secret["metadata"]["name"]}} in container["envFrom"]
-    assert [doc for _, doc in k8s_objects() if doc["kind"] == "Secret"] == [secret], (
+    assert {"secretRef": {"name": redis_secret["metadata"]["name"]}} not in container["envFrom"]
+    assert [doc for _, doc in k8s_objects() if doc["kind"] == "Secret"] == [secret, redis_secret], (
         "only the template may hold a Secret in the repository"
     )
+
+
+def pod_labels(kind: str, name: str) -> dict[str, str]:
+    return dict(k8s_object(kind, name)["spec"]["template"]["metadata"]["labels"])
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels and matchExpressions In/NotIn) selects ``labels``."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        assert operator in ("In", "NotIn"), f"selects() does not read operator {operator}"
+        if (labels.get(key) in values) != (operator == "In"):
+            return False
+    return True
+
+
+def args_value(args: list[str], flag: str) -> str:
+    assert flag in args, f"{flag} missing from {args}"
+    return args[args.index(flag) + 1]
+
+
+def test_k8s_redis_requires_a_password_persists_and_never_evicts() -> None:
+    redis = k8s_object("StatefulSet", "mull-redis")
+    (container,) = containers(redis)
+    args = container["args"]
+    assert args[0] == "redis-server"
+    password = args_value(args, "--requirepass")
+    variable = re.fullmatch(r"\$\((\w+)\)", password)
+    assert variable, "--requirepass takes $(VAR), expanded by the kubelet from the Secret"
+    (source,) = [env for env in container["env"] if env["name"] == variable.group(1)]
+    assert "value" not in source, "the password comes from a Secret, never from the manifest"
+    assert source["valueFrom"]["secretKeyRef"] == {"name": "mull-redis", "key": REDIS_PASSWORD_VARIABLE}
+    assert args_value(args, "--maxmemory-policy") == "noeviction"
+    assert args_value(args, "--appendonly") == "yes" and args_value(args, "--appendfsync") == "everysec"
+    data = args_value(args, "--dir")
+    mounted = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    claims = {claim["metadata"]["name"] for claim in redis["spec"]["volumeClaimTemplates"]}
+    assert mounted.get(data) in claims, "the append-only file lives on a PersistentVolumeClaim"
+    assert redis["spec"]["replicas"] == 1
+    assert redis["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_k8s_redis_is_reached_only_inside_the_cluster_with_the_password() -> None:
+    service = k8s_object("Service", "mull-redis")
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP", "Redis is never a NodePort or LoadBalancer"
+    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels("StatefulSet", "mull-redis"))
+    assert k8s_object("StatefulSet", "mull-redis")["spec"]["serviceName"] == service["metadata"]["name"]
+    secret, redis_secret = yaml_docs(K8S / "secret.example.yaml")
+    url = urllib.parse.urlsplit(secret["stringData"]["MULL_REDIS_URL"])
+    assert (url.hostname, url.port) == (service["metadata"]["name"], 6379)
+    assert url.password == redis_secret["stringData"][REDIS_PASSWORD_VARIABLE], (
+        "MULL_REDIS_URL carries the password Redis requires (the same placeholder in both Secrets)")
+    assert not [doc for _, doc in k8s_objects() if doc["kind"] == "Service"
+                and doc["spec"].get("type") in ("NodePort", "LoadBalancer")]
+
+
+def network_policy(name: str) -> dict[str, Any]:
+    policy = k8s_object("NetworkPolicy", name)
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}, f"{name}: restrict both directions"
+    return policy
+
+
+def egress_allows(policy: dict[str, Any], address: str, port: int) -> bool:
+    """Whether an ipBlock egress rule of ``policy`` lets a pod reach ``address:port`` over TCP."""
+    ip = ipaddress.ip_address(address)
+    for rule in policy["spec"]["egress"]:
+        ports = {(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", [])}
+        if rule.get("ports") and ("TCP", port) not in ports:
+            continue
+        for peer in rule.get("to", [{"ipBlock": {"cidr": "0.0.0.0/0"}}]):  # no `to`: every destination
+            block = peer.get("ipBlock")
+            if block and ip in ipaddress.ip_network(block["cidr"]) and not any(
+                    ip in ipaddress.ip_network(cidr) for cidr in block.get("except", [])):
+                return True
+    return False
+
+
+def test_worker_network_policy_allows_redis_dns_and_public_https_only() -> None:
+    policy = network_policy("mull-worker")
+    worker = pod_labels("Deployment", "mull-worker")
+    assert selects(policy["spec"]["podSelector"], worker)
+    assert not selects(policy["spec"]["podSelector"], pod_labels("Deployment", "mull-web"))
+    assert policy["spec"]["ingress"] == [], "workers serve nothing: no ingress at all"
+    redis_pods = pod_labels("StatefulSet", "mull-redis")
+    rules = policy["spec"]["egress"]
+    for rule in rules:
+        assert rule.get("to") and rule.get("ports"), "every egress rule names its destinations and ports"
+    to_pods = [rule for rule in rules if any("podSelector" in peer and "namespaceSelector" not in peer
+                                             for peer in rule["to"])]
+    assert len(to_pods) == 1 and all(selects(peer["podSelector"], redis_pods) for peer in to_pods[0]["to"])
+    assert to_pods[0]["ports"] == [{"protocol": "TCP", "port": 6379}]
+    dns = [rule for rule in rules if any("namespaceSelector" in peer for peer in rule["to"])]
+    assert len(dns) == 1 and {(p["protocol"], p["port"]) for p in dns[0]["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert dns[0]["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
+    blocks = [rule for rule in rules if rule not in to_pods and rule not in dns]
+    assert blocks and all(set(peer) == {"ipBlock"} for rule in blocks for peer in rule["to"])
+    assert all(rule["ports"] == [{"protocol": "TCP", "port": 443}] for rule in blocks), "HTTPS only"
+    for public in ("140.82.112.3", "140.82.112.6", "104.18.32.47"):  # github.com, api.github.com, a model API
+        assert egress_allows(policy, public, 443)
+        assert not egress_allows(policy, public, 80) and not egress_allows(policy, public, 22)
+    for private in ("169.254.169.254", "169.254.20.10", "10.0.0.1", "10.96.0.10", "172.16.0.1", "172.31.255.254",
+                    "192.168.1.1", "100.100.100.200"):
+        assert not egress_allows(policy, private, 443), f"worker egress reaches {private}"
+    required = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
+    for rule in blocks:
+        for peer in rule["to"]:
+            assert required <= set(peer["ipBlock"].get("except", [])), "private and link-local ranges are excluded"
+
+
+def test_redis_network_policy_admits_mull_pods_only() -> None:
+    policy = network_policy("mull-redis")
+    assert selects(policy["spec"]["podSelector"], pod_labels("StatefulSet", "mull-redis"))
+    assert policy["spec"]["egress"] == [], "Redis calls out to nothing"
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+    for peer in rule["from"]:
+        assert set(peer) == {"podSelector"}, "same namespace, by pod labels only: no ipBlock, no other namespace"
+    admitted = [labels for labels in (pod_labels("Deployment", "mull-web"), pod_labels("Deployment", "mull-worker"))
+                if any(selects(peer["podSelector"], labels) for peer in rule["from"])]
+    assert len(admitted) == 2
+    for stranger in ({"app": "anything"}, {"app.kubernetes.io/name": "mull"},
+                     {"app.kubernetes.io/name": "other", "app.kubernetes.io/component": "worker"}):
+        assert not any(selects(peer["podSelector"], stranger) for peer in rule["from"]), stranger
 
 
 def test_configmap_values_are_valid_settings() -> None:

@@ -58,12 +58,11 @@ def pull_number(double, issue: int) -> int:
 
 def rerun_critique(redis_url: str, repo_id: int, pr: int, sha: str) -> None:
     """Enqueue the critique job again under a fresh id, as a rerun after arq dropped its result would."""
-    from arq.connections import RedisSettings, create_pool
-
     from bot.jobs import CRITIQUE_PR, CritiqueRequest
+    from worker.job_queue import connect
 
     async def enqueue() -> None:
-        pool = await create_pool(RedisSettings.from_dsn(redis_url))
+        pool = await connect(redis_url)
         await pool.enqueue_job(CRITIQUE_PR, CritiqueRequest(installation_id=777, repo_id=repo_id, repo=REPO, pr=pr,
                                                             head_sha=sha), _job_id=f"rerun-{sha}")
         await pool.aclose()

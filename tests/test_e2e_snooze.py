@@ -67,14 +67,15 @@ def test_wakes_by_time_by_closing_issue_and_by_activity(mull, github_double, red
 
     # The timed wake is an arq job deferred to the wake time; run the one for this snooze now, as the clock would.
     import redis as sync_redis
-    from arq.connections import RedisSettings, create_pool
+
+    from worker.job_queue import connect
 
     key = sync_redis.Redis.from_url(redis_url).hget(f"mull:snooze:{github_double.state.repo(REPO).id}:"
                                                     f"{timed.number}", "at_ms")
     assert key, "the snooze is recorded with its wake time"
 
     async def wake_now() -> None:
-        pool = await create_pool(RedisSettings.from_dsn(redis_url))
+        pool = await connect(redis_url)
         await pool.enqueue_job(WAKE_ITEM, WakeRequest(777, github_double.state.repo(REPO).id, REPO, timed.number,
                                                       int(key)), _job_id="wake-now")
         stale = WakeRequest(777, github_double.state.repo(REPO).id, REPO, waiting.number, 1)

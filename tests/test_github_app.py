@@ -80,20 +80,25 @@ def test_rate_limit_waits_briefly_in_process_and_long_waits_go_to_the_job(app: G
     asyncio.run(scenario())
 
 
-def test_installation_tokens_are_minted_once_and_shared(app: GitHubApp, redis_url: str, app_keypair) -> None:
+def test_installation_tokens_are_minted_once_per_process_and_kept_in_its_memory(
+        app: GitHubApp, redis_url: str, app_keypair) -> None:
     async def scenario() -> None:
         with respx.mock(assert_all_called=False) as mock:
             minted = token_route(mock)
             mock.get(f"{API}/repos/o/r").respond(200, json={})
             gh = app.installation(5, 9)
             await gh.rest.repos.async_get("o", "r")
-            other_process = GitHubApp(1, app_keypair[0], API, aioredis.Redis.from_url(redis_url))
-            other = other_process.installation(5, 9)
-            await other.rest.repos.async_get("o", "r")
-            assert await other_process.token(other) == "ghs_" + "t" * 36
+            again = app.installation(5, 9)  # a new client of the same process (githubkit needs it referenced)
+            await again.rest.repos.async_get("o", "r")
+            assert await app.token(gh) == "ghs_" + "t" * 36
             assert minted.call_count == 1
             sent = mock.calls.last.request.headers["Authorization"]
             assert sent == "token ghs_" + "t" * 36
+            # Another process finds nothing in Redis to reuse (tests/test_redis_data.py scans it): it mints its own.
+            other_process = GitHubApp(1, app_keypair[0], API, aioredis.Redis.from_url(redis_url))
+            other = other_process.installation(5, 9)
+            await other.rest.repos.async_get("o", "r")
+            assert minted.call_count == 2
 
     asyncio.run(scenario())
 

@@ -7,11 +7,11 @@ import json
 
 import pytest
 from arq import Retry
-from arq.connections import RedisSettings, create_pool
 
 from bot import keys
 from bot.jobs import SOLVE_ISSUE, SolveRequest, solve_job_id
 from worker import installations
+from worker.job_queue import connect
 
 
 class Log:
@@ -38,7 +38,7 @@ def installation(action: str, suspended: bool = False, repos: list[dict] | None 
 
 def test_lifecycle_cancels_jobs_and_forgets_state(redis_url: str) -> None:
     async def scenario() -> None:
-        pool = await create_pool(RedisSettings.from_dsn(redis_url))
+        pool = await connect(redis_url)
         ctx = {"redis": pool, "log": Log(), "job_id": "solve:11:1"}
         await installations.on_installation(ctx, installation("created", repos=[repo(11, "acme/a"),
                                                                                   repo(12, "acme/b")]), ctx["log"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import uuid
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from starlette.testclient import TestClient
 
 from bot import keys
 from bot.delivery_store import ARQ_JOB_PREFIX
+from bot.job_codec import deserialize
 from bot.jobs import QUEUE, Delivery
 from bot.receiver import MAX_BODY, create_app
 
@@ -57,7 +57,7 @@ def store(redis_url: str):
 def stored_deliveries(conn: redis.Redis) -> list[Delivery]:
     out = []
     for job_id in conn.zrange(QUEUE, 0, -1):
-        job = pickle.loads(conn.get(ARQ_JOB_PREFIX + job_id.decode()))
+        job = deserialize(conn.get(ARQ_JOB_PREFIX + job_id.decode()))
         out.append(job["a"][0])
     return out
 

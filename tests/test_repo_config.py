@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import pickle
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import respx
 from githubkit import GitHub, TokenAuthStrategy
 from githubkit.exception import RequestFailed
 
+from bot.job_codec import deserialize, serialize
 from bot.settings import load_settings
 from worker.repo_config import (
     ConfigFileError,
@@ -184,8 +184,8 @@ def test_every_problem_is_reported_and_the_comment_says_where() -> None:
     assert f"[line 4]({err.url}#L4), `budgets.steps`: must be an integer ≥ 1" in body
     assert "remove the `robot` label and add it back" in body
     assert err.label == "robot"  # readable even though the file is bad: the handler can tell it was meant for Mull
-    copy = pickle.loads(pickle.dumps(err))  # arq pickles a job's exception
-    assert (copy.source, copy.problems, copy.url, str(copy)) == (err.source, err.problems, err.url, str(err))
+    stored = deserialize(serialize(err))  # a failed job's exception, as arq keeps it in Redis
+    assert (stored.type_name, stored.message) == ("ConfigFileError", str(err))
 
 
 def test_values_from_the_file_cannot_mention_people_in_the_comment() -> None:

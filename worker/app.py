@@ -14,6 +14,7 @@ from arq.connections import RedisSettings
 from arq.worker import func
 
 from bot import logs
+from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.settings import ConfigError, MullSettings
 from worker import installations
@@ -122,6 +123,10 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ],
         queue_name=QUEUE,
         redis_settings=RedisSettings.from_dsn(redis_url),
+        # Jobs and results are msgpack (bot/job_codec.py): arq's default, pickle, would make a write to Redis
+        # code execution in every worker.
+        job_serializer=serialize,
+        job_deserializer=deserialize,
         on_startup=startup,
         on_shutdown=shutdown,
         on_job_start=job_start,

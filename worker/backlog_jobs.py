@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from arq.jobs import Job
-
 from bot.jobs import REFRESH_BACKLOG, SOLVE_ISSUE, RefreshRequest, refresh_job_id, solve_job_id
+from worker import job_queue
 from worker.backlog import Backlog
 
 REFRESH_DELAY_S = 1.0  # changes in a burst (eight labels at once) make one dashboard edit
@@ -24,7 +23,7 @@ async def start_runs(ctx: dict[str, Any], backlog: Backlog, installation_id: int
         if await ctx["redis"].enqueue_job(SOLVE_ISSUE, request, _job_id=job_id) is None:
             # arq still holds this id (a previous run is finishing): that run's end starts the queue again.
             ctx["log"].warning("run not started: arq holds this job id", repo=repo, issue=request.issue,
-                               status=(await Job(job_id, ctx["redis"]).status()).value)
+                               status=(await job_queue.job(job_id, ctx["redis"]).status()).value)
             await backlog.requeue(request.issue)
             continue
         started.append(request.issue)

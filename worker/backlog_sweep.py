@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from arq.jobs import Job, JobStatus
+from arq.jobs import JobStatus
 
 from bot.jobs import solve_job_id
 from worker import backlog as backlogs
-from worker import release
+from worker import job_queue, release
 from worker.backlog import known_repos
 from worker.backlog_jobs import start_runs, touch
 
@@ -24,7 +24,7 @@ async def sweep_backlogs(ctx: dict[str, Any]) -> int:
     for repo_id, installation_id, repo in await known_repos(redis):
         backlog = backlogs.of(ctx, repo_id)
         for issue, started in await redis.zrange(backlog.key("running"), 0, -1, withscores=True):
-            status = await Job(solve_job_id(repo_id, int(issue)), redis).status()
+            status = await job_queue.job(solve_job_id(repo_id, int(issue)), redis).status()
             if status not in ACTIVE and backlog.clock() - started > ORPHAN_GRACE_S:
                 ctx["log"].warning("run slot given back: its job is gone", repo=repo, issue=int(issue))
                 await backlog.run_ended(int(issue))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from arq.jobs import Job, JobStatus
+from arq.jobs import JobStatus
 
 from bot import commands, keys
 from bot.jobs import (
@@ -27,7 +27,7 @@ from bot.jobs import (
 )
 from bot.snooze_time import SnoozeError, parse_snooze
 from worker import backlog as backlogs
-from worker import labels, snooze, trigger
+from worker import job_queue, labels, snooze, trigger
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import ItemState
 from worker.events import TRIGGER_ROLES, Event, once, permission
@@ -160,7 +160,7 @@ async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: co
         await _stopped_before_start(ctx, event, target.issue)
         return Outcome(True)
     job_id = solve_job_id(event.repo_id, target.issue)
-    job = Job(job_id, ctx["redis"])
+    job = job_queue.job(job_id, ctx["redis"])
     state = await job.status()
     if state not in trigger.ACTIVE:
         status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login,

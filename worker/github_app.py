@@ -1,7 +1,9 @@
 """The App's view of GitHub: a JWT client, per-installation clients, tokens for git and the bot identity.
 
-Installation tokens come from githubkit's App auth and are cached in Redis (githubkit's Redis cache
-strategy), so every worker process shares them instead of minting its own.
+Installation tokens and the App's JWT come from githubkit's App auth and are cached in this process's memory
+only (githubkit's memory cache strategy, one per ``GitHubApp``), never in Redis: Redis is shared and reachable
+by more than the worker, and a token read there acts for every repository of an installation. Each worker
+process mints its own installation token (one request per installation an hour); that is the price.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import httpx
 from githubkit import AppAuthStrategy, GitHub
-from githubkit.cache import AsyncRedisCacheStrategy
+from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed
 from githubkit.typing import RetryOption
 from redis.asyncio import Redis
@@ -62,7 +64,8 @@ class GitHubApp:
         self._redis = redis
         self._slug = app_slug
         self._identity: BotIdentity | None = None
-        self._cache = AsyncRedisCacheStrategy(redis, prefix=keys.PREFIX + "githubkit")
+        # Not githubkit's module-wide default cache: tokens stay with the App (and process) that minted them.
+        self._cache = MemCacheStrategy()
         self._app = GitHub(
             AppAuthStrategy(app_id, private_key),
             base_url=base_url.rstrip("/") + "/",

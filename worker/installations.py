@@ -17,6 +17,7 @@ from arq.jobs import Job
 
 from bot import keys
 from bot.jobs import QUEUE
+from worker import job_queue
 from worker.fairness import ARQ_RETRY
 from worker.github_pages import every
 
@@ -57,7 +58,7 @@ async def _cancel_jobs(redis: Any, repo_id: int) -> int:
         job_id = raw.decode()
         kind, _, rest = job_id.partition(":")
         if kind in _JOB_KINDS and rest.split(":", 1)[0] == str(repo_id):
-            await request_abort(Job(job_id, redis))
+            await request_abort(job_queue.job(job_id, redis))
             count += 1
     return count
 

@@ -14,13 +14,13 @@ import time
 from datetime import datetime
 from typing import Any
 
-from arq.jobs import Job, JobStatus
+from arq.jobs import JobStatus
 
 from bot import keys
 from bot.jobs import QUEUE, WAKE_ITEM, WakeRequest, solve_job_id
 from bot.snooze_time import Wake
 from worker import backlog as backlogs
-from worker import labels, readiness, release, stats
+from worker import job_queue, labels, readiness, release, stats
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import ItemState
 
@@ -127,7 +127,7 @@ async def _back(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number: i
 async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
     """A queued run of this issue waits until the wake time (its queue score is its start time)."""
     job_id = solve_job_id(repo_id, number)
-    if await Job(job_id, redis).status() in (JobStatus.queued, JobStatus.deferred):
+    if await job_queue.job(job_id, redis).status() in (JobStatus.queued, JobStatus.deferred):
         await redis.zadd(QUEUE, {job_id: at_ms}, xx=True)
 
 

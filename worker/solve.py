@@ -7,8 +7,8 @@ that finds its commit already pushed goes straight to the PR instead of running 
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 from typing import Any
 
 from arq import Retry
@@ -172,12 +172,15 @@ def _reason(exc: BaseException) -> str:
 
 async def _save_result(ctx: dict[str, Any], request: SolveRequest, result: AgentResult) -> None:
     """Keep the agent's summary until the PR shows it: a rerun after a crash post-push must not lose it."""
-    await ctx["redis"].set(_result_key(request), pickle.dumps(result), ex=7 * 24 * 3600)
+    await ctx["redis"].set(_result_key(request), json.dumps(asdict(result)), ex=7 * 24 * 3600)
 
 
 async def _saved_result(ctx: dict[str, Any], request: SolveRequest) -> AgentResult | None:
     raw = await ctx["redis"].get(_result_key(request))
-    return pickle.loads(raw) if raw else None  # noqa: S301 - written by Mull itself, just above
+    if not raw:
+        return None
+    fields = json.loads(raw)  # JSON, not a pickle: what Redis holds must never be able to run code here
+    return AgentResult(**{**fields, "not_done": tuple(fields["not_done"])})
 
 
 def _result_key(request: SolveRequest) -> str:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from bot import keys
+from bot.logs import scrub
 
 FAILURES_KEPT = 50
 
@@ -26,7 +27,9 @@ async def record_run(redis: Any, stage: str, outcome: str, seconds: float, token
 
 
 async def record_failure(redis: Any, stage: str, repo: str, number: int, reason: str) -> None:
-    entry = json.dumps({"at": int(time.time()), "stage": stage, "repo": repo, "number": number, "reason": reason})
+    """``reason`` is scrubbed of credential-shaped text: Redis holds no secret, whatever an error message said."""
+    entry = json.dumps({"at": int(time.time()), "stage": stage, "repo": repo, "number": number,
+                        "reason": scrub(reason)})
     async with redis.pipeline(transaction=False) as pipe:
         pipe.lpush(keys.FAILURES, entry)
         pipe.ltrim(keys.FAILURES, 0, FAILURES_KEPT - 1)

@@ -6,15 +6,14 @@ import json
 import time
 from collections import Counter
 
-from arq.connections import RedisSettings, create_pool
-
 from bot import keys
 from bot.jobs import QUEUE
 from worker.backlog import Backlog, known_repos
+from worker.job_queue import connect
 
 
 async def collect(redis_url: str) -> dict:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    pool = await connect(redis_url)
     try:
         now_ms = time.time() * 1000
         entries = await pool.zrange(QUEUE, 0, -1, withscores=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from arq.jobs import Job, JobStatus
+from arq.jobs import JobStatus
 
 from bot import keys
 from bot.jobs import SolveRequest, solve_job_id
 from bot.settings import MullSettings
 from worker import backlog as backlogs
-from worker import labels
+from worker import job_queue, labels
 from worker.backlog import Limits
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item
@@ -30,7 +30,7 @@ ACTIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
 
 
 async def run_status(ctx: dict[str, Any], repo_id: int, issue: int) -> JobStatus:
-    return await Job(solve_job_id(repo_id, issue), ctx["redis"]).status()
+    return await job_queue.job(solve_job_id(repo_id, issue), ctx["redis"]).status()
 
 
 async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by: str, trigger: str | None = None,
@@ -103,7 +103,7 @@ async def take_out_of_line(ctx: dict[str, Any], event: Event, issue: int, why: s
     """An issue closed or unlabeled before its run started leaves the line; False when it was not waiting."""
     backlog = backlogs.of(ctx, event.repo_id)
     if not await backlog.unqueue(issue):
-        job = Job(solve_job_id(event.repo_id, issue), ctx["redis"])
+        job = job_queue.job(solve_job_id(event.repo_id, issue), ctx["redis"])
         if await job.status() not in (JobStatus.queued, JobStatus.deferred):
             return False
         await request_abort(job)  # it had a slot but had not started

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from arq.connections import RedisSettings, create_pool
 
 from bot import logs
 from bot.jobs import QUEUE
 from bot.settings import load_settings
 from worker.app import build_worker
 from worker.github_app import GitHubApp
+from worker.job_queue import connect
 
 from .e2e import MODEL_KEY
 from .fixtures import APP_ID
@@ -98,7 +98,7 @@ async def in_process(tmp_path: Path, redis_url: str, double: GitHubDouble, model
     web.start_web()
     double.set_webhook(web.webhook_url)
     mull = InProcessMull(env, redis_url, double, clock)
-    redis = await create_pool(RedisSettings.from_dsn(redis_url))
+    redis = await connect(redis_url)
     http = httpx.AsyncClient()
     mull.ctx.update({"redis": redis, "github": GitHubApp(APP_ID, private_pem, double.url, redis),
                      "settings": mull.settings, "log": logs.get("mull.test"), "clock": clock, "http": http,

@@ -37,10 +37,6 @@ class ConfigFileError(Exception):
         self.label = label  # the file's `label`, when readable: tells a handler the trigger was meant for Mull
         super().__init__(f"{source}: " + "; ".join(p.describe() for p in self.problems))
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Picklable (arq pickles a job's exception) although ``__init__`` takes more than the message."""
-        return type(self), (self.source, self.problems, self.url, self.label)
-
     @property
     def line(self) -> int | None:
         return self.problems[0].line
