@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/critique.py
 	$(BIN)/python bench/notifications.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/sandbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -5,12 +5,16 @@ Settings are a value passed to whoever needs them; nothing reads the environment
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.sandbox_paths import guarded, invoking_homes, refusal
 
 ENV_PREFIX = "MULL_"
 
@@ -48,7 +52,12 @@ class MullSettings(BaseSettings):
     agent_presets: str = Field(
         "", description="CLI agent presets a repository's `.github/mull.yml` may pick with `agent_command` "
         "(comma-separated, e.g. `aider,mini-swe-agent`); empty: repositories use the deployment's agent.")
-    sandbox: bool = Field(True, description="Run agent commands under bubblewrap (bwrap). Off only for trusted dev.")
+    sandbox: bool = Field(
+        True, description="Run agent commands under bubblewrap (bwrap): no network, nothing of the host but the "
+        "toolchain. Off only for trusted dev: unconfined commands see the whole machine and its network.")
+    sandbox_ro_paths: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Extra host directories the sandbox sees read-only (where CLI agents "
+        "are installed): absolute paths, colon-separated or a JSON list.")
     agent_timeout: int = Field(1800, ge=10, description="Wall-clock budget of one agent run, seconds.")
     agent_max_steps: int = Field(40, ge=1, description="Model requests one agent run may make.")
     agent_max_tokens: int = Field(400_000, ge=1000, description="Model tokens (in + out) one agent run may use.")
@@ -88,6 +97,28 @@ class MullSettings(BaseSettings):
             if not name.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"'{name}' is not a preset name; list preset names separated by commas")
         return ",".join(names)
+    @field_validator("sandbox_ro_paths", mode="before")
+    @classmethod
+    def _path_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part for part in text.split(":") if part]
+
+    @field_validator("sandbox_ro_paths")
+    @classmethod
+    def _shown_to_the_sandbox(cls, paths: list[Path], info: ValidationInfo) -> list[Path]:
+        """Refused at startup: a listed path must not expose Mull's secrets, its data or the user's HOME."""
+        if "data_dir" not in info.data:
+            return paths  # MULL_DATA_DIR is invalid itself, and reported
+        rules = guarded(info.data["data_dir"], info.data.get("private_key_path"), Path.cwd(), invoking_homes())
+        for path in paths:
+            problem = refusal(path, rules)
+            if problem:
+                raise ValueError(problem)
+        return paths
 
     @field_validator("log_level")
     @classmethod

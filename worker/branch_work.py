@@ -46,12 +46,8 @@ def budget_of(settings: MullSettings) -> Budget:
 
 
 def sandbox_for(settings: MullSettings, tree: Worktree) -> SandboxSpec:
-    """Commands see the worktree read-write and nothing of Mull's: data dir and key file are masked."""
-    hidden = [settings.data_dir.resolve()]
-    if settings.private_key_path:
-        hidden.append(settings.private_key_path.resolve())
-    return SandboxSpec(enabled=settings.sandbox, network=bool(settings.agent_command),
-                       ro_paths=(tree.mirror,), rw_paths=(tree.gitdir,), hidden_paths=tuple(hidden))
+    """Commands see the tree read-write, the operator's read-only paths, and nothing of Mull's."""
+    return SandboxSpec(enabled=settings.sandbox, ro_paths=tuple(settings.sandbox_ro_paths))
 
 
 async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], branch: str,

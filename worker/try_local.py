@@ -42,8 +42,7 @@ async def try_local(settings: MullSettings, repo: Path, issue_file: Path) -> int
         agent = make_agent(settings.agent_command, settings.llm_base_url,
                            settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
                            settings.llm_model)
-        spec = SandboxSpec(enabled=settings.sandbox, network=bool(settings.agent_command),
-                           ro_paths=(), rw_paths=(), hidden_paths=(settings.data_dir.resolve(),), env={})
+        spec = SandboxSpec(enabled=settings.sandbox, ro_paths=tuple(settings.sandbox_ro_paths))
         prompt = build_prompt(repo.name, 0, title, body, read_instructions(work))
         result = await agent.run(AgentTask(prompt=prompt, worktree=work, sandbox=spec), budget_of(settings))
         await git("add", "--all", cwd=work)

@@ -62,7 +62,8 @@ class BuiltinAgent:
         log = ActionLog()
         deps = _Deps(
             workspace=Workspace(task.worktree),
-            sandbox=dataclasses.replace(task.sandbox, network=False),
+            # Mull makes the model calls; the commands it runs (the project's tests) have no way out at all.
+            sandbox=dataclasses.replace(task.sandbox, gateway_socket=None),
             command_seconds=budget.command_seconds,
             log=log,
         )

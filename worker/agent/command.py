@@ -70,7 +70,6 @@ class CommandAgent:
             argv = render(self.template, prompt_file, task.worktree, summary_file)
             spec = dataclasses.replace(
                 task.sandbox,
-                network=True,
                 ro_paths=(*task.sandbox.ro_paths, folder),
                 rw_paths=(*task.sandbox.rw_paths, summary_file),
                 env={**task.sandbox.env, **self.env},

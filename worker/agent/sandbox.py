@@ -1,8 +1,13 @@
 """Run agent commands confined: bubblewrap, a clean environment, a hard timeout per command.
 
 Agent commands come from a model that read untrusted issue text, so they run with no secrets in their
-environment, Mull's data dir and key masked, the worktree as the only writable place, and (for the
-builtin agent) no network. Every command gets its own process group, which is killed whole on timeout.
+environment and (under bubblewrap, ``worker/agent/bwrap.py``) see nothing of the host but the toolchain,
+their tree and the model gateway. Every command gets its own process group, which is killed whole on
+timeout; under bubblewrap the command's PID namespace dies with it.
+
+With MULL_SANDBOX=false (trusted development only) a command runs unconfined: it sees the whole machine
+and its network, and ``SandboxSpec.gateway_socket`` is ignored (the caller hands such an agent a URL that
+reaches the gateway directly).
 """
 
 from __future__ import annotations
@@ -10,38 +15,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-SANDBOX_HOME = "/tmp/home"  # inside bwrap's private /tmp
+from worker.agent.bwrap import (
+    BWRAP_FIX,
+    GATEWAY_PORT,
+    SANDBOX_HOME,
+    SandboxSpec,
+    SandboxUnavailable,
+    bwrap_argv,
+    bwrap_binary,
+    gateway_url,
+    mull_python,
+)
+
+__all__ = ["GATEWAY_PORT", "SANDBOX_HOME", "CommandResult", "SandboxSpec", "SandboxUnavailable", "bwrap_argv",
+           "check_bwrap", "clean_env", "gateway_url", "run_argv", "run_command"]
+
 _PASSED_VARS = ("PATH", "LANG", "LC_ALL", "TERM", "TZ")
 _REFUSED_PREFIXES = ("MULL_", "GITHUB_", "GH_")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _POLL = 0.02  # seconds between checks whether a command has exited
 _DRAIN_GRACE = 2.0  # seconds to collect output after the process group is gone
-_BWRAP_FIX = ("install bubblewrap (apt-get install bubblewrap) or set MULL_SANDBOX=false "
-              "to run agent commands unconfined")
-
-
-class SandboxUnavailable(Exception):
-    """bwrap is missing or cannot create namespaces here; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class SandboxSpec:
-    """How to confine a command; the worktree (the command's cwd) is always writable."""
-
-    enabled: bool = True
-    network: bool = False
-    ro_paths: tuple[Path, ...] = ()  # extra read-only binds, e.g. the git mirror
-    rw_paths: tuple[Path, ...] = ()  # extra read-write binds, e.g. the worktree's gitdir
-    hidden_paths: tuple[Path, ...] = ()  # masked: Mull's data dir, the App private key file
-    env: Mapping[str, str] = field(default_factory=dict)  # extra variables, e.g. OPENAI_API_KEY
 
 
 @dataclass(frozen=True)
@@ -67,64 +67,34 @@ def clean_env(extra: Mapping[str, str] | None = None, *, home: str = SANDBOX_HOM
 
 
 def check_bwrap() -> None:
-    """Fail at startup, with the fix, rather than on the first agent command."""
-    if shutil.which("bwrap") is None:
-        raise SandboxUnavailable(f"bwrap not found on PATH: {_BWRAP_FIX}")
-    argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
-            "--die-with-parent", "true"]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SandboxUnavailable(f"bwrap cannot start a sandbox ({exc}): {_BWRAP_FIX}") from None
+    """Fail at startup, with the fix, rather than on the first agent command: start one real sandbox."""
+    if bwrap_binary() is None:
+        raise SandboxUnavailable(f"bwrap not found on PATH: {BWRAP_FIX}")
+    mull_python()  # the gateway bridge runs on it; refused here when it cannot be shown to the sandbox
+    env = clean_env()
+    with tempfile.TemporaryDirectory(prefix="mull-bwrap-check-") as tree:
+        argv = bwrap_argv(["true"], Path(tree), SandboxSpec(), env)
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=30, check=False, env=env)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SandboxUnavailable(f"bwrap cannot start a sandbox ({exc}): {BWRAP_FIX}") from None
     if done.returncode != 0:
         stderr = done.stderr.decode(errors="replace").strip() or f"exit code {done.returncode}"
         raise SandboxUnavailable(
             f"bwrap cannot start a sandbox here ({stderr}): allow unprivileged user namespaces, "
-            f"or {_BWRAP_FIX}"
+            f"or {BWRAP_FIX}"
         )
-
-
-def bwrap_argv(argv: list[str], cwd: Path, spec: SandboxSpec, env: Mapping[str, str]) -> list[str]:
-    """The bwrap command line. Mounts go parent-first, so a bind beneath a masked dir survives the mask."""
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--dir", env.get("HOME", SANDBOX_HOME)]
-    mounts: list[tuple[int, int, list[str]]] = []
-    for path in spec.hidden_paths:
-        if path.is_dir():
-            mounts.append(_mount(path, 0, ["--tmpfs"]))
-        elif path.exists():
-            mounts.append(_mount(path, 0, ["--ro-bind", "/dev/null"]))
-    for path in (cwd, *spec.rw_paths):
-        if path.exists():
-            mounts.append(_mount(path, 1, ["--bind", str(path.resolve())]))
-    for path in spec.ro_paths:
-        if path.exists():
-            mounts.append(_mount(path, 2, ["--ro-bind", str(path.resolve())]))
-    for _depth, _kind, mount in sorted(mounts, key=lambda m: (m[0], m[1])):
-        args += mount
-    args += ["--unshare-all"]
-    if spec.network:
-        args += ["--share-net"]
-    # No --clearenv/--setenv: bwrap itself runs with only the clean env, which the command inherits,
-    # and API keys passed as --setenv would sit on bwrap's command line, readable by any local user.
-    args += ["--die-with-parent", "--new-session", "--chdir", str(cwd.resolve()), "--", *argv]
-    return args
-
-
-def _mount(path: Path, kind: int, head: list[str]) -> tuple[int, int, list[str]]:
-    target = path.resolve()
-    return len(target.parts), kind, [*head, str(target)]
 
 
 async def run_command(command: str, cwd: Path, spec: SandboxSpec, timeout: float,
                       output_limit: int = 30000) -> CommandResult:
-    """Run a shell command line in ``cwd`` (the worktree)."""
+    """Run a shell command line in ``cwd`` (the run's tree)."""
     return await run_argv(["sh", "-c", command], cwd, spec, timeout, output_limit)
 
 
 async def run_argv(argv: list[str], cwd: Path, spec: SandboxSpec, timeout: float,
                    output_limit: int = 30000) -> CommandResult:
-    """Run ``argv`` without a shell in ``cwd`` (the worktree), confined as ``spec`` says."""
+    """Run ``argv`` without a shell in ``cwd`` (the run's tree), confined as ``spec`` says."""
     if spec.enabled:
         env = clean_env(spec.env)
         return await _run(bwrap_argv(argv, cwd, spec, env), cwd, env, timeout, output_limit)

@@ -1,8 +1,7 @@
 """The CLI critic: run MULL_CRITIQUE_COMMAND on the prompt and read the critique from what it prints.
 
-It gets the network (it must reach its model) but sees the worktree read-only: the worktree is bound
-read-only over the writable bind every sandboxed command gets, and the worktree's git dir is not made
-writable. (With MULL_SANDBOX=false nothing stops a CLI from writing; the sandbox is what makes it safe.)
+It sees the worktree read-only (``SandboxSpec.writable_tree`` off) and, like every sandboxed command, no
+network. (With MULL_SANDBOX=false nothing stops a CLI from writing; the sandbox is what makes it safe.)
 The command prints JSON or Markdown on stdout, or writes it to ``{summary_file}``; JSON that does not
 validate gets the command run once more with the validation error appended to the prompt.
 """
@@ -63,8 +62,8 @@ class CommandCritic:
             argv = _render(self.template, prompt_file, task.worktree, summary_file)
             spec = dataclasses.replace(
                 task.sandbox,
-                network=True,
-                ro_paths=(*task.sandbox.ro_paths, folder, task.worktree),  # read-only wins over the cwd bind
+                writable_tree=False,
+                ro_paths=(*task.sandbox.ro_paths, folder),
                 rw_paths=(summary_file,),
                 env={**task.sandbox.env, **self.env},
             )

@@ -1,0 +1,89 @@
+"""Inside the sandbox: a loopback TCP port that leads to the model gateway's unix socket, and nothing else.
+
+The sandbox has its own network namespace with only loopback, so an agent cannot reach Redis, GitHub or a
+metadata address. Agents speak HTTP to a base URL, not to a unix socket, so this script listens on
+127.0.0.1:<port> and copies every connection to the socket bound in from the host, both ways (as
+anthropic-experimental/sandbox-runtime bridges its proxies into a bwrap network namespace). It listens
+before it starts the agent, so the agent's first request never races the listener; it passes SIGTERM and
+SIGINT on to the agent and exits with the agent's exit code.
+
+Run by Mull's own interpreter as ``python -I -S bridge.py PORT SOCKET -- ARGV...``: standard library only,
+and nothing here may import Mull (the sandbox does not see Mull's code or its virtualenv).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+
+_CHUNK = 65536
+_USAGE = "usage: bridge.py PORT SOCKET -- ARGV..."
+
+
+def main(args: list[str]) -> int:
+    if len(args) < 4 or args[2] != "--":
+        print(_USAGE, file=sys.stderr)
+        return 2
+    port, socket_path, command = int(args[0]), args[1], args[3:]
+    listener = socket.create_server(("127.0.0.1", port), backlog=64)
+    # posix_spawn, not subprocess: the bridge starts before every CLI agent, and subprocess's imports alone
+    # cost more than the rest of the bridge.
+    try:
+        child = os.posix_spawnp(command[0], command, os.environ)
+    except OSError as exc:
+        print(f"bridge: cannot start {command[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 127
+    exited = threading.Event()
+
+    def forward(number: int, _frame: object) -> None:
+        if not exited.is_set():  # a reaped child's pid may belong to another process by now
+            os.kill(child, number)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    threading.Thread(target=_accept, args=(listener, socket_path), daemon=True).start()
+    _pid, status = os.waitpid(child, 0)
+    exited.set()
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code  # killed by signal N: the shell's 128 + N
+
+
+def _accept(listener: socket.socket, socket_path: str) -> None:
+    while True:
+        client, _address = listener.accept()
+        threading.Thread(target=_connect, args=(client, socket_path), daemon=True).start()
+
+
+def _connect(client: socket.socket, socket_path: str) -> None:
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        upstream.connect(socket_path)
+    except OSError:
+        upstream.close()
+        client.close()  # the agent sees a reset connection, as it would from a server that is down
+        return
+    back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+    back.start()
+    _pump(client, upstream)
+    back.join()
+    upstream.close()
+    client.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy until ``source`` ends, then end ``sink``'s sending side so the other end sees EOF too."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(_CHUNK):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(code)  # daemon threads may still be blocked in accept() or recv(); the agent is done
