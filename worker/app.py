@@ -76,7 +76,9 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["log"] = log
         ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
                                   app_slug=settings.app_slug)
-        ctx["repos"] = RepoCache(settings.data_dir / "repos", redis)
+        # A run directory older than the longest run plus an hour belongs to a worker that died mid-run.
+        ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=max(
+            settings.agent_timeout, settings.critique_timeout) + SOLVE_OVERHEAD_S + 3600)
         ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
         ctx["clock"] = clock

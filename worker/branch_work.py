@@ -1,4 +1,4 @@
-"""One agent run on a Mull branch: fetch → worktree → agent → commit → push.
+"""One agent run on a Mull branch: fetch → plain tree → agent → Mull's commit → push by SHA.
 
 Shared by the first run on an issue and by every later revision of its pull request, so that the rules
 about where work starts (the branch as pushed, else the default branch), what the agent may see and how
@@ -23,8 +23,9 @@ from worker.agent import make_agent
 from worker.agent.base import AgentResult, AgentTask, Budget
 from worker.agent.sandbox import SandboxSpec
 from worker.github_app import BotIdentity, GitHubApp
-from worker.repo_cache import RepoCache, Worktree
+from worker.repo_cache import RepoCache, RunTree, push
 from worker.repo_config import RepoConfig
+from worker.tree_commit import commit
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,16 @@ def budget_of(settings: MullSettings) -> Budget:
                   tokens=settings.agent_max_tokens, command_seconds=settings.command_timeout)
 
 
-def sandbox_for(settings: MullSettings, tree: Worktree) -> SandboxSpec:
-    """Commands see the tree read-write, the operator's read-only paths, and nothing of Mull's."""
+def sandbox_for(settings: MullSettings, run: RunTree) -> SandboxSpec:
+    """Commands see the run's tree read-write, the operator's read-only paths, and nothing of Mull's: no
+    mirror, no git dir of Mull's, no data dir, no key file."""
     return SandboxSpec(enabled=settings.sandbox, ro_paths=tuple(settings.sandbox_ro_paths))
 
 
 async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], branch: str,
                         prompt_for: Callable[[Path], str], message_for: Callable[[AgentResult], str],
                         bot: BotIdentity, log: Any, config: RepoConfig, stage: str = "implement") -> BranchRun:
-    """Run the agent on ``branch`` and push what it changed; the token never enters the worktree."""
+    """Run the agent on ``branch`` and push what it changed; the token never enters the run's tree."""
     settings: MullSettings = ctx["settings"]
     app: GitHubApp = ctx["github"]
     cache: RepoCache = ctx["repos"]
@@ -62,14 +64,17 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
     remote = await cache.remote_sha(mirror, branch)
     start = remote or f"refs/remotes/origin/{repo['default_branch']}"
     started = time.monotonic()
-    async with cache.worktree(repo_id, f"{repo_id}-{branch.replace('/', '-')}", start) as tree:
-        agent = make_agent(config.agent_command or settings.agent_command, settings.llm_base_url,
+    command = config.agent_command or settings.agent_command
+    # A CLI agent gets a disposable repository of its own in the tree (git diff, aider); Mull never reads it.
+    async with cache.run_tree(repo_id, f"{repo_id}-{branch.replace('/', '-')}", start,
+                              agent_repo=bool(command)) as run:
+        agent = make_agent(command, settings.llm_base_url,
                            settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
                            config.models.implement or settings.llm_model)
         log.info("agent starting", branch=branch, start=remote or repo["default_branch"])
         try:
-            result = await agent.run(AgentTask(prompt=prompt_for(tree.path), worktree=tree.path,
-                                               sandbox=sandbox_for(settings, tree)),
+            result = await agent.run(AgentTask(prompt=prompt_for(run.tree), worktree=run.tree,
+                                               sandbox=sandbox_for(settings, run)),
                                      agent_budget(settings, config))
         except asyncio.CancelledError:
             # `/mull stop` aborts the job: keep what the agent did. Any other cancellation (a worker
@@ -82,9 +87,9 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
                                  not_done=(), budget_tripped=None, error=f"stopped by @{who}", steps=0, tokens=0)
         log.info("agent finished", steps=result.steps, tokens=result.tokens,
                  budget_tripped=result.budget_tripped, error=result.error)
-        sha = await cache.commit_all(tree, message_for(result), bot.login, bot.email)
+        sha = await commit(run, message_for(result), bot.login, bot.email)
         if sha is not None:
-            await cache.push(tree, branch, remote, await app.token(gh))  # a fresh token: the run may be long
+            await push(mirror, sha, branch, remote, await app.token(gh))  # a fresh token: the run may be long
     outcome = ("budget-tripped" if result.budget_tripped else "error" if result.error and sha is None
                else "pushed" if sha else "no-changes")
     await stats.record_run(ctx["redis"], stage, outcome, time.monotonic() - started, result.tokens)

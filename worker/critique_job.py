@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from githubkit import GitHub
@@ -72,20 +73,20 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
     repo = pull["base"]["repo"]
     mirror = await cache.fetch(request.repo_id, repo["clone_url"], await app.token(gh))
     base = (await git("merge-base", f"refs/remotes/origin/{pull['base']['ref']}", request.head_sha,
-                      cwd=mirror)).strip()
-    files = from_git_diff(await git(*GIT_DIFF_ARGS, base, request.head_sha, cwd=mirror))
+                      git_dir=mirror)).strip()
+    files = from_git_diff(await git(*GIT_DIFF_ARGS, base, request.head_sha, git_dir=mirror))
     instructions = await _instructions_at(mirror, base)  # the base's: a PR must not steer its own critic
     prompt, selection = build_within_budget(request.repo, request.pr, pull["title"], pull.get("body") or "",
                                             files, instructions, budget_tokens=settings.critique_prompt_tokens)
-    async with cache.worktree(request.repo_id, f"{request.repo_id}-pr{request.pr}-critique",
-                              request.head_sha) as tree:
+    async with cache.run_tree(request.repo_id, f"{request.repo_id}-pr{request.pr}-critique",
+                              request.head_sha) as run:  # a plain tree of the head; the critic only reads it
         critic = make_critic(settings.critique_command, settings.llm_base_url,
                              settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
                              config.models.critique or settings.critique_model or settings.llm_model)
         log.info("critique starting", files=len(files), reviewed=len(selection.included))
         started = time.monotonic()
-        outcome = await critic.critique(CritiqueTask(prompt=prompt, worktree=tree.path, files=files,
-                                                     sandbox=sandbox_for(settings, tree)), critique_budget(settings))
+        outcome = await critic.critique(CritiqueTask(prompt=prompt, worktree=run.tree, files=files,
+                                                     sandbox=sandbox_for(settings, run)), critique_budget(settings))
     await stats.record_run(ctx["redis"], "critique", "failed" if isinstance(outcome, CritiqueFailed)
                            else outcome.critique.verdict, time.monotonic() - started, outcome.tokens)
     if isinstance(outcome, CritiqueFailed):
@@ -244,10 +245,10 @@ async def _post_inline(gh: GitHub, request: CritiqueRequest, critique: Critique,
         log.warning("inline comments refused; they stay in the critique comment", error=str(exc)[:200])
 
 
-async def _instructions_at(mirror: Any, commit: str) -> dict[str, str]:
+async def _instructions_at(mirror: Path, commit: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for path in INSTRUCTION_FILES:
-        text = await git("show", f"{commit}:{path}", cwd=mirror, check=False)
+        text = await git("show", "--no-textconv", f"{commit}:{path}", git_dir=mirror, check=False)
         if text:
             found[path] = text[:INSTRUCTION_LIMIT]
     return found

@@ -33,10 +33,10 @@ async def plan_stage(ctx: dict[str, Any], gh: GitHub, repo_name: str, config: Re
     cache: RepoCache = ctx["repos"]
     mirror = await cache.fetch(int(repo["id"]), repo["clone_url"], await app.token(gh))
     head = f"refs/remotes/origin/{repo['default_branch']}"
-    files = (await git("ls-tree", "-r", "--name-only", head, cwd=mirror)).splitlines()
+    files = (await git("ls-tree", "-r", "--name-only", head, git_dir=mirror)).splitlines()
     instructions = {}
     for path in INSTRUCTION_FILES:
-        text = await git("show", f"{head}:{path}", cwd=mirror, check=False)
+        text = await git("show", "--no-textconv", f"{head}:{path}", git_dir=mirror, check=False)
         if text:
             instructions[path] = text[:INSTRUCTION_LIMIT]
     author = (issue.get("user") or {}).get("login", "")

@@ -1,79 +1,69 @@
-"""The repo cache: one bare mirror per repository, fetched incrementally, one git worktree per job.
+"""The repo cache: one bare mirror per repository, fetched incrementally; a plain tree per run; pushes by SHA.
 
-Git authenticates with an ``http.extraHeader`` passed through ``GIT_CONFIG_*`` environment variables, so
-the token is never written to a config file or a remote URL and never appears in a process list.
+The mirror is Mull's alone. Agents get a run directory with the files of one commit
+(``worker/run_tree.py``), Mull commits what they left there into the mirror (``worker/tree_commit.py``),
+and pushes that commit from the mirror by SHA, with the token given to that one git command
+(``worker/git_process.py``). No git metadata an agent could write is ever read by git outside the sandbox.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
-import os
-import shutil
-import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from redis.asyncio import Redis
 
 from bot import keys
+from worker.git_process import GitError, git
+from worker.run_tree import NO_CONVERSIONS, RunTree, open_run_tree, reclaim
 
-# Files CLI agents leave behind that must never be committed.
-EXCLUDES = (".aider*", ".mull-prompt*")
+__all__ = ["EXCLUDES", "GitError", "RepoCache", "RunTree", "git", "init_mirror", "push"]
 
-
-class GitError(RuntimeError):
-    """A git command failed; the message carries git's own words (credentials never appear in them)."""
-
-
-@dataclass(frozen=True)
-class Worktree:
-    path: Path
-    gitdir: Path  # <mirror>/worktrees/<name>: git writes the index and HEAD here
-    mirror: Path
+# Never committed, even when the repository's own .gitignore forgets them: what CLI agents leave behind,
+# and Python's bytecode caches (an agent that runs the tests writes them).
+EXCLUDES = (".aider*", ".mull-prompt*", "__pycache__/", "*.py[co]")
+STALE_RUN_SECONDS = 4 * 3600  # a run directory this old belongs to no live run (see RepoCache)
 
 
-def _auth_env(token: str | None) -> dict[str, str]:
-    if not token:
-        return {}
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+async def init_mirror(mirror: Path) -> None:
+    """Create the bare mirror if it is missing, and (re)write Mull's exclude and attribute rules in it."""
+    if not (mirror / "HEAD").exists():
+        mirror.mkdir(parents=True, exist_ok=True)
+        await git("init", "--bare", "--quiet", git_dir=mirror)
+    info = mirror / "info"
+    info.mkdir(exist_ok=True)
+    (info / "exclude").write_text("\n".join(EXCLUDES) + "\n")
+    (info / "attributes").write_text(NO_CONVERSIONS)
 
 
-async def git(*args: str, cwd: Path, token: str | None = None, env: Mapping[str, str] | None = None,
-              check: bool = True, timeout: float = 600) -> str:
-    """Run git without a terminal prompt; return stdout."""
-    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
-                "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **_auth_env(token), **(env or {})}
-    process = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=cwd, env=full_env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise GitError(f"git {args[0]} timed out after {timeout:.0f} s") from None
-    if check and process.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {err.decode(errors='replace').strip()[-2000:]}")
-    return out.decode(errors="replace")
+async def push(mirror: Path, sha: str, branch: str, expected: str | None, token: str) -> None:
+    """Push commit ``sha`` to ``branch`` of the mirror's origin, refusing to clobber anything pushed since
+    ``expected`` (None: the branch must not exist yet)."""
+    lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
+    await git("push", "--quiet", "--no-verify", "--no-recurse-submodules", lease, "origin",
+              f"{sha}:refs/heads/{branch}", git_dir=mirror, token=token)
 
 
 class RepoCache:
-    def __init__(self, root: Path, redis: Redis) -> None:
+    """Mirrors under ``<root>/mirrors``, run directories under ``<root>/runs``.
+
+    ``stale_after`` must exceed the longest run (agent or critique, with the job's overhead) by a wide
+    margin: run directories older than that are reclaimed whenever a new run starts.
+    """
+
+    def __init__(self, root: Path, redis: Redis, *, stale_after: float = STALE_RUN_SECONDS) -> None:
         self.root = root.resolve()
+        self.runs = self.root / "runs"
         self._redis = redis
+        self._stale_after = stale_after
 
     def mirror_path(self, repo_id: int) -> Path:
         return self.root / "mirrors" / f"{repo_id}.git"
 
     @contextlib.asynccontextmanager
     async def _locked(self, repo_id: int) -> AsyncIterator[None]:
-        """Mirror writes are serialised across every worker on this machine's data dir."""
+        """Mirror fetches are serialised across every worker on this machine's data dir."""
         async with self._redis.lock(keys.mirror_lock(repo_id), timeout=900, blocking_timeout=900):
             yield
 
@@ -81,60 +71,22 @@ class RepoCache:
         """Bring the mirror up to date (creating it on first use) and return its path."""
         mirror = self.mirror_path(repo_id)
         async with self._locked(repo_id):
-            if not (mirror / "HEAD").exists():
-                mirror.mkdir(parents=True, exist_ok=True)
-                await git("init", "--bare", "--quiet", str(mirror), cwd=self.root)
-                (mirror / "info").mkdir(exist_ok=True)
-                (mirror / "info" / "exclude").write_text("\n".join(EXCLUDES) + "\n")
-            await git("config", "remote.origin.url", clone_url, cwd=mirror)
-            await git("worktree", "prune", cwd=mirror)
-            await git("fetch", "--quiet", "--prune", "--no-tags", "origin",
-                      "+refs/heads/*:refs/remotes/origin/*", cwd=mirror, token=token)
+            await init_mirror(mirror)
+            await git("config", "remote.origin.url", clone_url, git_dir=mirror)
+            await git("worktree", "prune", git_dir=mirror)  # mirrors from before run trees had worktrees
+            await git("fetch", "--quiet", "--prune", "--no-tags", "--no-recurse-submodules", "origin",
+                      "+refs/heads/*:refs/remotes/origin/*", git_dir=mirror, token=token)
         return mirror
 
     async def remote_sha(self, mirror: Path, branch: str) -> str | None:
         out = await git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}",
-                        cwd=mirror, check=False)
+                        git_dir=mirror, check=False)
         return out.strip() or None
 
     @contextlib.asynccontextmanager
-    async def worktree(self, repo_id: int, name: str, start: str) -> AsyncIterator[Worktree]:
-        """A detached worktree at ``start``, removed afterwards whatever happens."""
-        mirror = self.mirror_path(repo_id)
-        path = self.root / "worktrees" / f"{name}-{uuid.uuid4().hex[:8]}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        async with self._locked(repo_id):
-            await git("worktree", "add", "--detach", "--quiet", str(path), start, cwd=mirror)
-        gitdir = Path((await git("rev-parse", "--absolute-git-dir", cwd=path)).strip())
-        try:
-            yield Worktree(path=path, gitdir=gitdir, mirror=mirror)
-        finally:
-            async with self._locked(repo_id):
-                await git("worktree", "remove", "--force", str(path), cwd=mirror, check=False)
-            shutil.rmtree(path, ignore_errors=True)
-
-    async def commit_all(self, tree: Worktree, message: str, author_name: str, author_email: str) -> str | None:
-        """Commit every change in the worktree; None when there is nothing to commit."""
-        status = await git("status", "--porcelain", "--untracked-files=all", cwd=tree.path)
-        if not status.strip():
-            return None
-        await git("add", "--all", cwd=tree.path)
-        identity = {"GIT_AUTHOR_NAME": author_name, "GIT_AUTHOR_EMAIL": author_email,
-                    "GIT_COMMITTER_NAME": author_name, "GIT_COMMITTER_EMAIL": author_email}
-        await _commit_with_message(tree.path, message, identity)
-        return (await git("rev-parse", "HEAD", cwd=tree.path)).strip()
-
-    async def push(self, tree: Worktree, branch: str, expected: str | None, token: str) -> None:
-        """Push HEAD to ``branch``, refusing to clobber anything pushed since ``expected`` was fetched."""
-        lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
-        await git("push", "--quiet", lease, "origin", f"HEAD:refs/heads/{branch}", cwd=tree.path, token=token)
-
-
-async def _commit_with_message(path: Path, message: str, identity: Mapping[str, str]) -> None:
-    message_file = path.parent / f".commit-{uuid.uuid4().hex}"
-    message_file.write_text(message)
-    try:
-        await git("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "--file", str(message_file),
-                  cwd=path, env=identity)
-    finally:
-        message_file.unlink(missing_ok=True)
+    async def run_tree(self, repo_id: int, name: str, start: str, *,
+                       agent_repo: bool = False) -> AsyncIterator[RunTree]:
+        """A plain tree of ``start`` for one run (see ``open_run_tree``), removed afterwards."""
+        reclaim(self.runs, self._stale_after)
+        async with open_run_tree(self.runs, self.mirror_path(repo_id), name, start, agent_repo=agent_repo) as run:
+            yield run

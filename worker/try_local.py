@@ -1,7 +1,12 @@
-"""``mull try``: run the agent on a local repository and print its diff and summary — no GitHub at all."""
+"""``mull try``: run the agent on a local repository and print its diff and summary — no GitHub at all.
+
+It runs the same way as on GitHub (a mirror, a plain tree, Mull's own commit), so what it shows is what
+Mull would push, and the agent never touches the user's checkout or its git metadata.
+"""
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,7 +16,12 @@ from worker.agent.base import AgentTask
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.agent.sandbox import SandboxSpec, check_bwrap
 from worker.branch_work import budget_of
-from worker.repo_cache import GitError, git
+from worker.repo_cache import GitError, git, init_mirror
+from worker.run_tree import open_run_tree
+from worker.tree_commit import commit
+
+TRY_BASE = "refs/mull/try-base"
+DIFF_ARGS = ("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--stat", "--patch")
 
 
 def read_issue(path: Path) -> tuple[str, str]:
@@ -31,22 +41,28 @@ async def try_local(settings: MullSettings, repo: Path, issue_file: Path) -> int
     if settings.sandbox:
         check_bwrap()
     title, body = read_issue(issue_file)
-    if not (repo / ".git").exists():
-        raise ConfigError(f"--repo {repo} is not a git repository (no .git): pass the path of a local clone")
+    source = _git_dir_of(repo)
     with tempfile.TemporaryDirectory(prefix="mull-try-") as tmp:
-        work = Path(tmp) / "repo"
+        # A mirror of the repository's last commit, as Mull keeps one per repository on GitHub: the agent
+        # works in a plain tree of it, and the user's checkout and its git metadata are never touched.
+        mirror = Path(tmp) / "mirror.git"
+        await init_mirror(mirror)
         try:
-            await git("clone", "--quiet", "--no-hardlinks", str(repo.resolve()), str(work), cwd=Path(tmp))
+            await git("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", str(repo.resolve()),
+                      f"+HEAD:{TRY_BASE}", git_dir=mirror)
         except GitError as exc:
             raise ConfigError(f"--repo {repo}: {exc}") from None
+        await _warn_uncommitted(repo, source)
         agent = make_agent(settings.agent_command, settings.llm_base_url,
                            settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
                            settings.llm_model)
         spec = SandboxSpec(enabled=settings.sandbox, ro_paths=tuple(settings.sandbox_ro_paths))
-        prompt = build_prompt(repo.name, 0, title, body, read_instructions(work))
-        result = await agent.run(AgentTask(prompt=prompt, worktree=work, sandbox=spec), budget_of(settings))
-        await git("add", "--all", cwd=work)
-        diff = await git("diff", "--cached", "--stat", "--patch", cwd=work)
+        async with open_run_tree(Path(tmp) / "runs", mirror, "try", TRY_BASE,
+                                 agent_repo=bool(settings.agent_command)) as run:
+            prompt = build_prompt(repo.name, 0, title, body, read_instructions(run.tree))
+            result = await agent.run(AgentTask(prompt=prompt, worktree=run.tree, sandbox=spec), budget_of(settings))
+            sha = await commit(run, "Changes by mull try\n", "Mull", "mull@localhost")
+        diff = "" if sha is None else await git(*DIFF_ARGS, run.base_sha, sha, git_dir=mirror)
     print(diff or "(the agent changed nothing)")
     print("## Summary\n" + result.summary)
     for item in result.not_done:
@@ -56,3 +72,26 @@ async def try_local(settings: MullSettings, repo: Path, issue_file: Path) -> int
     if result.error:
         print(f"error: {result.error}")
     return 0 if diff else 1
+
+
+def _git_dir_of(repo: Path) -> Path:
+    """The git dir of the user's checkout (``.git``, or where a ``.git`` file points)."""
+    dotgit = repo / ".git"
+    if dotgit.is_dir():
+        return dotgit
+    if dotgit.is_file():
+        text = dotgit.read_text(errors="replace").strip()
+        if text.startswith("gitdir:"):
+            return (repo / text.removeprefix("gitdir:").strip()).resolve()
+    raise ConfigError(f"--repo {repo} is not a git repository (no .git): pass the path of a local clone")
+
+
+async def _warn_uncommitted(repo: Path, git_dir: Path) -> None:
+    """Say so when the checkout has changes the run leaves out: it starts from the last commit only."""
+    status = await git("status", "--porcelain", "--untracked-files=normal", git_dir=git_dir, work_tree=repo,
+                       env={"GIT_OPTIONAL_LOCKS": "0"}, check=False)
+    changed = [line[3:] for line in status.splitlines() if line.strip()]
+    if changed:
+        print(f"mull try: {repo} has uncommitted changes ({len(changed)} path(s), e.g. {changed[0]}) that are not "
+              "part of this run: the agent starts from the last commit. Commit them to include them.",
+              file=sys.stderr)
