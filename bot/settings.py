@@ -180,15 +180,14 @@ class MullSettings(BaseSettings):
         return self.webhook_secret.get_secret_value()
 
     def require_model(self) -> None:
-        """The builtin agent needs an endpoint and a model; the command backend needs neither."""
-        if self.agent_command:
-            return
+        """Every agent, builtin or CLI, reaches its model through Mull's gateway, which forwards here."""
         missing = [name for name, value in (("MULL_LLM_BASE_URL", self.llm_base_url),
                                             ("MULL_LLM_MODEL", self.llm_model)) if not value]
         if missing:
             raise ConfigError(
-                f"{' and '.join(missing)} not set: the builtin agent needs an OpenAI-compatible endpoint and "
-                "a model name (or set MULL_AGENT_COMMAND to use a CLI agent)"
+                f"{' and '.join(missing)} not set: every agent (the builtin one and CLI agents alike) talks to an "
+                "OpenAI-compatible endpoint through Mull's model gateway; set its base URL (ending in /v1) and a "
+                "model name"
             )
 
     def secret_values(self) -> list[str]:

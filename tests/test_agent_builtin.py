@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from doubles.gateway_rig import model_access
 from doubles.sandboxes import gateway_socket, needs_bwrap
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -112,8 +113,12 @@ def worktree(tmp_path: Path) -> Path:
 
 def run(url: str, worktree: Path, budget: Budget = BUDGET, spec: SandboxSpec = UNCONFINED,
         api_key: str | None = "sk-test-secret") -> AgentResult:
-    agent = BuiltinAgent(url, api_key, "scripted-model")
-    return asyncio.run(agent.run(AgentTask(prompt="Fix answer()", worktree=worktree, sandbox=spec), budget))
+    async def go() -> AgentResult:
+        async with model_access(url, "scripted-model", budget.steps, budget.tokens, api_key=api_key) as access:
+            return await BuiltinAgent(url).run(AgentTask(prompt="Fix answer()", worktree=worktree, sandbox=spec,
+                                                         model=access), budget)
+
+    return asyncio.run(go())
 
 
 def finish(summary: str, not_done: list[str] | None = None) -> list[tuple[str, Any]]:

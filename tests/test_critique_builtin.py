@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from doubles.gateway_rig import model_access
 from doubles.model_server import ScriptedModel
 
 from worker.agent.base import Budget
@@ -44,8 +45,12 @@ def worktree(tmp_path: Path) -> Path:
 
 
 def critique(url: str, worktree: Path, key: str, budget: Budget = BUDGET) -> CritiqueOutcome:
-    task = CritiqueTask(prompt=f"Review pull request {key}.", worktree=worktree, files=FILES)
-    return asyncio.run(BuiltinCritic(url, KEY, "scripted").critique(task, budget))
+    async def go() -> CritiqueOutcome:
+        async with model_access(url, "scripted", budget.steps, budget.tokens, api_key=KEY) as access:
+            task = CritiqueTask(prompt=f"Review pull request {key}.", worktree=worktree, files=FILES, model=access)
+            return await BuiltinCritic(url).critique(task, budget)
+
+    return asyncio.run(go())
 
 
 def tool_results(request: dict[str, Any]) -> list[str]:
@@ -128,7 +133,7 @@ def test_model_server_down(worktree: Path) -> None:
 def test_http_5xx_without_the_api_key(scripted_model: ScriptedModel, worktree: Path) -> None:
     scripted_model.script("pr-5xx", [{"status": 503, "body": {"error": {"message": f"bad key {KEY}"}}}])
     outcome = critique(scripted_model.url, worktree, "pr-5xx")
-    assert outcome == CritiqueFailed(reason="critique failed: model endpoint returned HTTP 503: bad key [api key]")
+    assert outcome == CritiqueFailed(reason="critique failed: model endpoint returned HTTP 503: bad key [redacted]")
     assert len(scripted_model.requests_for("pr-5xx")) == 2  # one transport retry
 
 

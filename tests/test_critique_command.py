@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from doubles.gateway_rig import model_access
 from doubles.sandboxes import SPECS, needs_bwrap
 
 from worker.agent.base import Budget
@@ -43,8 +44,12 @@ def run(template: str, worktree: Path, spec: SandboxSpec = UNCONFINED, budget: B
         env: dict[str, str] | None = None) -> CritiqueOutcome:
     # The script lives under /tmp, which the sandbox replaces with an empty tmpfs: bind its folder back in.
     spec = SandboxSpec(enabled=spec.enabled, ro_paths=(worktree.parent / "bin",))
-    task = CritiqueTask(prompt="Review PR 5.", worktree=worktree, sandbox=spec)
-    return asyncio.run(CommandCritic(template, env).critique(task, budget))
+    async def go() -> CritiqueOutcome:
+        async with model_access("http://127.0.0.1:9/v1", "qwen", budget.steps, budget.tokens) as access:
+            task = CritiqueTask(prompt="Review PR 5.", worktree=worktree, sandbox=spec, model=access)
+            return await CommandCritic(template).critique(task, budget)
+
+    return asyncio.run(go())
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -123,11 +128,14 @@ def test_template_errors_name_the_critique_variable() -> None:
 
 
 def test_make_critic() -> None:
-    command = make_critic("critic {prompt_file}", "http://llm/v1", "sk-1", None)
-    assert isinstance(command, CommandCritic)
-    assert command.env == {"OPENAI_API_KEY": "sk-1", "OPENAI_BASE_URL": "http://llm/v1"}
+    command = make_critic("critic {prompt_file}", "http://llm/v1")
+    assert isinstance(command, CommandCritic) and command.template == "critic {prompt_file}"
     from worker.critique.builtin import BuiltinCritic
 
-    assert isinstance(make_critic(None, "http://llm/v1", None, "qwen"), BuiltinCritic)
-    with pytest.raises(ValueError, match="MULL_LLM_BASE_URL and MULL_LLM_MODEL"):
-        make_critic("  ", None, None, None)
+    assert isinstance(make_critic("  ", "http://llm/v1"), BuiltinCritic)
+
+
+def test_the_cli_critic_gets_the_gateway_and_the_run_token_not_the_key(tmp_path: Path, worktree: Path) -> None:
+    outcome = run(cli(tmp_path, f"env >&2; printf '%s\\n' '{json.dumps(GOOD)}'; env | grep -q '^OPENAI_MODEL=qwen$' "
+                                "|| exit 9\n"), worktree)
+    assert isinstance(outcome, CritiqueOk)

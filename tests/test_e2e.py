@@ -54,7 +54,8 @@ def test_labeled_issue_becomes_one_draft_pull_request(mull, github_double, scrip
     # The agent ran `env` and read the git config: no token, key or secret reached the model.
     seen_by_model = json.dumps([r["body"] for r in scripted_model.requests])
     assert "PATH=" in seen_by_model  # the env listing did reach the model…
-    assert f"remote.origin.url={github_double.url}/git/{REPO}.git" in seen_by_model  # …and so did git's config
+    assert "not a git repository" in seen_by_model  # …but the tree holds no git metadata of Mull's
+    assert github_double.url not in seen_by_model  # not even where GitHub is
     for secret in secrets_of(github_double, app_keypair):
         assert secret not in seen_by_model
     assert "MULL_" not in seen_by_model.split("SCRIPT-answer", 1)[1]

@@ -59,7 +59,9 @@ def test_missing_app_settings_say_what_to_set(tmp_path: Path) -> None:
                       env_file=None).require_app()
     with pytest.raises(ConfigError, match="MULL_LLM_BASE_URL and MULL_LLM_MODEL"):
         s.require_model()
-    load_settings({"MULL_AGENT_COMMAND": "aider {prompt_file}"}, env_file=None).require_model()
+    with pytest.raises(ConfigError, match="CLI agents alike"):  # a CLI agent reaches its model through the gateway
+        load_settings({"MULL_AGENT_COMMAND": "aider {prompt_file}"}, env_file=None).require_model()
+    load_settings({"MULL_LLM_BASE_URL": "http://llm/v1", "MULL_LLM_MODEL": "qwen"}, env_file=None).require_model()
 
 
 def test_private_key_from_text_or_file(tmp_path: Path) -> None:

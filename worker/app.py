@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from worker.backlog_sweep import sweep_backlogs
 from worker.critique_job import critique_pr
 from worker.digests import send_digests
 from worker.fairness import RunSlots
+from worker.gateway.local import local_gateway
 from worker.github_app import GitHubApp
 from worker.handlers import handle_delivery
 from worker.liveness import Liveness
@@ -86,6 +88,9 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         # Sinks read their HMAC secret from the variable a repo's config names.
         ctx["environ"] = os.environ if environ is None else environ
         ctx["http"] = httpx.AsyncClient(timeout=SINK_TIMEOUT_S)
+        # The agents' only way to their model: started before any job can run one.
+        ctx["exits"] = contextlib.AsyncExitStack()
+        ctx["gateway"] = await ctx["exits"].enter_async_context(local_gateway(settings, logs.get("mull.gateway")))
         await ctx["liveness"].start()
         ctx["reconcile"] = asyncio.create_task(_reconcile(ctx))  # off the startup path
         log.info("worker started", worker_id=ctx["liveness"].worker_id)
@@ -97,6 +102,8 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             await ctx["http"].aclose()
         if "liveness" in ctx:
             await ctx["liveness"].stop()
+        if "exits" in ctx:
+            await ctx["exits"].aclose()
 
     async def job_start(ctx: dict[str, Any]) -> None:
         await ctx["liveness"].job_started(ctx["job_id"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,9 @@ from bot import keys
 from bot.settings import MullSettings
 from worker import stats
 from worker.agent import make_agent
-from worker.agent.base import AgentResult, AgentTask, Budget
+from worker.agent.base import AgentResult, AgentTask, Budget, ModelAccess
 from worker.agent.sandbox import SandboxSpec
+from worker.gateway import ModelGateway
 from worker.github_app import BotIdentity, GitHubApp
 from worker.repo_cache import RepoCache, RunTree, push
 from worker.repo_config import RepoConfig
@@ -39,6 +41,11 @@ def agent_budget(settings: MullSettings, config: RepoConfig) -> Budget:
     """The repository's budgets (its .github/mull.yml over the MULL_AGENT_* defaults)."""
     return Budget(seconds=config.budgets.seconds, steps=config.budgets.steps, tokens=config.budgets.tokens,
                   command_seconds=settings.command_timeout)
+
+
+def new_run_id(stage: str, repo_id: int, what: str) -> str:
+    """A name for one agent run, unique across reruns: the gateway's token and transcript are keyed by it."""
+    return f"{stage}-{repo_id}-{what.replace('/', '-')}-{uuid.uuid4().hex[:10]}"
 
 
 def budget_of(settings: MullSettings) -> Budget:
@@ -68,14 +75,17 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
     # A CLI agent gets a disposable repository of its own in the tree (git diff, aider); Mull never reads it.
     async with cache.run_tree(repo_id, f"{repo_id}-{branch.replace('/', '-')}", start,
                               agent_repo=bool(command)) as run:
-        agent = make_agent(command, settings.llm_base_url,
-                           settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-                           config.models.implement or settings.llm_model)
-        log.info("agent starting", branch=branch, start=remote or repo["default_branch"])
+        agent = make_agent(command, settings.llm_base_url or "")
+        budget = agent_budget(settings, config)
+        gateway: ModelGateway = ctx["gateway"]
+        run_id = new_run_id(stage, repo_id, branch)
+        log.info("agent starting", branch=branch, start=remote or repo["default_branch"], run=run_id)
         try:
-            result = await agent.run(AgentTask(prompt=prompt_for(run.tree), worktree=run.tree,
-                                               sandbox=sandbox_for(settings, run)),
-                                     agent_budget(settings, config))
+            async with gateway.run(run_id, config.models.implement or settings.llm_model or "", budget.steps,
+                                   budget.tokens) as grant:
+                result = await agent.run(AgentTask(prompt=prompt_for(run.tree), worktree=run.tree,
+                                                   sandbox=sandbox_for(settings, run),
+                                                   model=ModelAccess(gateway.socket_path, grant)), budget)
         except asyncio.CancelledError:
             # `/mull stop` aborts the job: keep what the agent did. Any other cancellation (a worker
             # shutting down) propagates, and the run is redone elsewhere.

@@ -21,18 +21,19 @@ from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, issue_of_branch,
 from bot.settings import MullSettings
 from worker import backlog as backlogs
 from worker import failures, readiness, release, stats
-from worker.agent.base import Budget
+from worker.agent.base import Budget, ModelAccess
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.backlog import Limits
 from worker.backlog_jobs import touch
 from worker.backlog_state import ItemState
-from worker.branch_work import sandbox_for
+from worker.branch_work import new_run_id, sandbox_for
 from worker.critique.comment import MARKER_PREFIX, parse_marker, render_comment, render_failure
 from worker.critique.diff import GIT_DIFF_ARGS, from_git_diff
 from worker.critique.prompt import build_within_budget
 from worker.critique.review import split_findings
 from worker.critique.run import CritiqueFailed, CritiqueTask, make_critic
 from worker.critique.schema import Critique
+from worker.gateway import ModelGateway
 from worker.github_app import GitHubApp
 from worker.github_pages import every
 from worker.installations import pause_if_suspended
@@ -80,13 +81,17 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
                                             files, instructions, budget_tokens=settings.critique_prompt_tokens)
     async with cache.run_tree(request.repo_id, f"{request.repo_id}-pr{request.pr}-critique",
                               request.head_sha) as run:  # a plain tree of the head; the critic only reads it
-        critic = make_critic(settings.critique_command, settings.llm_base_url,
-                             settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-                             config.models.critique or settings.critique_model or settings.llm_model)
-        log.info("critique starting", files=len(files), reviewed=len(selection.included))
+        critic = make_critic(settings.critique_command, settings.llm_base_url or "")
+        budget = critique_budget(settings)
+        gateway: ModelGateway = ctx["gateway"]
+        run_id = new_run_id("critique", request.repo_id, f"pr{request.pr}")
+        log.info("critique starting", files=len(files), reviewed=len(selection.included), run=run_id)
         started = time.monotonic()
-        outcome = await critic.critique(CritiqueTask(prompt=prompt, worktree=run.tree, files=files,
-                                                     sandbox=sandbox_for(settings, run)), critique_budget(settings))
+        async with gateway.run(run_id, config.models.critique or settings.critique_model or settings.llm_model or "",
+                               budget.steps, budget.tokens) as grant:
+            outcome = await critic.critique(CritiqueTask(prompt=prompt, worktree=run.tree, files=files,
+                                                         sandbox=sandbox_for(settings, run),
+                                                         model=ModelAccess(gateway.socket_path, grant)), budget)
     await stats.record_run(ctx["redis"], "critique", "failed" if isinstance(outcome, CritiqueFailed)
                            else outcome.critique.verdict, time.monotonic() - started, outcome.tokens)
     if isinstance(outcome, CritiqueFailed):

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from bot.settings import ConfigError, MullSettings
 from worker.agent import make_agent
-from worker.agent.base import AgentTask
+from worker.agent.base import AgentTask, ModelAccess
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.agent.sandbox import SandboxSpec, check_bwrap
-from worker.branch_work import budget_of
+from worker.branch_work import budget_of, new_run_id
+from worker.gateway.local import local_gateway
 from worker.repo_cache import GitError, git, init_mirror
 from worker.run_tree import open_run_tree
 from worker.tree_commit import commit
@@ -53,14 +54,17 @@ async def try_local(settings: MullSettings, repo: Path, issue_file: Path) -> int
         except GitError as exc:
             raise ConfigError(f"--repo {repo}: {exc}") from None
         await _warn_uncommitted(repo, source)
-        agent = make_agent(settings.agent_command, settings.llm_base_url,
-                           settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-                           settings.llm_model)
+        agent = make_agent(settings.agent_command, settings.llm_base_url or "")
         spec = SandboxSpec(enabled=settings.sandbox, ro_paths=tuple(settings.sandbox_ro_paths))
+        budget = budget_of(settings)
         async with open_run_tree(Path(tmp) / "runs", mirror, "try", TRY_BASE,
-                                 agent_repo=bool(settings.agent_command)) as run:
+                                 agent_repo=bool(settings.agent_command)) as run, \
+                local_gateway(settings) as gateway, \
+                gateway.run(new_run_id("try", 0, repo.name), settings.llm_model or "", budget.steps,
+                            budget.tokens) as grant:
             prompt = build_prompt(repo.name, 0, title, body, read_instructions(run.tree))
-            result = await agent.run(AgentTask(prompt=prompt, worktree=run.tree, sandbox=spec), budget_of(settings))
+            result = await agent.run(AgentTask(prompt=prompt, worktree=run.tree, sandbox=spec,
+                                               model=ModelAccess(gateway.socket_path, grant)), budget)
             sha = await commit(run, "Changes by mull try\n", "Mull", "mull@localhost")
         diff = "" if sha is None else await git(*DIFF_ARGS, run.base_sha, sha, git_dir=mirror)
     print(diff or "(the agent changed nothing)")

@@ -33,14 +33,11 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "conditi
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
-@pytest.fixture
-def mull(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_model: ScriptedModel,
-         app_keypair: tuple[str, str]) -> Iterator[MullCluster]:
-    github_double.set_permission(REPO, MAINTAINER, "write")
-    github_double.set_permission(REPO, READER, "read")
-    env = {
+def cluster_env(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_model: ScriptedModel,
+                **overrides: str) -> dict[str, str]:
+    """The environment of a Mull cluster against the doubles; ``overrides`` add or replace variables."""
+    return {
         "MULL_APP_ID": str(APP_ID),
-        "MULL_PRIVATE_KEY": app_keypair[0],
         "MULL_WEBHOOK_SECRET": github_double.webhook_secret,
         "MULL_GITHUB_URL": github_double.url,
         "MULL_REDIS_URL": redis_url,
@@ -52,15 +49,30 @@ def mull(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_m
         "MULL_AGENT_MAX_STEPS": "6",
         "MULL_REVISION_QUIET": "2",
         "MULL_CRITIQUE_TIMEOUT": "10",
+        **overrides,
     }
+
+
+@pytest.fixture
+def mull(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_model: ScriptedModel,
+         app_keypair: tuple[str, str]) -> Iterator[MullCluster]:
+    github_double.set_permission(REPO, MAINTAINER, "write")
+    github_double.set_permission(REPO, READER, "read")
+    cluster = start_cluster(tmp_path, github_double, cluster_env(tmp_path, redis_url, github_double,
+                                                                 scripted_model, MULL_PRIVATE_KEY=app_keypair[0]))
+    yield cluster
+    cluster.stop()
+
+
+def start_cluster(tmp_path: Path, github_double: GitHubDouble, env: dict[str, str]) -> MullCluster:
+    """``mull web`` with the double's webhook pointed at it, and one ``mull worker``."""
     cluster = MullCluster(tmp_path, env)
     cluster.context = lambda: "\nlast GitHub requests:\n" + "\n".join(
         f"{r.method} {r.path} {r.status}" for r in github_double.requests()[-15:])
     cluster.start_web()
     github_double.set_webhook(cluster.webhook_url)
     cluster.start_worker()
-    yield cluster
-    cluster.stop()
+    return cluster
 
 
 def answer_script(key: str, sleep: float = 0) -> list[dict]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from worker.agent.base import ModelAccess
 from worker.gateway import ModelGateway
 
 UPSTREAM_KEY = "sk-upstream-real-key-4f9a1c77d2"  # the key only the worker may hold
@@ -43,3 +44,12 @@ def agent_client(gateway: ModelGateway, token: str | None = None, **headers: str
 def chat(key: str, **fields: Any) -> dict[str, Any]:
     """A chat completions body whose conversation the scripted model matches by ``key``."""
     return {"model": "whatever-the-agent-wants", "messages": [{"role": "user", "content": f"task {key}"}], **fields}
+
+
+@asynccontextmanager
+async def model_access(upstream_url: str, model: str = "scripted", steps: int = 40, tokens: int = 400_000, *,
+                       api_key: str | None = UPSTREAM_KEY, run_id: str = "test-run") -> AsyncIterator[ModelAccess]:
+    """What an agent or critic is handed for one run: a live gateway run in front of ``upstream_url``."""
+    async with running_gateway(upstream_url, api_key=api_key, shutdown_seconds=0) as gateway:
+        async with gateway.run(run_id, model, steps, tokens) as grant:
+            yield ModelAccess(gateway.socket_path, grant)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from worker.agent.sandbox import SandboxSpec
+    from worker.gateway import RunGrant
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,31 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class ModelAccess:
+    """How an agent reaches its model: Mull's gateway and a token that dies with the run, never the real key.
+
+    The gateway counts every request against the run's budgets, so a CLI agent is held to them as the
+    builtin one is; ``grant.out_of_budget`` is set when it refuses one.
+    """
+
+    socket: Path  # the gateway's unix socket: bound into the sandbox, or dialled in process
+    grant: RunGrant
+
+    @property
+    def token(self) -> str:
+        return self.grant.token
+
+    @property
+    def model(self) -> str:
+        return self.grant.model
+
+
+@dataclass(frozen=True)
 class AgentTask:
     prompt: str  # full prompt text (built by worker/agent/prompt.py)
-    worktree: Path  # the git worktree; the agent may only change files under it
+    worktree: Path  # the run's tree (plain files, no Mull git metadata); the agent may only change files here
     sandbox: SandboxSpec  # how to confine commands
+    model: ModelAccess  # the agent's only way to its model
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,6 @@ from pydantic_ai import RunContext, RunUsage, ToolOutput, UsageLimitExceeded, Us
 from pydantic_ai.exceptions import (
     AgentRunError,
     ModelAPIError,
-    ModelConnectionError,
-    ModelHTTPError,
-    ModelTimeoutError,
     UnexpectedModelBehavior,
 )
 from pydantic_ai.settings import ModelSettings
@@ -27,8 +24,8 @@ from pydantic_ai.settings import ModelSettings
 from worker.agent import sandbox
 from worker.agent.actions import ActionLog
 from worker.agent.base import AgentResult, AgentTask, Budget, format_seconds
-from worker.agent.chat_model import chat_model
-from worker.agent.model_text import body_message, one_line, root_cause, tool_result
+from worker.agent.chat_model import gateway_model
+from worker.agent.model_text import describe_model_error, one_line, tool_result
 from worker.agent.workspace import Workspace
 
 TOOL_RETRIES = 3  # malformed arguments the model may send for one tool before the run fails
@@ -53,10 +50,8 @@ class _Deps:
 
 
 class BuiltinAgent:
-    def __init__(self, base_url: str, api_key: str | None, model: str) -> None:
-        self.base_url = base_url
-        self._api_key = api_key
-        self.model = model
+    def __init__(self, endpoint: str) -> None:
+        self.base_url = endpoint  # named in error messages; requests go through the run's gateway
 
     async def run(self, task: AgentTask, budget: Budget) -> AgentResult:
         log = ActionLog()
@@ -67,7 +62,7 @@ class BuiltinAgent:
             command_seconds=budget.command_seconds,
             log=log,
         )
-        model = chat_model(self.base_url, self._api_key, self.model)
+        model = gateway_model(task.model)
         agent = PydanticAgent(
             model,
             output_type=ToolOutput(Finish, name="finish"),
@@ -89,6 +84,8 @@ class BuiltinAgent:
                 return outcome.tripped(f"wall clock ({format_seconds(budget.seconds)} s)")
             if not isinstance(exc, AgentRunError):
                 raise  # a timeout that isn't ours or pydantic-ai's is a bug
+            if task.model.grant.usage.tripped:  # the gateway counted a budget out before pydantic-ai did
+                return outcome.tripped(task.model.grant.usage.tripped)
             return self._ended(exc, outcome, budget)
         finish = result.output
         return AgentResult(
@@ -110,15 +107,7 @@ class BuiltinAgent:
         return outcome.failed(f"agent run failed: {_first_sentence(str(exc))}")
 
     def _describe(self, exc: ModelAPIError) -> str:
-        if isinstance(exc, ModelTimeoutError):
-            reason = f"model endpoint did not answer in time: {self.base_url}"
-        elif isinstance(exc, ModelConnectionError):
-            reason = f"model endpoint unreachable: {self.base_url} ({one_line(root_cause(exc))})"
-        elif isinstance(exc, ModelHTTPError):
-            reason = f"model endpoint returned HTTP {exc.status_code}: {one_line(body_message(exc))}"
-        else:
-            reason = f"model request failed: {one_line(exc.message)}"
-        return reason.replace(self._api_key, "[api key]") if self._api_key else reason
+        return describe_model_error(exc, self.base_url)
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,13 @@ class SandboxSpec:
     ro_paths: tuple[Path, ...] = ()  # extra read-only binds: MULL_SANDBOX_RO_PATHS, the prompt's folder
     rw_paths: tuple[Path, ...] = ()  # extra read-write binds, e.g. the summary file
     gateway_socket: Path | None = None  # the model gateway's unix socket, reached at gateway_url() inside
+    gateway_port: int = GATEWAY_PORT  # where the bridge listens; unconfined runs need a free host port
     env: Mapping[str, str] = field(default_factory=dict)  # extra variables, e.g. OPENAI_BASE_URL
 
 
-def gateway_url() -> str:
+def gateway_url(port: int = GATEWAY_PORT) -> str:
     """The gateway's base URL as a sandboxed command reaches it (a spec with ``gateway_socket`` set)."""
-    return f"http://127.0.0.1:{GATEWAY_PORT}"
+    return f"http://127.0.0.1:{port}"
 
 
 def bwrap_binary() -> str | None:
@@ -125,7 +126,7 @@ def bwrap_argv(argv: list[str], cwd: Path, spec: SandboxSpec, env: Mapping[str, 
         binds.append(_bind(Path(bridge.__file__).resolve(), Path(BRIDGE_SCRIPT), writable=False))
         # A socket on a read-only mount still accepts connections; the bind only gives the gateway a path.
         binds.append(_bind(spec.gateway_socket.resolve(), Path(GATEWAY_SOCKET), writable=False))
-        command = [python, "-I", "-S", BRIDGE_SCRIPT, str(GATEWAY_PORT), GATEWAY_SOCKET, "--", *argv]
+        command = [python, "-I", "-S", BRIDGE_SCRIPT, str(spec.gateway_port), GATEWAY_SOCKET, "--", *argv]
     for _depth, _read_only, mount in sorted(binds, key=lambda bind: bind[:2]):
         args += mount
     return [*args, "--remount-ro", "/", "--chdir", str(tree), "--", *command]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import httpx2
 from openai import AsyncOpenAI
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers import Provider
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
+
+from worker.agent.base import ModelAccess
+from worker.gateway.client import BASE_URL as GATEWAY_URL
 
 
 def provider_for(base_url: str, api_key: str | None) -> Provider[AsyncOpenAI]:
@@ -18,5 +22,17 @@ def provider_for(base_url: str, api_key: str | None) -> Provider[AsyncOpenAI]:
     return OpenAICompatibleProvider("mull-llm", base_url=base_url, api_key=api_key)
 
 
+MAX_REQUEST_SECONDS = 300.0  # one model answer; the run's wall clock bounds the whole
+
+
 def chat_model(base_url: str, api_key: str | None, model: str) -> OpenAIChatModel:
     return OpenAIChatModel(model, provider=provider_for(base_url, api_key))
+
+
+def gateway_model(access: ModelAccess) -> OpenAIChatModel:
+    """The run's model through Mull's gateway, over its unix socket: the run's token, never the real key."""
+    # The OpenAI SDK speaks httpx2; the transport dials the gateway's socket, the URL's host is a placeholder.
+    http = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=str(access.socket)),
+                              timeout=httpx2.Timeout(MAX_REQUEST_SECONDS, connect=10.0))
+    client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=access.token, max_retries=0, http_client=http)
+    return OpenAIChatModel(access.model, provider=OpenAICompatibleProvider("mull-gateway", openai_client=client))

@@ -1,26 +1,36 @@
-"""The command backend: run a CLI coding agent (aider, Claude Code, codex, ...) in the worktree.
+"""The command backend: run a CLI coding agent (aider, Claude Code, codex, ...) in the run's tree.
 
 The template is split like a shell would but never run through one, so a prompt path with spaces stays
 one argument and nothing in the issue can reach a shell. CLI agents exit 0 even when they fail, so the
 worker judges the run by the diff; this backend only reports what the agent printed.
+
+The agent's one way out is the model gateway (``ModelAccess``): its preset gets the gateway's URL, the run's
+token and the model. The gateway counts its requests and tokens, so the step and token budgets hold for a
+CLI agent too: when one is spent the gateway refuses, and Mull ends the agent shortly after.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import re
 import shlex
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from worker.agent import sandbox
-from worker.agent.base import AgentResult, AgentTask, Budget, format_seconds
+from worker.agent.base import AgentResult, AgentTask, Budget, ModelAccess, format_seconds
+from worker.agent.presets import Preset, gateway_env
 
-PLACEHOLDERS = ("prompt_file", "worktree", "summary_file")
+PLACEHOLDERS = ("prompt_file", "worktree", "summary_file", "model")
 OUTPUT_LIMIT = 60_000
 SUMMARY_LINES = 60
 SUMMARY_LIMIT = 20_000  # characters of a {summary_file} kept for the PR body
+NOT_FOUND = 127  # what the shell, the bridge and bwrap's exec exit with when the program does not exist
+BUDGET_GRACE = 5.0  # seconds an agent refused by the gateway gets to exit by itself before it is ended
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -28,7 +38,8 @@ class TemplateError(ValueError):
     """MULL_AGENT_COMMAND is unusable; the message says what to change."""
 
 
-def render(template: str, prompt_file: Path, worktree: Path, summary_file: Path | None = None) -> list[str]:
+def render(template: str, prompt_file: Path, worktree: Path, summary_file: Path | None = None,
+           model: str = "") -> list[str]:
     """``template`` as argv, placeholders substituted inside each argument."""
     try:
         parts = shlex.split(template)
@@ -48,51 +59,89 @@ def render(template: str, prompt_file: Path, worktree: Path, summary_file: Path 
             "e.g. 'aider --yes-always --message-file {prompt_file}'"
         )
     values = {"prompt_file": str(prompt_file), "worktree": str(worktree),
-              "summary_file": str(summary_file) if summary_file else ""}
+              "summary_file": str(summary_file) if summary_file else "", "model": model}
     return [_PLACEHOLDER.sub(lambda match: values[match.group(1)], part) for part in parts]
 
 
 class CommandAgent:
-    def __init__(self, template: str, env: Mapping[str, str] | None = None) -> None:
-        render(template, Path("prompt"), Path("worktree"), Path("summary"))  # fail at startup, not per run
-        self.template = template
-        self.env = dict(env or {})
-        sandbox.clean_env(self.env)  # refuses MULL_*/GITHUB_* names now rather than on the first issue
+    def __init__(self, preset: Preset) -> None:
+        render(preset.template, Path("prompt"), Path("worktree"), Path("summary"))  # fail at startup, not per run
+        self.preset = preset
+        self.template = preset.template
+        sandbox.clean_env(gateway_env(preset, "http://gateway", "token", "model"))  # refuses MULL_* names now
 
     async def run(self, task: AgentTask, budget: Budget) -> AgentResult:
         with tempfile.TemporaryDirectory(prefix="mull-agent-") as scratch:
-            # Outside the worktree, so the prompt never ends up in the commit.
+            # Outside the tree, so the prompt never ends up in the commit.
             folder = Path(scratch)
             prompt_file = folder / "prompt.md"
             prompt_file.write_text(task.prompt, encoding="utf-8")
             summary_file = folder / "summary.md"
             summary_file.touch()
-            argv = render(self.template, prompt_file, task.worktree, summary_file)
+            argv = render(self.template, prompt_file, task.worktree, summary_file, task.model.model)
+            port = sandbox.GATEWAY_PORT if task.sandbox.enabled else sandbox.free_port()
+            env = gateway_env(self.preset, sandbox.gateway_url(port), task.model.token, task.model.model)
             spec = dataclasses.replace(
                 task.sandbox,
                 ro_paths=(*task.sandbox.ro_paths, folder),
                 rw_paths=(*task.sandbox.rw_paths, summary_file),
-                env={**task.sandbox.env, **self.env},
+                env={**task.sandbox.env, **env},
+                gateway_socket=task.model.socket,
+                gateway_port=port,
             )
             try:
-                result = await sandbox.run_argv(argv, task.worktree, spec, budget.seconds, OUTPUT_LIMIT)
+                result = await _within_budget(sandbox.run_argv(argv, task.worktree, spec, budget.seconds,
+                                                               OUTPUT_LIMIT), task.model)
             except OSError as exc:
                 failure = f"agent command could not start: {argv[0]}: {exc.strerror or exc}"
-                return _result(f"The agent command did not run ({failure}).", None, failure)
+                return _result(f"The agent command did not run ({failure}).", None, failure, task.model)
             final = summary_file.read_text(encoding="utf-8", errors="replace").strip()[:SUMMARY_LIMIT]
         program = Path(argv[0]).name
+        spent = task.model.grant.usage.tripped
+        if result is None or spent:
+            tripped = spent or "steps"
+            how = f"was stopped: the {tripped} budget ran out"
+            return _result(final or _output_summary(program, how, ""), tripped, None, task.model)
         if result.timed_out:
             tripped = f"wall clock ({format_seconds(budget.seconds)} s)"
-            return _result(_output_summary(program, f"was stopped: {tripped}", result.output), tripped, None)
+            return _result(_output_summary(program, f"was stopped: {tripped}", result.output), tripped, None,
+                           task.model)
         error = f"agent command exited with code {result.exit_code}" if result.exit_code else None
+        if result.exit_code == NOT_FOUND:
+            error = (f"agent command could not start: {argv[0]}: not found in the sandbox; install it under a "
+                     "directory listed in MULL_SANDBOX_RO_PATHS, or under /usr")
         if final:
-            return _result(final, None, error)
+            return _result(final, None, error, task.model)
         summary = _output_summary(program, f"exited with code {result.exit_code}", result.output)
-        return _result(summary, None, error)
+        return _result(summary, None, error, task.model)
 
 
-def _result(summary: str, tripped: str | None, error: str | None) -> AgentResult:
-    return AgentResult(summary=summary, not_done=(), budget_tripped=tripped, error=error, steps=0, tokens=0)
+async def _within_budget(command: Coroutine[Any, Any, sandbox.CommandResult],
+                         access: ModelAccess) -> sandbox.CommandResult | None:
+    """The command's result, or None when the gateway refused a request for budget and the agent did not
+    stop within BUDGET_GRACE (it is then killed, with its whole process group)."""
+    running = asyncio.ensure_future(command)
+    spent = asyncio.ensure_future(access.grant.out_of_budget.wait())
+    try:
+        await asyncio.wait({running, spent}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            done, _ = await asyncio.wait({running}, timeout=BUDGET_GRACE)
+            if not done:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+                return None
+        return running.result()
+    finally:
+        spent.cancel()
+        if not running.done():
+            running.cancel()
+
+
+def _result(summary: str, tripped: str | None, error: str | None, access: ModelAccess) -> AgentResult:
+    usage = access.grant.usage
+    return AgentResult(summary=summary, not_done=(), budget_tripped=tripped, error=error, steps=usage.requests,
+                       tokens=usage.total_tokens)
 
 
 def _output_summary(program: str, how: str, output: str) -> str:

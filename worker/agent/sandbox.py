@@ -6,8 +6,8 @@ their tree and the model gateway. Every command gets its own process group, whic
 timeout; under bubblewrap the command's PID namespace dies with it.
 
 With MULL_SANDBOX=false (trusted development only) a command runs unconfined: it sees the whole machine
-and its network, and ``SandboxSpec.gateway_socket`` is ignored (the caller hands such an agent a URL that
-reaches the gateway directly).
+and its network. A ``gateway_socket`` is then bridged to ``gateway_port`` on the host's loopback, which the
+caller chose free, so a CLI agent reaches its model the same way in both modes.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.agent import bridge
 from worker.agent.bwrap import (
     BWRAP_FIX,
     GATEWAY_PORT,
@@ -35,7 +38,7 @@ from worker.agent.bwrap import (
 )
 
 __all__ = ["GATEWAY_PORT", "SANDBOX_HOME", "CommandResult", "SandboxSpec", "SandboxUnavailable", "bwrap_argv",
-           "check_bwrap", "clean_env", "gateway_url", "run_argv", "run_command"]
+           "check_bwrap", "clean_env", "free_port", "gateway_url", "run_argv", "run_command"]
 
 _PASSED_VARS = ("PATH", "LANG", "LC_ALL", "TERM", "TZ")
 _REFUSED_PREFIXES = ("MULL_", "GITHUB_", "GH_")
@@ -98,9 +101,19 @@ async def run_argv(argv: list[str], cwd: Path, spec: SandboxSpec, timeout: float
     if spec.enabled:
         env = clean_env(spec.env)
         return await _run(bwrap_argv(argv, cwd, spec, env), cwd, env, timeout, output_limit)
+    if spec.gateway_socket is not None:
+        argv = [sys.executable, "-I", "-S", bridge.__file__, str(spec.gateway_port), str(spec.gateway_socket), "--",
+                *argv]
     with tempfile.TemporaryDirectory(prefix="mull-home-") as home:
         env = clean_env(spec.env, home=home)
         return await _run(argv, cwd, env, timeout, output_limit)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now: where an unconfined run's bridge listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float, limit: int) -> CommandResult:

@@ -19,9 +19,6 @@ from pydantic_ai import ModelRetry, RunContext, RunUsage, TextOutput, ToolOutput
 from pydantic_ai.exceptions import (
     AgentRunError,
     ModelAPIError,
-    ModelConnectionError,
-    ModelHTTPError,
-    ModelTimeoutError,
     ToolRetryError,
     UnexpectedModelBehavior,
 )
@@ -30,8 +27,8 @@ from pydantic_ai.settings import ModelSettings
 
 from worker.agent.base import Budget, format_seconds
 from worker.agent.builtin import MAX_REQUEST_SECONDS
-from worker.agent.chat_model import chat_model
-from worker.agent.model_text import body_message, one_line, root_cause, tool_result
+from worker.agent.chat_model import gateway_model
+from worker.agent.model_text import describe_model_error, one_line, tool_result
 from worker.agent.workspace import Workspace
 from worker.critique.diff import FileDiff
 from worker.critique.parse import UnusableOutput, find_json, from_json
@@ -51,13 +48,13 @@ class _Deps:
 
 
 class BuiltinCritic:
-    def __init__(self, base_url: str, api_key: str | None, model: str) -> None:
-        self.base_url = base_url
-        self._api_key = api_key
-        self.model = model
+    def __init__(self, endpoint: str) -> None:
+        self.base_url = endpoint  # named in error messages; requests go through the run's gateway
 
     async def critique(self, task: CritiqueTask, budget: Budget) -> CritiqueOutcome:
-        model = chat_model(self.base_url, self._api_key, self.model)
+        if task.model is None:
+            raise ValueError("a critique needs its model access (CritiqueTask.model): open a gateway run for it")
+        model = gateway_model(task.model)
         agent: PydanticAgent[_Deps, Critique] = PydanticAgent(
             model,
             output_type=[ToolOutput(Critique, name="submit_critique", max_retries=OUTPUT_RETRIES),
@@ -103,15 +100,7 @@ class BuiltinCritic:
         return failed(reason, usage.requests, usage.total_tokens)
 
     def _describe(self, exc: ModelAPIError) -> str:
-        if isinstance(exc, ModelTimeoutError):
-            reason = f"model endpoint did not answer in time: {self.base_url}"
-        elif isinstance(exc, ModelConnectionError):
-            reason = f"model endpoint unreachable: {self.base_url} ({one_line(root_cause(exc))})"
-        elif isinstance(exc, ModelHTTPError):
-            reason = f"model endpoint returned HTTP {exc.status_code}: {one_line(body_message(exc))}"
-        else:
-            reason = f"model request failed: {one_line(exc.message)}"
-        return reason.replace(self._api_key, "[api key]") if self._api_key else reason
+        return describe_model_error(exc, self.base_url)
 
 
 def _critique_from_text(text: str) -> Critique:

@@ -1,7 +1,8 @@
 """The CLI critic: run MULL_CRITIQUE_COMMAND on the prompt and read the critique from what it prints.
 
-It sees the worktree read-only (``SandboxSpec.writable_tree`` off) and, like every sandboxed command, no
-network. (With MULL_SANDBOX=false nothing stops a CLI from writing; the sandbox is what makes it safe.)
+It sees the tree read-only (``SandboxSpec.writable_tree`` off) and, like every sandboxed command, no
+network but the model gateway (OPENAI_BASE_URL, with the run's token as OPENAI_API_KEY and OPENAI_MODEL).
+(With MULL_SANDBOX=false nothing stops a CLI from writing; the sandbox is what makes it safe.)
 The command prints JSON or Markdown on stdout, or writes it to ``{summary_file}``; JSON that does not
 validate gets the command run once more with the validation error appended to the prompt.
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from bot.logs import scrub
 from worker.agent import sandbox
 from worker.agent.base import Budget, format_seconds
 from worker.agent.command import TemplateError, render
+from worker.agent.presets import gateway_env, resolve_preset
 from worker.critique.parse import UnusableOutput, from_text
 from worker.critique.run import CritiqueFailed, CritiqueOk, CritiqueOutcome, CritiqueTask, failed
 
@@ -31,11 +32,11 @@ Answer again with only the JSON object described above, corrected."""
 
 
 class CommandCritic:
-    def __init__(self, template: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, template: str) -> None:
         _render(template, Path("prompt"), Path("worktree"), Path("summary"))  # fail at startup, not per PR
         self.template = template
-        self.env = dict(env or {})
-        sandbox.clean_env(self.env)  # refuses MULL_*/GITHUB_* names now rather than on the first PR
+        self.preset = resolve_preset(template)
+        self.env: dict[str, str] = {}
 
     async def critique(self, task: CritiqueTask, budget: Budget) -> CritiqueOutcome:
         deadline = time.monotonic() + budget.seconds
@@ -59,13 +60,19 @@ class CommandCritic:
             prompt_file.write_text(prompt, encoding="utf-8")
             summary_file = folder / "summary.md"
             summary_file.touch()
-            argv = _render(self.template, prompt_file, task.worktree, summary_file)
+            if task.model is None:
+                raise ValueError("a critique needs its model access (CritiqueTask.model): open a gateway run")
+            argv = _render(self.template, prompt_file, task.worktree, summary_file, task.model.model)
+            port = sandbox.GATEWAY_PORT if task.sandbox.enabled else sandbox.free_port()
+            self.env = gateway_env(self.preset, sandbox.gateway_url(port), task.model.token, task.model.model)
             spec = dataclasses.replace(
                 task.sandbox,
                 writable_tree=False,
                 ro_paths=(*task.sandbox.ro_paths, folder),
                 rw_paths=(summary_file,),
                 env={**task.sandbox.env, **self.env},
+                gateway_socket=task.model.socket,
+                gateway_port=port,
             )
             try:
                 result = await sandbox.run_argv(argv, task.worktree, spec, seconds, OUTPUT_LIMIT)
@@ -87,9 +94,9 @@ class CommandCritic:
         return text
 
 
-def _render(template: str, prompt_file: Path, worktree: Path, summary_file: Path) -> list[str]:
+def _render(template: str, prompt_file: Path, worktree: Path, summary_file: Path, model: str = "") -> list[str]:
     """command.render, with errors naming the variable the user actually set."""
     try:
-        return render(template, prompt_file, worktree, summary_file)
+        return render(template, prompt_file, worktree, summary_file, model)
     except TemplateError as exc:
         raise TemplateError(str(exc).replace("MULL_AGENT_COMMAND", "MULL_CRITIQUE_COMMAND")) from None

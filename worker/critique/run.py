@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from worker.agent.base import Budget
+from worker.agent.base import Budget, ModelAccess
 from worker.agent.sandbox import SandboxSpec
 from worker.critique.diff import FileDiff
 from worker.critique.schema import Critique
@@ -24,6 +24,7 @@ class CritiqueTask:
     worktree: Path  # checkout of the PR head; the critic only reads it
     files: tuple[FileDiff, ...] = ()  # every changed file, for the read_diff and changed_files tools
     sandbox: SandboxSpec = field(default_factory=SandboxSpec)  # how a CLI critic is confined; made read-only
+    model: ModelAccess | None = None  # the critic's way to its model (the gateway); required to critique
 
 
 @dataclass(frozen=True)
@@ -52,22 +53,18 @@ def failed(reason: str, steps: int = 0, tokens: int = 0) -> CritiqueFailed:
                           tokens=tokens)
 
 
-def make_critic(critique_command: str | None, base_url: str | None, api_key: str | None,
-                model: str | None) -> Critic:
-    """A CommandCritic when MULL_CRITIQUE_COMMAND is set, else the BuiltinCritic on MULL_LLM_*.
+def make_critic(critique_command: str | None, endpoint: str) -> Critic:
+    """A CommandCritic when MULL_CRITIQUE_COMMAND is set, else the BuiltinCritic.
 
-    The command gets the endpoint as OPENAI_API_KEY / OPENAI_BASE_URL, as custom agent templates do.
+    Both reach the model through the gateway of their task; the command gets it as OPENAI_BASE_URL,
+    OPENAI_API_KEY (the run's token) and OPENAI_MODEL, as custom agent templates do. ``endpoint``
+    (MULL_LLM_BASE_URL) only names the model host in error messages.
     """
     if critique_command and critique_command.strip():
         from worker.critique.command import CommandCritic
 
-        env = {name: value for name, value in (("OPENAI_API_KEY", api_key), ("OPENAI_BASE_URL", base_url))
-               if value}
-        return CommandCritic(critique_command, env)
-    if not base_url or not model:
-        raise ValueError("the builtin critic needs MULL_LLM_BASE_URL and MULL_LLM_MODEL "
-                         "(or set MULL_CRITIQUE_COMMAND to use a CLI critic)")
+        return CommandCritic(critique_command)
     # Imported here: pydantic-ai takes seconds to import, and only this backend needs it.
     from worker.critique.builtin import BuiltinCritic
 
-    return BuiltinCritic(base_url, api_key, model)
+    return BuiltinCritic(endpoint)
