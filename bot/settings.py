@@ -39,7 +39,8 @@ class MullSettings(BaseSettings):
     github_org: str | None = Field(
         None, description="Organisation that owns the App /setup creates; unset: the signed-in user's account.")
     redis_url: str | None = Field(None, description="Redis URL; unset starts an embedded Redis under MULL_DATA_DIR.")
-    data_dir: Path = Field(Path(".mull"), description="Repo mirrors, run directories and the embedded Redis live here.")
+    data_dir: Path = Field(
+        Path(".mull"), description="Repo mirrors, run directories, model transcripts and the embedded Redis live here.")
     host: str = Field("127.0.0.1", description="Address the web server binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port the web server binds.")
     label: str = Field("mull", min_length=1, max_length=50, description="Issue label that triggers a run.")
