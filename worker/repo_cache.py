@@ -26,8 +26,13 @@ EXCLUDES = (".aider*", ".mull-prompt*", "__pycache__/", "*.py[co]")
 STALE_RUN_SECONDS = 4 * 3600  # a run directory this old belongs to no live run (see RepoCache)
 
 
-async def init_mirror(mirror: Path) -> None:
-    """Create the bare mirror if it is missing, and (re)write Mull's exclude and attribute rules in it."""
+async def init_mirror(mirror: Path, url: str | None = None) -> None:
+    """Create the bare mirror if it is missing, and (re)write Mull's exclude and attribute rules in it.
+
+    With ``url``, the mirror's config is written whole as well: nothing but a bare repository whose origin is
+    ``url``. Nothing should ever add to it; rewriting it before each fetch and push makes sure that even a
+    write Mull did not make (a hook, a filter, ``pushurl``, ``insteadOf``) is gone before git reads it.
+    """
     if not (mirror / "HEAD").exists():
         mirror.mkdir(parents=True, exist_ok=True)
         await git("init", "--bare", "--quiet", git_dir=mirror)
@@ -35,13 +40,32 @@ async def init_mirror(mirror: Path) -> None:
     info.mkdir(exist_ok=True)
     (info / "exclude").write_text("\n".join(EXCLUDES) + "\n")
     (info / "attributes").write_text(NO_CONVERSIONS)
+    if url is not None:
+        if any(ch in url for ch in "\n\r\"\\"):
+            raise GitError(f"refusing a clone URL with a line break, quote or backslash: {url!r}")
+        (mirror / "config").write_text(_CONFIG.format(url=url))
 
 
-async def push(mirror: Path, sha: str, branch: str, expected: str | None, token: str) -> None:
-    """Push commit ``sha`` to ``branch`` of the mirror's origin, refusing to clobber anything pushed since
-    ``expected`` (None: the branch must not exist yet)."""
+_CONFIG = """[core]
+\trepositoryformatversion = 0
+\tfilemode = true
+\tbare = true
+[remote "origin"]
+\turl = "{url}"
+\tfetch = +refs/heads/*:refs/remotes/origin/*
+"""
+
+
+async def push(mirror: Path, url: str, sha: str, branch: str, expected: str | None, token: str) -> None:
+    """Push commit ``sha`` to ``branch`` at ``url``, refusing to clobber anything pushed since ``expected``
+    (None: the branch must not exist yet).
+
+    The URL is given, not read from the mirror's config: the token goes where GitHub said the repository
+    is, whatever a file on disk says (``pushurl``, ``insteadOf``).
+    """
     lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
-    await git("push", "--quiet", "--no-verify", "--no-recurse-submodules", lease, "origin",
+    await init_mirror(mirror, url)
+    await git("push", "--quiet", "--no-verify", "--no-recurse-submodules", lease, url,
               f"{sha}:refs/heads/{branch}", git_dir=mirror, token=token)
 
 
@@ -71,8 +95,7 @@ class RepoCache:
         """Bring the mirror up to date (creating it on first use) and return its path."""
         mirror = self.mirror_path(repo_id)
         async with self._locked(repo_id):
-            await init_mirror(mirror)
-            await git("config", "remote.origin.url", clone_url, git_dir=mirror)
+            await init_mirror(mirror, clone_url)
             await git("worktree", "prune", git_dir=mirror)  # mirrors from before run trees had worktrees
             await git("fetch", "--quiet", "--prune", "--no-tags", "--no-recurse-submodules", "origin",
                       "+refs/heads/*:refs/remotes/origin/*", git_dir=mirror, token=token)
