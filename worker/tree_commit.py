@@ -9,7 +9,9 @@ mirror, then reads the commit's SHA and drops the ref. Rules, like ``git add --a
 - gitlinks (submodules) of the base are kept as they are, whatever the agent left at their paths;
 - new files that the ignore rules exclude are left out: the tree's ``.gitignore`` files (read by Mull,
   given to ``git check-ignore`` as a copy outside the tree, so git never opens a file of the tree) and the
-  mirror's ``info/exclude``; files the base already tracks stay even if a rule matches them.
+  mirror's ``info/exclude``; files the base already tracks stay even if a rule matches them;
+- a file over GitHub's size limit fails the commit, naming the file: GitHub would refuse the push, and its
+  size is all Mull looks at (a sparse file costs nothing to make and its full size to read).
 """
 
 from __future__ import annotations
@@ -26,10 +28,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from worker.git_process import git, git_bytes
+from worker.regular_file import TooLarge
 from worker.run_tree import RunTree
 from worker.tree_scan import GITLINK, Seen, read_file, survey
 
 RUN_REFS = "refs/mull/runs/"
+MAX_FILE_BYTES = 100 * 1024 * 1024  # GitHub refuses a push that holds a larger file
+
+
+class FileTooLarge(Exception):
+    """A file of the tree is over MAX_FILE_BYTES; the message names it and the limit."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ def stage(run: RunTree, kept: Mapping[bytes, Seen], base: Mapping[bytes, Blob],
     taken: set[bytes] = set()
     changes = []
     for path, seen in kept.items():
-        content = seen.link if seen.link is not None else read_file(run.tree, path)
+        content = seen.link if seen.link is not None else _read(run, path)
         if content is None:
             continue  # no longer a regular file: not taken (a base file then counts as deleted)
         taken.add(path)
@@ -100,9 +108,19 @@ def stage(run: RunTree, kept: Mapping[bytes, Seen], base: Mapping[bytes, Blob],
         ref = oid if oid in known else marks.get(oid, "")
         if not ref:
             ref = marks[oid] = f":{len(marks) + 1}"
-            stream.write(b"blob\nmark %s\ndata %d\n" % (ref.encode(), len(content)) + content + b"\n")
+            stream.write(b"blob\nmark %s\ndata %d\n" % (ref.encode(), len(content)))
+            stream.write(content)
+            stream.write(b"\n")
         changes.append(Change(path, seen.mode, ref))
     return taken, changes
+
+
+def _read(run: RunTree, path: bytes) -> bytes | None:
+    try:
+        return read_file(run.tree, path, MAX_FILE_BYTES)
+    except TooLarge as exc:
+        raise FileTooLarge(f"{os.fsdecode(path)} is {exc.size} bytes, over GitHub's limit of 100 MB "
+                           f"({MAX_FILE_BYTES} bytes) per file: delete it, or list it in .gitignore") from None
 
 
 def quote(path: bytes) -> bytes:

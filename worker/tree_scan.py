@@ -3,9 +3,11 @@
 Everything in the tree was written by the agent or by code it ran, so the walk only ever ``lstat``s:
 directories are entered through ``O_NOFOLLOW`` descriptors, symbolic links are read as links (their
 targets are data, never followed), FIFOs, sockets and devices are never opened (opening a FIFO blocks),
-and only regular files are opened, with ``O_NOFOLLOW``. Entries named like git metadata (``.git`` in any
-case, and the names Windows and macOS treat as ``.git``) are neither entered nor taken at any depth:
-they belong to the agent's own disposable repository or are an attempt to plant git metadata.
+and only regular files are opened, with ``O_NOFOLLOW``, sized by ``fstat`` before they are read
+(``worker/regular_file.py``): a sparse file's size costs the agent nothing, reading it would cost the worker
+all of it. Entries named like git metadata (``.git`` in any case, and the names Windows and macOS treat as
+``.git``) are neither entered nor taken at any depth: they belong to the agent's own disposable repository
+or are an attempt to plant git metadata.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from worker.regular_file import NotRegular, TooLarge, read_regular
 
 FILE, EXECUTABLE, LINK, GITLINK = b"100644", b"100755", b"120000", b"160000"
 IGNORE_FILE = b".gitignore"
 MAX_IGNORE_BYTES = 1 << 20  # a larger .gitignore is not read: its rules do not apply
+MAX_IGNORE_TOTAL = 8 << 20  # .gitignore bytes kept per tree; the rules of those found beyond do not apply
 MAX_DEPTH = 256  # git refuses deeper trees on some platforms; so does Mull
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 class TreeTooDeep(Exception):
@@ -49,18 +53,33 @@ class Survey:
 
 def survey(tree: Path, skip: frozenset[bytes]) -> Survey:
     """The regular files and links under ``tree``; paths in ``skip`` (gitlinks) are neither entered nor taken."""
-    entries: dict[bytes, Seen] = {}
-    ignores: dict[bytes, bytes] = {}
+    found = _Found()
     root = os.open(tree, _DIR_FLAGS)
     try:
-        _survey_dir(root, b"", skip, entries, ignores)
+        _survey_dir(root, b"", skip, found)
     finally:
         os.close(root)
-    return Survey(entries=entries, ignore_files=ignores)
+    return Survey(entries=found.entries, ignore_files=found.ignores)
 
 
-def _survey_dir(fd: int, prefix: bytes, skip: frozenset[bytes], entries: dict[bytes, Seen],
-                ignores: dict[bytes, bytes]) -> None:
+@dataclass
+class _Found:
+    entries: dict[bytes, Seen] = field(default_factory=dict)
+    ignores: dict[bytes, bytes] = field(default_factory=dict)
+    ignore_bytes: int = 0
+
+    def add_rules(self, fd: int, name: bytes, folder: bytes) -> None:
+        """Keep the .gitignore ``name`` of ``fd`` unless it, or all kept so far with it, are over their limits."""
+        try:
+            rules = _read_at(fd, name, min(MAX_IGNORE_BYTES, MAX_IGNORE_TOTAL - self.ignore_bytes))
+        except TooLarge:
+            return
+        if rules is not None:
+            self.ignores[folder] = rules
+            self.ignore_bytes += len(rules)
+
+
+def _survey_dir(fd: int, prefix: bytes, skip: frozenset[bytes], found: _Found) -> None:
     if prefix.count(b"/") >= MAX_DEPTH:
         raise TreeTooDeep(f"{os.fsdecode(prefix)} is nested more than {MAX_DEPTH} directories deep; "
                           "flatten it so that git can store it")
@@ -78,37 +97,34 @@ def _survey_dir(fd: int, prefix: bytes, skip: frozenset[bytes], entries: dict[by
             except OSError:
                 continue  # replaced or made unreadable meanwhile: nothing to take from it
             try:
-                _survey_dir(child, path + b"/", skip, entries, ignores)
+                _survey_dir(child, path + b"/", skip, found)
             finally:
                 os.close(child)
         elif stat.S_ISLNK(mode):
-            entries[path] = Seen(LINK, os.readlink(name, dir_fd=fd))
+            found.entries[path] = Seen(LINK, os.readlink(name, dir_fd=fd))
         elif stat.S_ISREG(mode):
-            entries[path] = Seen(EXECUTABLE if mode & stat.S_IXUSR else FILE)
+            found.entries[path] = Seen(EXECUTABLE if mode & stat.S_IXUSR else FILE)
             if name == IGNORE_FILE:
-                rules = _read_at(fd, name, MAX_IGNORE_BYTES)
-                if rules is not None:
-                    ignores[prefix.rstrip(b"/")] = rules
+                found.add_rules(fd, name, prefix.rstrip(b"/"))
         # FIFOs, sockets and devices: never opened, never committed.
 
 
-def _read_at(dir_fd: int, name: bytes, limit: int | None = None) -> bytes | None:
-    """The contents of the regular file ``name`` in ``dir_fd``; None if it is anything else (or over ``limit``)."""
+def _read_at(dir_fd: int, name: bytes, limit: int) -> bytes | None:
+    """The contents of the regular file ``name`` in ``dir_fd``; None if it is anything else (or gone).
+
+    TooLarge, from its size before anything is read, when it is over ``limit``.
+    """
     try:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-    except OSError:
+        return read_regular(name, limit, dir_fd=dir_fd)
+    except (NotRegular, OSError):
         return None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
-            return None
-        return file.read()
 
 
-def read_file(tree: Path, path: bytes) -> bytes | None:
+def read_file(tree: Path, path: bytes, limit: int) -> bytes | None:
     """The contents of the regular file at ``path`` under ``tree``, reached without following any link.
 
-    None when something on the way is no longer a directory, or the file is no longer a regular file.
+    None when something on the way is no longer a directory, or the file is no longer a regular file;
+    TooLarge when it is over ``limit`` bytes (known from its size: nothing is read then).
     """
     *folders, name = path.split(b"/")
     fd = os.open(tree, _DIR_FLAGS)
@@ -120,6 +136,6 @@ def read_file(tree: Path, path: bytes) -> bytes | None:
                 return None
             os.close(fd)
             fd = child
-        return _read_at(fd, name)
+        return _read_at(fd, name, limit)
     finally:
         os.close(fd)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent as PydanticAgent
@@ -47,6 +48,12 @@ class _Deps:
     sandbox: sandbox.SandboxSpec
     command_seconds: float
     log: ActionLog
+    # pydantic-ai runs one turn's tool calls concurrently. A command may rearrange the tree (a directory
+    # swapped for a link) while a file tool, in the worker beside Mull's secrets, walks it; so a command
+    # holds the tree for its whole life, and the file tools take it too, one at a time. A command's
+    # processes are all dead when sandbox.run_command returns (its process group is killed and, under
+    # bubblewrap, its PID namespace dies with it), so nothing of it is left to race a file tool.
+    tree: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class BuiltinAgent:
@@ -149,43 +156,54 @@ def _first_sentence(text: str) -> str:
 # -- tools: errors go back to the model as text, so a wrong path or edit never ends the run ------------
 
 
-def list_files(ctx: RunContext[_Deps], path: str = ".") -> str:
+async def list_files(ctx: RunContext[_Deps], path: str = ".") -> str:
     """List the files under a directory of the repository (recursively; directories end with /)."""
-    return tool_result(lambda: ctx.deps.workspace.list(path))
+    return await _in_tree(ctx.deps, lambda: ctx.deps.workspace.list(path))
 
 
-def read_file(ctx: RunContext[_Deps], path: str, offset: int = 1, limit: int = 400) -> str:
+async def read_file(ctx: RunContext[_Deps], path: str, offset: int = 1, limit: int = 400) -> str:
     """Read a text file, as numbered lines starting at line `offset` (1-based), at most `limit` lines."""
-    return tool_result(lambda: ctx.deps.workspace.read(path, offset, limit))
+    return await _in_tree(ctx.deps, lambda: ctx.deps.workspace.read(path, offset, limit))
 
 
-def search(ctx: RunContext[_Deps], pattern: str, path: str = ".") -> str:
+async def search(ctx: RunContext[_Deps], pattern: str, path: str = ".") -> str:
     """Search files for a Python regular expression; returns `path:line: text` for each match."""
-    return tool_result(lambda: ctx.deps.workspace.search(pattern, path))
+    return await _in_tree(ctx.deps, lambda: ctx.deps.workspace.search(pattern, path))
 
 
-def edit_file(ctx: RunContext[_Deps], path: str, old: str, new: str) -> str:
+async def edit_file(ctx: RunContext[_Deps], path: str, old: str, new: str) -> str:
     """Replace the exact text `old` with `new` in a file; `old` must occur exactly once."""
 
     def edit() -> str:
-        done = ctx.deps.workspace.edit(path, old, new)
-        ctx.deps.log.edited(ctx.deps.workspace.relative(ctx.deps.workspace.resolve(path)))
+        workspace = ctx.deps.workspace
+        done = workspace.edit(path, old, new)
+        ctx.deps.log.edited(workspace.relative(workspace.resolve(path)))
         return done
 
-    return tool_result(edit)
+    return await _in_tree(ctx.deps, edit)
 
 
-def write_file(ctx: RunContext[_Deps], path: str, content: str) -> str:
+async def write_file(ctx: RunContext[_Deps], path: str, content: str) -> str:
     """Create a file, or overwrite it with `content`. Parent directories are created as needed."""
 
     def write() -> str:
         workspace = ctx.deps.workspace
-        created = not workspace.resolve(path).exists()
+        created = not workspace.exists(path)
         done = workspace.write(path, content)
         ctx.deps.log.wrote(workspace.relative(workspace.resolve(path)), created=created)
         return done
 
-    return tool_result(write)
+    return await _in_tree(ctx.deps, write)
+
+
+async def _in_tree(deps: _Deps, operation: Callable[[], str]) -> str:
+    """Run a file tool in a thread (a big search must not stall the event loop), holding the tree.
+
+    Cancelled (the run's wall clock), the thread still finishes on its own, bounded by the tool's limits;
+    the run is over then, so no command of it starts beside it.
+    """
+    async with deps.tree:
+        return await asyncio.to_thread(tool_result, operation)
 
 
 async def run_command(ctx: RunContext[_Deps], command: str) -> str:
@@ -194,7 +212,8 @@ async def run_command(ctx: RunContext[_Deps], command: str) -> str:
     Returns the exit code and the combined output.
     """
     deps = ctx.deps
-    result = await sandbox.run_command(command, deps.workspace.root, deps.sandbox, deps.command_seconds)
+    async with deps.tree:
+        result = await sandbox.run_command(command, deps.workspace.root, deps.sandbox, deps.command_seconds)
     if result.timed_out:
         deps.log.ran(command, f"timed out after {format_seconds(deps.command_seconds)} s")
         return f"timed out after {format_seconds(deps.command_seconds)} s and was killed\n{result.output}"

@@ -24,11 +24,13 @@ from typing import Any
 from worker.agent import sandbox
 from worker.agent.base import AgentResult, AgentTask, Budget, ModelAccess, format_seconds
 from worker.agent.presets import Preset, gateway_env
+from worker.regular_file import NotRegular, read_head
 
 PLACEHOLDERS = ("prompt_file", "worktree", "summary_file", "model")
 OUTPUT_LIMIT = 60_000
 SUMMARY_LINES = 60
 SUMMARY_LIMIT = 20_000  # characters of a {summary_file} kept for the PR body
+_SUMMARY_BYTES = SUMMARY_LIMIT * 4  # read at most this much of it: enough for SUMMARY_LIMIT characters of UTF-8
 NOT_FOUND = 127  # what the shell, the bridge and bwrap's exec exit with when the program does not exist
 BUDGET_GRACE = 5.0  # seconds an agent refused by the gateway gets to exit by itself before it is ended
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -95,7 +97,7 @@ class CommandAgent:
             except OSError as exc:
                 failure = f"agent command could not start: {argv[0]}: {exc.strerror or exc}"
                 return _result(f"The agent command did not run ({failure}).", None, failure, task.model)
-            final = summary_file.read_text(encoding="utf-8", errors="replace").strip()[:SUMMARY_LIMIT]
+            final = _summary(summary_file)
         program = Path(argv[0]).name
         spent = task.model.grant.usage.tripped
         if result is None or spent:
@@ -136,6 +138,22 @@ async def _within_budget(command: Coroutine[Any, Any, sandbox.CommandResult],
         spent.cancel()
         if not running.done():
             running.cancel()
+
+
+def _summary(path: Path) -> str:
+    """What the agent wrote to {summary_file}, at most SUMMARY_LIMIT characters of it.
+
+    The agent could make the file huge and sparse (free for it, costly to read whole) or, unconfined, a
+    FIFO or a link: only its head is read, and only if it is still a regular file.
+    """
+    try:
+        head, more = read_head(path, _SUMMARY_BYTES)
+    except (NotRegular, OSError):
+        return ""
+    text = head.decode("utf-8", errors="replace").strip()
+    if more or len(text) > SUMMARY_LIMIT:
+        return text[:SUMMARY_LIMIT] + f"\n\n[the agent's summary was cut at {SUMMARY_LIMIT} characters]"
+    return text
 
 
 def _result(summary: str, tripped: str | None, error: str | None, access: ModelAccess) -> AgentResult:

@@ -21,8 +21,9 @@ from worker.agent.command import TemplateError, render
 from worker.agent.presets import gateway_env, resolve_preset
 from worker.critique.parse import UnusableOutput, from_text
 from worker.critique.run import CritiqueFailed, CritiqueOk, CritiqueOutcome, CritiqueTask, failed
+from worker.regular_file import NotRegular, read_head
 
-OUTPUT_LIMIT = 200_000  # characters of output kept; a critique is far smaller, logs may not be
+OUTPUT_LIMIT = 200_000  # characters of output kept, bytes of {summary_file} read; a critique is far smaller
 ATTEMPTS = 2  # the first answer, and one corrected after being shown the validation error
 _RETRY = """
 
@@ -78,12 +79,15 @@ class CommandCritic:
                 result = await sandbox.run_argv(argv, task.worktree, spec, seconds, OUTPUT_LIMIT)
             except OSError as exc:
                 return failed(f"critique command could not start: {argv[0]}: {exc.strerror or exc}")
-            written = summary_file.read_text(encoding="utf-8", errors="replace")
+            written = _written(summary_file)
         if result.timed_out:
             return failed(f"wall clock ({format_seconds(budget.seconds)} s) ran out")
         if result.exit_code:
             last = (result.output.strip().splitlines()[-1:] or ["no output"])[0][:200]
             return failed(f"critique command exited with code {result.exit_code}: {scrub(self._redact(last))}")
+        if written is None:
+            return failed(f"the critique command wrote more than {OUTPUT_LIMIT} bytes to its summary file, or "
+                          "replaced it; a critique is far smaller")
         return self._redact(written if written.strip() else result.output)
 
     def _redact(self, text: str) -> str:
@@ -92,6 +96,18 @@ class CommandCritic:
             if len(value) >= 8:
                 text = text.replace(value, "[redacted]")
         return text
+
+
+def _written(path: Path) -> str | None:
+    """The {summary_file}, read no further than OUTPUT_LIMIT bytes; None when it is longer or not a regular file.
+
+    The command could make it huge and sparse (free for it, costly to read whole) or, unconfined, a FIFO.
+    """
+    try:
+        head, more = read_head(path, OUTPUT_LIMIT)
+    except (NotRegular, OSError):
+        return None
+    return None if more else head.decode("utf-8", errors="replace")
 
 
 def _render(template: str, prompt_file: Path, worktree: Path, summary_file: Path, model: str = "") -> list[str]:
