@@ -27,8 +27,6 @@ import os
 import stat
 from pathlib import Path
 
-import orjson
-
 from worker.gateway.scrub import Scrubber
 
 
@@ -57,7 +55,7 @@ class Transcript:
     def write(self, record: dict[str, object]) -> None:
         if self._fd is None:
             return
-        line = orjson.dumps(self._scrubber.tree(record), default=str) + b"\n"
+        line = self._scrubber.json(record) + b"\n"
         os.write(self._fd, line)
 
     def close(self) -> None:
