@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.gateway.dialect import Tokens, count, text_of
+from worker.gateway.dialect import Prepared, Tokens, cap, count, text_of
 
 API_VERSION = "2023-06-01"  # sent when the agent names none; the upstream refuses requests without it
+MIN_THINKING = 1024  # the smallest thinking budget the API accepts; it must also stay under max_tokens
 _INPUT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
@@ -101,6 +102,19 @@ class AnthropicStreamReader:
         return {"text": text, "tool_calls": calls, "finish_reason": self.stop_reason}
 
 
+def _fit_thinking(body: dict[str, object]) -> None:
+    """Keep a thinking budget below a capped ``max_tokens`` (the API refuses it otherwise)."""
+    thinking, limit = body.get("thinking"), body.get("max_tokens")
+    if not isinstance(thinking, dict) or not isinstance(limit, int):
+        return
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, int) and budget >= limit:
+        if limit > MIN_THINKING:
+            body["thinking"] = {**thinking, "budget_tokens": limit - 1}
+        else:
+            del body["thinking"]
+
+
 class AnthropicMessages:
     name = "anthropic"
     upstream_path = "/messages"
@@ -109,8 +123,11 @@ class AnthropicMessages:
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"x-api-key": api_key} if api_key else {}
 
-    def prepare(self, body: dict[str, object], model: str) -> tuple[dict[str, object], bool]:
-        return {**body, "model": model}, False
+    def prepare(self, body: dict[str, object], model: str, remaining: int) -> Prepared:
+        upstream = {**body, "model": model}
+        if cap(upstream, ("max_tokens",), remaining):
+            _fit_thinking(upstream)
+        return Prepared(upstream, False)
 
     def usage(self, body: object) -> Tokens | None:
         return _usage(body.get("usage")) if isinstance(body, dict) else None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.gateway.dialect import Tokens, count, text_of
+from worker.gateway.dialect import Prepared, Tokens, cap, count, text_of
+
+ANSWER_LIMITS = ("max_tokens", "max_completion_tokens")
 
 
 def _usage(value: object) -> Tokens | None:
@@ -96,16 +98,17 @@ class OpenAIChat:
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
-    def prepare(self, body: dict[str, object], model: str) -> tuple[dict[str, object], bool]:
+    def prepare(self, body: dict[str, object], model: str, remaining: int) -> Prepared:
         upstream = {**body, "model": model}
+        cap(upstream, ANSWER_LIMITS, remaining)
         if body.get("stream") is not True:
-            return upstream, False
-        options = body.get("stream_options")
+            return Prepared(upstream, False)
+        options = upstream.get("stream_options")
         options = options if isinstance(options, dict) else {}
         if options.get("include_usage") is True:
-            return upstream, False
+            return Prepared(upstream, False)
         upstream["stream_options"] = {**options, "include_usage": True}
-        return upstream, True
+        return Prepared(upstream, True)
 
     def usage(self, body: object) -> Tokens | None:
         return _usage(body.get("usage")) if isinstance(body, dict) else None

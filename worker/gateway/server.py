@@ -28,7 +28,8 @@ import httpx
 import uvicorn
 
 from bot import logs
-from worker.gateway.app import MAX_BODY, build_app
+from worker.gateway.app import build_app
+from worker.gateway.body import BODY_SECONDS, MAX_BODY
 from worker.gateway.client import gateway_client
 from worker.gateway.forward import Forwarder, Upstream
 from worker.gateway.runs import RunGrant, Runs, RunUsage
@@ -44,14 +45,15 @@ class ModelGateway:
     def __init__(self, upstream_base_url: str, upstream_api_key: str | None, socket_path: Path,
                  transcripts_dir: Path, redact: Sequence[str] = (), http: httpx.AsyncClient | None = None, *,
                  max_body: int = MAX_BODY, upstream_timeout: float = 300.0, shutdown_seconds: int = 5,
-                 log: Any = None) -> None:
+                 body_seconds: float = BODY_SECONDS, log: Any = None) -> None:
         self.socket_path = socket_path
         self.transcripts_dir = transcripts_dir
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(upstream_timeout, connect=10.0))
         self._runs = Runs(transcripts_dir, Scrubber((upstream_api_key, *redact)))
         upstream = Upstream(upstream_base_url.rstrip("/"), upstream_api_key, self._http)
-        self._app = build_app(self._runs, Forwarder(upstream, log or logs.get("mull.gateway")), max_body)
+        self._app = build_app(self._runs, Forwarder(upstream, log or logs.get("mull.gateway")), max_body,
+                              body_seconds)
         self._shutdown_seconds = shutdown_seconds
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
