@@ -7,7 +7,7 @@ everything that differs between them is behind ``Dialect``, so adding a protocol
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -26,10 +26,12 @@ class Tokens:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A request as it goes upstream: the body built from the agent's."""
+    """A request as it goes upstream: the body built from the agent's, and what the gateway left out."""
 
     body: dict[str, object]
     drop_usage: bool = False  # usage was asked for on the agent's behalf: the reader drops what it did not ask for
+    dropped: list[str] = field(default_factory=list)  # names of the agent's fields and tools not forwarded
+    refusal: str | None = None  # why the request cannot go at all (the agent is told), or None
 
 
 def estimate(chars: int) -> int:
@@ -86,8 +88,8 @@ class Dialect(Protocol):
     def auth_headers(self, api_key: str | None) -> dict[str, str]: ...
 
     def prepare(self, body: dict[str, object], model: str, remaining: int) -> Prepared:
-        """The upstream body: the agent's, with the run's model, usage asked for, and an answer no longer than
-        ``remaining`` tokens (what is left of the run's budget)."""
+        """The upstream body: the agent's allowed fields and client tools, the run's model, usage asked for,
+        and an answer no longer than ``remaining`` tokens (what is left of the run's budget)."""
         ...
 
     def usage(self, body: object) -> Tokens | None: ...

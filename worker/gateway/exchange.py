@@ -28,6 +28,7 @@ class Exchange:
         self.log = log
         self.body: dict[str, Any] | None = None
         self.size = 0  # bytes of the body as received
+        self.dropped: list[str] = []
         self.started = time.monotonic()
         self.at = datetime.now(UTC).isoformat()
         self.finished = False
@@ -47,6 +48,8 @@ class Exchange:
             "time": self.at, "route": self.route, "protocol": self.dialect.name, "status": status, "ms": ms,
             "stream": stream, "request": request, "response": answer, "usage": usage}
         extra: dict[str, Any] = {k: v for k, v in (("refused", refused), ("error", error)) if v is not None}
+        if self.dropped:
+            extra["dropped"] = self.dropped
         run.transcript.write({**record, **extra})
         self.log.info("model request", run=run.grant.run_id, route=self.route, status=status, ms=ms,
                       input_tokens=used.input if used else 0, output_tokens=used.output if used else 0,

@@ -1,9 +1,10 @@
 """Forwarding one model request upstream: the run's model, the real key, and nothing of the agent's own.
 
-The agent chooses the body's messages and little else. The model is the run's, and the answer's length is
-capped at what the run's token budget has left; the upstream sees the real API key and only an allow-list
-of the agent's headers (never its token, cookies or hop-by-hop headers). Whatever comes back has every
-known secret scrubbed before it reaches the sandbox. A streamed answer is relayed event by event as it
+The agent chooses the body's messages and little else. The model is the run's; the body is rebuilt from an
+allow-list (``allowlist`` and each protocol's module) with the answer's length capped at what the run's
+token budget has left; the upstream sees the real API key and only an allow-list of the agent's headers
+(never its token, cookies, hop-by-hop headers or betas that give the model tools). Whatever comes back has
+every known secret scrubbed before it reaches the sandbox. A streamed answer is relayed event by event as it
 arrives, so time to first token is the upstream's, while the gateway reads each event for usage and the
 transcript; its tokens are counted when it ends, however it ends (the agent may stop reading mid-stream).
 """
@@ -22,12 +23,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from worker.gateway import errors
+from worker.gateway.allowlist import safe_betas
 from worker.gateway.body import large
 from worker.gateway.dialect import Dialect, StreamReader, Tokens, estimate
 from worker.gateway.exchange import Exchange
 from worker.gateway.sse import EventSplitter, event_data
 
-PASSED_REQUEST_HEADERS = frozenset({"accept", "user-agent", "anthropic-version", "anthropic-beta", "openai-beta"})
+PASSED_REQUEST_HEADERS = frozenset({"accept", "user-agent", "anthropic-version"})
+FILTERED_REQUEST_HEADERS = frozenset({"anthropic-beta", "openai-beta"})  # passed in part (betas) or never
 PASSED_RESPONSE_HEADERS = frozenset({"content-type", "retry-after", "x-request-id", "request-id"})
 PASSED_RESPONSE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "openai-")
 
@@ -43,12 +46,24 @@ class Upstream:
         return urlsplit(self.base_url).hostname or self.base_url
 
 
-def request_headers(dialect: Dialect, incoming: Mapping[str, str], api_key: str | None) -> dict[str, str]:
+def request_headers(dialect: Dialect, incoming: Mapping[str, str], api_key: str | None) -> tuple[dict, list[str]]:
+    """The headers to send upstream, and the names of the agent's headers (or betas) left out."""
     headers = dict(dialect.default_headers)
-    headers.update((k, v) for k, v in incoming.items() if k.lower() in PASSED_REQUEST_HEADERS)
+    dropped: list[str] = []
+    for name, value in incoming.items():
+        name = name.lower()
+        if name in PASSED_REQUEST_HEADERS:
+            headers[name] = value
+        elif name == "anthropic-beta":
+            kept, refused = safe_betas(value)
+            if kept:
+                headers[name] = kept
+            dropped += [f"anthropic-beta:{beta}" for beta in refused]
+        elif name in FILTERED_REQUEST_HEADERS:
+            dropped.append(name)
     headers.update(dialect.auth_headers(api_key))
     headers["content-type"] = "application/json"
-    return headers
+    return headers, dropped
 
 
 class Forwarder:
@@ -63,9 +78,14 @@ class Forwarder:
         arguments = (exchange.body, run.grant.model, run.grant.meter.tokens_left)
         prepared = await asyncio.to_thread(dialect.prepare, *arguments) if large(exchange.size) else \
             dialect.prepare(*arguments)
+        sent_headers, dropped_headers = request_headers(dialect, headers, self.upstream.api_key)
+        exchange.dropped = prepared.dropped + dropped_headers
+        if prepared.refusal is not None:
+            exchange.finish(400, error=prepared.refusal)
+            return errors.refusal(400, "invalid_request_error", prepared.refusal)
         request = self.upstream.http.build_request(
             "POST", self.upstream.base_url + dialect.upstream_path, content=orjson.dumps(prepared.body),
-            headers=request_headers(dialect, headers, self.upstream.api_key))
+            headers=sent_headers)
         try:
             response = await self.upstream.http.send(request, stream=True)
         except httpx.HTTPError as exc:

@@ -17,6 +17,7 @@ say, what did it cost"), so the format is deliberately plain. ``<transcripts_dir
     usage     {"input", "output", "estimated"} tokens counted for the request (estimated: ~4 chars a token)
     refused   only on a request refused for budget: the budget that is spent, e.g. "steps (40)"
     error     only when the gateway refused the request or could not get a whole answer: what went wrong
+    dropped   only when the gateway left out some of the agent's fields, tools or betas: their names
 
 Every string in a record (keys included) has the real API key, the run's token and each operator-listed
 ``redact`` value replaced by ``[redacted]`` before it is written.
