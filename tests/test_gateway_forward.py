@@ -47,12 +47,14 @@ def test_the_agents_own_credentials_and_hop_by_hop_headers_stay_behind(scripted_
     status, text, usage = asyncio.run(_one(
         scripted_model.url, chat("fwd-headers"), cookie="session=1", **{
             "x-api-key": "agent-chosen", "proxy-authorization": "Basic eDp5", "x-forwarded-for": "169.254.169.254",
-            "openai-organization": "someone-else", "te": "trailers", "anthropic-beta": "tools-1"}))
+            "openai-organization": "someone-else", "te": "trailers", "openai-beta": "assistants=v2",
+            "anthropic-beta": "prompt-caching-2024-07-31, mcp-client-2025-04-04,web-fetch-2025-09-10"}))
     assert status == 200
     echoed = json.loads(json.loads(text)["choices"][0]["message"]["content"])
     assert set(echoed) <= UPSTREAM_HEADERS, set(echoed) - UPSTREAM_HEADERS
     assert "x-api-key" not in echoed and "cookie" not in echoed
-    assert echoed["anthropic-beta"] == "tools-1"
+    assert echoed["anthropic-beta"] == "prompt-caching-2024-07-31"
+    assert "openai-beta" not in echoed
     assert echoed["authorization"] == "Bearer [redacted]"
     assert usage["token"] not in text
 

@@ -17,11 +17,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from doubles.gateway_rig import CHAT, UPSTREAM_KEY, agent_client, chat, running_gateway
 from doubles.model_server import ScriptedModel
 
 from worker.gateway import ModelGateway
+from worker.gateway.scrub import Scrubber
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -136,3 +138,15 @@ def test_a_run_is_opened_once_and_closed_once(short_dir: Path) -> None:
     with pytest.raises(KeyError, match="already closed"):
         gateway.close_run("r1")
     assert os.listdir(short_dir / "t") == ["r1.jsonl"]
+
+
+def test_the_transcripts_quick_scrub_writes_what_a_full_walk_would() -> None:
+    pem = "-----BEGIN KEY-----\nMIIBOgIBAAJB\n-----END KEY-----"
+    scrubber = Scrubber(["sk-plain-key-123", pem, 'quo"te\\back', "654321"])
+    clean = {"messages": [{"role": "user", "content": "nothing secret", "n": 654321}], "ms": 1.5}
+    dirty = {"messages": [{"role": "user", "content": f"key sk-plain-key-123 and {pem}!"},
+                          {"quo\"te\\back": ["x quo\"te\\back y", 654321]}], "ms": 654321}
+    for record in (clean, dirty):
+        assert scrubber.json(record) == orjson.dumps(scrubber.tree(record))
+    assert b"sk-plain" not in scrubber.json(dirty) and b"BEGIN" not in scrubber.json(dirty)
+    assert scrubber.json(dirty).count(b"[redacted]") == 4

@@ -6,6 +6,7 @@ bytes a unix socket path may have.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -53,3 +54,14 @@ async def model_access(upstream_url: str, model: str = "scripted", steps: int = 
     async with running_gateway(upstream_url, api_key=api_key, shutdown_seconds=0) as gateway:
         async with gateway.run(run_id, model, steps, tokens) as grant:
             yield ModelAccess(gateway.socket_path, grant)
+
+
+async def raw_connection(gateway: ModelGateway) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A bare connection to the gateway's socket, for a client that does not behave like an HTTP library."""
+    return await asyncio.open_unix_connection(str(gateway.socket_path))
+
+
+def request_head(token: str, length: int, path: str = CHAT) -> bytes:
+    """A POST's request line and headers, announcing ``length`` body bytes (which the caller may not send)."""
+    return (f"POST {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()

@@ -7,10 +7,12 @@
             # grant.out_of_budget and reads grant.usage (grant.meter.tripped says which budget ran out)
             ...
 
-Modules: ``server`` (lifecycle, runs), ``app`` (routes, auth, body checks), ``forward`` (upstream, streaming,
-budgets, accounting), ``runs`` (tokens, meters), ``openai_chat`` / ``anthropic_messages`` (protocols),
-``sse`` (event splitting), ``scrub`` (secret removal), ``transcript`` (the run's JSON lines), ``client``
-(in-process access over the socket).
+Modules: ``server`` (lifecycle, runs), ``connections`` (how many, how idle, how large a head), ``app``
+(routes, auth, budgets, the order of checks), ``turns`` (one request at a time per run), ``body`` (reading and
+parsing a body within limits), ``forward`` (upstream, streaming), ``allowlist`` (what of a request may leave),
+``exchange`` (a request's accounting and record), ``runs`` (tokens, meters), ``openai_chat`` /
+``anthropic_messages`` (protocols), ``sse`` (event splitting), ``scrub`` (secret removal), ``transcript``
+(the run's JSON lines), ``client`` (in-process access over the socket).
 """
 
 from worker.gateway.client import BASE_URL, gateway_client

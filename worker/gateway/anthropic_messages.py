@@ -3,15 +3,24 @@
 It authenticates with ``x-api-key`` and reports usage as ``input_tokens`` / ``output_tokens`` (plus prompt
 cache reads and writes, which count as input). A streamed answer gives the input side in ``message_start``
 and the running output count in each ``message_delta``; streams always carry usage, so nothing is added.
+
+Only the fields a coding agent needs go upstream (see ``allowlist``): not ``mcp_servers``, ``container``,
+``metadata`` or ``service_tier``, and only tools the agent runs itself (no ``type``, or ``custom``), never
+the provider's server tools (web search and fetch, code execution, ...).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.gateway.dialect import Tokens, count, text_of
+from worker.gateway.allowlist import keep_fields, keep_tools, remote_source
+from worker.gateway.dialect import Prepared, Tokens, cap, count, text_of
 
 API_VERSION = "2023-06-01"  # sent when the agent names none; the upstream refuses requests without it
+ALLOWED_FIELDS = frozenset({
+    "model", "messages", "system", "max_tokens", "tools", "tool_choice", "temperature", "top_p", "top_k",
+    "stop_sequences", "stream", "thinking"})
+MIN_THINKING = 1024  # the smallest thinking budget the API accepts; it must also stay under max_tokens
 _INPUT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
@@ -101,6 +110,19 @@ class AnthropicStreamReader:
         return {"text": text, "tool_calls": calls, "finish_reason": self.stop_reason}
 
 
+def _fit_thinking(body: dict[str, object]) -> None:
+    """Keep a thinking budget below a capped ``max_tokens`` (the API refuses it otherwise)."""
+    thinking, limit = body.get("thinking"), body.get("max_tokens")
+    if not isinstance(thinking, dict) or not isinstance(limit, int):
+        return
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, int) and budget >= limit:
+        if limit > MIN_THINKING:
+            body["thinking"] = {**thinking, "budget_tokens": limit - 1}
+        else:
+            del body["thinking"]
+
+
 class AnthropicMessages:
     name = "anthropic"
     upstream_path = "/messages"
@@ -109,8 +131,17 @@ class AnthropicMessages:
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"x-api-key": api_key} if api_key else {}
 
-    def prepare(self, body: dict[str, object], model: str) -> tuple[dict[str, object], bool]:
-        return {**body, "model": model}, False
+    def prepare(self, body: dict[str, object], model: str, remaining: int) -> Prepared:
+        source = remote_source(body.get("messages"))
+        if source is not None:
+            return Prepared({}, refusal=f"{source} is given by URL, which the model's provider would fetch: "
+                            "send images and documents inline (source type base64 or text)")
+        upstream, dropped = keep_fields(body, ALLOWED_FIELDS)
+        dropped += keep_tools(upstream, lambda tool: tool.get("type", "custom") == "custom", ("tool_choice",))
+        upstream["model"] = model
+        if cap(upstream, ("max_tokens",), remaining):
+            _fit_thinking(upstream)
+        return Prepared(upstream, False, dropped)
 
     def usage(self, body: object) -> Tokens | None:
         return _usage(body.get("usage")) if isinstance(body, dict) else None

@@ -1,15 +1,17 @@
 """The gateway's HTTP surface: three routes, each behind the run token, and JSON refusals for the rest.
 
-Everything here is about refusing early and saying why: no or wrong token (401), a body too large (413) or
-not a JSON object (400), an unknown route (404). Only a request that passes all of that reaches the
-forwarder, which owns budgets, the upstream and the transcript.
+A model request goes through, in order: the run token (401), the run's budgets (403, which clients do not
+retry), a place in the run's queue (one request in flight, ``turns.MAX_WAITING`` more waiting; 429 beyond),
+its turn, the budgets again (the answers before it may have spent them), then its step is counted and only
+then is its body read (413 too large, 408 too slow, 400 not a JSON object). So every request that costs the
+gateway a body to read and parse costs the run a step. The forwarder owns the upstream and the answer; the
+turn is given back once the answer has been relayed and counted.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,12 +19,13 @@ from starlette.routing import Route
 
 from worker.gateway import errors
 from worker.gateway.anthropic_messages import AnthropicMessages
+from worker.gateway.body import BODY_SECONDS, MAX_BODY, BodyRefused, read_json
 from worker.gateway.dialect import Dialect
+from worker.gateway.exchange import Exchange
 from worker.gateway.forward import Forwarder
 from worker.gateway.openai_chat import OpenAIChat
 from worker.gateway.runs import Run, Runs
-
-MAX_BODY = 8 * 1024 * 1024  # a long agent conversation is a few hundred KB; 8 MB leaves room for images
+from worker.gateway.turns import HeldResponse, TurnsFull
 
 
 def _token(request: Request) -> str | None:
@@ -36,10 +39,12 @@ def _token(request: Request) -> str | None:
 class GatewayRoutes:
     """Route handlers bound to the gateway's runs and forwarder (no module-level state)."""
 
-    def __init__(self, runs: Runs, forward: Forwarder, max_body: int = MAX_BODY) -> None:
+    def __init__(self, runs: Runs, forward: Forwarder, max_body: int = MAX_BODY,
+                 body_seconds: float = BODY_SECONDS) -> None:
         self.runs = runs
         self.forward = forward
         self.max_body = max_body
+        self.body_seconds = body_seconds
         self.openai: Dialect = OpenAIChat()
         self.anthropic: Dialect = AnthropicMessages()
 
@@ -50,37 +55,50 @@ class GatewayRoutes:
         run = self.runs.find(token)
         return errors.bad_token() if run is None else run
 
-    async def _body(self, request: Request) -> dict[str, Any] | Response:
-        too_large = errors.refusal(413, "invalid_request_error", f"request body over {self.max_body} bytes: "
-                                   "send a shorter conversation (drop old tool output)")
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            return too_large
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                return too_large
-            chunks.append(chunk)
-        try:
-            body = orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError:
-            return errors.refusal(400, "invalid_request_error", "request body is not valid JSON: send the "
-                                  "request as a JSON object with Content-Type: application/json")
-        if not isinstance(body, dict):
-            return errors.refusal(400, "invalid_request_error",
-                                  f"request body is a JSON {type(body).__name__}, not an object: send a JSON "
-                                  "object with model and messages")
-        return body
+    @staticmethod
+    def _spent(exchange: Exchange) -> Response | None:
+        """The budget refusal, if the run has spent one (no step is counted for it: there are none left)."""
+        spent = exchange.run.grant.meter.spent()
+        if spent is None:
+            return None
+        exchange.run.trip(spent)
+        exchange.finish(403, refused=spent)
+        return errors.budget_spent(spent)
 
     async def _model_request(self, request: Request, dialect: Dialect) -> Response:
         run = self.authorize(request)
         if isinstance(run, Response):
             return run
-        body = await self._body(request)
-        if isinstance(body, Response):
-            return body
-        return await self.forward(run, dialect, request.url.path, body, request.headers)
+        exchange = Exchange(run, dialect, request.url.path, self.forward.log)
+        refused = self._spent(exchange)
+        if refused is not None:
+            return refused
+        try:
+            release = await run.turns.take()
+        except TurnsFull:
+            run.grant.meter.requests += 1
+            message = (f"this run already has a model request in flight and {run.turns.max_waiting} waiting: "
+                       "the gateway answers a run's requests one at a time; wait for an answer before sending more")
+            exchange.finish(429, error=message)
+            return errors.refusal(429, "rate_limit_error", message)
+        try:
+            response = await self._in_turn(exchange, request)
+        except BaseException:
+            release()
+            raise
+        return HeldResponse(response, release)
+
+    async def _in_turn(self, exchange: Exchange, request: Request) -> Response:
+        refused = self._spent(exchange)
+        if refused is not None:
+            return refused
+        exchange.run.grant.meter.requests += 1
+        try:
+            exchange.body, exchange.size = await read_json(request, self.max_body, self.body_seconds)
+        except BodyRefused as exc:
+            exchange.finish(exc.status, error=exc.message)
+            return errors.refusal(exc.status, "invalid_request_error", exc.message, close=True)
+        return await self.forward(exchange, request.headers)
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._model_request(request, self.openai)
@@ -102,8 +120,9 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return errors.not_found(request.method, request.url.path)
 
 
-def build_app(runs: Runs, forward: Forwarder, max_body: int = MAX_BODY) -> Starlette:
-    routes = GatewayRoutes(runs, forward, max_body)
+def build_app(runs: Runs, forward: Forwarder, max_body: int = MAX_BODY,
+              body_seconds: float = BODY_SECONDS) -> Starlette:
+    routes = GatewayRoutes(runs, forward, max_body, body_seconds)
     handlers: dict[Any, Any] = {404: _not_found, 405: _not_found}
     return Starlette(routes=[
         Route("/v1/chat/completions", routes.chat_completions, methods=["POST"]),

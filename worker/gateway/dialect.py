@@ -6,7 +6,8 @@ everything that differs between them is behind ``Dialect``, so adding a protocol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -23,9 +24,29 @@ class Tokens:
         return self.input + self.output
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request as it goes upstream: the body built from the agent's, and what the gateway left out."""
+
+    body: dict[str, object]
+    drop_usage: bool = False  # usage was asked for on the agent's behalf: the reader drops what it did not ask for
+    dropped: list[str] = field(default_factory=list)  # names of the agent's fields and tools not forwarded
+    refusal: str | None = None  # why the request cannot go at all (the agent is told), or None
+
+
 def estimate(chars: int) -> int:
     """Roughly four characters a token, rounded up: used only when an upstream reports no usage."""
     return (chars + 3) // 4
+
+
+def cap(body: dict[str, object], names: Collection[str], limit: int) -> bool:
+    """Lower each integer field of ``names`` over ``limit`` (an answer's length) to it; True if any was."""
+    capped = False
+    for name in names:
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            body[name], capped = limit, True
+    return capped
 
 
 def text_of(content: object) -> str:
@@ -66,9 +87,9 @@ class Dialect(Protocol):
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]: ...
 
-    def prepare(self, body: dict[str, object], model: str) -> tuple[dict[str, object], bool]:
-        """The body to send upstream (the run's model, usage asked for); True if usage was asked on the
-        agent's behalf, so the reader drops what the agent did not ask for."""
+    def prepare(self, body: dict[str, object], model: str, remaining: int) -> Prepared:
+        """The upstream body: the agent's allowed fields and client tools, the run's model, usage asked for,
+        and an answer no longer than ``remaining`` tokens (what is left of the run's budget)."""
         ...
 
     def usage(self, body: object) -> Tokens | None: ...

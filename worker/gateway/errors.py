@@ -11,8 +11,11 @@ from starlette.responses import JSONResponse
 ROUTES = "POST /v1/chat/completions, POST /v1/messages and GET /v1/models"
 
 
-def refusal(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"type": "error", "error": {"message": message, "type": kind, "code": kind}}, status)
+def refusal(status: int, kind: str, message: str, close: bool = False) -> JSONResponse:
+    """``close``: end the connection after it (the request's body was left unread)."""
+    headers = {"connection": "close"} if close else None
+    return JSONResponse({"type": "error", "error": {"message": message, "type": kind, "code": kind}}, status,
+                        headers)
 
 
 def no_token() -> JSONResponse:

@@ -1,32 +1,36 @@
 """Forwarding one model request upstream: the run's model, the real key, and nothing of the agent's own.
 
-The agent chooses the body's messages and little else. The model is the run's; the upstream sees the real
-API key and only an allow-list of the agent's headers (never its token, cookies or hop-by-hop headers);
-whatever comes back has every known secret scrubbed before it reaches the sandbox. A streamed answer is
-relayed event by event as it arrives, so time to first token is the upstream's, while the gateway reads
-each event for usage and the transcript. A step is counted when the request is forwarded, tokens when its
-answer ends; a request that finds a budget already spent is refused without reaching the upstream.
+The agent chooses the body's messages and little else. The model is the run's; the body is rebuilt from an
+allow-list (``allowlist`` and each protocol's module) with the answer's length capped at what the run's
+token budget has left; the upstream sees the real API key and only an allow-list of the agent's headers
+(never its token, cookies, hop-by-hop headers or betas that give the model tools). Whatever comes back has
+every known secret scrubbed before it reaches the sandbox. A streamed answer is relayed event by event as it
+arrives, so time to first token is the upstream's, while the gateway reads each event for usage and the
+transcript; its tokens are counted when it ends, however it ends (the agent may stop reading mid-stream).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from worker.gateway import errors
+from worker.gateway.allowlist import safe_betas
+from worker.gateway.body import large
 from worker.gateway.dialect import Dialect, StreamReader, Tokens, estimate
-from worker.gateway.runs import Run
+from worker.gateway.exchange import Exchange
 from worker.gateway.sse import EventSplitter, event_data
 
-PASSED_REQUEST_HEADERS = frozenset({"accept", "user-agent", "anthropic-version", "anthropic-beta", "openai-beta"})
+PASSED_REQUEST_HEADERS = frozenset({"accept", "user-agent", "anthropic-version"})
+FILTERED_REQUEST_HEADERS = frozenset({"anthropic-beta", "openai-beta"})  # passed in part (betas) or never
 PASSED_RESPONSE_HEADERS = frozenset({"content-type", "retry-after", "x-request-id", "request-id"})
 PASSED_RESPONSE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "openai-")
 
@@ -42,16 +46,24 @@ class Upstream:
         return urlsplit(self.base_url).hostname or self.base_url
 
 
-@dataclass(frozen=True)
-class Exchange:
-    """One request on its way through: what its transcript record and log line need when it ends."""
-
-    run: Run
-    dialect: Dialect
-    route: str
-    body: dict[str, Any]
-    started: float
-    at: str
+def request_headers(dialect: Dialect, incoming: Mapping[str, str], api_key: str | None) -> tuple[dict, list[str]]:
+    """The headers to send upstream, and the names of the agent's headers (or betas) left out."""
+    headers = dict(dialect.default_headers)
+    dropped: list[str] = []
+    for name, value in incoming.items():
+        name = name.lower()
+        if name in PASSED_REQUEST_HEADERS:
+            headers[name] = value
+        elif name == "anthropic-beta":
+            kept, refused = safe_betas(value)
+            if kept:
+                headers[name] = kept
+            dropped += [f"anthropic-beta:{beta}" for beta in refused]
+        elif name in FILTERED_REQUEST_HEADERS:
+            dropped.append(name)
+    headers.update(dialect.auth_headers(api_key))
+    headers["content-type"] = "application/json"
+    return headers, dropped
 
 
 class Forwarder:
@@ -59,39 +71,29 @@ class Forwarder:
         self.upstream = upstream
         self.log = log
 
-    async def __call__(self, run: Run, dialect: Dialect, route: str, body: dict[str, Any],
-                       headers: Mapping[str, str]) -> Response:
-        exchange = Exchange(run, dialect, route, body, time.monotonic(), datetime.now(UTC).isoformat())
-        spent = run.grant.meter.spent()
-        if spent is not None:
-            run.trip(spent)
-            self._finish(exchange, 403, None, None, refused=spent)
-            return errors.budget_spent(spent)
-        run.grant.meter.requests += 1
-        upstream_body, drop_usage = dialect.prepare(body, run.grant.model)
+    async def __call__(self, exchange: Exchange, headers: Mapping[str, str]) -> Response:
+        """Send ``exchange.body`` upstream (the step is already counted) and relay what comes back."""
+        run, dialect = exchange.run, exchange.dialect
+        assert exchange.body is not None  # read before forwarding
+        arguments = (exchange.body, run.grant.model, run.grant.meter.tokens_left)
+        prepared = await asyncio.to_thread(dialect.prepare, *arguments) if large(exchange.size) else \
+            dialect.prepare(*arguments)
+        sent_headers, dropped_headers = request_headers(dialect, headers, self.upstream.api_key)
+        exchange.dropped = prepared.dropped + dropped_headers
+        if prepared.refusal is not None:
+            exchange.finish(400, error=prepared.refusal)
+            return errors.refusal(400, "invalid_request_error", prepared.refusal)
         request = self.upstream.http.build_request(
-            "POST", self.upstream.base_url + dialect.upstream_path, content=orjson.dumps(upstream_body),
-            headers=self._request_headers(dialect, headers))
+            "POST", self.upstream.base_url + dialect.upstream_path, content=orjson.dumps(prepared.body),
+            headers=sent_headers)
         try:
             response = await self.upstream.http.send(request, stream=True)
         except httpx.HTTPError as exc:
             return self._unreachable(exchange, exc)
         if response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"):
-            relay = self._relay(exchange, response, dialect.stream_reader(drop_usage))
-            return StreamingResponse(relay, 200, headers=self._response_headers(run, response))
+            return Relay(exchange, response, dialect.stream_reader(prepared.drop_usage), self.upstream.host,
+                         _response_headers(exchange, response))
         return await self._whole(exchange, response)
-
-    def _request_headers(self, dialect: Dialect, incoming: Mapping[str, str]) -> dict[str, str]:
-        headers = dict(dialect.default_headers)
-        headers.update((k, v) for k, v in incoming.items() if k.lower() in PASSED_REQUEST_HEADERS)
-        headers.update(dialect.auth_headers(self.upstream.api_key))
-        headers["content-type"] = "application/json"
-        return headers
-
-    @staticmethod
-    def _response_headers(run: Run, response: httpx.Response) -> dict[str, str]:
-        return {k: run.scrubber.text(v) for k, v in ((k.lower(), v) for k, v in response.headers.items())
-                if k in PASSED_RESPONSE_HEADERS or k.startswith(PASSED_RESPONSE_PREFIXES)}
 
     async def _whole(self, exchange: Exchange, response: httpx.Response) -> Response:
         try:
@@ -105,21 +107,49 @@ class Forwarder:
         except orjson.JSONDecodeError:
             answer = raw.decode(errors="replace")
         used = None
-        if response.is_success:
+        if response.is_success and exchange.body is not None:
             dialect = exchange.dialect
             used = dialect.usage(answer) or Tokens(estimate(dialect.prompt_chars(exchange.body)),
                                                    estimate(dialect.reply_chars(answer)), estimated=True)
-        self._finish(exchange, response.status_code, answer, used)
+        exchange.finish(response.status_code, answer, used)
         return Response(exchange.run.scrubber.data(raw), response.status_code,
-                        headers=self._response_headers(exchange.run, response))
+                        headers=_response_headers(exchange, response))
 
-    async def _relay(self, exchange: Exchange, response: httpx.Response, reader: StreamReader) -> AsyncIterator[bytes]:
-        """The upstream's events as they complete, scrubbed, minus any the agent did not ask for."""
+    def _unreachable(self, exchange: Exchange, exc: httpx.HTTPError) -> Response:
+        host = self.upstream.host
+        if isinstance(exc, httpx.TimeoutException):
+            status, message = 504, (f"the model endpoint at {host} did not answer in time "
+                                    f"({type(exc).__name__}); try again, or ask for a shorter answer")
+        else:
+            status, message = 502, (f"the model endpoint at {host} could not be reached "
+                                    f"({type(exc).__name__}): check Mull's model base URL and that the model "
+                                    "server is running")
+        exchange.finish(status, error=message)
+        return errors.refusal(status, "upstream_error", message)
+
+
+def _response_headers(exchange: Exchange, response: httpx.Response) -> dict[str, str]:
+    scrub = exchange.run.scrubber.text
+    return {k: scrub(v) for k, v in ((k.lower(), v) for k, v in response.headers.items())
+            if k in PASSED_RESPONSE_HEADERS or k.startswith(PASSED_RESPONSE_PREFIXES)}
+
+
+class Relay(StreamingResponse):
+    """A streamed answer passed on event by event, scrubbed, minus any event the agent did not ask for; counted
+    and recorded when it ends, including when the agent stops reading (then the upstream is closed too)."""
+
+    def __init__(self, exchange: Exchange, upstream: httpx.Response, reader: StreamReader, host: str,
+                 headers: dict[str, str]) -> None:
+        self.exchange, self.upstream, self.reader, self.host = exchange, upstream, reader, host
+        self.events = self._events()
+        super().__init__(self.events, 200, headers=headers)
+
+    async def _events(self) -> AsyncGenerator[bytes, None]:
         splitter = EventSplitter()
-        scrub = exchange.run.scrubber.data
-        error = None
+        scrub, reader = self.exchange.run.scrubber.data, self.reader
+        error = "the agent stopped reading before the answer ended"
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in self.upstream.aiter_bytes():
                 events = [scrub(e) for e in splitter.feed(chunk) if not reader.read(event_data(e))]
                 if events:
                     yield b"".join(events)
@@ -127,38 +157,24 @@ class Forwarder:
             if rest:
                 reader.read(event_data(rest))
                 yield scrub(rest)
+            error = ""
         except httpx.HTTPError as exc:
-            error = f"the model endpoint at {self.upstream.host} broke off the stream ({type(exc).__name__})"
+            error = f"the model endpoint at {self.host} broke off the stream ({type(exc).__name__})"
         finally:
-            await response.aclose()
-            used = reader.usage() or Tokens(estimate(exchange.dialect.prompt_chars(exchange.body)),
-                                            estimate(reader.chars()), estimated=True)
-            self._finish(exchange, 200, reader.reply(), used, stream=True, error=error)
+            self._settle(error)  # before any await: a cancelled task may not get past the next one
+            await self.upstream.aclose()
 
-    def _unreachable(self, exchange: Exchange, exc: httpx.HTTPError) -> Response:
-        if isinstance(exc, httpx.TimeoutException):
-            status, message = 504, (f"the model endpoint at {self.upstream.host} did not answer in time "
-                                    f"({type(exc).__name__}); try again, or ask for a shorter answer")
-        else:
-            status, message = 502, (f"the model endpoint at {self.upstream.host} could not be reached "
-                                    f"({type(exc).__name__}): check Mull's model base URL and that the model "
-                                    "server is running")
-        self._finish(exchange, status, None, None, error=message)
-        return errors.refusal(status, "upstream_error", message)
+    def _settle(self, error: str) -> None:
+        exchange = self.exchange
+        body = exchange.body or {}
+        used = self.reader.usage() or Tokens(estimate(exchange.dialect.prompt_chars(body)),
+                                             estimate(self.reader.chars()), estimated=True)
+        exchange.finish(200, self.reader.reply(), used, stream=True, error=error or None)
 
-    def _finish(self, exchange: Exchange, status: int, answer: object, used: Tokens | None, *,
-                stream: bool = False, refused: str | None = None, error: str | None = None) -> None:
-        run = exchange.run
-        if used is not None:
-            run.grant.meter.add(used)
-        ms = round((time.monotonic() - exchange.started) * 1000, 1)
-        usage = None if used is None else {"input": used.input, "output": used.output, "estimated": used.estimated}
-        record: dict[str, object] = {
-            "time": exchange.at, "route": exchange.route, "protocol": exchange.dialect.name, "status": status,
-            "ms": ms, "stream": stream, "request": exchange.dialect.prompt(exchange.body), "response": answer,
-            "usage": usage}
-        extra = {k: v for k, v in (("refused", refused), ("error", error)) if v is not None}
-        run.transcript.write({**record, **extra})
-        self.log.info("model request", run=run.grant.run_id, route=exchange.route, status=status, ms=ms,
-                      input_tokens=used.input if used else 0, output_tokens=used.output if used else 0,
-                      estimated=bool(used and used.estimated), **extra)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._settle("the agent stopped reading before the answer ended")  # a no-op if the stream ended
+            await self.events.aclose()
+            await self.upstream.aclose()

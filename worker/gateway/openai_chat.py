@@ -3,13 +3,23 @@
 Most agents speak it. A streamed answer carries usage only if the request asks for it
 (``stream_options.include_usage``), so the gateway always asks; when it asked on the agent's behalf it
 drops the extra usage-only chunk again, so the agent receives exactly the stream it requested.
+
+Only the fields a coding agent needs go upstream (see ``allowlist``): not ``web_search_options``, ``store``,
+``metadata``, ``service_tier``, audio or predictions; ``n`` never (one choice; named as dropped unless it was 1).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.gateway.dialect import Tokens, count, text_of
+from worker.gateway.allowlist import keep_fields, keep_tools, remote_source
+from worker.gateway.dialect import Prepared, Tokens, cap, count, text_of
+
+ALLOWED_FIELDS = frozenset({
+    "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "temperature", "top_p", "max_tokens",
+    "max_completion_tokens", "stop", "stream", "stream_options", "response_format", "seed", "presence_penalty",
+    "frequency_penalty", "reasoning_effort"})
+ANSWER_LIMITS = ("max_tokens", "max_completion_tokens")
 
 
 def _usage(value: object) -> Tokens | None:
@@ -96,16 +106,26 @@ class OpenAIChat:
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
-    def prepare(self, body: dict[str, object], model: str) -> tuple[dict[str, object], bool]:
-        upstream = {**body, "model": model}
+    def prepare(self, body: dict[str, object], model: str, remaining: int) -> Prepared:
+        source = remote_source(body.get("messages"))
+        if source is not None:
+            return Prepared({}, refusal=f"{source} is an image given by URL, which the model's provider would "
+                            "fetch: send images inline as data: URLs (base64)")
+        upstream, dropped = keep_fields(body, ALLOWED_FIELDS)
+        if body.get("n", 1) == 1:
+            dropped = [name for name in dropped if name != "n"]  # one choice is what the gateway sends anyway
+        dropped += keep_tools(upstream, lambda tool: tool.get("type") == "function",
+                              ("tool_choice", "parallel_tool_calls"))
+        upstream["model"] = model
+        cap(upstream, ANSWER_LIMITS, remaining)
         if body.get("stream") is not True:
-            return upstream, False
-        options = body.get("stream_options")
+            return Prepared(upstream, False, dropped)
+        options = upstream.get("stream_options")
         options = options if isinstance(options, dict) else {}
         if options.get("include_usage") is True:
-            return upstream, False
+            return Prepared(upstream, False, dropped)
         upstream["stream_options"] = {**options, "include_usage": True}
-        return upstream, True
+        return Prepared(upstream, True, dropped)
 
     def usage(self, body: object) -> Tokens | None:
         return _usage(body.get("usage")) if isinstance(body, dict) else None

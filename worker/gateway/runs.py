@@ -20,6 +20,7 @@ from pathlib import Path
 from worker.gateway.dialect import Tokens
 from worker.gateway.scrub import Scrubber
 from worker.gateway.transcript import Transcript
+from worker.gateway.turns import Turns
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
@@ -54,6 +55,10 @@ class UsageMeter:
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @property
+    def tokens_left(self) -> int:
+        return max(self.tokens - self.total_tokens, 0)
 
     def spent(self) -> str | None:
         """The budget already used up, if any: checked before each request is forwarded."""
@@ -90,11 +95,13 @@ class RunGrant:
 
 @dataclass(frozen=True)
 class Run:
-    """The gateway's side of a run: its grant, its transcript, and a scrubber that knows its token."""
+    """The gateway's side of a run: its grant, its transcript, a scrubber that knows its token, and the turns
+    that keep its model requests one at a time."""
 
     grant: RunGrant
     transcript: Transcript
     scrubber: Scrubber
+    turns: Turns = field(default_factory=Turns)
 
     def trip(self, budget: str) -> None:
         if self.grant.meter.tripped is None:

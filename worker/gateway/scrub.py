@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import orjson
+
 REDACTED = "[redacted]"
 
 
@@ -21,6 +23,7 @@ class Scrubber:
     def __init__(self, secrets: Iterable[str | None]) -> None:
         self._texts = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
         self._bytes = tuple(s.encode() for s in self._texts)
+        self._in_json = tuple(orjson.dumps(s)[1:-1] for s in self._texts)  # each as it reads inside a JSON string
 
     def with_secret(self, secret: str) -> Scrubber:
         """A scrubber that also removes ``secret`` (a run's token)."""
@@ -47,3 +50,15 @@ class Scrubber:
         if isinstance(value, (list, tuple)):
             return [self.tree(v) for v in value]
         return value
+
+    def json(self, value: object) -> bytes:
+        """``value`` as JSON with every string in it scrubbed, without walking it when no secret is in it.
+
+        A JSON string holding a secret holds the secret's own JSON encoding (escapes are per character), so
+        when none of those encodings occurs in the serialised value, no string holds a secret and the bytes
+        stand as they are: one C-speed scan instead of a Python walk of a conversation of thousands of parts.
+        """
+        raw = orjson.dumps(value, default=str)
+        if not any(secret in raw for secret in self._in_json):
+            return raw
+        return orjson.dumps(self.tree(value), default=str)

@@ -4,13 +4,16 @@ The worker holds the model API key; an agent must not. So each run gets a token 
 model requests come here: the gateway checks the token and the run's budgets, forwards to the configured
 endpoint with the real key, counts usage, scrubs secrets from the answer and keeps a transcript.
 
-Two details of serving are deliberate:
+Three details of serving are deliberate:
 
 - uvicorn's ``Server.serve()`` installs SIGINT/SIGTERM handlers for as long as it runs (and re-raises the
   signal when it returns), which would take graceful shutdown away from the arq worker that hosts the
   gateway. The gateway calls ``startup()`` and ``shutdown()`` only: they bind and close, and touch no signal.
 - uvicorn chmods a unix socket it creates to 0666. The gateway binds the socket itself, 0600 inside a
   0700 directory, so only Mull's own user can connect; the sandbox reaches it through a bind mount.
+- every sandbox shares the socket, so connections are bounded in number, time and header size
+  (``connections``): one sandbox hoarding idle connections neither runs the worker out of file descriptors
+  nor keeps another run's requests out.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ import httpx
 import uvicorn
 
 from bot import logs
-from worker.gateway.app import MAX_BODY, build_app
+from worker.gateway.app import build_app
+from worker.gateway.body import BODY_SECONDS, MAX_BODY
 from worker.gateway.client import gateway_client
+from worker.gateway.connections import HEADERS_SECONDS, KEEP_ALIVE_SECONDS, MAX_CONNECTIONS, guarded
 from worker.gateway.forward import Forwarder, Upstream
 from worker.gateway.runs import RunGrant, Runs, RunUsage
 from worker.gateway.scrub import Scrubber
@@ -44,15 +49,19 @@ class ModelGateway:
     def __init__(self, upstream_base_url: str, upstream_api_key: str | None, socket_path: Path,
                  transcripts_dir: Path, redact: Sequence[str] = (), http: httpx.AsyncClient | None = None, *,
                  max_body: int = MAX_BODY, upstream_timeout: float = 300.0, shutdown_seconds: int = 5,
-                 log: Any = None) -> None:
+                 max_connections: int = MAX_CONNECTIONS, headers_seconds: float = HEADERS_SECONDS,
+                 body_seconds: float = BODY_SECONDS, log: Any = None) -> None:
         self.socket_path = socket_path
         self.transcripts_dir = transcripts_dir
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(upstream_timeout, connect=10.0))
         self._runs = Runs(transcripts_dir, Scrubber((upstream_api_key, *redact)))
         upstream = Upstream(upstream_base_url.rstrip("/"), upstream_api_key, self._http)
-        self._app = build_app(self._runs, Forwarder(upstream, log or logs.get("mull.gateway")), max_body)
+        self._app = build_app(self._runs, Forwarder(upstream, log or logs.get("mull.gateway")), max_body,
+                              body_seconds)
         self._shutdown_seconds = shutdown_seconds
+        self._max_connections = max_connections
+        self._headers_seconds = headers_seconds
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
 
@@ -63,7 +72,11 @@ class ModelGateway:
         sock = self._bind()
         config = uvicorn.Config(self._app, lifespan="off", log_config=None, access_log=False,
                                 proxy_headers=False, server_header=False, date_header=False, ws="none",
-                                interface="asgi3", timeout_graceful_shutdown=self._shutdown_seconds)
+                                interface="asgi3", timeout_graceful_shutdown=self._shutdown_seconds,
+                                http=guarded(self._max_connections, self._headers_seconds),
+                                limit_concurrency=self._max_connections + 1,  # 503 only when none can be closed
+                                backlog=self._max_connections,  # connections accepted at once, before any closes
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS)
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)  # what serve() sets before startup(); "off" does nothing

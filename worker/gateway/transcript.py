@@ -7,15 +7,17 @@ say, what did it cost"), so the format is deliberately plain. ``<transcripts_dir
     time      ISO 8601 UTC time the request arrived
     route     "/v1/chat/completions" or "/v1/messages"
     protocol  "openai" or "anthropic"
-    status    the HTTP status the agent received (the upstream's, or the gateway's own 403/502/504)
+    status    the HTTP status the agent received (the upstream's, or the gateway's own 4xx/502/504)
     ms        milliseconds from arrival to the end of the answer
     stream    whether the answer was streamed
-    request   {"messages": [...]} as the agent sent them (Anthropic: also "system")
+    request   {"messages": [...]} as the agent sent them (Anthropic: also "system"); null when the gateway
+              did not use the body (refused before reading it, or as too large, too slow or not an object)
     response  the upstream's JSON answer; for a stream {"text", "tool_calls": [{"id", "name", "arguments"}],
               "finish_reason"}; null when there was no answer
     usage     {"input", "output", "estimated"} tokens counted for the request (estimated: ~4 chars a token)
     refused   only on a request refused for budget: the budget that is spent, e.g. "steps (40)"
-    error     only when the gateway could not get an answer: what went wrong
+    error     only when the gateway refused the request or could not get a whole answer: what went wrong
+    dropped   only when the gateway left out some of the agent's fields, tools or betas: their names
 
 Every string in a record (keys included) has the real API key, the run's token and each operator-listed
 ``redact`` value replaced by ``[redacted]`` before it is written.
@@ -26,8 +28,6 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-
-import orjson
 
 from worker.gateway.scrub import Scrubber
 
@@ -57,7 +57,7 @@ class Transcript:
     def write(self, record: dict[str, object]) -> None:
         if self._fd is None:
             return
-        line = orjson.dumps(self._scrubber.tree(record), default=str) + b"\n"
+        line = self._scrubber.json(record) + b"\n"
         os.write(self._fd, line)
 
     def close(self) -> None:
