@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from doubles.seed_repo import git_in as sh
+from doubles.seed_repo import seeded_bare
 
 from worker.repo_cache import RepoCache, push
 from worker.run_tree import RunTree
@@ -26,26 +28,11 @@ TOKEN = "ghs_isolationtesttokenisolationtest"
 BRANCH = "mull/issue-9"
 
 
-def sh(cwd: Path, *args: str) -> str:
-    env = {"PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
-
-
 @pytest.fixture
 def origin(tmp_path: Path) -> Path:
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    sh(seed, "init", "-q", "-b", "main")
-    (seed / "app.py").write_text("print('helo')\n")
-    (seed / "gone.txt").write_text("delete me\n")
-    (seed / "run.sh").write_text("#!/bin/sh\necho hi\n")
-    (seed / ".gitignore").write_text("*.log\nbuild/\n")
-    (seed / "kept.log").write_text("tracked although ignored\n")
-    sh(seed, "add", "--all", "--force")
-    sh(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed")
-    bare = tmp_path / "origin.git"
-    sh(tmp_path, "clone", "-q", "--bare", str(seed), str(bare))
-    return bare
+    return seeded_bare(tmp_path, {"app.py": "print('helo')\n", "gone.txt": "delete me\n",
+                                  "run.sh": "#!/bin/sh\necho hi\n", ".gitignore": "*.log\nbuild/\n",
+                                  "kept.log": "tracked although ignored\n"})
 
 
 @pytest.fixture
@@ -293,16 +280,9 @@ def test_device_nodes_are_left_alone(tmp_path: Path, origin: Path, redis_url: st
 
 def test_a_poisoned_mirror_config_is_rewritten_before_the_push(tmp_path: Path, redis_url: str) -> None:
     """Even a write into Mull's own mirror (which no sandbox sees) cannot send the token elsewhere."""
-    origin, attacker = tmp_path / "origin.git", tmp_path / "attacker.git"
-    for repo in (origin, attacker):
-        subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
-    seed = tmp_path / "seed"
-    subprocess.run(["git", "clone", "-q", str(origin), str(seed)], check=True, capture_output=True)
-    (seed / "a.txt").write_text("one\n")
-    subprocess.run(["git", "-C", str(seed), "add", "a.txt"], check=True)
-    subprocess.run(["git", "-C", str(seed), "-c", "user.name=s", "-c", "user.email=s@s", "commit", "-qm", "seed"],
-                   check=True)
-    subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "HEAD:refs/heads/main"], check=True)
+    origin = seeded_bare(tmp_path, {"a.txt": "one\n"})
+    attacker = tmp_path / "attacker.git"
+    sh(tmp_path, "init", "-q", "--bare", str(attacker))
     canary = tmp_path / "canary"
 
     async def scenario() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from doubles.seed_repo import seeded_bare
 
 from worker.repo_cache import GitError, RepoCache, git, push
 from worker.run_tree import reclaim
@@ -22,15 +23,7 @@ def sh(cwd: Path, *args: str) -> str:
 
 @pytest.fixture
 def origin(tmp_path: Path) -> Path:
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    sh(seed, "init", "-q", "-b", "main")
-    (seed / "a.txt").write_text("one\n")
-    sh(seed, "add", "a.txt")
-    sh(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed")
-    bare = tmp_path / "origin.git"
-    sh(tmp_path, "clone", "-q", "--bare", str(seed), str(bare))
-    return bare
+    return seeded_bare(tmp_path, {"a.txt": "one\n"})
 
 
 def test_fetch_run_tree_commit_push_and_cleanup(tmp_path: Path, origin: Path, redis_url: str) -> None:

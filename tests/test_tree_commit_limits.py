@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from doubles.seed_repo import git_in as git
+from doubles.seed_repo import seeded_bare
 
 from worker import tree_scan
 from worker.regular_file import TooLarge
@@ -23,21 +24,9 @@ from worker.run_tree import open_run_tree
 from worker.tree_commit import MAX_FILE_BYTES, FileTooLarge, commit
 
 
-def git(cwd: Path, *args: str) -> str:
-    env = {"PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
-
-
 @pytest.fixture
 def mirror(tmp_path: Path) -> Path:
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    git(seed, "init", "-q", "-b", "main")
-    (seed / "app.py").write_text("print('helo')\n")
-    git(seed, "add", "--all")
-    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed")
-    bare = tmp_path / "mirror.git"
-    git(tmp_path, "clone", "-q", "--bare", str(seed), str(bare))
+    bare = seeded_bare(tmp_path, {"app.py": "print('helo')\n"}, name="mirror.git")
     asyncio.run(init_mirror(bare))
     return bare
 
