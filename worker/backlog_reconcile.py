@@ -15,7 +15,7 @@ from typing import Any
 from githubkit import GitHub
 
 from bot import keys
-from bot.jobs import SolveRequest, issue_of_branch
+from bot.jobs import SolveRequest
 from worker import backlog as backlogs
 from worker import labels, release, snooze, stats
 from worker.backlog import Limits
@@ -23,6 +23,7 @@ from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item, ItemState
 from worker.critique.comment import MARKER_PREFIX, parse_marker
 from worker.github_pages import every
+from worker.pull_ownership import mull_issue
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
 
@@ -34,8 +35,8 @@ async def reconcile_repo(ctx: dict[str, Any], gh: GitHub, installation_id: int, 
     await backlog.remember_repo(installation_id, repo, Limits.of(config))
     bot_login = (await ctx["github"].identity(gh)).login
     owner, name = repo.split("/", 1)
-    pulls = {issue_of_branch(p["head"]["ref"]): p for p in await _all(gh.rest.pulls.async_list, owner, name,
-                                                                       state="open")}
+    pulls = {mull_issue(p, bot_login): p for p in await _all(gh.rest.pulls.async_list, owner, name, state="open")}
+    pulls.pop(None, None)  # not Mull's
     found = 0
     for issue in await _all(gh.rest.issues.async_list_for_repo, owner, name, state="open", labels=config.label):
         if issue.get("pull_request"):

@@ -20,7 +20,6 @@ from bot.jobs import (
     REVISE_PR,
     CritiqueRequest,
     ReviseRequest,
-    branch_name,
     critique_job_id,
     revise_job_id,
     solve_job_id,
@@ -32,6 +31,7 @@ from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import ItemState
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
+from worker.pull_ownership import mull_issue
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
 
@@ -50,7 +50,7 @@ class Target:
 
     number: int
     is_pull: bool
-    issue: int | None  # the issue Mull works on: the issue itself, or the one a mull/issue-N PR fixes
+    issue: int | None  # the issue Mull works on: the issue itself, or the one a Mull PR fixes (None for others)
 
 
 Verb = Callable[[dict[str, Any], Event, Target, commands.Command], Awaitable[Outcome]]
@@ -114,10 +114,7 @@ async def _target(event: Event) -> Target:
     if pull is None:
         owner, name = event.owner_name()
         pull = (await event.gh.rest.pulls.async_get(owner, name, number)).json()
-    ref = ((pull or {}).get("head") or {}).get("ref", "")
-    prefix = branch_name(0)[:-1]
-    fixes = int(ref[len(prefix):]) if ref.startswith(prefix) and ref[len(prefix):].isdigit() else None
-    return Target(number, True, fixes)
+    return Target(number, True, mull_issue(pull or {}, event.bot.login))
 
 
 async def _react(event: Event, content: str) -> None:

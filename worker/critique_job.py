@@ -17,7 +17,7 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, issue_of_branch, revise_job_id
+from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, revise_job_id
 from bot.settings import MullSettings
 from worker import backlog as backlogs
 from worker import failures, readiness, release, stats
@@ -38,6 +38,7 @@ from worker.github_app import GitHubApp
 from worker.github_pages import every
 from worker.installations import pause_if_suspended
 from worker.needs_you import needs_you
+from worker.pull_ownership import mull_issue
 from worker.pull_state import FIX_ROUNDS, PullState
 from worker.repo_cache import RepoCache, git
 from worker.repo_settings import config_for
@@ -66,6 +67,9 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
     if pull["state"] != "open" or pull["head"]["sha"] != request.head_sha:
         return "superseded"  # a newer head has (or will have) its own critique
     bot = await app.identity(gh)
+    issue = mull_issue(pull, bot.login)
+    if issue is None:
+        return "not a Mull pull request"
     config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
     await backlogs.of(ctx, request.repo_id).remember_repo(request.installation_id, request.repo, Limits.of(config))
     comment_id, previous = await find_comment(gh, request.repo, request.pr, bot.login)
@@ -101,17 +105,15 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
                                                                                      request.head_sha))
         await note_on_issue(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
                                                         f"{outcome.reason}.")
-        issue = issue_of_branch(pull["head"]["ref"])
-        if issue is not None:
-            item = await backlogs.of(ctx, request.repo_id).move(issue, ItemState.FAILED, pr=request.pr, reason=(
-                f"critique failed: {outcome.reason}"))
-            await touch(ctx, request.installation_id, request.repo_id, request.repo)
-            await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
-                            f"the critique of #{request.pr} failed: {outcome.reason}. Comment `/mull critique` on "
-                            "the pull request to run it again.")
+        item = await backlogs.of(ctx, request.repo_id).move(issue, ItemState.FAILED, pr=request.pr, reason=(
+            f"critique failed: {outcome.reason}"))
+        await touch(ctx, request.installation_id, request.repo_id, request.repo)
+        await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
+                        f"the critique of #{request.pr} failed: {outcome.reason}. Comment `/mull critique` on "
+                        "the pull request to run it again.")
         return "critique failed"
     critique = outcome.critique
-    next_step = await _verdict(ctx, gh, request, pull, critique, config.max_fix_rounds, log)
+    next_step = await _verdict(ctx, gh, request, pull, issue, critique, config.max_fix_rounds, log)
     await write_comment(gh, request.repo, request.pr, comment_id,
                         render_comment(critique, request.head_sha, selection, next_step))
     await _post_inline(gh, request, critique, files, bot.login, log)
@@ -121,8 +123,8 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
     return critique.verdict
 
 
-async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, critique: Critique,
-                   max_rounds: int, log: Any) -> str:
+async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, issue: int,
+                   critique: Critique, max_rounds: int, log: Any) -> str:
     """Act on the verdict; return the line the comment shows about what happens next."""
     if critique.verdict == "fix":
         spent = await PullState(ctx["redis"], request.repo_id, request.pr).spend(FIX_ROUNDS, max_rounds)
@@ -132,28 +134,26 @@ async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
                 installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo,
                 pr=request.pr, reason="critique", notes=notes, requested_by=""),
                 _job_id=revise_job_id(request.repo_id, request.pr, f"critique-{request.head_sha[:12]}"))
-            issue = issue_of_branch(pull["head"]["ref"])
             backlog = backlogs.of(ctx, request.repo_id)
-            if issue is not None and issue not in await backlog.ready():
+            if issue not in await backlog.ready():
                 await backlog.move(issue, ItemState.DRAFT, effort=critique.effort,
                                    reason=f"automatic revision {spent} of {max_rounds}")
                 await touch(ctx, request.installation_id, request.repo_id, request.repo)
             return f"Verdict `fix`: automatic revision round {spent} of {max_rounds} started."
         handed = (f"Verdict `fix`, and the {max_rounds} automatic revision round(s) are used up: "
                   "over to human review, with the findings above still open.")
-        return handed + await _release(ctx, gh, request, pull, critique.effort, log)
-    return "Verdict `pass`." + await _release(ctx, gh, request, pull, critique.effort, log)
+        return handed + await _release(ctx, gh, request, pull, issue, critique.effort, log)
+    return "Verdict `pass`." + await _release(ctx, gh, request, pull, issue, critique.effort, log)
 
 
-async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, effort: int | None,
-                   log: Any) -> str:
+async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, issue: int,
+                   effort: int | None, log: Any) -> str:
     """Finished: offer it for review once its checks allow (the review line decides when it leaves draft)."""
-    issue = issue_of_branch(pull["head"]["ref"])
     checks = await readiness.checks_state(gh, request.repo, request.head_sha)
     if checks in ("passed", "none"):
-        return await _offer(ctx, gh, request.installation_id, request.repo_id, request.repo, pull, effort)
+        return await _offer(ctx, gh, request.installation_id, request.repo_id, request.repo, pull, issue, effort)
     backlog = backlogs.of(ctx, request.repo_id)
-    if issue is not None and issue not in await backlog.ready():  # out for review already: it stays listed so
+    if issue not in await backlog.ready():  # out for review already: it stays listed so
         await backlog.move(issue, ItemState.DRAFT, effort=effort, reason=(
             "waiting for its checks" if checks == "pending" else "its checks fail"))
     if checks == "pending":
@@ -162,10 +162,7 @@ async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
 
 
 async def _offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str, pull: Any,
-                 effort: int | None) -> str:
-    issue = issue_of_branch(pull["head"]["ref"])
-    if issue is None:
-        return ""
+                 issue: int, effort: int | None) -> str:
     backlog = backlogs.of(ctx, repo_id)
     item = await backlog.get(issue)
     limits = await backlog.limits()
@@ -182,6 +179,9 @@ async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, ins
     """After checks complete: offer it for review when the current head's critique allows it."""
     owner, name = repo.split("/", 1)
     pull: Any = (await gh.rest.pulls.async_get(owner, name, pr)).json()
+    issue = mull_issue(pull, bot_login)
+    if issue is None:
+        return "not a Mull pull request"
     _, marker = await find_comment(gh, repo, pr, bot_login)
     if marker is None or marker.sha != pull["head"]["sha"] or marker.verdict == "failed":
         return "no critique of this head yet"
@@ -192,7 +192,7 @@ async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, ins
         if rounds < config.max_fix_rounds:
             return "a fix round is pending"
     if await readiness.checks_state(gh, repo, pull["head"]["sha"]) in ("passed", "none"):
-        said = await _offer(ctx, gh, installation_id, repo_id, repo, pull, marker.effort)
+        said = await _offer(ctx, gh, installation_id, repo_id, repo, pull, issue, marker.effort)
         log.info("offered for review after checks passed", pr=pr, said=said.strip())
         return "offered"
     return "checks not green"
@@ -264,7 +264,7 @@ async def note_on_issue(ctx: dict[str, Any], gh: GitHub, request: CritiqueReques
     """Add the critique's outcome to the issue's status comment (queued → working → PR → critique)."""
     owner, name = request.repo.split("/", 1)
     pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
-    issue = issue_of_branch(pull["head"]["ref"])
+    issue = mull_issue(pull, bot_login)
     if issue is None:
         return
     status = StatusComment(gh, request.repo, request.repo_id, issue, bot_login, ctx["redis"])

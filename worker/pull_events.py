@@ -1,6 +1,7 @@
 """Webhooks about Mull's pull requests: new heads get critiqued, reviews and failing checks get revisions.
 
-Only pull requests from ``mull/issue-N`` branches are Mull's; everything else is left alone.
+Only pull requests ``pull_ownership.mull_issue`` accepts are Mull's; everything else is left alone. A review
+directs the agent, so it counts only from people who could change the repository themselves.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from worker import comment_commands, readiness, release, snooze, stats, trigger
 from worker.backlog_jobs import touch
 from worker.backlog_state import ItemState
 from worker.critique_job import maybe_release
-from worker.events import Event
+from worker.events import TRIGGER_ROLES, Event, permission
+from worker.pull_ownership import mull_issue
 from worker.pull_state import CI_ATTEMPTS, PullState
 from worker.repo_settings import config_for, quiet_seconds
 
@@ -38,7 +40,7 @@ async def queue_critique(ctx: dict[str, Any], event: Event, pr: int, sha: str) -
 async def on_pull_request(ctx: dict[str, Any], event: Event) -> str:
     """opened / synchronize / reopened, from Mull's own pushes as much as from people's."""
     pull = event.payload["pull_request"]
-    if issue_of_branch(pull["head"]["ref"]) is None or pull.get("state") != "open":
+    if mull_issue(pull, event.bot.login) is None or pull.get("state") != "open":
         return "not a Mull pull request"
     if not event.sender_is_bot and event.sender != event.bot.login:  # someone pushed: a snooze ends
         await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, int(pull["number"]),
@@ -51,7 +53,7 @@ async def on_closed(ctx: dict[str, Any], event: Event) -> str:
     """A merged or closed Mull PR leaves the backlog and frees its review slot; snoozes waiting on it end."""
     pull = event.payload["pull_request"]
     await snooze.wake_dependants(ctx, event.gh, event.repo_id, event.repo_name, int(pull["number"]))
-    issue = issue_of_branch(pull["head"]["ref"])
+    issue = mull_issue(pull, event.bot.login)
     if issue is None:
         return "not a Mull pull request"
     outcome = "merged" if pull.get("merged") else "closed"
@@ -66,7 +68,7 @@ async def on_draft_changed(ctx: dict[str, Any], event: Event) -> str:
     """Someone moved a Mull PR in or out of draft by hand: back to draft frees its review slot; marking it
     ready takes one (a person may go over the cap; Mull itself never does)."""
     pull = event.payload["pull_request"]
-    issue = issue_of_branch(pull["head"]["ref"])
+    issue = mull_issue(pull, event.bot.login)
     if issue is None or pull.get("state") != "open":
         return "not an open Mull pull request"
     backlog = backlogs.of(ctx, event.repo_id)
@@ -103,7 +105,7 @@ async def on_issue_closed(ctx: dict[str, Any], event: Event) -> str:
 
 async def on_check_suite(ctx: dict[str, Any], event: Event) -> str:
     suite = event.payload["check_suite"]
-    if issue_of_branch(suite.get("head_branch") or "") is None:
+    if issue_of_branch(suite.get("head_branch") or "") is None:  # cheap first cut; the pull decides below
         return "not a Mull branch"
     pulls = suite.get("pull_requests") or []
     if not pulls:
@@ -117,6 +119,8 @@ async def on_check_suite(ctx: dict[str, Any], event: Event) -> str:
 async def _fix_ci(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> str:
     owner, name = event.owner_name()
     pull: Any = (await event.gh.rest.pulls.async_get(owner, name, pr)).json()
+    if mull_issue(pull, event.bot.login) is None:
+        return "not a Mull pull request"
     if pull["head"]["sha"] != sha:
         return "superseded"
     attempts = (await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)).ci_fix_attempts
@@ -135,17 +139,25 @@ async def _fix_ci(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> str:
 
 
 async def on_review(ctx: dict[str, Any], event: Event) -> str:
-    """A person reviewed a Mull PR: changes requested, or comments. Revise once they have been quiet a while."""
+    """A person reviewed a Mull PR: changes requested, or comments. Revise once they have been quiet a while.
+
+    Only people with write, maintain, admin or triage access direct the agent: anyone else's review is
+    logged and dropped, so it neither queues a revision nor delays one."""
     if event.sender_is_bot:
         return "bot review"
     pull = event.payload["pull_request"]
-    if issue_of_branch(pull["head"]["ref"]) is None:
+    if mull_issue(pull, event.bot.login) is None:
         return "not a Mull pull request"
     review = event.payload.get("review") or {}
     if event.delivery.event == "pull_request_review" and review.get("state") not in ("changes_requested",
                                                                                       "commented"):
         return "nothing to revise"
     pr = int(pull["number"])
+    role = await permission(event.gh, event.repo_name, event.sender)
+    if role not in TRIGGER_ROLES:
+        event.log.info("review ignored", login=event.sender, pr=pr,
+                       reason=f"{role} access; revisions take reviews from write or triage access only")
+        return "reviewer may not direct Mull"
     await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, pr, f"review by @{event.sender}")
     config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
     await PullState(ctx["redis"], event.repo_id, pr).touch_review()
