@@ -3,6 +3,10 @@
 Reasons: a ``fix`` critique, a human review (debounced: it waits until reviewers have been quiet for a
 while, so a burst of comments gives one revision), failing checks, or ``/mull revise``. After pushing, it
 answers each review thread it addressed with the commit, and the new head gets its own critique.
+
+What people wrote (review threads and bodies, a ``/mull revise`` request) reaches the agent only from
+those who may direct it, and only inside the prompt's untrusted block; Mull's own words about the task
+stand outside it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from bot.jobs import (
     CritiqueRequest,
     ReviseRequest,
     critique_job_id,
-    issue_of_branch,
     revise_job_id,
 )
 from worker import failures
@@ -31,17 +34,15 @@ from worker.critique_job import note_on_issue
 from worker.fairness import wait_for_slot
 from worker.github_app import BotIdentity, GitHubApp
 from worker.installations import pause_if_suspended
+from worker.pull_ownership import mull_issue
 from worker.pull_state import PullState
 from worker.repo_config import RepoConfig
 from worker.repo_settings import config_for, quiet_seconds
-
-THREADS = """query($owner: String!, $name: String!, $number: Int!) {
-  repository(owner: $owner, name: $name) { pullRequest(number: $number) {
-    reviewThreads(first: 100) { nodes { id isResolved isOutdated path line
-      comments(first: 50) { nodes { id databaseId body author { login } } } } } } } }"""
+from worker.review_threads import Thread, open_threads, render_threads
 
 REASON_TITLES = {"critique": "the critique's findings", "review": "review comments", "ci": "failing checks",
                  "command": "`/mull revise`"}
+PEOPLE_REASONS = frozenset({"review", "command"})  # their notes are people's words: inside the fence
 
 
 async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
@@ -66,17 +67,18 @@ async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> st
             raise Retry(defer=timedelta(seconds=quiet_left + 0.2))
     owner, name = request.repo.split("/", 1)
     pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
-    issue_number = issue_of_branch(pull["head"]["ref"])
+    bot = await app.identity(gh)
+    issue_number = mull_issue(pull, bot.login)
     if pull["state"] != "open" or issue_number is None:
         return "not an open Mull pull request"
-    bot = await app.identity(gh)
-    notes, threads = request.notes, []
+    notes: str = request.notes
+    threads: list[Thread] = []
     read_at = time.time()
     if request.reason == "review":
-        threads = await open_threads(gh, request.repo, request.pr, bot.login)
+        threads = await open_threads(gh, request.repo, request.pr, bot.login, log)
         if not threads and not notes:
             return "nothing to address"
-        notes = "\n".join(filter(None, [notes, render_threads(threads)]))
+        notes = "\n\n".join(filter(None, [notes, render_threads(threads) if threads else ""]))
     outcome = await _revise_with(ctx, request, gh, pull, issue_number, bot, config, notes, threads, log)
     if request.reason == "review":
         await _review_came_meanwhile(ctx, request, config, read_at)
@@ -97,25 +99,27 @@ async def _review_came_meanwhile(ctx: dict[str, Any], request: ReviseRequest, co
 
 
 async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, pull: Any, issue_number: int,
-                       bot: BotIdentity, config: RepoConfig, notes: str, threads: list[dict[str, Any]],
+                       bot: BotIdentity, config: RepoConfig, notes: str, threads: list[Thread],
                        log: Any) -> str:
     owner, name = request.repo.split("/", 1)
     issue: Any = (await gh.rest.issues.async_get(owner, name, issue_number)).json()
+    said = notes if request.reason in PEOPLE_REASONS else ""
     extra = (f"This is a revision of pull request #{request.pr}, which already holds earlier work on this issue. "
-             f"Address {REASON_TITLES.get(request.reason, request.reason)}:\n\n{notes}")
+             f"Address {REASON_TITLES.get(request.reason, request.reason)}"
+             + (": what people asked follows the issue in the untrusted block below." if said else f":\n\n{notes}"))
     run = await run_on_branch(
         ctx, gh, pull["head"]["repo"], pull["head"]["ref"],
         prompt_for=lambda tree: build_prompt(request.repo, issue_number, issue.get("title", ""),
-                                             issue.get("body") or "", read_instructions(tree), extra=extra),
+                                             issue.get("body") or "", read_instructions(tree), extra=extra,
+                                             said=said),
         message_for=lambda result: _message(request, result), bot=bot, log=log, config=config, stage="revise")
     if run.sha is None:
         await note_on_issue(ctx, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
                                                         f"#{request.pr} changed nothing.")
         return "no changes"
     for thread in threads:
-        first = thread["comments"]["nodes"][0]
         await gh.rest.pulls.async_create_reply_for_review_comment(
-            owner, name, request.pr, int(first["databaseId"]), body=f"Addressed in {run.sha}.")
+            owner, name, request.pr, thread.root_id, body=f"Addressed in {run.sha}.")
     await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
         installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
         head_sha=run.sha), _job_id=critique_job_id(request.repo_id, request.pr, run.sha))
@@ -123,27 +127,6 @@ async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, 
                        f"Revised #{request.pr} for {REASON_TITLES[request.reason]} in `{run.sha[:12]}`.")
     log.info("revision pushed", sha=run.sha, threads=len(threads))
     return run.sha
-
-
-async def open_threads(gh: GitHub, repo: str, pr: int, bot_login: str) -> list[dict[str, Any]]:
-    """Unresolved review threads started by someone other than Mull and not answered by Mull since: a thread
-    Mull replied to ("Addressed in …") waits for the reviewer, unless they wrote in it again."""
-    owner, name = repo.split("/", 1)
-    data: Any = await gh.async_graphql(THREADS, {"owner": owner, "name": name, "number": pr})
-    nodes = data["repository"]["pullRequest"]["reviewThreads"]["nodes"]
-    mull = (bot_login, bot_login[:-5])
-    return [t for t in nodes if not t["isResolved"] and t["comments"]["nodes"]
-            and (t["comments"]["nodes"][0].get("author") or {}).get("login") not in mull
-            and (t["comments"]["nodes"][-1].get("author") or {}).get("login") not in mull]
-
-
-def render_threads(threads: list[dict[str, Any]]) -> str:
-    parts = []
-    for n, thread in enumerate(threads, start=1):
-        talk = "\n".join(f"   - {(c.get('author') or {}).get('login')}: {c['body']}"
-                         for c in thread["comments"]["nodes"])
-        parts.append(f"{n}. {thread['path']} line {thread.get('line')}:\n{talk}")
-    return "Unresolved review threads:\n" + "\n".join(parts)
 
 
 def _message(request: ReviseRequest, result: AgentResult) -> str:
