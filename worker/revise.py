@@ -103,10 +103,7 @@ async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, 
                        log: Any) -> str:
     owner, name = request.repo.split("/", 1)
     issue: Any = (await gh.rest.issues.async_get(owner, name, issue_number)).json()
-    said = notes if request.reason in PEOPLE_REASONS else ""
-    extra = (f"This is a revision of pull request #{request.pr}, which already holds earlier work on this issue. "
-             f"Address {REASON_TITLES.get(request.reason, request.reason)}"
-             + (": what people asked follows the issue in the untrusted block below." if said else f":\n\n{notes}"))
+    extra, said = task_texts(request, notes)
     run = await run_on_branch(
         ctx, gh, pull["head"]["repo"], pull["head"]["ref"],
         prompt_for=lambda tree: build_prompt(request.repo, issue_number, issue.get("title", ""),
@@ -127,6 +124,15 @@ async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, 
                        f"Revised #{request.pr} for {REASON_TITLES[request.reason]} in `{run.sha[:12]}`.")
     log.info("revision pushed", sha=run.sha, threads=len(threads))
     return run.sha
+
+
+def task_texts(request: ReviseRequest, notes: str) -> tuple[str, str]:
+    """Mull's words about the revision, for outside the untrusted block, and people's, for inside it."""
+    said = notes if request.reason in PEOPLE_REASONS else ""
+    extra = (f"This is a revision of pull request #{request.pr}, which already holds earlier work on this issue. "
+             f"Address {REASON_TITLES.get(request.reason, request.reason)}"
+             + (": what people asked follows the issue in the untrusted block below." if said else f":\n\n{notes}"))
+    return extra, said
 
 
 def _message(request: ReviseRequest, result: AgentResult) -> str:
