@@ -5,7 +5,6 @@ jobs on a real Redis."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -16,9 +15,9 @@ from doubles.pull_webhooks import (
     PR,
     REPO,
     REPO_ID,
-    App,
     event,
     github,
+    handle,
     no_config,
     pull,
     review_comment,
@@ -27,31 +26,12 @@ from doubles.pull_webhooks import (
 from doubles.recording_log import RecordingLog
 
 from bot.jobs import ReviseRequest, revise_job_id
-from bot.settings import load_settings
 from worker.agent.prompt import build_prompt
-from worker.job_queue import connect
 from worker.pull_events import on_review, on_review_comment
 from worker.review_threads import Remark, open_threads, render_threads
 from worker.revise import task_texts
 
 BEGIN, END = "<<<BEGIN UNTRUSTED ISSUE>>>", "<<<END UNTRUSTED ISSUE>>>"
-
-
-def handle(redis_url: str, act: Callable[[dict[str, Any], Any], Awaitable[str]],
-           make: Callable[[Any], Any]) -> tuple[str, list[str], Any]:
-    """Run one handler on an emptied Redis; its answer, the ids of the jobs it queued, and the event."""
-    async def main() -> tuple[str, list[str], Any]:
-        pool = await connect(redis_url)
-        await pool.flushdb()
-        async with github() as gh:
-            the_event = make(gh)
-            ctx = {"redis": pool, "log": the_event.log, "settings": load_settings({}, env_file=None),
-                   "github": App(gh)}
-            answer = await act(ctx, the_event)
-        queued = [job.job_id for job in await pool.queued_jobs()]
-        await pool.aclose()
-        return answer, queued, the_event
-    return asyncio.run(main())
 
 
 def test_a_readers_review_comment_queues_nothing_and_is_logged(redis_url: str) -> None:

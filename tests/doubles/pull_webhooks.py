@@ -1,12 +1,15 @@
 """Pull request webhooks as a handler sees them, for unit tests that drive ``worker/`` handlers over respx.
 
 ``event`` builds the parsed delivery (installation client on the fake API, Mull's identity, a recording
-log); ``pull`` builds the pull request part, with the three things that make one Mull's as arguments.
+log); ``pull`` builds the pull request part, with the three things that make one Mull's as arguments; ``handle``
+runs a handler with a worker's context on a real Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -14,8 +17,10 @@ import respx
 from githubkit import GitHub, TokenAuthStrategy
 
 from bot.jobs import Delivery
+from bot.settings import load_settings
 from worker.events import Event
 from worker.github_app import BotIdentity
+from worker.job_queue import connect
 
 from .recording_log import RecordingLog
 
@@ -77,3 +82,20 @@ def roles(mock: respx.MockRouter, **by_login: str) -> respx.Route:
 def no_config(mock: respx.MockRouter) -> None:
     mock.get(url__regex=rf"{API}/repos/.+/contents/.*").mock(
         return_value=httpx.Response(404, json={"message": "Not Found"}))
+
+
+def handle(redis_url: str, act: Callable[[dict[str, Any], Any], Awaitable[str]],
+           make: Callable[[Any], Any]) -> tuple[str, list[str], Any]:
+    """Run one handler on an emptied Redis; its answer, the ids of the jobs it queued, and the event."""
+    async def main() -> tuple[str, list[str], Any]:
+        pool = await connect(redis_url)
+        await pool.flushdb()
+        async with github() as gh:
+            the_event = make(gh)
+            ctx = {"redis": pool, "log": the_event.log, "settings": load_settings({}, env_file=None),
+                   "github": App(gh)}
+            answer = await act(ctx, the_event)
+        queued = [job.job_id for job in await pool.queued_jobs()]
+        await pool.aclose()
+        return answer, queued, the_event
+    return asyncio.run(main())

@@ -9,6 +9,9 @@ class RecordingLog:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str, dict[str, Any]]] = []  # (level, event, fields)
 
+    def bind(self, **_: Any) -> RecordingLog:
+        return self  # one record for the job and its bound loggers
+
     def debug(self, event: str, **kw: Any) -> None:
         self.lines.append(("debug", event, kw))
 
