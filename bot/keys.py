@@ -37,6 +37,11 @@ def worker_jobs(worker_id: str) -> str:
     return f"{PREFIX}worker:{worker_id}:jobs"
 
 
+def worker_suspect(worker_id: str) -> str:
+    """When a reclaim first found the worker's heartbeat missing (ms, Redis time); every beat deletes it."""
+    return f"{PREFIX}worker:{worker_id}:suspect"
+
+
 WORKERS = PREFIX + "workers"  # set of worker ids that registered
 
 
