@@ -155,7 +155,7 @@ class Liveness:
                 continue
             jobs = await self.redis.eval(
                 _RECLAIM, 4, keys.worker_heartbeat(worker_id), keys.worker_suspect(worker_id),
-                keys.worker_jobs(worker_id), keys.WORKERS, worker_id, int(self.grace * 1000), ARQ_IN_PROGRESS)
+                keys.worker_jobs(worker_id), keys.WORKERS, worker_id, str(int(self.grace * 1000)), ARQ_IN_PROGRESS)
             if jobs:
                 released += [j.decode() for j in jobs]
                 if self.log:
