@@ -26,6 +26,12 @@ TOKEN = "ghs_" + "a" * 36
 BODY = b'{"action": "created", "installation": {"id": 7, "account": {"login": "acme"}}}'
 
 
+@pytest.fixture(autouse=True)
+def cli_logs_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mull`` configures logging to the stdout of the moment, here pytest's capture: not for later tests."""
+    monkeypatch.setattr(cli.logs, "configure", lambda *args, **kwargs: None)
+
+
 def run_burst_worker(redis_url: str, tmp_path: Path, keypair: Any) -> tuple[int, int]:
     env = {"MULL_APP_ID": "1", "MULL_PRIVATE_KEY": keypair[0], "MULL_GITHUB_URL": API,
            "MULL_LLM_BASE_URL": "http://model.invalid/v1", "MULL_LLM_MODEL": "m", "MULL_SANDBOX": "false",
