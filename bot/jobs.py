@@ -104,6 +104,21 @@ def delivery_job_id(guid: str) -> str:
     return f"delivery:{guid}"
 
 
+RETRY_MARK = ":retry:"
+
+
+def delivery_retry_job_id(guid: str, retry: int) -> str:
+    """The ``retry``-th retry of a dead letter: a new id, since the failed job's kept result blocks the old one,
+    and a deterministic one, so two operators retrying the same letter at once enqueue it once."""
+    return f"{delivery_job_id(guid)}{RETRY_MARK}{retry}"
+
+
+def retry_of(job_id: str) -> int:
+    """Which retry of its delivery a ``handle_delivery`` job id is: 0 for the receiver's own job."""
+    head, mark, n = job_id.rpartition(RETRY_MARK)
+    return int(n) if mark and head.startswith("delivery:") and n.isdigit() else 0
+
+
 def solve_job_id(repo_id: int, issue: int) -> str:
     return f"solve:{repo_id}:{issue}"
 

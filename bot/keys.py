@@ -37,6 +37,11 @@ def worker_jobs(worker_id: str) -> str:
     return f"{PREFIX}worker:{worker_id}:jobs"
 
 
+def worker_suspect(worker_id: str) -> str:
+    """When a reclaim first found the worker's heartbeat missing (ms, Redis time); every beat deletes it."""
+    return f"{PREFIX}worker:{worker_id}:suspect"
+
+
 WORKERS = PREFIX + "workers"  # set of worker ids that registered
 
 
@@ -65,6 +70,9 @@ def installation_repos(installation_id: int) -> str:
 
 STATS = PREFIX + "stats"  # hash of counters the workers keep and /metrics exports
 FAILURES = PREFIX + "failures"  # list of recent failures (JSON), newest first
+DEAD_LETTERS = PREFIX + "dead-letters"  # hash: delivery guid -> dead letter (JSON, body included; worker.dead_letters)
+DEAD_LETTER_ORDER = PREFIX + "dead-letters:order"  # sorted set: guid by failure time (ms), for the cap and listing
+DEAD_LETTERS_DROPPED = PREFIX + "dead-letters:dropped"  # counter: letters dropped, oldest first, at the cap
 AWAITING_REVIEW = PREFIX + "awaiting-review"  # set of "owner/repo#pr" out of draft and open
 
 

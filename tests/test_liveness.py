@@ -1,4 +1,5 @@
-"""Jobs of a dead worker are released at once instead of after arq's long in-progress expiry."""
+"""Jobs of a dead worker are released soon instead of after arq's long in-progress expiry, and a live worker's
+jobs never are: its heartbeat survives Redis errors and a flushed Redis, and a lapse is not a death."""
 
 from __future__ import annotations
 
@@ -10,7 +11,32 @@ from bot import keys
 from worker.liveness import ARQ_IN_PROGRESS, Liveness
 
 
-def test_dead_workers_jobs_are_released_and_live_ones_kept(redis_url: str) -> None:
+class Outage:
+    """Cut one client off Redis for real: its connections go to nowhere and every call raises ConnectionError."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.kwargs = client.connection_pool.connection_kwargs
+        self.saved = dict(self.kwargs)
+
+    async def _drop_connections(self) -> None:
+        await self.client.connection_pool.disconnect()
+        self.client.connection_pool.reset()  # new connections are made from the kwargs below
+
+    async def __aenter__(self) -> Outage:
+        await self._drop_connections()
+        if "path" in self.kwargs:
+            self.kwargs["path"] = "/nonexistent/redis.sock"
+        else:
+            self.kwargs["port"] = 1  # nothing listens there: connection refused
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._drop_connections()
+        self.kwargs.update(self.saved)
+
+
+def test_dead_workers_jobs_are_released_after_the_grace_and_live_ones_kept(redis_url: str) -> None:
     async def scenario() -> None:
         conn = aioredis.Redis.from_url(redis_url)
         dead = Liveness(conn, ttl=0.2)
@@ -24,12 +50,91 @@ def test_dead_workers_jobs_are_released_and_live_ones_kept(redis_url: str) -> No
         assert dead._task is not None
         dead._task.cancel()  # the process "dies": no more beats, nothing cleaned up
         await asyncio.sleep(0.4)
-        observer = Liveness(conn, ttl=30)
+        observer = Liveness(conn, ttl=30, grace=0.3)
+        assert await observer.reclaim() == []  # silent, so suspect: not yet released
+        assert await conn.exists(ARQ_IN_PROGRESS + "solve:1:2")
+        await asyncio.sleep(0.4)
         assert await observer.reclaim() == ["solve:1:2"]
         assert not await conn.exists(ARQ_IN_PROGRESS + "solve:1:2")
         assert await conn.exists(ARQ_IN_PROGRESS + "solve:1:3")
         assert dead.worker_id.encode() not in await conn.smembers(keys.WORKERS)
         await alive.stop()
+        await conn.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_heartbeat_survives_redis_errors_and_the_workers_jobs_are_not_reclaimed(redis_url: str) -> None:
+    """Its heartbeat expires during the outage and an observer finds it missing; one beat after Redis is back
+    clears the suspicion, so the observer never releases the job."""
+    async def scenario() -> None:
+        own = aioredis.Redis.from_url(redis_url)
+        conn = aioredis.Redis.from_url(redis_url)
+        worker = Liveness(own, ttl=0.3, interval=0.05, grace=0.5)
+        observer = Liveness(conn, ttl=30)
+        await worker.start()
+        await worker.job_started("solve:1:2")
+        await conn.set(ARQ_IN_PROGRESS + "solve:1:2", 1, ex=3600)
+        async with Outage(own):
+            await worker.job_ended("other")  # job hooks do not raise either
+            await asyncio.sleep(0.5)  # many failed beats; the heartbeat key expires
+            assert not await conn.exists(keys.worker_heartbeat(worker.worker_id))
+            assert await observer.reclaim() == []  # suspect now
+        await asyncio.sleep(0.3)  # Redis is back for the worker: it beats again
+        assert worker._task is not None and not worker._task.done()
+        assert await conn.exists(keys.worker_heartbeat(worker.worker_id))
+        await asyncio.sleep(0.4)  # past the grace counted from the suspicion
+        assert await observer.reclaim() == []
+        assert await conn.exists(ARQ_IN_PROGRESS + "solve:1:2")
+        assert not await conn.exists(keys.worker_suspect(worker.worker_id))
+        await worker.stop()
+        await own.aclose()
+        await conn.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_outage_is_logged_once_and_the_recovery_once(redis_url: str) -> None:
+    class Log:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def warning(self, event: str, **kw: object) -> None:
+            self.lines.append(event)
+
+        info = warning
+
+    async def scenario() -> list[str]:
+        own = aioredis.Redis.from_url(redis_url)
+        log = Log()
+        worker = Liveness(own, ttl=1, interval=0.02, log=log)
+        await worker.start()
+        async with Outage(own):
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(0.2)
+        await worker.stop()
+        await own.aclose()
+        return log.lines
+
+    assert asyncio.run(scenario()) == ["heartbeat cannot reach Redis; beating on",
+                                       "heartbeat reached Redis again; worker re-registered"]
+
+
+def test_a_flushed_redis_has_the_worker_and_its_jobs_back_within_a_beat(redis_url: str) -> None:
+    async def scenario() -> None:
+        conn = aioredis.Redis.from_url(redis_url)
+        worker = Liveness(conn, ttl=30, interval=0.1)
+        await worker.start()
+        await worker.job_started("solve:1:2")
+        await conn.flushdb()
+        await asyncio.sleep(0.25)
+        assert await conn.exists(keys.worker_heartbeat(worker.worker_id))
+        assert worker.worker_id.encode() in await conn.smembers(keys.WORKERS)
+        assert await conn.smembers(keys.worker_jobs(worker.worker_id)) == {b"solve:1:2"}
+        await worker.job_ended("solve:1:2")
+        await asyncio.sleep(0.15)
+        assert not await conn.exists(keys.worker_jobs(worker.worker_id))
+        await worker.stop()
         await conn.aclose()
 
     asyncio.run(scenario())

@@ -33,7 +33,7 @@ from worker.github_app import GitHubApp
 from worker.handlers import handle_delivery
 from worker.liveness import Liveness
 from worker.redeliver import redeliver_failed
-from worker.repo_cache import RepoCache
+from worker.repo_cache import RepoCache, reclaim_runs
 from worker.revise import revise_pr
 from worker.snooze import wake_item
 from worker.solve import solve_issue
@@ -49,6 +49,24 @@ async def _reconcile(ctx: dict[str, Any]) -> None:
     """Installations first (the backlog rebuild needs to know the repositories), then lost backlogs."""
     await installations.reconcile(ctx)
     await reconcile_if_lost(ctx)
+
+
+def stale_run_age(settings: MullSettings) -> float:
+    """A run directory older than the longest run plus an hour belongs to a worker that died mid-run."""
+    return max(settings.agent_timeout, settings.critique_timeout) + SOLVE_OVERHEAD_S + 3600
+
+
+async def reclaim_run_dirs(ctx: dict[str, Any]) -> int:
+    """Cron: trees of runs whose worker was killed, on a worker that has not started a run for a while.
+
+    Only the file system is read (the run directories' age), never Redis. Every worker enqueues one per
+    period (not unique) and any worker may take it: on several machines with their own data dirs each is swept
+    by its own start-up and run starts, and by these jobs as they fall.
+    """
+    removed = await asyncio.to_thread(ctx["repos"].reclaim_stale)
+    if removed:
+        ctx["log"].warning("reclaimed run directories of dead runs", removed=[p.name for p in removed])
+    return len(removed)
 
 
 def check_ready(settings: MullSettings) -> None:
@@ -70,6 +88,10 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
     """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast."""
     check_ready(settings)
     log = logs.get("mull.worker")
+    # Before anything connects to Redis: a worker that cannot reach it still clears its dead runs' trees.
+    reclaimed = reclaim_runs(settings.data_dir / "repos", stale_run_age(settings))
+    if reclaimed:
+        log.warning("reclaimed run directories of dead runs", removed=[p.name for p in reclaimed])
     solve_timeout = settings.agent_timeout + SOLVE_OVERHEAD_S
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -78,9 +100,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["log"] = log
         ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
                                   app_slug=settings.app_slug)
-        # A run directory older than the longest run plus an hour belongs to a worker that died mid-run.
-        ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=max(
-            settings.agent_timeout, settings.critique_timeout) + SOLVE_OVERHEAD_S + 3600)
+        ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=stale_run_age(settings))
         ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
         ctx["clock"] = clock
@@ -129,6 +149,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             cron(redeliver_failed, minute=set(range(0, 60, 5)), run_at_startup=True, unique=True, timeout=300),
             cron(sweep_backlogs, second=30, unique=True, timeout=300),
             cron(send_digests, second=0, unique=True, timeout=300),
+            cron(reclaim_run_dirs, minute=set(range(7, 60, 15)), unique=False, timeout=600, keep_result=0),
         ],
         queue_name=QUEUE,
         redis_settings=RedisSettings.from_dsn(redis_url),

@@ -1,4 +1,4 @@
-"""The ``mull`` command: serve | web | worker | replay | status | try.
+"""The ``mull`` command: serve | web | worker | replay | status | retry-deliveries | try.
 
 It lives in ``worker/`` because it composes both halves (``worker/`` may import ``bot/``, not the reverse).
 """
@@ -150,6 +150,19 @@ def cmd_status(settings: MullSettings, args: argparse.Namespace) -> int:
         return asyncio.run(print_status(url, as_json=args.json))
 
 
+def cmd_retry_deliveries(settings: MullSettings, args: argparse.Namespace) -> int:
+    from worker.dead_letter_command import retry_deliveries
+    from worker.dead_letters import UnknownDeadLetter
+
+    if args.all == bool(args.guids):
+        raise UsageError("name the dead letters to retry (GUIDs from `mull status`) or give --all, not both")
+    with redis_for(settings) as url:
+        try:
+            return asyncio.run(retry_deliveries(url, None if args.all else args.guids, forget=args.forget))
+        except UnknownDeadLetter as exc:
+            raise UsageError(str(exc)) from exc
+
+
 def cmd_try(settings: MullSettings, args: argparse.Namespace) -> int:
     from worker.try_local import try_local
 
@@ -170,6 +183,10 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--delivery", help="X-GitHub-Delivery (default: a new uuid)")
     status = sub.add_parser("status", help="queues, running jobs and workers")
     status.add_argument("--json", action="store_true")
+    retry = sub.add_parser("retry-deliveries", help="enqueue dead letters (deliveries that failed every try) again")
+    retry.add_argument("guids", nargs="*", metavar="GUID", help="X-GitHub-Delivery of a dead letter")
+    retry.add_argument("--all", action="store_true", help="every dead letter")
+    retry.add_argument("--forget", action="store_true", help="remove them instead of retrying")
     trial = sub.add_parser("try", help="run the agent on a local repo and print the diff; no GitHub needed")
     trial.add_argument("--repo", required=True, help="path to a local git repository")
     trial.add_argument("--issue-file", required=True, help="Markdown file: first line the title, then the body")
@@ -177,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "replay": cmd_replay,
-            "status": cmd_status, "try": cmd_try}
+            "status": cmd_status, "retry-deliveries": cmd_retry_deliveries, "try": cmd_try}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from arq import Retry
+from redis.exceptions import RedisError
 
-from bot.jobs import Delivery
-from worker import comment_commands, failures, installations, pull_events, repo_settings, trigger
+from bot.jobs import Delivery, retry_of
+from worker import comment_commands, dead_letters, failures, installations, pull_events, repo_settings, trigger
 from worker.events import Event
 from worker.github_app import GitHubApp
 
@@ -43,6 +45,38 @@ OWN_EVENTS_HANDLED = frozenset({"pull_request.opened", "pull_request.synchronize
 
 
 async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
+    """The job's boundary. Transient trouble (GitHub 5xx, rate limits, lost connections) is tried again up to
+    ``failures.MAX_TRIES``; a failure that will not be tried again leaves a dead letter
+    (``worker/dead_letters.py``), since GitHub got 202 and will never redeliver it. A retried dead letter that
+    succeeds is removed."""
+    job_id = ctx.get("job_id") or ""
+    try:
+        outcome = await _route(ctx, delivery)
+    except Retry:  # a handler asked arq to try again later
+        raise
+    except Exception as exc:  # job boundary: transient trouble is retried, the rest is kept as a dead letter
+        job_try = ctx.get("job_try", 1)
+        if failures.is_transient(exc) and job_try < failures.MAX_TRIES:
+            ctx["log"].warning("transient failure, retrying", delivery=delivery.guid, error=str(exc)[:200],
+                               job_try=job_try)
+            raise failures.retry_later(exc, job_try) from exc
+        try:
+            dropped = await dead_letters.record(ctx["redis"], delivery, exc, job_id)
+        except (RedisError, OSError) as lost:  # Redis itself is the trouble: the log is all that is left
+            ctx["log"].error("delivery lost: could not keep it as a dead letter", delivery=delivery.guid,
+                             error=str(lost)[:200], cause=str(exc)[:200])
+        else:
+            ctx["log"].error("delivery failed on its last try; kept as a dead letter (mull retry-deliveries)",
+                             delivery=delivery.guid, job_id=job_id, error=str(exc)[:200])
+            if dropped:
+                ctx["log"].error("dead letters at their cap: the oldest were dropped", dropped=dropped)
+        raise
+    if retry_of(job_id):
+        await dead_letters.forget(ctx["redis"], delivery.guid)
+    return outcome
+
+
+async def _route(ctx: dict[str, Any], delivery: Delivery) -> str:
     payload = orjson.loads(delivery.body)
     name = f"{delivery.event}.{payload.get('action')}" if payload.get("action") else delivery.event
     installation = (payload.get("installation") or {}).get("id")
@@ -62,18 +96,12 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
         return "ignored"
     app: GitHubApp = ctx["github"]
     gh = app.installation(installation, repo.get("id"))
-    try:
-        async with gh:  # one HTTP connection pool for the whole job, not one per request
-            bot = await app.identity(gh)
-            event = Event(delivery, payload, gh, bot, log)
-            if event.sender == bot.login and name not in OWN_EVENTS_HANDLED:
-                log.debug("delivery ignored", reason="sent by mull itself")
-                return "own event"
-            return await handler(ctx, event)
-    except Exception as exc:  # job boundary: transient GitHub trouble is retried, the rest fails loudly
-        if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
-            log.warning("transient failure, retrying", error=str(exc)[:200], job_try=ctx.get("job_try"))
-            raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
-        raise
+    async with gh:  # one HTTP connection pool for the whole job, not one per request
+        bot = await app.identity(gh)
+        event = Event(delivery, payload, gh, bot, log)
+        if event.sender == bot.login and name not in OWN_EVENTS_HANDLED:
+            log.debug("delivery ignored", reason="sent by mull itself")
+            return "own event"
+        return await handler(ctx, event)
 
 

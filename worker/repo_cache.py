@@ -18,7 +18,7 @@ from bot import keys
 from worker.git_process import GitError, git
 from worker.run_tree import NO_CONVERSIONS, RunTree, open_run_tree, reclaim
 
-__all__ = ["EXCLUDES", "GitError", "RepoCache", "RunTree", "git", "init_mirror", "push"]
+__all__ = ["EXCLUDES", "GitError", "RepoCache", "RunTree", "git", "init_mirror", "push", "reclaim_runs"]
 
 # Never committed, even when the repository's own .gitignore forgets them: what CLI agents leave behind,
 # and Python's bytecode caches (an agent that runs the tests writes them).
@@ -69,11 +69,20 @@ async def push(mirror: Path, url: str, sha: str, branch: str, expected: str | No
               f"{sha}:refs/heads/{branch}", git_dir=mirror, token=token)
 
 
+def reclaim_runs(root: Path, stale_after: float) -> list[Path]:
+    """Remove the run directories under ``root`` older than ``stale_after`` seconds: runs of a worker that died.
+
+    File system only, no Redis: the worker does it at start-up, before it connects, so a Redis outage never
+    keeps killed runs' trees on disk (``worker/app.py``)."""
+    return reclaim(root.resolve() / "runs", stale_after)
+
+
 class RepoCache:
     """Mirrors under ``<root>/mirrors``, run directories under ``<root>/runs``.
 
     ``stale_after`` must exceed the longest run (agent or critique, with the job's overhead) by a wide
-    margin: run directories older than that are reclaimed whenever a new run starts.
+    margin: run directories older than that are reclaimed whenever a new run starts, when a worker starts
+    and periodically (``worker/app.py``).
     """
 
     def __init__(self, root: Path, redis: Redis, *, stale_after: float = STALE_RUN_SECONDS) -> None:
@@ -81,6 +90,9 @@ class RepoCache:
         self.runs = self.root / "runs"
         self._redis = redis
         self._stale_after = stale_after
+
+    def reclaim_stale(self) -> list[Path]:
+        return reclaim_runs(self.root, self._stale_after)
 
     def mirror_path(self, repo_id: int) -> Path:
         return self.root / "mirrors" / f"{repo_id}.git"
@@ -110,6 +122,6 @@ class RepoCache:
     async def run_tree(self, repo_id: int, name: str, start: str, *,
                        agent_repo: bool = False) -> AsyncIterator[RunTree]:
         """A plain tree of ``start`` for one run (see ``open_run_tree``), removed afterwards."""
-        reclaim(self.runs, self._stale_after)
+        self.reclaim_stale()
         async with open_run_tree(self.runs, self.mirror_path(repo_id), name, start, agent_repo=agent_repo) as run:
             yield run

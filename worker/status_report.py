@@ -8,8 +8,11 @@ from collections import Counter
 
 from bot import keys
 from bot.jobs import QUEUE
+from worker import dead_letters
 from worker.backlog import Backlog, known_repos
 from worker.job_queue import connect
+
+DEAD_LETTERS_SHOWN = 5
 
 
 async def collect(redis_url: str) -> dict:
@@ -43,10 +46,12 @@ async def collect(redis_url: str) -> dict:
             lines[repo] = {"states": dict(sorted(states.items())), "queued": await line.waiting(),
                            "held": await line.held()}
         failures = [json.loads(x) for x in await pool.lrange(keys.FAILURES, 0, 9)]
+        count, letters, dropped = await dead_letters.newest(pool, DEAD_LETTERS_SHOWN)
+        dead = {"count": count, "dropped_at_cap": dropped, "newest": [letter.summary() for letter in letters]}
         installs = {k.decode(): json.loads(v) for k, v in (await pool.hgetall(keys.INSTALLATIONS)).items()}
         return {"queued": queued, "deferred": deferred, "running": running, "workers": workers,
                 "awaiting_review": {repo: sorted(prs) for repo, prs in sorted(backlog.items())}, "backlogs": lines,
-                "recent_failures": failures, "installations": installs}
+                "recent_failures": failures, "dead_letters": dead, "installations": installs}
     finally:
         await pool.aclose()
 
@@ -79,4 +84,12 @@ async def print_status(redis_url: str, as_json: bool = False) -> int:
     for failure in report["recent_failures"]:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(failure["at"]))
         print(f"  {when} {failure['stage']} {failure['repo']}#{failure['number']}: {failure['reason']}")
+    dead = report["dead_letters"]
+    print(f"dead letters: {dead['count']}" + (" (retry with `mull retry-deliveries --all` or GUID...)"
+                                              if dead["count"] else "")
+          + (f"; {dead['dropped_at_cap']} dropped at the cap" if dead["dropped_at_cap"] else ""))
+    for letter in dead["newest"]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(letter["failed_at"]))
+        retried = f" (retried {letter['retries']}x)" if letter["retries"] else ""
+        print(f"  {when} {letter['guid']} {letter['event']}{retried}: {letter['error']}")
     return 0
