@@ -60,7 +60,9 @@ class WebhookEndpoint:
         if not signature:
             return self._count("-", "unsigned", 401, "missing X-Hub-Signature-256: set a webhook secret on the "
                                "GitHub App and the same value in MULL_WEBHOOK_SECRET")
-        if not signature.startswith("sha256=") or not webhooks.verify(self.secret, body, signature):
+        # verify() compares str digests, which must be ASCII: any other byte is a wrong signature, not a crash.
+        if not signature.isascii() or not signature.startswith("sha256=") \
+                or not webhooks.verify(self.secret, body, signature):
             return self._count("-", "bad_signature", 401, "signature does not match: verify that the webhook "
                                "secret on the GitHub App matches MULL_WEBHOOK_SECRET")
         event = headers.get(b"x-github-event", b"").decode("latin-1")

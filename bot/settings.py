@@ -82,6 +82,10 @@ class MullSettings(BaseSettings):
     shutdown_wait: int = Field(
         0, ge=0, description="Seconds a stopping worker lets running jobs finish before cancelling them "
         "(cancelled jobs rerun on another worker).")
+    sink_allow_hosts: str = Field(
+        "", description="Hosts, IP addresses or networks (CIDR) a repository's sinks may reach although they are "
+        "loopback, private, link-local or CGNAT (comma-separated, e.g. `hooks.intranet,10.1.0.0/16`); empty: "
+        "sinks reach public addresses only.")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
 
     @field_validator("github_url", "llm_base_url")
@@ -98,6 +102,16 @@ class MullSettings(BaseSettings):
             if not name.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"'{name}' is not a preset name; list preset names separated by commas")
         return ",".join(names)
+
+    @field_validator("sink_allow_hosts")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if not all(ch.isalnum() or ch in ".-:/[]_" for ch in entry):
+                raise ValueError(f"'{entry}' is not a host name, IP address or network; separate entries by commas")
+        return ",".join(entries)
+
     @field_validator("sandbox_ro_paths", mode="before")
     @classmethod
     def _path_list(cls, value: Any) -> Any:
@@ -141,6 +155,11 @@ class MullSettings(BaseSettings):
     def enabled_presets(self) -> tuple[str, ...]:
         """The presets repositories may choose; a repository never chooses a custom command."""
         return tuple(name for name in self.agent_presets.split(",") if name)
+
+    @property
+    def sink_allowed(self) -> tuple[str, ...]:
+        """Where sinks may post although the address is not public (the operator's exceptions)."""
+        return tuple(entry.strip("[]") for entry in self.sink_allow_hosts.split(",") if entry)
 
     @property
     def redis_embedded(self) -> bool:

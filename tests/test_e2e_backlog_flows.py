@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from doubles import sink_dns
 from doubles.e2e import MAINTAINER
 from doubles.fixtures import REPO, SEED_FILES
 from doubles.inprocess import Clock, InProcessMull, in_process
@@ -38,7 +39,7 @@ SECRET = "sink-secret-value"
 def config(cap: int = 2, in_flight: int = 1, sinks: bool = False) -> str:
     text = f"max_awaiting_review: {cap}\nmax_in_flight: {in_flight}\nreviewers: [{REVIEWER}]\n"
     if sinks:
-        text += f"sinks:\n  slack_webhook: {SLACK}\n  json_webhook: {SINK}\n  json_secret_env: SINK_SECRET\n"
+        text += f"sinks:\n  slack_webhook: {SLACK}\n  json_webhook: {SINK}\n  json_secret_env: MULL_SINK_SECRET_E2E\n"
     return text
 
 
@@ -150,13 +151,15 @@ def test_redis_flushed_then_rebuilt_from_github_gives_the_same_queue(tmp_path, r
 
 
 def test_digests_once_per_window_to_github_and_sinks_with_the_snoozed_three_times_question(
-        tmp_path, redis_url, github_double, scripted_model, app_keypair) -> None:
+        tmp_path, redis_url, github_double, scripted_model, app_keypair, monkeypatch) -> None:
+    sink_dns.use(monkeypatch)  # the sinks' hosts resolve to public addresses, where respx answers
+
     async def scenario(world: World) -> None:
-        world.mull.ctx["environ"] = {"SINK_SECRET": SECRET}
+        world.mull.ctx["environ"] = {"MULL_SINK_SECRET_E2E": SECRET}
         with respx.mock(assert_all_called=False) as mock:
             mock.route(host="127.0.0.1").pass_through()
-            slack = mock.post(SLACK).mock(return_value=httpx.Response(200, text="ok"))
-            sink = mock.post(SINK).mock(return_value=httpx.Response(204))
+            slack = mock.post(sink_dns.pinned(SLACK)).mock(return_value=httpx.Response(200, text="ok"))
+            sink = mock.post(sink_dns.pinned(SINK)).mock(return_value=httpx.Response(204))
             for _ in range(3):
                 await world.label()
             await world.mull.drain()

@@ -82,18 +82,18 @@ digest: {schedule: "30 8 * * 1", business_days_only: false}
 sinks:
   slack_webhook: https://hooks.slack.example/T000/B000/XXXX
   json_webhook: https://events.example.com/mull
-  json_secret_env: MULL_SINK_SECRET_IS_NOT_ALLOWED_BUT_THIS_IS
+  json_secret_env: MULL_SINK_SECRET_ACME
 max_fix_rounds: 0
 ci_fix_attempts: 5
 revision_quiet_minutes: 60
-""".replace("MULL_SINK_SECRET_IS_NOT_ALLOWED_BUT_THIS_IS", "ACME_SINK_SECRET"), SRC, DEFAULTS)
+""", SRC, DEFAULTS)
     assert config.label == "agent-please" and config.agent_command == "aider" and config.plan == "approve"
     assert (config.models.plan, config.models.implement, config.models.critique) == ("big-model", "small-model",
                                                                                      "mid-model")
     assert (config.budgets.seconds, config.budgets.steps, config.budgets.tokens) == (900, 30, 100_000)
     assert config.reviewers == ["octocat", "@acme/core"] and config.zone.key == "Europe/Berlin"
     assert config.digest.schedule == "30 8 * * 1" and not config.digest.business_days_only
-    assert config.sinks.json_secret_env == "ACME_SINK_SECRET"
+    assert config.sinks.json_secret_env == "MULL_SINK_SECRET_ACME"
     assert (config.max_fix_rounds, config.ci_fix_attempts, config.revision_quiet_minutes) == (0, 5, 60)
 
 
@@ -201,10 +201,11 @@ def test_secrets_never_go_in_the_file() -> None:
     looks_like_a_secret = error_of("sinks: {json_secret_env: 'ghp_abcdef1234567890'}\n")
     assert "NAME of an environment variable" in looks_like_a_secret.message
     assert "ghp_" not in looks_like_a_secret.render_markdown()
-    assert "MULL_*" in error_of("sinks: {json_secret_env: MULL_WEBHOOK_SECRET}\n").message
+    for other in ("MULL_WEBHOOK_SECRET", "GITHUB_TOKEN", "ACME_MULL_HMAC", "MULL_SINK_SECRET_"):
+        assert "MULL_SINK_SECRET_*" in error_of(f"sinks: {{json_secret_env: {other}}}\n").message
     assert "https://" in error_of("sinks: {slack_webhook: 'http://hooks.example/x'}\n").message
-    ok = parse_config("sinks: {json_secret_env: ACME_MULL_HMAC}\n", SRC, DEFAULTS)
-    assert ok.sinks.json_secret_env == "ACME_MULL_HMAC"
+    ok = parse_config("sinks: {json_secret_env: MULL_SINK_SECRET_ACME}\n", SRC, DEFAULTS)
+    assert ok.sinks.json_secret_env == "MULL_SINK_SECRET_ACME"
 
 
 def test_only_presets_may_be_named_as_agent_command() -> None:

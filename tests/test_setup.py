@@ -29,6 +29,7 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1x+test/key=\nAbCdEf0123
 CONVERSION = {"id": 4242, "slug": "mull-acme", "pem": PEM, "webhook_secret": "0f" * 20, "client_id": "Iv1.abc",
               "client_secret": "c" * 40, "html_url": "https://github.com/apps/mull-acme", "name": "Mull"}
 CONVERT = "https://api.github.com/app-manifests/code123/conversions"
+CODE = "console-code-1234"
 
 
 class Clock:
@@ -44,7 +45,12 @@ def settings(**values: str) -> MullSettings:
 
 
 def setup_client(tmp_path: Path, clock: Clock | None = None, **values: str) -> TestClient:
-    return TestClient(create_setup_app(settings(**values), tmp_path / ".env", clock=clock or Clock()))
+    return TestClient(create_setup_app(settings(**values), tmp_path / ".env", clock=clock or Clock(), code=CODE))
+
+
+def open_setup(client: TestClient, webhook_url: str | None = None, code: str = CODE) -> httpx.Response:
+    """The setup page as the operator opens it: with the code from the console."""
+    return client.post("/setup", data={"code": code, **({"webhook_url": webhook_url} if webhook_url else {})})
 
 
 def form(page: str) -> tuple[str, dict]:
@@ -76,7 +82,7 @@ def test_the_web_host_comes_from_the_rest_url(api: str, web: str) -> None:
      "https://ghe.example.com/organizations/acme/settings/apps/new"),
 ])
 def test_setup_page_posts_the_manifest_to_github(tmp_path: Path, values: dict, new_app: str) -> None:
-    response = setup_client(tmp_path, **values).get("/setup")
+    response = open_setup(setup_client(tmp_path, **values))
     assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
     action, manifest = form(response.text)
     assert action.split("?")[0] == new_app and len(state_of(action)) >= 40
@@ -87,24 +93,70 @@ def test_setup_page_posts_the_manifest_to_github(tmp_path: Path, values: dict, n
     assert manifest["url"] == "http://testserver" and manifest["name"] == MANIFEST["name"]
 
 
+@pytest.mark.parametrize("ask", ["get", "post without a code", "post a wrong code", "post a code's prefix"])
+def test_without_the_setup_code_there_is_no_create_form(tmp_path: Path, ask: str) -> None:
+    client = setup_client(tmp_path)
+    response = {"get": lambda: client.get("/setup", params={"code": CODE}),  # not from a link: it would be logged
+                "post without a code": lambda: client.post("/setup", data={"webhook_url": "https://x.example/h"}),
+                "post a wrong code": lambda: open_setup(client, code="console-code-1235"),
+                "post a code's prefix": lambda: open_setup(client, code=CODE[:-1])}[ask]()
+    assert response.status_code == 403 and "setup code" in response.text and "name=code" in response.text
+    assert "settings/apps/new" not in response.text and "manifest" not in response.text
+    assert "set-cookie" not in response.headers
+    assert CODE not in response.text  # the page asks for it; it never tells it
+
+
+def test_the_setup_code_is_printed_at_start_and_differs_per_start(tmp_path: Path) -> None:
+    out = io.StringIO()
+    logs.configure("INFO", stream=out)
+    first = create_setup_app(settings(), tmp_path / ".env").state.setup.guard.code
+    second = create_setup_app(settings(), tmp_path / ".env").state.setup.guard.code
+    assert first != second and len(first) >= 16
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if "setup code" in line]
+    assert [line["level"] for line in lines] == ["warning", "warning"]
+    assert first in lines[0]["event"] and second in lines[1]["event"]
+    configured = io.StringIO()
+    logs.configure("INFO", stream=configured)
+    create_setup_app(settings(app_id="7"), tmp_path / ".env")
+    assert "setup code" not in configured.getvalue()  # a configured Mull has no setup to open
+
+
+def test_the_state_is_bound_to_the_browser_that_opened_the_form(tmp_path: Path) -> None:
+    app = create_setup_app(settings(), tmp_path / ".env", clock=Clock(), code=CODE)
+    mine, stranger = TestClient(app), TestClient(app)
+    opened = open_setup(mine)
+    cookie = opened.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/setup" in cookie
+    state = state_of(form(opened.text)[0])
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(CONVERT).respond(201, json=CONVERSION)
+        refused = stranger.get("/setup/callback", params={"code": "code123", "state": state})
+        assert refused.status_code == 403 and "another browser" in refused.text and not route.called
+        forged = TestClient(app, cookies={"mull_setup": "guessed"})
+        assert forged.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 403
+        assert not route.called and not (tmp_path / ".env").exists()
+        done = mine.get("/setup/callback", params={"code": "code123", "state": state})  # the owner still can
+    assert done.status_code == 200 and route.call_count == 1
+
+
 def test_every_visit_gets_its_own_state_and_html_is_escaped(tmp_path: Path) -> None:
     client = setup_client(tmp_path)
-    first, second = (form(client.get("/setup").text)[0] for _ in range(2))
+    first, second = (form(open_setup(client).text)[0] for _ in range(2))
     assert state_of(first) != state_of(second)
-    page = client.get("/setup", params={"webhook_url": 'https://x.example/"><script>alert(1)</script>'}).text
+    page = open_setup(client, 'https://x.example/"><script>alert(1)</script>').text
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
 def test_the_webhook_url_can_point_at_a_forwarder(tmp_path: Path) -> None:
-    page = setup_client(tmp_path).get("/setup", params={"webhook_url": "https://smee.io/AbC123"}).text
+    page = open_setup(setup_client(tmp_path), "https://smee.io/AbC123").text
     _, manifest = form(page)
     assert manifest["hook_attributes"]["url"] == "https://smee.io/AbC123" and manifest["url"] == "https://smee.io"
     assert manifest["redirect_url"] == "http://testserver/setup/callback"  # the browser comes back here
 
 
 def test_a_loopback_webhook_url_is_not_offered_to_github(tmp_path: Path) -> None:
-    client = TestClient(create_setup_app(settings(), tmp_path / ".env"), base_url="http://127.0.0.1:8000")
-    page = client.get("/setup").text
+    client = TestClient(create_setup_app(settings(), tmp_path / ".env", code=CODE), base_url="http://127.0.0.1:8000")
+    page = open_setup(client).text
     assert "settings/apps/new" not in page and "GitHub cannot reach this webhook URL" in page
     assert "smee.io" in page
 
@@ -119,7 +171,7 @@ def test_callback_without_a_state_this_process_issued_is_refused(tmp_path: Path,
 def test_a_state_expires_after_an_hour(tmp_path: Path) -> None:
     clock = Clock()
     client = setup_client(tmp_path, clock)
-    state = state_of(form(client.get("/setup").text)[0])
+    state = state_of(form(open_setup(client).text)[0])
     clock.now += 3601
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(CONVERT).respond(201, json=CONVERSION)
@@ -134,7 +186,7 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
     out = io.StringIO()
     logs.configure("DEBUG", stream=out)
     client = setup_client(tmp_path)
-    state = state_of(form(client.get("/setup").text)[0])
+    state = state_of(form(open_setup(client).text)[0])
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(CONVERT).respond(201, json=CONVERSION)
         response = client.get("/setup/callback", params={"code": "code123", "state": state})
@@ -152,7 +204,7 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
     assert loaded.app_private_key().strip() == PEM.strip()
     assert loaded.require_webhook_secret() == CONVERSION["webhook_secret"]
 
-    assert client.get("/setup").status_code == 404
+    assert client.get("/setup").status_code == 404 and open_setup(client).status_code == 404
     assert client.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 404
     for secret in ("MIIEpAIBAAKCAQEA1x", CONVERSION["webhook_secret"], CONVERSION["client_secret"]):
         assert secret not in out.getvalue() and secret not in response.text
@@ -161,7 +213,7 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
 
 def test_a_new_env_file_is_private(tmp_path: Path) -> None:
     client = setup_client(tmp_path)
-    state = state_of(form(client.get("/setup").text)[0])
+    state = state_of(form(open_setup(client).text)[0])
     with respx.mock() as mock:
         mock.post(CONVERT).respond(201, json=CONVERSION)
         assert client.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 200
@@ -176,14 +228,14 @@ def test_a_new_env_file_is_private(tmp_path: Path) -> None:
 ])
 def test_a_failed_exchange_says_what_to_do(tmp_path: Path, answer, says: str) -> None:
     client = setup_client(tmp_path)
-    state = state_of(form(client.get("/setup").text)[0])
+    state = state_of(form(open_setup(client).text)[0])
     with respx.mock() as mock:
         mock.post(CONVERT).mock(side_effect=[answer])
         response = client.get("/setup/callback", params={"code": "code123", "state": state})
     assert response.status_code == 502 and says in response.text and "Start again at /setup" in response.text
     assert "https://github.com/settings/apps" in response.text  # where the half-made App is
     assert not (tmp_path / ".env").exists()
-    assert client.get("/setup").status_code == 200  # still unconfigured: the user can start again
+    assert open_setup(client).status_code == 200  # still unconfigured: the user can start again
 
 
 def test_a_configured_mull_has_no_setup_pages(tmp_path: Path) -> None:
@@ -214,8 +266,10 @@ def test_mull_without_an_app_serves_only_the_setup_page(tmp_path: Path, command:
     process = MullProcess([command], env, tmp_path / "mull.log", tmp_path).start()
     try:
         wait_up(port, process)
-        response = httpx.get(f"http://127.0.0.1:{port}/setup",
-                             params={"webhook_url": "https://hooks.example.com/webhooks/github"})
+        [code] = re.findall(r"setup code: ([A-Za-z0-9_-]+)", process.log())
+        assert httpx.get(f"http://127.0.0.1:{port}/setup").status_code == 403
+        response = httpx.post(f"http://127.0.0.1:{port}/setup",
+                              data={"code": code, "webhook_url": "https://hooks.example.com/webhooks/github"})
         action, manifest = form(response.text)
         assert action.startswith("https://github.com/settings/apps/new?state=")
         assert manifest["redirect_url"] == f"http://127.0.0.1:{port}/setup/callback"

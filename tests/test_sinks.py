@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from doubles import sink_dns
 from doubles.recording_log import RecordingLog
 
 from worker.repo_config.schema import Sinks
@@ -23,7 +24,13 @@ SECRET = b"s3cr3t-hmac-key"
 MESSAGE = SinkMessage(kind="needs_you", id="needs_you:acme/widgets#42:review", repo="acme/widgets",
                       text="*acme/widgets#42* needs your review — “Füge Cache hinzu”",
                       data={"pull": 42, "reviewers": ["octocat"], "url": "https://github.com/acme/widgets/pull/42"})
-BOTH = SinkTargets(slack_url=SLACK, json_url=JSON_URL, json_secret=SECRET, json_secret_env="MULL_SINK_TEST")
+SLACK_AT, JSON_AT = sink_dns.pinned(SLACK), sink_dns.pinned(JSON_URL)  # where the sinks' hosts resolve
+BOTH = SinkTargets(slack_url=SLACK, json_url=JSON_URL, json_secret=SECRET, json_secret_env="MULL_SINK_SECRET_TEST")
+
+
+@pytest.fixture(autouse=True)
+def _resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink_dns.use(monkeypatch)
 
 
 def run(targets: SinkTargets, message: SinkMessage = MESSAGE, log: RecordingLog | None = None) -> list[str]:
@@ -36,8 +43,8 @@ def run(targets: SinkTargets, message: SinkMessage = MESSAGE, log: RecordingLog 
 def test_both_sinks_get_the_message_and_the_json_one_is_signed() -> None:
     log = RecordingLog()
     with respx.mock(assert_all_called=True) as mock:
-        slack = mock.post(SLACK).respond(200, text="ok")
-        receiver = mock.post(JSON_URL).respond(204)
+        slack = mock.post(SLACK_AT).respond(200, text="ok")
+        receiver = mock.post(JSON_AT).respond(204)
         assert run(BOTH, log=log) == ["slack", "json"]
     assert slack.call_count == 1 and receiver.call_count == 1
     assert json.loads(slack.calls[0].request.content) == {"text": MESSAGE.text}
@@ -62,45 +69,45 @@ def test_a_digest_is_sent_with_its_kind() -> None:
     digest = SinkMessage(kind="digest", id="digest:acme/widgets:2026-03-27T08:00Z", repo="acme/widgets",
                          text="3 pull requests wait for review", data={"pulls": [1, 2, 3]})
     with respx.mock() as mock:
-        receiver = mock.post(JSON_URL).respond(200)
+        receiver = mock.post(JSON_AT).respond(200)
         assert run(SinkTargets(json_url=JSON_URL, json_secret=SECRET), digest) == ["json"]
     assert receiver.calls[0].request.headers["x-mull-event"] == "digest"
     assert json.loads(receiver.calls[0].request.content)["type"] == "digest"
 
 
-@pytest.mark.parametrize("environ", [{}, {"MULL_SINK_TEST": ""}], ids=["unset", "empty"])
+@pytest.mark.parametrize("environ", [{}, {"MULL_SINK_SECRET_TEST": ""}], ids=["unset", "empty"])
 def test_a_json_sink_without_its_secret_is_skipped_with_a_warning(environ: dict[str, str]) -> None:
-    sinks = Sinks(slack_webhook=SLACK, json_webhook=JSON_URL, json_secret_env="ACME_SINK_SECRET")
+    sinks = Sinks(slack_webhook=SLACK, json_webhook=JSON_URL, json_secret_env="MULL_SINK_SECRET_ACME")
     targets = SinkTargets.from_config(sinks, environ)
     assert targets.json_secret is None
     log = RecordingLog()
     with respx.mock(assert_all_called=False) as mock:
-        slack = mock.post(SLACK).respond(200)
-        receiver = mock.post(JSON_URL).respond(200)
+        slack = mock.post(SLACK_AT).respond(200)
+        receiver = mock.post(JSON_AT).respond(200)
         assert run(targets, log=log) == ["slack"]
     assert slack.called and not receiver.called
     [(event, kw)] = log.warnings()
-    assert event == "sink_secret_missing" and kw["sink"] == "json" and kw["env"] == "ACME_SINK_SECRET"
+    assert event == "sink_secret_missing" and kw["sink"] == "json" and kw["env"] == "MULL_SINK_SECRET_ACME"
     assert kw["host"] == "receiver.example"
 
 
 def test_a_json_sink_without_a_secret_variable_is_skipped() -> None:
     log = RecordingLog()
     with respx.mock(assert_all_called=False) as mock:
-        receiver = mock.post(JSON_URL).respond(200)
+        receiver = mock.post(JSON_AT).respond(200)
         assert run(SinkTargets.from_config(Sinks(json_webhook=JSON_URL), {"X": "y"}), log=log) == []
     assert not receiver.called
     assert [event for event, _ in log.warnings()] == ["sink_secret_missing"]
 
 
 def test_from_config_reads_the_secret_from_the_environment() -> None:
-    sinks = Sinks(slack_webhook=SLACK, json_webhook=JSON_URL, json_secret_env="ACME_SINK_SECRET")
-    targets = SinkTargets.from_config(sinks, {"ACME_SINK_SECRET": "s3cr3t-hmac-key", "OTHER": "x"})
+    sinks = Sinks(slack_webhook=SLACK, json_webhook=JSON_URL, json_secret_env="MULL_SINK_SECRET_ACME")
+    targets = SinkTargets.from_config(sinks, {"MULL_SINK_SECRET_ACME": "s3cr3t-hmac-key", "OTHER": "x"})
     assert targets == SinkTargets(slack_url=SLACK, json_url=JSON_URL, json_secret=SECRET,
-                                 json_secret_env="ACME_SINK_SECRET")
-    assert SinkTargets.from_config(Sinks(), {"ACME_SINK_SECRET": "x"}) == SinkTargets()
+                                 json_secret_env="MULL_SINK_SECRET_ACME")
+    assert SinkTargets.from_config(Sinks(), {"MULL_SINK_SECRET_ACME": "x"}) == SinkTargets()
     shown = repr(targets)
-    assert "ACME_SINK_SECRET" in shown
+    assert "MULL_SINK_SECRET_ACME" in shown
     assert "s3cr3t" not in shown and SLACK_PATH not in shown and "querysecret" not in shown
 
 
@@ -118,7 +125,7 @@ def test_nothing_configured_sends_nothing() -> None:
 def test_a_passing_failure_is_retried_once(first: httpx.Response | Exception) -> None:
     log = RecordingLog()
     with respx.mock() as mock:
-        slack = mock.post(SLACK).mock(side_effect=[first, httpx.Response(200)])
+        slack = mock.post(SLACK_AT).mock(side_effect=[first, httpx.Response(200)])
         assert run(SinkTargets(slack_url=SLACK), log=log) == ["slack"]
     assert slack.call_count == 2 and log.warnings() == []
 
@@ -131,7 +138,7 @@ def test_a_passing_failure_is_retried_once(first: httpx.Response | Exception) ->
 def test_a_second_failure_is_logged_not_raised(answers: list[Any], status: int | str) -> None:
     log = RecordingLog()
     with respx.mock() as mock:
-        receiver = mock.post(JSON_URL).mock(side_effect=answers)
+        receiver = mock.post(JSON_AT).mock(side_effect=answers)
         assert run(SinkTargets(json_url=JSON_URL, json_secret=SECRET), log=log) == []
     assert receiver.call_count == 2
     [(event, kw)] = log.warnings()
@@ -143,8 +150,8 @@ def test_a_second_failure_is_logged_not_raised(answers: list[Any], status: int |
 def test_a_refusal_is_not_retried(status: int) -> None:
     log = RecordingLog()
     with respx.mock() as mock:
-        slack = mock.post(SLACK).respond(status)
-        receiver = mock.post(JSON_URL).respond(200)
+        slack = mock.post(SLACK_AT).respond(status)
+        receiver = mock.post(JSON_AT).respond(200)
         assert run(BOTH, log=log) == ["json"]  # one sink failing does not stop the other
     assert slack.call_count == 1 and receiver.call_count == 1
     [(event, kw)] = log.warnings()
@@ -156,15 +163,15 @@ def test_no_log_line_holds_a_secret_or_a_webhook_path() -> None:
     with respx.mock() as mock:
         # An error whose message quotes the URL, as some transports' do.
         unreachable = httpx.ConnectError(f"cannot reach {SLACK}")
-        mock.post(SLACK).mock(side_effect=[httpx.Response(500, text=SLACK), unreachable])
-        mock.post(JSON_URL).mock(side_effect=[httpx.Response(401, text=SECRET.decode())])
+        mock.post(SLACK_AT).mock(side_effect=[httpx.Response(500, text=SLACK), unreachable])
+        mock.post(JSON_AT).mock(side_effect=[httpx.Response(401, text=SECRET.decode())])
         assert run(BOTH, log=log) == []
     with respx.mock() as mock:
-        mock.post(SLACK).respond(200)
-        assert run(SinkTargets(slack_url=SLACK, json_url=JSON_URL, json_secret_env="ACME_SINK_SECRET"), log=log) == [
-            "slack"]
+        mock.post(SLACK_AT).respond(200)
+        unsigned = SinkTargets(slack_url=SLACK, json_url=JSON_URL, json_secret_env="MULL_SINK_SECRET_ACME")
+        assert run(unsigned, log=log) == ["slack"]
     with respx.mock() as mock:
-        mock.post(JSON_URL).respond(200)
+        mock.post(JSON_AT).respond(200)
         assert run(SinkTargets(json_url=JSON_URL, json_secret=SECRET), log=log) == ["json"]
     events = [event for _, event, _ in log.lines]
     assert events == ["sink_failed", "sink_failed", "sink_secret_missing", "sink_sent", "sink_sent"]

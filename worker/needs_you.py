@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from githubkit import GitHub
+from pydantic import ValidationError
 
 from bot import keys
 from bot.settings import MullSettings
@@ -19,6 +20,7 @@ from worker.backlog_state import Item
 from worker.digest_view import needs_you as needs_you_text
 from worker.events import once
 from worker.repo_config import Sinks
+from worker.sink_address import SinkPolicy
 from worker.sinks import SinkMessage, SinkTargets, send
 
 ONCE_TTL = 30 * 24 * 3600
@@ -38,8 +40,15 @@ async def count(redis: Any, channel: str, kind: str, n: int = 1) -> None:
 
 
 async def sink_targets(ctx: dict[str, Any], repo_id: int) -> SinkTargets:
+    """The repo's sinks as last stored; none when they no longer pass the schema (a name from before a rule)."""
     sinks = (await backlogs.of(ctx, repo_id).limits()).notify.get("sinks") or {}
-    return SinkTargets.from_config(Sinks(**sinks), ctx.get("environ") or {})
+    try:
+        config = Sinks(**sinks)
+    except ValidationError as exc:
+        ctx["log"].warning("sinks_invalid", repo_id=repo_id, error=str(exc).splitlines()[0],
+                           hint="fix `sinks` in the repository's .github/mull.yml")
+        return SinkTargets()
+    return SinkTargets.from_config(config, ctx.get("environ") or {}, SinkPolicy(ctx["settings"].sink_allowed))
 
 
 async def to_sinks(ctx: dict[str, Any], repo_id: int, message: SinkMessage) -> list[str]:

@@ -4,6 +4,9 @@ GitHub stays the primary channel, so a sink that fails is retried once when the 
 no connection), then logged and skipped: never raised. Whoever edits ``.github/mull.yml`` picks the URLs, but
 the HMAC secret lives in the deployment's environment, and a JSON sink without one is not sent unsigned. A
 Slack webhook's path is its credential, so logs name a sink's host only, never its URL or secret.
+
+Each send resolves the sink's host, refuses addresses that are not public and connects to the address it
+checked (``worker/sink_address.py``); redirects are never followed, since a 302 would lead past that check.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from worker.sink_address import PUBLIC_ONLY, Resolver, SinkPolicy, SinkRefused, pin
+
 if TYPE_CHECKING:
     from worker.repo_config.schema import Sinks
 
@@ -26,6 +31,7 @@ Kind = Literal["digest", "needs_you"]
 KINDS: frozenset[str] = frozenset({"digest", "needs_you"})
 TIMEOUT = httpx.Timeout(10.0)
 SIGNATURE_HEADER = "X-Mull-Signature-256"
+SECRET_PREFIX = "MULL_SINK_SECRET_"  # the only variables a repository's sinks.json_secret_env may name
 
 
 @dataclass(frozen=True)
@@ -36,13 +42,19 @@ class SinkTargets:
     json_url: str | None = field(default=None, repr=False)
     json_secret: bytes | None = field(default=None, repr=False)
     json_secret_env: str | None = None
+    policy: SinkPolicy = PUBLIC_ONLY
 
     @classmethod
-    def from_config(cls, sinks: Sinks, environ: Mapping[str, str]) -> SinkTargets:
-        """The ``sinks`` of a repo config, with the JSON secret read from ``environ[sinks.json_secret_env]``."""
-        value = environ.get(sinks.json_secret_env, "") if sinks.json_secret_env else ""
+    def from_config(cls, sinks: Sinks, environ: Mapping[str, str], policy: SinkPolicy = PUBLIC_ONLY) -> SinkTargets:
+        """The ``sinks`` of a repo config, with the JSON secret read from ``environ[sinks.json_secret_env]``.
+
+        Only ``MULL_SINK_SECRET_*`` variables are read (the schema allows no other name): a repository writer
+        must not be able to HMAC with, say, ``GITHUB_TOKEN`` and send the result to a URL of their choosing.
+        """
+        name = sinks.json_secret_env
+        value = environ.get(name, "") if name and name.startswith(SECRET_PREFIX) else ""
         return cls(slack_url=sinks.slack_webhook, json_url=sinks.json_webhook,
-                   json_secret=value.encode() or None, json_secret_env=sinks.json_secret_env)
+                   json_secret=value.encode() or None, json_secret_env=name, policy=policy)
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,8 @@ def body_of(message: SinkMessage) -> bytes:
                        "data": message.data}, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-async def send(client: httpx.AsyncClient, targets: SinkTargets, message: SinkMessage, log: Any) -> list[str]:
+async def send(client: httpx.AsyncClient, targets: SinkTargets, message: SinkMessage, log: Any,
+               resolve: Resolver | None = None) -> list[str]:
     """Send ``message`` to every configured sink; the names of those that accepted it (``slack``, ``json``)."""
     posts: list[tuple[str, str, dict[str, Any]]] = []
     if targets.slack_url:
@@ -93,19 +106,34 @@ async def send(client: httpx.AsyncClient, targets: SinkTargets, message: SinkMes
         headers = {"Content-Type": "application/json", "X-Mull-Event": message.kind,
                    "X-Mull-Delivery": message.id, SIGNATURE_HEADER: sign(targets.json_secret, body)}
         posts.append(("json", targets.json_url, {"content": body, "headers": headers}))
-    accepted = await asyncio.gather(*(_post(client, name, url, message, log, kw) for name, url, kw in posts))
+    accepted = await asyncio.gather(*(_post(client, name, url, message, log, kw, targets.policy, resolve)
+                                      for name, url, kw in posts))
     return [name for (name, _, _), ok in zip(posts, accepted, strict=True) if ok]
 
 
 async def _post(client: httpx.AsyncClient, sink: str, url: str, message: SinkMessage, log: Any,
-                request: dict[str, Any]) -> bool:
-    """POST once, and once more after a 5xx, a timeout or no connection; False (and a warning) on failure."""
+                request: dict[str, Any], policy: SinkPolicy, resolve: Resolver | None) -> bool:
+    """POST once, and once more after a 5xx, a timeout or no connection; False (and a warning) on failure.
+
+    Every attempt resolves and checks the host afresh and posts to the address it checked; a refused
+    address is not retried.
+    """
     status: int | str = ""
     attempts = 0
     while attempts < 2:
         attempts += 1
         try:
-            response = await client.post(url, timeout=TIMEOUT, **request)
+            pinned = await pin(url, policy, resolve)
+            response = await client.post(pinned.url, timeout=TIMEOUT, follow_redirects=False,
+                                         extensions=pinned.extensions,
+                                         **{**request, "headers": {**request.get("headers", {}), **pinned.headers}})
+        except SinkRefused as refused:
+            log.warning("sink_refused", sink=sink, host=_host(url), reason=str(refused), kind=message.kind,
+                        id=message.id, repo=message.repo)
+            return False
+        except OSError as error:  # the name did not resolve
+            status = type(error).__name__
+            continue
         except httpx.TimeoutException:
             status = "timeout"
         except httpx.TransportError as error:

@@ -18,6 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from worker.repo_config.errors import ConfigFileError, Problem
 from worker.repo_config.schema import Defaults, RepoConfig
+from worker.sink_address import SinkPolicy, literal_refusal
 
 MAX_BYTES = 64 * 1024
 MAX_BRACKETS = 256  # PyYAML's scanner is quadratic in flow nesting: 64 kB of '[' would take minutes
@@ -38,7 +39,9 @@ def parse_config(text: str, source: str, defaults: Defaults, base: dict[str, Any
 def build(defaults: Defaults, *layers: dict[str, Any], source: str = "the repository's .github/mull.yml") -> RepoConfig:
     """Merge validated layers per key over the deployment's defaults; later layers win.
 
-    A layer may only name an agent preset the operator enabled: a repository must not choose what runs.
+    A layer may only name an agent preset the operator enabled: a repository must not choose what runs. Nor
+    may it aim a sink at a loopback or private address the operator has not allowed (the per-deployment part of
+    validation, so it is done here and not in the cached per-file parse).
     """
     merged = defaults.config().model_dump(mode="json")
     for layer in layers:
@@ -47,6 +50,11 @@ def build(defaults: Defaults, *layers: dict[str, Any], source: str = "the reposi
     if config.agent_command and config.agent_command not in defaults.agent_presets:
         raise ConfigFileError(source, [Problem(_preset_refused(config.agent_command, defaults),
                                                            key="agent_command")])
+    policy = SinkPolicy(defaults.sink_allowed)
+    refused = [Problem(reason, key=f"sinks.{name}") for name in ("slack_webhook", "json_webhook")
+               if (url := getattr(config.sinks, name)) and (reason := literal_refusal(url, policy))]
+    if refused:
+        raise ConfigFileError(source, refused)
     return config
 
 

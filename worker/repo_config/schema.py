@@ -21,6 +21,7 @@ from pydantic_core import PydanticUndefined
 
 from bot.settings import MullSettings
 from worker.agent.presets import PRESETS
+from worker.sinks import SECRET_PREFIX
 
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
@@ -97,14 +98,18 @@ class Sinks(BaseModel):
     json_webhook: str | None = _field(
         None, "an https:// URL", "URL that receives events and digests as signed JSON.")
     json_secret_env: str | None = _field(
-        None, "the name of an environment variable (A-Z, 0-9, _), not MULL_*",
+        None, f"the name of an environment variable {SECRET_PREFIX}* (A-Z, 0-9, _)",
         "Environment variable of the Mull deployment holding the HMAC secret for `json_webhook`; the secret "
-        "itself never goes in this file.")
+        f"itself never goes in this file, and only the operator's {SECRET_PREFIX}* variables can be named.")
 
     @field_validator("slack_webhook", "json_webhook")
     @classmethod
     def _https(cls, value: str | None) -> str | None:
-        """Sinks carry repository data, and whoever edits the file picks the host: https only."""
+        """Sinks carry repository data, and whoever edits the file picks the host: https only.
+
+        Whether the host is public is checked in ``build`` (literal addresses, against the operator's
+        ``MULL_SINK_ALLOW_HOSTS``) and again at every send (``worker/sink_address.py``).
+        """
         if value is None:
             return None
         parts = urlsplit(value)
@@ -120,8 +125,10 @@ class Sinks(BaseModel):
         if not _ENV_NAME.match(value):
             raise ValueError("must be the NAME of an environment variable of the Mull deployment (A-Z, 0-9, _), "
                              "not the secret itself")
-        if value.startswith("MULL_"):
-            raise ValueError("must not name one of Mull's own MULL_* variables: use a variable of its own")
+        if not value.startswith(SECRET_PREFIX) or value == SECRET_PREFIX:
+            raise ValueError(f"must name a {SECRET_PREFIX}* variable (e.g. {SECRET_PREFIX}ACME): the operator "
+                             "sets the secret under that prefix, so a repository cannot sign with another of the "
+                             "deployment's variables")
         return value
 
 
@@ -239,13 +246,14 @@ class Defaults:
     ci_fix_attempts: int = 2
     revision_quiet_minutes: float = 5
     agent_presets: tuple[str, ...] = ()  # what `agent_command` may name here (MULL_AGENT_PRESETS)
+    sink_allowed: tuple[str, ...] = ()  # non-public hosts sinks may reach (MULL_SINK_ALLOW_HOSTS)
 
     @classmethod
     def from_settings(cls, settings: MullSettings) -> Defaults:
         return cls(label=settings.label, seconds=settings.agent_timeout, steps=settings.agent_max_steps,
                    tokens=settings.agent_max_tokens, max_fix_rounds=settings.max_fix_rounds,
                    ci_fix_attempts=settings.ci_fix_attempts, revision_quiet_minutes=settings.revision_quiet / 60,
-                   agent_presets=settings.enabled_presets)
+                   agent_presets=settings.enabled_presets, sink_allowed=settings.sink_allowed)
 
     def config(self) -> RepoConfig:
         return RepoConfig(label=self.label,
