@@ -16,7 +16,7 @@ from githubkit import GitHub
 
 from bot import keys
 from bot.jobs import CRITIQUE_PR, CritiqueRequest, SolveRequest, branch_name, critique_job_id
-from bot.logs import scrub
+from bot.redaction import scrub
 from worker import backlog as backlogs
 from worker import failures, labels, pull_requests, stats
 from worker.agent.base import AgentResult
