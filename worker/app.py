@@ -17,6 +17,7 @@ from arq.worker import func
 from bot import logs
 from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
+from bot.redaction import Redactor
 from bot.settings import ConfigError, MullSettings
 from worker import installations
 from worker.agent.presets import PRESETS
@@ -76,8 +77,9 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         redis = ctx["redis"]
         ctx["settings"] = settings
         ctx["log"] = log
+        ctx["redactor"] = Redactor(settings.secret_values())  # what Mull posts or sends never carries them
         ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
-                                  app_slug=settings.app_slug)
+                                  app_slug=settings.app_slug, redactor=ctx["redactor"])
         # A run directory older than the longest run plus an hour belongs to a worker that died mid-run.
         ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=max(
             settings.agent_timeout, settings.critique_timeout) + SOLVE_OVERHEAD_S + 3600)
