@@ -27,7 +27,7 @@ from worker.backlog import Limits
 from worker.backlog_jobs import touch
 from worker.backlog_state import ItemState
 from worker.branch_work import new_run_id, sandbox_for
-from worker.critique.comment import MARKER_PREFIX, parse_marker, render_comment, render_failure
+from worker.critique.comment import read_marker, render_comment, render_failure
 from worker.critique.diff import GIT_DIFF_ARGS, from_git_diff
 from worker.critique.prompt import build_within_budget
 from worker.critique.review import split_findings
@@ -212,8 +212,9 @@ async def find_comment(gh: GitHub, repo: str, pr: int, bot_login: str) -> tuple[
     """Mull's critique comment on the PR (id and marker), if there is one."""
     owner, name = repo.split("/", 1)
     async for comment in every(gh.rest.issues.async_list_comments, owner, name, pr):
-        if (comment.get("user") or {}).get("login") == bot_login and MARKER_PREFIX in (comment.get("body") or ""):
-            return int(comment["id"]), parse_marker(comment["body"])
+        marker = read_marker(comment, bot_login)
+        if marker is not None:
+            return int(comment["id"]), marker
     return None, None
 
 

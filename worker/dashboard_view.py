@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
+from worker import markers
 from worker.backlog_state import Item, ItemState, held_order, queue_order
 
 TITLE = "Mull review queue"
-MARKER = "<!-- mull:dashboard -->"
+KIND = "dashboard"
+MARKER = markers.dump(KIND)  # the body's last line: how Mull knows its own dashboard
 ROWS = 50  # per section; the rest is counted
 BODY_LIMIT = 60_000  # characters; GitHub refuses issue bodies over 65,536
 TITLE_CHARS = 100

@@ -8,7 +8,6 @@ waits for the answer instead of guessing; once answered it plans again and may n
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -17,9 +16,10 @@ from pydantic_ai import ToolOutput, UsageLimits
 from pydantic_ai.exceptions import AgentRunError
 from pydantic_ai.settings import ModelSettings
 
+from worker import markers
 from worker.agent.chat_model import chat_model
 
-PLAN_MARKER = "<!-- mull:plan "
+KIND = "plan"
 _BEGIN, _END = "<<<BEGIN UNTRUSTED ISSUE>>>", "<<<END UNTRUSTED ISSUE>>>"
 
 
@@ -72,7 +72,7 @@ async def make_plan(base_url: str, api_key: str | None, model: str, prompt: str,
 
 
 def render_plan(plan: Plan, trigger: str, author: str, mode: str) -> str:
-    lines = [f"{PLAN_MARKER}{json.dumps({'trigger': trigger})} -->", "### Mull's plan", "", plan.approach.strip()]
+    lines = [markers.dump(KIND, {"trigger": trigger}), "### Mull's plan", "", plan.approach.strip()]
     for title, items in (("Files", [f"`{f}`" for f in plan.files]), ("Risks", plan.risks),
                          ("Unclear", plan.unclear)):
         if items:
@@ -97,7 +97,7 @@ def plan_for_agent(plan: Plan) -> str:
 
 def find_plan_comment(comments: list[dict[str, Any]], bot_login: str) -> int | None:
     for comment in comments:
-        if (comment.get("user") or {}).get("login") == bot_login and PLAN_MARKER in (comment.get("body") or ""):
+        if markers.read(KIND, comment, bot_login, "first") is not None:
             return int(comment["id"])
     return None
 

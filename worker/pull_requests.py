@@ -8,9 +8,10 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
+from worker import markers
 from worker.agent.base import AgentResult
 
-PR_MARKER = "<!-- mull:pr -->"
+PR_MARKER = markers.dump("pr")
 
 
 @dataclass(frozen=True)
