@@ -20,7 +20,7 @@ from githubkit.exception import RequestFailed
 from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, issue_of_branch, revise_job_id
 from bot.settings import MullSettings
 from worker import backlog as backlogs
-from worker import failures, readiness, release, stats
+from worker import defuse, failures, readiness, release, stats
 from worker.agent.base import Budget, ModelAccess
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.backlog import Limits
@@ -100,7 +100,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
         await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
         await note_on_issue(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
-                                                        f"{outcome.reason}.")
+                                                        f"{defuse.markdown(outcome.reason)}.")
         issue = issue_of_branch(pull["head"]["ref"])
         if issue is not None:
             item = await backlogs.of(ctx, request.repo_id).move(issue, ItemState.FAILED, pr=request.pr, reason=(

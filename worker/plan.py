@@ -16,7 +16,7 @@ from pydantic_ai import ToolOutput, UsageLimits
 from pydantic_ai.exceptions import AgentRunError
 from pydantic_ai.settings import ModelSettings
 
-from worker import markers
+from worker import defuse, markers
 from worker.agent.chat_model import chat_model
 
 KIND = "plan"
@@ -72,13 +72,14 @@ async def make_plan(base_url: str, api_key: str | None, model: str, prompt: str,
 
 
 def render_plan(plan: Plan, trigger: str, author: str, mode: str) -> str:
-    lines = [markers.dump(KIND, {"trigger": trigger}), "### Mull's plan", "", plan.approach.strip()]
-    for title, items in (("Files", [f"`{f}`" for f in plan.files]), ("Risks", plan.risks),
-                         ("Unclear", plan.unclear)):
+    """The plan comment: the model's words defused, the marker first, the mention of the author Mull's own."""
+    lines = [markers.dump(KIND, {"trigger": trigger}), "### Mull's plan", "", defuse.markdown(plan.approach.strip())]
+    files = [f"`{f.replace('`', '')}`" for f in plan.files]
+    for title, items in (("Files", files), ("Risks", plan.risks), ("Unclear", plan.unclear)):
         if items:
-            lines += ["", f"**{title}**", *(f"- {item}" for item in items)]
+            lines += ["", f"**{title}**", *(f"- {defuse.markdown(item)}" for item in items)]
     if plan.question:
-        lines += ["", f"**Question for @{author}:** {plan.question.strip()}",
+        lines += ["", f"**Question for @{author}:** {defuse.markdown(plan.question.strip())}",
                   "", "Mull waits for your answer in a comment here, then plans again."]
     elif mode == "approve":
         lines += ["", "Reply `/mull go` to start the agent on this plan, or `/mull stop` to cancel."]

@@ -13,11 +13,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
+
+from bot.redaction import Redactor
+from worker.outbound import redact_json
 
 if TYPE_CHECKING:
     from worker.repo_config.schema import Sinks
@@ -62,6 +65,11 @@ class SinkMessage:
             raise ValueError("id must be printable ASCII: it is sent as a header")
 
 
+def redacted(message: SinkMessage, redactor: Redactor) -> SinkMessage:
+    """``message`` with secret values and credential-shaped text removed from its text and data."""
+    return replace(message, text=redactor.text(message.text), data=redact_json(message.data, redactor))
+
+
 def sign(secret: bytes, body: bytes) -> str:
     """The ``X-Mull-Signature-256`` value of ``body``: ``sha256=`` and the hex HMAC-SHA256 under ``secret``."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
@@ -78,8 +86,13 @@ def body_of(message: SinkMessage) -> bytes:
                        "data": message.data}, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-async def send(client: httpx.AsyncClient, targets: SinkTargets, message: SinkMessage, log: Any) -> list[str]:
-    """Send ``message`` to every configured sink; the names of those that accepted it (``slack``, ``json``)."""
+async def send(client: httpx.AsyncClient, targets: SinkTargets, message: SinkMessage, log: Any,
+               redactor: Redactor | None = None) -> list[str]:
+    """Send ``message`` to every configured sink; the names of those that accepted it (``slack``, ``json``).
+
+    The text and data are redacted first (``redactor`` knows the configured secrets), before the body is signed.
+    """
+    message = redacted(message, redactor or Redactor())
     posts: list[tuple[str, str, dict[str, Any]]] = []
     if targets.slack_url:
         posts.append(("slack", targets.slack_url, {"json": {"text": message.text}}))
