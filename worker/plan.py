@@ -16,6 +16,7 @@ from pydantic_ai import ToolOutput, UsageLimits
 from pydantic_ai.exceptions import AgentRunError
 from pydantic_ai.settings import ModelSettings
 
+from bot.redaction import Redactor
 from worker import defuse, markers
 from worker.agent.chat_model import chat_model
 
@@ -66,8 +67,9 @@ async def make_plan(base_url: str, api_key: str | None, model: str, prompt: str,
             run = await agent.run(prompt, usage_limits=UsageLimits(request_limit=3))
     except TimeoutError:
         raise PlanFailed(f"the plan model did not answer within {timeout:.0f} s") from None
-    except AgentRunError as exc:
-        raise PlanFailed(f"the plan model failed: {' '.join(str(exc).split())[:200]}") from None
+    except AgentRunError as exc:  # an endpoint may echo the request's headers: the key goes before the cut
+        reason = Redactor([api_key or ""]).text(" ".join(str(exc).split()))
+        raise PlanFailed(f"the plan model failed: {reason[:200]}") from None
     return run.output
 
 
