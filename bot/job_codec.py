@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 
 from bot.jobs import JOB_TYPES
-from bot.logs import scrub
+from bot.redaction import scrub
 
 # msgpack extension codes: Mull's only tags.
 TUPLE = 1

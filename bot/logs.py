@@ -1,50 +1,26 @@
 """JSON logs through structlog, with every secret redacted before a line is written.
 
 Secrets reach log lines in surprising ways (exception text, URLs, subprocess output), so redaction is a
-processor applied to every rendered value, not a rule callers must remember.
+processor applied to every rendered value, not a rule callers must remember. The rules themselves are
+``bot.redaction``'s, the same ones that guard what Mull posts.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
 import structlog
 
-REDACTED = "[redacted]"
+from bot.redaction import REDACTED, Redactor, scrub
 
-# Installation/user tokens, JWTs, PEM blocks, credentials in URLs, Authorization headers.
-_PATTERNS = [
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{16,}"),
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
-    re.compile(r"(?<=://)[^/@\s:]+:[^/@\s]+(?=@)"),
-    re.compile(r"(?i)(?<=authorization: )(basic|bearer|token) [^\s'\"]+"),
-]
+__all__ = ["REDACTED", "LogRedactor", "configure", "get", "scrub"]
 
 
-class Redactor:
-    """Removes known secret values and anything shaped like a credential from log values."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def add(self, secret: str) -> None:
-        if secret and secret not in self._secrets:
-            self._secrets.append(secret)
-            self._secrets.sort(key=len, reverse=True)
-
-    def text(self, value: str) -> str:
-        for secret in self._secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        for pattern in _PATTERNS:
-            value = pattern.sub(REDACTED, value)
-        return value
+class LogRedactor(Redactor):
+    """The redactor as a structlog processor: every value of an event, nested ones too."""
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
         return {key: self._value(val) for key, val in event.items()}
@@ -61,9 +37,9 @@ class Redactor:
         return self.text(repr(value))
 
 
-def configure(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None) -> Redactor:
+def configure(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None) -> LogRedactor:
     """Set up structlog (and stdlib logging underneath, for arq/uvicorn) to write redacted JSON lines."""
-    redactor = Redactor(secrets)
+    redactor = LogRedactor(secrets)
     out = stream or sys.stderr
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -99,7 +75,3 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO |
 def get(name: str | None = None, **bound: Any) -> Any:
     return structlog.get_logger(name).bind(**bound) if bound else structlog.get_logger(name)
 
-
-def scrub(text: str) -> str:
-    """Credential-shaped substrings removed: for text Mull shows on GitHub (errors in status comments)."""
-    return Redactor().text(text)

@@ -78,7 +78,7 @@ def test_comment_round_trip_and_contents() -> None:
                                                         LeftOut("src/big.py", OVER_BUDGET, 900, 3)), listed=2)
     body = render_comment(critique(("src/app.py", 11, 11), risks=["changes output"], security=["none really"]),
                           SHA, selection, round_info="Round 2 of 3.")
-    assert body.startswith('<!-- mull:critique {"sha": "' + SHA + '", "verdict": "fix", "effort": 2} -->\n')
+    assert body.startswith('<!-- mull:critique {"sha":"' + SHA + '","verdict":"fix","effort":2} -->\n')
     assert parse_marker(body) == Marker(sha=SHA, verdict="fix", effort=2)
     assert "> Adds eleven and twelve.\n> Mostly fine." in body
     assert "**Review effort:** 2/5" in body and "**Tests:** partly covered (no test for twelve)" in body

@@ -21,7 +21,7 @@ def test_marker_round_trips_through_the_comment_body() -> None:
     body = render(state)
     assert "revision 2" in body and "#9" in body and "detail text" in body and "Critique of #9: **pass**" in body
     assert RunState.from_body(3, body) == state
-    assert body.count("-->") == 2  # the note's own "-->" is visible text; the marker's is escaped
+    assert body.count("-->") == 1  # the note's "-->" is neutralised; the only one closes the marker
 
 
 def test_failed_status_says_how_to_retry() -> None:

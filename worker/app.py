@@ -17,6 +17,7 @@ from arq.worker import func
 from bot import logs
 from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
+from bot.redaction import Redactor
 from bot.settings import ConfigError, MullSettings
 from worker import installations
 from worker.agent.presets import PRESETS
@@ -98,8 +99,9 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         redis = ctx["redis"]
         ctx["settings"] = settings
         ctx["log"] = log
+        ctx["redactor"] = Redactor(settings.secret_values())  # what Mull posts or sends never carries them
         ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
-                                  app_slug=settings.app_slug)
+                                  app_slug=settings.app_slug, redactor=ctx["redactor"])
         ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=stale_run_age(settings))
         ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)

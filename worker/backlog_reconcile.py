@@ -21,7 +21,7 @@ from worker import labels, release, snooze, stats
 from worker.backlog import Limits
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item, ItemState
-from worker.critique.comment import MARKER_PREFIX, parse_marker
+from worker.critique.comment import read_marker
 from worker.github_pages import every
 from worker.pull_ownership import mull_issue
 from worker.repo_settings import config_for
@@ -109,8 +109,7 @@ async def _restore_snooze(ctx: dict[str, Any], gh: GitHub, backlog: backlogs.Bac
     owner, name = repo.split("/", 1)
     found = None
     for comment in await _all(gh.rest.issues.async_list_comments, owner, name, number):
-        if (comment.get("user") or {}).get("login") == bot_login:
-            found = snooze.parse_marker(comment.get("body") or "") or found
+        found = snooze.parse_marker(comment, bot_login) or found
     if found is None:
         return
     at_ms, until = found
@@ -123,9 +122,9 @@ async def _restore_snooze(ctx: dict[str, Any], gh: GitHub, backlog: backlogs.Bac
 async def _critique_of(gh: GitHub, repo: str, pr: int, head_sha: str, bot_login: str) -> Any:
     owner, name = repo.split("/", 1)
     for comment in await _all(gh.rest.issues.async_list_comments, owner, name, pr):
-        if (comment.get("user") or {}).get("login") == bot_login and MARKER_PREFIX in (comment.get("body") or ""):
-            marker = parse_marker(comment["body"])
-            return marker if marker is not None and marker.sha == head_sha else None
+        marker = read_marker(comment, bot_login)
+        if marker is not None:
+            return marker if marker.sha == head_sha else None
     return None
 
 

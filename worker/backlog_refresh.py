@@ -19,9 +19,11 @@ from githubkit.exception import RequestFailed
 from bot import keys
 from bot.jobs import RefreshRequest
 from worker import backlog as backlogs
+from worker import markers
 from worker.backlog import Backlog, Limits
 from worker.backlog_state import Item, ItemState
-from worker.dashboard_view import MARKER, TITLE, held_positions, local_time, positions, render_dashboard
+from worker.dashboard_view import KIND as DASHBOARD
+from worker.dashboard_view import TITLE, held_positions, local_time, positions, render_dashboard
 from worker.digest_window import next_fire
 from worker.github_pages import every
 from worker.needs_you import html_base
@@ -146,7 +148,8 @@ async def find_dashboard(gh: GitHub, repo: str, bot_login: str) -> int | None:
     """An earlier dashboard of Mull's (Redis may have lost its number): reuse it rather than open a second."""
     owner, name = repo.split("/", 1)
     async for issue in every(gh.rest.issues.async_list_for_repo, owner, name, state="all", creator=bot_login):
-        if issue.get("title") == TITLE and MARKER in (issue.get("body") or "") and not issue.get("pull_request"):
+        if issue.get("title") == TITLE and markers.by_mull(issue, bot_login) and \
+                markers.has(DASHBOARD, issue.get("body"), "last") and not issue.get("pull_request"):
             return int(issue["number"])
     return None
 

@@ -20,14 +20,14 @@ from githubkit.exception import RequestFailed
 from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, revise_job_id
 from bot.settings import MullSettings
 from worker import backlog as backlogs
-from worker import failures, readiness, release, stats
+from worker import defuse, failures, readiness, release, stats
 from worker.agent.base import Budget, ModelAccess
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.backlog import Limits
 from worker.backlog_jobs import touch
 from worker.backlog_state import ItemState
 from worker.branch_work import new_run_id, sandbox_for
-from worker.critique.comment import MARKER_PREFIX, parse_marker, render_comment, render_failure
+from worker.critique.comment import read_marker, render_comment, render_failure
 from worker.critique.diff import GIT_DIFF_ARGS, from_git_diff
 from worker.critique.prompt import build_within_budget
 from worker.critique.review import split_findings
@@ -104,7 +104,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
         await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
         await note_on_issue(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
-                                                        f"{outcome.reason}.")
+                                                        f"{defuse.markdown(outcome.reason)}.")
         item = await backlogs.of(ctx, request.repo_id).move(issue, ItemState.FAILED, pr=request.pr, reason=(
             f"critique failed: {outcome.reason}"))
         await touch(ctx, request.installation_id, request.repo_id, request.repo)
@@ -212,8 +212,9 @@ async def find_comment(gh: GitHub, repo: str, pr: int, bot_login: str) -> tuple[
     """Mull's critique comment on the PR (id and marker), if there is one."""
     owner, name = repo.split("/", 1)
     async for comment in every(gh.rest.issues.async_list_comments, owner, name, pr):
-        if (comment.get("user") or {}).get("login") == bot_login and MARKER_PREFIX in (comment.get("body") or ""):
-            return int(comment["id"]), parse_marker(comment["body"])
+        marker = read_marker(comment, bot_login)
+        if marker is not None:
+            return int(comment["id"]), marker
     return None, None
 
 

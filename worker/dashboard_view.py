@@ -14,15 +14,16 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
+from worker import defuse, markers
 from worker.backlog_state import Item, ItemState, held_order, queue_order
 
 TITLE = "Mull review queue"
-MARKER = "<!-- mull:dashboard -->"
+KIND = "dashboard"
+MARKER = markers.dump(KIND)  # the body's last line: how Mull knows its own dashboard
 ROWS = 50  # per section; the rest is counted
 BODY_LIMIT = 60_000  # characters; GitHub refuses issue bodies over 65,536
 TITLE_CHARS = 100
 REASON_CHARS = 200
-_ZWJ = "\u200d"
 _LINE_BREAKS = re.compile(r"\s+")
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -51,8 +52,7 @@ def inline(text: str, limit: int) -> str:
     text = _LINE_BREAKS.sub(" ", text).strip()
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
-    return text.replace("@", "@" + _ZWJ)
+    return defuse.markdown(text.replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def waited(since: float, now: float) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from worker import defuse
 from worker.backlog_state import Item
 from worker.dashboard_view import REASON_CHARS, TITLE_CHARS, inline, local_time, review_order, waited
 
@@ -48,7 +49,7 @@ def digest_slack(repo: str, reviewer: str, awaiting: list[Item], asks: list[Item
 
     ``html_base`` is the repo's web address (``https://github.com/acme/widgets``)."""
     base = html_base.rstrip("/")
-    link = f"<{_slack_escape(dashboard_url)}|The whole review queue>" if dashboard_url else ""
+    link = f"<{defuse.slack_escape(dashboard_url)}|The whole review queue>" if dashboard_url else ""
     style = _Style(ref=lambda number, pull: f"<{_url(base, number, pull)}|#{number}>", text=_slack_text, bold="*",
                    bullet="•")
     return _digest(f"<{base}|{repo}>", reviewer, awaiting, asks, waiting, now, tz, style, link)
@@ -154,11 +155,9 @@ def _slack_text(value: str, limit: int) -> str:
     value = _SPACES.sub(" ", value).strip()
     if len(value) > limit:
         value = value[: limit - 1].rstrip() + "…"
-    return _slack_escape(value).replace("@", "@\u200d")
+    return defuse.slack(value)
 
 
-def _slack_escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _or_untitled(title: str) -> str:

@@ -20,6 +20,8 @@ from githubkit.typing import RetryOption
 from redis.asyncio import Redis
 
 from bot import keys
+from bot.redaction import Redactor
+from worker.outbound import RedactingTransport
 
 MAX_INLINE_WAIT = timedelta(seconds=60)
 MIN_WAIT = timedelta(seconds=1)
@@ -60,7 +62,9 @@ class BoundedRetry:
 
 class GitHubApp:
     def __init__(self, app_id: int, private_key: str, base_url: str, redis: Redis,
-                 retry: BoundedRetry | None = None, app_slug: str | None = None) -> None:
+                 retry: BoundedRetry | None = None, app_slug: str | None = None,
+                 redactor: Redactor | None = None) -> None:
+        """``redactor`` knows the configured secrets; every write to GitHub passes it (``worker.outbound``)."""
         self._redis = redis
         self._slug = app_slug
         self._identity: BotIdentity | None = None
@@ -73,6 +77,7 @@ class GitHubApp:
             http_cache=False,
             cache_strategy=self._cache,
             timeout=30,
+            async_transport=RedactingTransport(redactor or Redactor()),
         )
 
     @property

@@ -2,7 +2,8 @@
 
 Everything else Mull has to say goes into the dashboard (no notification) and the reviewers' digests. A
 "needs you" event pings the person who asked for the run on the issue (the plan's question already does,
-as it mentions the author) and goes to the repo's sinks, once per item, kind and run.
+as it mentions the author) and goes to the repo's sinks, once per item, kind and run. ``detail`` may quote
+an agent or a model, so it is defused for each channel (``worker.defuse``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from bot import keys
 from bot.settings import MullSettings
 from worker import backlog as backlogs
+from worker import defuse
 from worker.backlog_state import Item
 from worker.digest_view import needs_you as needs_you_text
 from worker.events import once
@@ -56,7 +58,7 @@ async def to_sinks(ctx: dict[str, Any], repo_id: int, message: SinkMessage) -> l
     if not (targets.slack_url or targets.json_url):
         return []
     client: httpx.AsyncClient = ctx["http"]
-    accepted = await send(client, targets, message, ctx["log"])
+    accepted = await send(client, targets, message, ctx["log"], ctx.get("redactor"))
     for sink in accepted:
         await count(ctx["redis"], sink, message.kind)
     return accepted
@@ -70,10 +72,11 @@ async def needs_you(ctx: dict[str, Any], gh: GitHub, repo_id: int, repo: str, it
         return False
     if mention and item.labeled_by and not item.labeled_by.endswith("[bot]"):
         owner, name = repo.split("/", 1)
-        await gh.rest.issues.async_create_comment(owner, name, item.issue,
-                                                  body=f"@{item.labeled_by} Mull needs you here: {detail}")
+        await gh.rest.issues.async_create_comment(owner, name, item.issue, body=(
+            f"@{item.labeled_by} Mull needs you here: {defuse.markdown(detail)}"))
         await count(ctx["redis"], "github", f"needs_you_{kind}")
     text, data = needs_you_text(repo, item, kind, html_base(ctx["settings"], repo))
     await to_sinks(ctx, repo_id, SinkMessage(kind="needs_you", id=f"{repo_id}:{item.issue}:{kind}:{item.since}",
-                                             repo=repo, text=f"{text}\n{detail}", data={**data, "detail": detail}))
+                                             repo=repo, text=f"{text}\n{defuse.slack(detail)}",
+                                             data={**data, "detail": detail}))
     return True

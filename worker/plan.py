@@ -8,7 +8,6 @@ waits for the answer instead of guessing; once answered it plans again and may n
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -17,9 +16,11 @@ from pydantic_ai import ToolOutput, UsageLimits
 from pydantic_ai.exceptions import AgentRunError
 from pydantic_ai.settings import ModelSettings
 
+from bot.redaction import Redactor
+from worker import defuse, markers
 from worker.agent.chat_model import chat_model
 
-PLAN_MARKER = "<!-- mull:plan "
+KIND = "plan"
 _BEGIN, _END = "<<<BEGIN UNTRUSTED ISSUE>>>", "<<<END UNTRUSTED ISSUE>>>"
 
 
@@ -66,19 +67,21 @@ async def make_plan(base_url: str, api_key: str | None, model: str, prompt: str,
             run = await agent.run(prompt, usage_limits=UsageLimits(request_limit=3))
     except TimeoutError:
         raise PlanFailed(f"the plan model did not answer within {timeout:.0f} s") from None
-    except AgentRunError as exc:
-        raise PlanFailed(f"the plan model failed: {' '.join(str(exc).split())[:200]}") from None
+    except AgentRunError as exc:  # an endpoint may echo the request's headers: the key goes before the cut
+        reason = Redactor([api_key or ""]).text(" ".join(str(exc).split()))
+        raise PlanFailed(f"the plan model failed: {reason[:200]}") from None
     return run.output
 
 
 def render_plan(plan: Plan, trigger: str, author: str, mode: str) -> str:
-    lines = [f"{PLAN_MARKER}{json.dumps({'trigger': trigger})} -->", "### Mull's plan", "", plan.approach.strip()]
-    for title, items in (("Files", [f"`{f}`" for f in plan.files]), ("Risks", plan.risks),
-                         ("Unclear", plan.unclear)):
+    """The plan comment: the model's words defused, the marker first, the mention of the author Mull's own."""
+    lines = [markers.dump(KIND, {"trigger": trigger}), "### Mull's plan", "", defuse.markdown(plan.approach.strip())]
+    files = [f"`{f.replace('`', '')}`" for f in plan.files]
+    for title, items in (("Files", files), ("Risks", plan.risks), ("Unclear", plan.unclear)):
         if items:
-            lines += ["", f"**{title}**", *(f"- {item}" for item in items)]
+            lines += ["", f"**{title}**", *(f"- {defuse.markdown(item)}" for item in items)]
     if plan.question:
-        lines += ["", f"**Question for @{author}:** {plan.question.strip()}",
+        lines += ["", f"**Question for @{author}:** {defuse.markdown(plan.question.strip())}",
                   "", "Mull waits for your answer in a comment here, then plans again."]
     elif mode == "approve":
         lines += ["", "Reply `/mull go` to start the agent on this plan, or `/mull stop` to cancel."]
@@ -97,7 +100,7 @@ def plan_for_agent(plan: Plan) -> str:
 
 def find_plan_comment(comments: list[dict[str, Any]], bot_login: str) -> int | None:
     for comment in comments:
-        if (comment.get("user") or {}).get("login") == bot_login and PLAN_MARKER in (comment.get("body") or ""):
+        if markers.read(KIND, comment, bot_login, "first") is not None:
             return int(comment["id"])
     return None
 

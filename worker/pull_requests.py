@@ -1,4 +1,8 @@
-"""Open Mull's pull request for an issue, or update the one that exists: one issue, one branch, one PR."""
+"""Open Mull's pull request for an issue, or update the one that exists: one issue, one branch, one PR.
+
+The body's ``Fixes #N`` line is Mull's; everything the agent wrote is defused (``worker.defuse``), so the
+pull request closes that issue and no other, and pings no one but the person who asked for the run.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
+from worker import defuse, markers
 from worker.agent.base import AgentResult
 
-PR_MARKER = "<!-- mull:pr -->"
+PR_MARKER = markers.dump("pr")
 
 
 @dataclass(frozen=True)
@@ -22,12 +27,13 @@ class PullRequest:
 
 def render_body(issue: int, result: AgentResult, revision: int, requested_by: str) -> str:
     """``Fixes #N``, what the agent changed and why, and what it could not do."""
-    parts = [f"Fixes #{issue}", "## What changed", result.summary.strip() or "_The agent gave no summary._"]
-    not_done = list(result.not_done)
+    summary = defuse.markdown(result.summary.strip()) or "_The agent gave no summary._"
+    parts = [f"Fixes #{issue}", "## What changed", summary]
+    not_done = [defuse.markdown(item) for item in result.not_done]
     if result.budget_tripped:
         not_done.append(f"The {result.budget_tripped} budget ran out: this is the work done until then.")
     if result.error:
-        not_done.append(f"The agent stopped early: {result.error}")
+        not_done.append(f"The agent stopped early: {defuse.markdown(result.error)}")
     parts.append("## What it could not do")
     parts.append("\n".join(f"- {item}" for item in not_done) if not_done else "Nothing reported.")
     parts.append(f"<sub>Written by Mull's agent for @{requested_by}, revision {revision}. "

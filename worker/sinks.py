@@ -16,12 +16,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
+from bot.redaction import Redactor
+from worker.outbound import redact_json
 from worker.sink_address import PUBLIC_ONLY, Resolver, SinkPolicy, SinkRefused, pin
 
 if TYPE_CHECKING:
@@ -74,6 +76,11 @@ class SinkMessage:
             raise ValueError("id must be printable ASCII: it is sent as a header")
 
 
+def redacted(message: SinkMessage, redactor: Redactor) -> SinkMessage:
+    """``message`` with secret values and credential-shaped text removed from its text and data."""
+    return replace(message, text=redactor.text(message.text), data=redact_json(message.data, redactor))
+
+
 def sign(secret: bytes, body: bytes) -> str:
     """The ``X-Mull-Signature-256`` value of ``body``: ``sha256=`` and the hex HMAC-SHA256 under ``secret``."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
@@ -91,8 +98,12 @@ def body_of(message: SinkMessage) -> bytes:
 
 
 async def send(client: httpx.AsyncClient, targets: SinkTargets, message: SinkMessage, log: Any,
-               resolve: Resolver | None = None) -> list[str]:
-    """Send ``message`` to every configured sink; the names of those that accepted it (``slack``, ``json``)."""
+               resolve: Resolver | None = None, redactor: Redactor | None = None) -> list[str]:
+    """Send ``message`` to every configured sink; the names of those that accepted it (``slack``, ``json``).
+
+    The text and data are redacted first (``redactor`` knows the configured secrets), before the body is signed.
+    """
+    message = redacted(message, redactor or Redactor())
     posts: list[tuple[str, str, dict[str, Any]]] = []
     if targets.slack_url:
         posts.append(("slack", targets.slack_url, {"json": {"text": message.text}}))

@@ -8,8 +8,6 @@ pushes or reviews.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from datetime import datetime
 from typing import Any
@@ -20,13 +18,12 @@ from bot import keys
 from bot.jobs import QUEUE, WAKE_ITEM, WakeRequest, solve_job_id
 from bot.snooze_time import Wake
 from worker import backlog as backlogs
-from worker import job_queue, labels, readiness, release, stats
+from worker import job_queue, labels, markers, readiness, release, stats
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import ItemState
 
 LABEL = "mull:snoozed"
-MARKER = "<!-- mull:snooze "
-_MARKER_RE = re.compile(r"<!-- mull:snooze (\{.*?\}) -->")
+KIND = "snooze"
 UNTIL_FAR_MS = 90 * 24 * 3600 * 1000  # `until #N` waits at most as long as the longest snooze
 
 
@@ -56,20 +53,21 @@ async def snooze(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: in
     await _aside(ctx, gh, installation_id, repo_id, repo, number, wake, at_ms)
     when = f"until #{wake.until_issue} is closed" if wake.until_issue else \
         f"until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(at_ms / 1000))}"
-    return f"snoozed {when}." + (f" {wake.note}" if wake.note else "") + "\n\n" + marker(at_ms, wake.until_issue)
+    note = f" {markers.neutralise(wake.note)}" if wake.note else ""
+    return f"snoozed {when}.{note}\n\n{marker(at_ms, wake.until_issue)}"
 
 
 def marker(at_ms: int, until_issue: int | None) -> str:
     """Hidden in the snooze reply: a backlog rebuilt after a Redis loss reads the wake time back from it."""
-    return f"{MARKER}{json.dumps({'at_ms': at_ms, 'until': until_issue}, separators=(',', ':'))} -->"
+    return markers.dump(KIND, {"at_ms": at_ms, "until": until_issue})
 
 
-def parse_marker(body: str) -> tuple[int, int | None] | None:
-    found = _MARKER_RE.search(body or "")
-    if not found:
+def parse_marker(comment: dict[str, Any], bot_login: str) -> tuple[int, int | None] | None:
+    """The wake time and ``until`` issue of a snooze reply Mull's bot wrote (the marker is its last line)."""
+    data = markers.read(KIND, comment, bot_login, "last")
+    if not isinstance(data, dict):
         return None
     try:
-        data = json.loads(found.group(1))
         return int(data["at_ms"]), (int(data["until"]) if data.get("until") else None)
     except (ValueError, TypeError, KeyError):
         return None

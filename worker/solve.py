@@ -16,9 +16,9 @@ from githubkit import GitHub
 
 from bot import keys
 from bot.jobs import CRITIQUE_PR, CritiqueRequest, SolveRequest, branch_name, critique_job_id
-from bot.logs import scrub
+from bot.redaction import scrub
 from worker import backlog as backlogs
-from worker import failures, labels, pull_requests, stats
+from worker import defuse, failures, labels, pull_requests, stats
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.backlog_jobs import start_runs, touch
@@ -115,7 +115,7 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
                 reason = result.error or "the agent finished without changing any file"
                 await labels.move(gh, request.repo, request.issue, to=None)
                 await status.write(replace(state, phase=Phase.FAILED),
-                                   f"**Reason:** {reason}.\n\n{_quote(result.summary)}")
+                                   f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}")
                 item = await backlog.move(request.issue, ItemState.FAILED, reason=reason)
                 await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
                                 f"the run failed: {reason}. {RETRY_HINT}")
@@ -144,7 +144,7 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
             log.warning("transient failure, retrying", error=_reason(exc), job_try=ctx.get("job_try"))
             raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
         await labels.move(gh, request.repo, request.issue, to=None)
-        await status.write(replace(state, phase=Phase.FAILED), f"**Reason:** {_reason(exc)}")
+        await status.write(replace(state, phase=Phase.FAILED), f"**Reason:** {defuse.markdown(_reason(exc))}")
         await stats.record_failure(ctx["redis"], "implement", request.repo, request.issue, _reason(exc))
         item = await backlog.move(request.issue, ItemState.FAILED, reason=_reason(exc))
         await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
@@ -157,12 +157,13 @@ def _outcome(result: AgentResult) -> str:
         return (f"⚠️ The **{result.budget_tripped}** budget ran out before the agent finished: the pull "
                 "request holds the work done until then.")
     if result.error:
-        return f"⚠️ The agent stopped early ({result.error}); the pull request holds what it changed."
+        return f"⚠️ The agent stopped early ({defuse.markdown(result.error)}); the pull request holds what it changed."
     return ""
 
 
 def _quote(text: str) -> str:
-    return "\n".join(f"> {line}" for line in text.strip().splitlines()[:20]) if text.strip() else ""
+    """The agent's words in the status comment, defused: they are quoted, never Mull's own."""
+    return "\n".join(f"> {line}" for line in defuse.markdown(text.strip()).splitlines()[:20]) if text.strip() else ""
 
 
 def _reason(exc: BaseException) -> str:

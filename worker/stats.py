@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from bot import keys
-from bot.logs import scrub
+from bot.redaction import scrub
 
 FAILURES_KEPT = 50
 

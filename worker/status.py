@@ -1,13 +1,13 @@
 """Mull's one status comment per issue, edited in place: queued → working → PR opened (or failed).
 
 A hidden marker in the comment carries the run's state (revision, trigger, PR), so GitHub stays the
-visible source of truth and the state can be rebuilt from it if Redis is lost.
+visible source of truth and the state can be rebuilt from it if Redis is lost. The marker is the comment's
+last line and is read only from Mull's own comment (``worker.markers``); the notes above it quote agent and
+model text, neutralised so that none of it can pass for the marker.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
@@ -18,10 +18,10 @@ from githubkit.exception import RequestFailed
 from redis.asyncio import Redis
 
 from bot import keys
+from worker import markers
 from worker.github_pages import every
 
-MARKER = "<!-- mull:status "
-_MARKER_RE = re.compile(r"<!-- mull:status (\{.*?\}) -->")
+KIND = "status"
 
 
 class Phase(StrEnum):
@@ -59,17 +59,15 @@ class RunState:
                        plan="", plan_text="", answer="")
 
     def marker(self) -> str:
-        # Escaped so that no text inside can close the HTML comment early; json.loads reads it back.
-        data = json.dumps(asdict(self), separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
-        return f"{MARKER}{data} -->"
+        return markers.dump(KIND, asdict(self))
 
     @classmethod
     def from_body(cls, issue: int, body: str) -> RunState | None:
-        found = _MARKER_RE.search(body or "")
-        if not found:
+        """The state in the marker on the last line of ``body`` (where ``render`` puts it), else None."""
+        data = markers.load(KIND, body, "last")
+        if not isinstance(data, dict):
             return None
         try:
-            data = json.loads(found.group(1))
             return cls(issue=issue, phase=Phase(data.get("phase", "queued")), revision=int(data.get("revision", 0)),
                        trigger=str(data.get("trigger", "")), pr=data.get("pr"), pushed_sha=data.get("pushed_sha"),
                        note=str(data.get("note", "")), critique=str(data.get("critique", "")),
@@ -94,11 +92,11 @@ def render(state: RunState) -> str:
     }
     parts = [heads[state.phase]]
     if state.queue and state.phase in (Phase.QUEUED, Phase.PR_OPENED):
-        parts.append(state.queue)
+        parts.append(markers.neutralise(state.queue))
     if state.note:
-        parts.append(state.note)
+        parts.append(markers.neutralise(state.note))
     if state.critique and state.phase is Phase.PR_OPENED:
-        parts.append(state.critique)
+        parts.append(markers.neutralise(state.critique))
     if state.phase is Phase.FAILED:
         parts.append(retry)
     parts.append(state.marker())
@@ -124,13 +122,13 @@ class StatusComment:
         if cached:
             try:
                 comment: Any = (await self.gh.rest.issues.async_get_comment(self.owner, self.name, int(cached))).json()
-                return self._adopt(comment)
+                if markers.by_mull(comment, self.bot_login):
+                    return self._adopt(comment)
             except RequestFailed as exc:
                 if exc.response.status_code != 404:
                     raise
         async for comment in self._comments():
-            user = comment.get("user") or {}
-            if user.get("login") == self.bot_login and MARKER in (comment.get("body") or ""):
+            if markers.by_mull(comment, self.bot_login) and markers.has(KIND, comment.get("body"), "last"):
                 return self._adopt(comment)
         return self.state
 

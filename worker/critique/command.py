@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.logs import scrub
+from bot.redaction import scrub
 from worker.agent import sandbox
 from worker.agent.base import Budget, format_seconds
 from worker.agent.command import TemplateError, render

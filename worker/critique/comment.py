@@ -1,26 +1,26 @@
 """The one critique comment on a pull request: what the critic found, what it did not review, and a marker.
 
 The hidden marker carries the head SHA, verdict and effort, so the worker can find its own comment, tell
-whether the current head was already critiqued, and read the verdict back without parsing prose. The
+whether the current head was already critiqued, and read the verdict back without parsing prose. It is the
+comment's first line and counts only in a comment of Mull's bot (``worker.markers``). The
 not-reviewed list is complete unless the comment would pass GitHub's size limit; then the rest is counted
 by reason, never dropped silently.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
+from worker import markers
 from worker.critique.budget import Selection
 from worker.critique.review import finding_body, line_span, safe
 from worker.critique.schema import Critique
 
-MARKER_PREFIX = "<!-- mull:critique "
+KIND = "critique"
 COMMENT_LIMIT = 60_000  # characters; GitHub refuses comment bodies over 65,536
 FAILED = "failed"
-_MARKER = re.compile(r"<!-- mull:critique (\{.*?\}) -->")
 _VERDICT_TITLE = {"pass": "✅ pass", "fix": "🔧 fix"}
 _TESTS = {"covered": "covered", "partial": "partly covered", "none": "not covered", "unknown": "unknown"}
 
@@ -63,18 +63,17 @@ def render_failure(reason: str, head_sha: str) -> str:
 
 
 def marker(head_sha: str, verdict: str, effort: int | None) -> str:
-    return f"{MARKER_PREFIX}{json.dumps({'sha': head_sha, 'verdict': verdict, 'effort': effort})} -->"
+    return markers.dump(KIND, {"sha": head_sha, "verdict": verdict, "effort": effort})
+
+
+def read_marker(comment: dict[str, Any], bot_login: str) -> Marker | None:
+    """The marker of a critique comment Mull's bot wrote, or None."""
+    return parse_marker(comment.get("body") or "") if markers.by_mull(comment, bot_login) else None
 
 
 def parse_marker(body: str) -> Marker | None:
-    """The first marker in ``body`` (Mull writes it first), or None when there is none or it is damaged."""
-    found = _MARKER.search(body or "")
-    if not found:
-        return None
-    try:
-        data = json.loads(found.group(1))
-    except ValueError:
-        return None
+    """The marker on the first line of ``body`` (Mull writes it first), or None when there is none or it is damaged."""
+    data = markers.load(KIND, body, "first")
     if not isinstance(data, dict):
         return None
     sha, verdict, effort = data.get("sha"), data.get("verdict"), data.get("effort")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker import defuse
 from worker.critique.diff import FileDiff, right_side_ranges
 from worker.critique.schema import Critique, Finding
 
@@ -50,8 +51,8 @@ def finding_body(finding: Finding, shown: range | None = None) -> str:
 
 
 def safe(text: str) -> str:
-    """Model text must not open an HTML comment: that would hide the rest of the body, markers included."""
-    return text.strip().replace("<!--", "&lt;!--")
+    """Model text made inert (``worker.defuse``): no HTML comment to hide the rest, no mention, no closing keyword."""
+    return defuse.markdown(text.strip())
 
 
 def _inline(finding: Finding, file: FileDiff) -> dict[str, Any] | None:
