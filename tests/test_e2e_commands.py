@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -85,7 +86,7 @@ def test_queue_and_stop_a_running_agent_keeps_its_partial_work(mull, github_doub
     status = wait_for(lambda: pr_opened(github_double, issue.number), what="stopped run's PR", cluster=mull)
     wait_for(lambda: "rocket" in reactions(github_double, issue.number, stop.id), what="🚀 on stop", cluster=mull)
     assert time.monotonic() - started < 20  # did not wait for the model's 30 s
-    assert "stopped by @maria" in status.body
+    assert re.search("stopped by @\\W?maria", status.body)  # quoted in a note: the mention is defused
     assert github_double.branch_files(REPO, f"mull/issue-{issue.number}")["partial.md"] == "half\n"
     github_double.comment_as(REPO, issue.number, "/mull stop", MAINTAINER)
     wait_for(lambda: any("nothing is queued or running" in r.body for r in bot_replies(github_double, issue.number)),

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import respx
+from doubles import sink_dns
 from doubles.model_server import ScriptedModel
 from doubles.recording_log import RecordingLog
 
@@ -87,7 +88,9 @@ class _Issues:
         self.bodies.append(body)
 
 
-def test_needs_you_defuses_the_detail_for_github_and_slack_and_redacts_it(redis_url: str) -> None:
+def test_needs_you_defuses_the_detail_for_github_and_slack_and_redacts_it(redis_url: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    sink_dns.use(monkeypatch)
     detail = f"the run failed: <!channel> @octocat closes #1 with {SECRET}"
     issues = _Issues()
 
@@ -96,9 +99,10 @@ def test_needs_you_defuses_the_detail_for_github_and_slack_and_redacts_it(redis_
         await redis.hset(keys.backlog(1, "meta"), "notify", json.dumps({"sinks": {"slack_webhook": SLACK}}))
         async with httpx.AsyncClient() as http:
             ctx = {"redis": redis, "http": http, "log": RecordingLog(), "environ": {},
-                   "settings": SimpleNamespace(github_url="https://api.github.com"), "redactor": Redactor([SECRET])}
+                   "settings": SimpleNamespace(github_url="https://api.github.com", sink_allowed=()),
+                   "redactor": Redactor([SECRET])}
             with respx.mock(assert_all_called=True) as mock:
-                slack = mock.post(SLACK).respond(200, text="ok")
+                slack = mock.post(sink_dns.pinned(SLACK)).respond(200, text="ok")
                 gh = SimpleNamespace(rest=SimpleNamespace(issues=issues))
                 await needs_you(ctx, gh, 1, "o/r", Item(7, "t", ItemState.FAILED, labeled_by="ann"),  # type: ignore[arg-type]
                                 "failed", detail)

@@ -58,7 +58,7 @@ async def to_sinks(ctx: dict[str, Any], repo_id: int, message: SinkMessage) -> l
     if not (targets.slack_url or targets.json_url):
         return []
     client: httpx.AsyncClient = ctx["http"]
-    accepted = await send(client, targets, message, ctx["log"], ctx.get("redactor"))
+    accepted = await send(client, targets, message, ctx["log"], redactor=ctx.get("redactor"))
     for sink in accepted:
         await count(ctx["redis"], sink, message.kind)
     return accepted

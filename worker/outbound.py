@@ -32,7 +32,9 @@ class RedactingTransport(httpx.AsyncBaseTransport):
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        """Nothing: githubkit hands this one transport to every client of the App (``with_auth`` copies its
+        config), and each ``async with`` of a client closes its transport. Closing the shared pool there
+        would break every other client's next request; the pool lives as long as the process."""
 
     def _redacted(self, request: httpx.Request) -> httpx.Request:
         raw = request.read()
