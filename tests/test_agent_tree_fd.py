@@ -17,23 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from doubles.decoy_tree import SECRET, decoy_tree
 
 from worker.agent import tree_fd
 from worker.agent.workspace import PathRefused, Workspace, WorkspaceError
 
-SECRET = "MULL_WEBHOOK_SECRET=from-the-workers-dotenv"
 LIBC = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD, RENAME_EXCHANGE = -100, 2
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    outside = tmp_path / "mull"
-    outside.mkdir()
-    (outside / ".env").write_text(SECRET + "\n")
-    root = tmp_path / "tree"
-    (root / "d").mkdir(parents=True)
-    (root / "d" / ".env").write_text("decoy\n")
+    root = decoy_tree(tmp_path)
     return root
 
 

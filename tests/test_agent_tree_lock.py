@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from doubles.decoy_tree import SECRET, decoy_tree
 from doubles.gateway_rig import model_access
 from doubles.model_server import ScriptedModel
 from doubles.sandboxes import SPECS, needs_bwrap, running
@@ -28,7 +29,6 @@ from worker.agent.sandbox import SandboxSpec, run_command
 from worker.agent.workspace import Workspace
 
 BUDGET = Budget(seconds=120, steps=10, tokens=1_000_000, command_seconds=90)
-SECRET = "MULL_WEBHOOK_SECRET=from-the-workers-dotenv"
 # Swaps d with the link x for its whole life, then leaves d a directory holding what the tools must see.
 SWAPPER = ("i=0; while [ $i -lt 150 ]; do mv d d.tmp; mv x d; mv d x; mv d.tmp d; i=$((i+1)); done; "
            "echo FINAL > d/state.txt; echo swapped $i times")
@@ -36,13 +36,8 @@ SWAPPER = ("i=0; while [ $i -lt 150 ]; do mv d d.tmp; mv x d; mv d x; mv d.tmp d
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    outside = tmp_path / "mull"
-    outside.mkdir()
-    (outside / ".env").write_text(SECRET + "\n")
-    root = tmp_path / "tree"
-    (root / "d").mkdir(parents=True)
-    (root / "d" / ".env").write_text("decoy\n")
-    (root / "x").symlink_to(outside)
+    root = decoy_tree(tmp_path)
+    (root / "x").symlink_to(tmp_path / "mull")
     return root
 
 

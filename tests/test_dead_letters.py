@@ -11,16 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import respx
 from arq import Retry
+from doubles.burst_worker import run_burst
 
 from bot import keys
 from bot.jobs import HANDLE_DELIVERY, Delivery, delivery_job_id
-from bot.settings import load_settings
 from worker import cli, dead_letters, failures, installations, job_queue
-from worker.app import build_worker
 
-API = "https://ghe.example.com/api/v3"
 GUID = "5f3c0e2a-dead-4e11-8d7b-0123456789ab"
 TOKEN = "ghs_" + "a" * 36
 BODY = b'{"action": "created", "installation": {"id": 7, "account": {"login": "acme"}}}'
@@ -33,22 +30,8 @@ def cli_logs_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_burst_worker(redis_url: str, tmp_path: Path, keypair: Any) -> tuple[int, int]:
-    env = {"MULL_APP_ID": "1", "MULL_PRIVATE_KEY": keypair[0], "MULL_GITHUB_URL": API,
-           "MULL_LLM_BASE_URL": "http://model.invalid/v1", "MULL_LLM_MODEL": "m", "MULL_SANDBOX": "false",
-           "MULL_DATA_DIR": str(tmp_path / "data")}
-
-    async def work() -> tuple[int, int]:
-        worker = build_worker(load_settings(env, env_file=None), redis_url, burst=True, poll_delay=0,
-                              handle_signals=False, with_cron=False)
-        try:
-            with respx.mock(assert_all_called=False) as mock:
-                mock.get(f"{API}/app/installations").respond(200, json=[])  # the worker's startup reconcile
-                await worker.main()
-        finally:
-            await worker.close()
-        return worker.jobs_failed, worker.jobs_complete
-
-    return asyncio.run(work())
+    worker = asyncio.run(run_burst(redis_url, tmp_path / "data", keypair[0]))
+    return worker.jobs_failed, worker.jobs_complete
 
 
 def test_a_delivery_failing_every_try_is_a_dead_letter_shown_retried_and_gone_once_handled(

@@ -16,8 +16,8 @@ from pathlib import Path
 import msgpack
 import pytest
 import redis.asyncio as aioredis
-import respx
 from arq.jobs import DeserializationError, deserialize_job_raw, deserialize_result, serialize_job, serialize_result
+from doubles.burst_worker import run_burst
 
 import bot.jobs
 from bot.job_codec import CodecError, JobFailed, deserialize, serialize
@@ -32,11 +32,7 @@ from bot.jobs import (
     SolveRequest,
     WakeRequest,
 )
-from bot.settings import load_settings
 from worker import job_queue
-from worker.app import build_worker
-
-API = "https://ghe.example.com/api/v3"
 
 EVERY_JOB = [
     Delivery("6f1e", "issues", b'{"action": "labeled"}', 1_764_000_000_000),
@@ -194,9 +190,6 @@ def test_job_handles_read_jobs_with_the_codec_never_pickle(redis_url: str, tmp_p
 def test_a_worker_fails_a_planted_pickle_loudly_and_runs_the_next_job(
         redis_url: str, tmp_path: Path, app_keypair, caplog: pytest.LogCaptureFixture) -> None:
     canary = tmp_path / "canary"
-    env = {"MULL_APP_ID": "1", "MULL_PRIVATE_KEY": app_keypair[0], "MULL_GITHUB_URL": API,
-           "MULL_LLM_BASE_URL": "http://model.invalid/v1", "MULL_LLM_MODEL": "m", "MULL_SANDBOX": "false",
-           "MULL_DATA_DIR": str(tmp_path / "data")}
     caplog.set_level(logging.INFO, logger="arq")
 
     async def scenario() -> tuple[int, int, object, object]:
@@ -207,16 +200,11 @@ def test_a_worker_fails_a_planted_pickle_loudly_and_runs_the_next_job(
         await raw.aclose()
         pool = await job_queue.connect(redis_url)
         await pool.enqueue_job(HANDLE_DELIVERY, Delivery("d-1", "ping", b"{}", now), _job_id="good")
-        worker = build_worker(load_settings(env, env_file=None), redis_url, burst=True, poll_delay=0,
-                              handle_signals=False, with_cron=False)
         try:
-            with respx.mock(assert_all_called=False) as mock:
-                mock.get(f"{API}/app/installations").respond(200, json=[])  # the worker's startup reconcile
-                await worker.main()
+            worker = await run_burst(redis_url, tmp_path / "data", app_keypair[0])
             planted = await job_queue.job("planted", pool).result_info()
             good = await job_queue.job("good", pool).result(timeout=0)
         finally:
-            await worker.close()
             await pool.aclose()
         return worker.jobs_failed, worker.jobs_complete, planted, good
 
