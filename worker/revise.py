@@ -28,7 +28,7 @@ from bot.jobs import (
 )
 from worker import failures
 from worker.agent.base import AgentResult
-from worker.agent.prompt import build_prompt, read_instructions
+from worker.agent.prompt import Notes, build_prompt, read_instructions
 from worker.branch_work import run_on_branch
 from worker.critique_job import note_on_issue
 from worker.fairness import wait_for_slot
@@ -42,7 +42,17 @@ from worker.review_threads import Thread, open_threads, render_threads
 
 REASON_TITLES = {"critique": "the critique's findings", "review": "review comments", "ci": "failing checks",
                  "command": "`/mull revise`"}
-PEOPLE_REASONS = frozenset({"review", "command"})  # their notes are people's words: inside the fence
+# Whose words each reason's notes are. All of them go inside the untrusted block: people wrote reviews and
+# commands; check output is printed by the pull request's own code and tests, which the agent wrote; the
+# critique's findings come from a model that read that code.
+NOTE_SOURCES = {
+    "review": ("comments on the pull request", "people's comments on the pull request under revision"),
+    "command": ("comments on the pull request", "people's comments on the pull request under revision"),
+    "ci": ("output of the failing checks", "the output of the pull request's failing checks, printed by "
+           "code and tests that are part of the change"),
+    "critique": ("the critique's findings", "the findings of an automated review of the pull request, "
+                 "written by a model that read the change"),
+}
 
 
 async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
@@ -103,12 +113,12 @@ async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, 
                        log: Any) -> str:
     owner, name = request.repo.split("/", 1)
     issue: Any = (await gh.rest.issues.async_get(owner, name, issue_number)).json()
-    extra, said = task_texts(request, notes)
+    extra, fenced = task_texts(request, notes)
     run = await run_on_branch(
         ctx, gh, pull["head"]["repo"], pull["head"]["ref"],
         prompt_for=lambda tree: build_prompt(request.repo, issue_number, issue.get("title", ""),
                                              issue.get("body") or "", read_instructions(tree), extra=extra,
-                                             said=said),
+                                             notes=fenced),
         message_for=lambda result: _message(request, result), bot=bot, log=log, config=config, stage="revise")
     if run.sha is None:
         await note_on_issue(ctx, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
@@ -126,13 +136,13 @@ async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, 
     return run.sha
 
 
-def task_texts(request: ReviseRequest, notes: str) -> tuple[str, str]:
-    """Mull's words about the revision, for outside the untrusted block, and people's, for inside it."""
-    said = notes if request.reason in PEOPLE_REASONS else ""
+def task_texts(request: ReviseRequest, notes: str) -> tuple[str, Notes]:
+    """Mull's words about the revision, for outside the untrusted block, and the notes, for inside it."""
+    heading, whose = NOTE_SOURCES.get(request.reason, ("notes on the pull request", "notes on the pull request"))
     extra = (f"This is a revision of pull request #{request.pr}, which already holds earlier work on this issue. "
-             f"Address {REASON_TITLES.get(request.reason, request.reason)}"
-             + (": what people asked follows the issue in the untrusted block below." if said else f":\n\n{notes}"))
-    return extra, said
+             f"Address {REASON_TITLES.get(request.reason, request.reason)}: they follow the issue in the "
+             f"untrusted block below, under \"{heading}\".")
+    return extra, Notes(heading, whose, notes)
 
 
 def _message(request: ReviseRequest, result: AgentResult) -> str:

@@ -1,16 +1,16 @@
 """The critique prompt: Mull's review rules, the repo's instructions, the PR text and diff fenced off.
 
 Everything the pull request's author wrote (title, body, and the diff itself, comments and strings
-included) sits between delimiters marked untrusted, with the delimiters neutralised inside it, so a PR
-cannot close the block early and talk to the critic as Mull. The PR body and instructions are capped so
-the fixed part of the prompt stays small; the diff part is sized by budget.py.
+included) sits between delimiters marked untrusted, with the delimiters neutralised inside it
+(worker/untrusted_block.py), so a PR cannot close the block early and talk to the critic as Mull. The PR
+body and instructions are capped so the fixed part of the prompt stays small; the diff part is sized by budget.py.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
+from worker import untrusted_block
 from worker.critique.budget import DEFAULT_BUDGET_TOKENS, Selection, TokenCounter, estimate_tokens, select
 from worker.critique.diff import FileDiff
 from worker.critique.schema import MAX_FINDINGS
@@ -20,10 +20,8 @@ TITLE_LIMIT = 300  # characters
 BODY_LIMIT = 6_000
 INSTRUCTIONS_LIMIT = 8_000  # all instruction files together
 
-_PR_BEGIN, _PR_END = "<<<BEGIN UNTRUSTED PULL REQUEST>>>", "<<<END UNTRUSTED PULL REQUEST>>>"
-_DIFF_BEGIN, _DIFF_END = "<<<BEGIN UNTRUSTED DIFF>>>", "<<<END UNTRUSTED DIFF>>>"
-# Replacements are shorter than any match, so neutralising never makes a priced diff section longer.
-_DELIMITER = re.compile(r"<*\s*(BEGIN|END)\s+UNTRUSTED\s+(PULL\s+REQUEST|DIFF)\s*>*", re.IGNORECASE)
+_PR_BEGIN, _PR_END = untrusted_block.begin("PULL REQUEST"), untrusted_block.end("PULL REQUEST")
+_DIFF_BEGIN, _DIFF_END = untrusted_block.begin("DIFF"), untrusted_block.end("DIFF")
 
 _RULES = """\
 You are Mull's reviewer. You critique pull request #{number} of the GitHub repository {repo}, at its head \
@@ -70,7 +68,7 @@ _CLOSING = "Now review the change and submit your critique."
 def build_prompt(repo: str, pr_number: int, title: str, body: str, selection: Selection,
                  instructions: Mapping[str, str], extra: str = "") -> str:
     before, after = _frame(repo, pr_number, title, body, instructions, extra)
-    sections = [_neutralise(file_section(file)) for file in selection.included]
+    sections = [untrusted_block.neutralise(file_section(file)) for file in selection.included]
     listing = left_out_block(selection.left_out, selection.listed)
     return "\n\n".join([*before, *sections, after[0], listing, *after[1:]]) + "\n"
 
@@ -104,7 +102,7 @@ def _frame(repo: str, pr_number: int, title: str, body: str, instructions: Mappi
     parts.append(_PR_INTRO.format(begin=_PR_BEGIN, end=_PR_END, diff_begin=_DIFF_BEGIN, diff_end=_DIFF_END).rstrip())
     text = _capped(body.strip(), BODY_LIMIT, "description") or "(no description)"
     shown_title = _capped(" ".join(title.split()), TITLE_LIMIT, "title")
-    parts.append(f"{_PR_BEGIN}\nTitle: {_neutralise(shown_title)}\n\n{_neutralise(text)}\n{_PR_END}")
+    parts.append(untrusted_block.block("PULL REQUEST", f"Title: {shown_title}\n\n{text}"))
     parts.append(_DIFF_BEGIN)
     return parts, [_DIFF_END, _CLOSING]
 
@@ -123,6 +121,3 @@ def _capped(text: str, limit: int, what: str) -> str:
         return text
     return f"{text[:limit]}\n[{what} truncated: {len(text) - limit} more characters not shown]"
 
-
-def _neutralise(text: str) -> str:
-    return _DELIMITER.sub(lambda match: f"[{match.group(1).lower()} of text]", text)
