@@ -13,10 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 from arq import Retry
 from doubles.burst_worker import run_burst
+from doubles.recording_log import RecordingLog
 
 from bot import keys
 from bot.jobs import HANDLE_DELIVERY, Delivery, delivery_job_id
-from worker import cli, dead_letters, failures, installations, job_queue
+from worker import cli, dead_letters, failures, handlers, installations, job_queue
 
 GUID = "5f3c0e2a-dead-4e11-8d7b-0123456789ab"
 TOKEN = "ghs_" + "a" * 36
@@ -146,3 +147,68 @@ def test_at_the_cap_the_oldest_letters_are_dropped_and_counted_and_huge_bodies_a
         await conn.aclose()
 
     asyncio.run(scenario())
+
+
+class WorkerDied(BaseException):
+    """Stands for SIGKILL mid-job: nothing in the job's boundary runs after it."""
+
+
+def run_handler(redis_url: str, job_try: int, handler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(installations, "on_installation", handler)
+
+    async def once() -> None:
+        conn = aioredis.Redis.from_url(redis_url)
+        ctx = {"redis": conn, "job_id": delivery_job_id(GUID), "job_try": job_try, "log": RecordingLog()}
+        try:
+            await handlers.handle_delivery(ctx, Delivery(GUID, "installation", BODY, 1))
+        finally:
+            await conn.aclose()
+
+    asyncio.run(once())
+
+
+def stored_letters(redis_url: str) -> list[dead_letters.DeadLetter]:
+    async def read() -> list[dead_letters.DeadLetter]:
+        conn = aioredis.Redis.from_url(redis_url)
+        try:
+            return (await dead_letters.newest(conn, 10))[1]
+        finally:
+            await conn.aclose()
+
+    return asyncio.run(read())
+
+
+def test_a_handler_that_hangs_ends_as_a_dead_letter_not_in_arqs_silent_cancel(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert handlers.HANDLING_BUDGET_S < handlers.JOB_TIMEOUT_S  # Mull's budget ends before arq cancels the job
+    monkeypatch.setattr(handlers, "HANDLING_BUDGET_S", 0.2)
+
+    async def hangs(ctx: dict[str, Any], payload: dict[str, Any], log: Any) -> str:
+        await asyncio.sleep(3600)
+        return "never"
+
+    with pytest.raises(TimeoutError):
+        run_handler(redis_url, 1, hangs, monkeypatch)
+    [letter] = stored_letters(redis_url)
+    assert letter.guid == GUID and letter.error == "TimeoutError: handling took longer than 0.2 s"
+
+
+def test_a_worker_dying_on_the_last_try_leaves_a_dead_letter_and_success_removes_it(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def dies(ctx: dict[str, Any], payload: dict[str, Any], log: Any) -> str:
+        raise WorkerDied()
+
+    with pytest.raises(WorkerDied):  # an earlier try killed: arq will run it again, no letter yet
+        run_handler(redis_url, handlers.MAX_TRIES - 1, dies, monkeypatch)
+    assert stored_letters(redis_url) == []
+    with pytest.raises(WorkerDied):  # the last try killed: arq will give up without running Mull's code again
+        run_handler(redis_url, handlers.MAX_TRIES, dies, monkeypatch)
+    [letter] = stored_letters(redis_url)
+    assert letter.error.startswith("LastTryStopped: the worker stopped during the last try")
+    assert letter.delivery() == Delivery(GUID, "installation", BODY, 1)
+
+    async def handled(ctx: dict[str, Any], payload: dict[str, Any], log: Any) -> str:
+        return "handled"
+
+    run_handler(redis_url, handlers.MAX_TRIES, handled, monkeypatch)  # a last try that succeeds keeps nothing
+    assert stored_letters(redis_url) == []

@@ -19,7 +19,7 @@ from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.redaction import Redactor
 from bot.settings import ConfigError, MullSettings
-from worker import installations
+from worker import handlers, installations
 from worker.agent.presets import PRESETS
 from worker.agent.sandbox import check_bwrap
 from worker.backlog_jobs import REFRESH_DELAY_S
@@ -135,7 +135,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
 
     return Worker(
         functions=[
-            func(handle_delivery, name=HANDLE_DELIVERY, timeout=120, max_tries=5),
+            func(handle_delivery, name=HANDLE_DELIVERY, timeout=handlers.JOB_TIMEOUT_S, max_tries=handlers.MAX_TRIES),
             # keep_result=0: a finished run must not block the next label (arq refuses ids with a result).
             func(solve_issue, name=SOLVE_ISSUE, timeout=solve_timeout, keep_result=0, max_tries=5),
             func(critique_pr, name=CRITIQUE_PR, timeout=settings.critique_timeout + SOLVE_OVERHEAD_S,

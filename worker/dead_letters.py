@@ -4,7 +4,9 @@ GitHub got 202 for them, so GitHub will never redeliver them (``worker/redeliver
 GitHub saw fail). Once arq gives up on a ``handle_delivery`` job, the delivery would be gone; instead the job's
 boundary (``worker/handlers.py``) keeps it here with its last error, ``mull status`` shows it and
 ``mull retry-deliveries`` enqueues it again. A retry that succeeds removes the letter; one that fails again
-replaces it with its own error.
+replaces it with its own error. Two endings arq would keep from Mull's code are covered by the boundary too:
+a handler that hangs hits Mull's own budget (shorter than arq's timeout) and fails like any error, and the
+last try is kept as a letter before it starts, so a worker killed during it still leaves one.
 
 Bounds: at most ``KEEP`` letters; at the cap the oldest failures are dropped (logged, and counted in
 ``mull status``). A body over ``MAX_BODY`` bytes is not kept (the letter says so, and the delivery must be

@@ -6,6 +6,7 @@ long jobs; they never run an agent themselves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,19 @@ from worker.events import Event
 from worker.github_app import GitHubApp
 
 Handler = Callable[[dict[str, Any], Event], Awaitable[str]]
+
+# arq's limits for the job (worker/app.py). Mull's own budget is shorter, so a handler that hangs ends in a
+# TimeoutError Mull can keep as a dead letter, not in arq's cancellation, which skips the job's boundary.
+JOB_TIMEOUT_S = 120
+HANDLING_BUDGET_S = JOB_TIMEOUT_S - 10
+MAX_TRIES = failures.MAX_TRIES
+
+
+class LastTryStopped(Exception):
+    """Kept before a delivery's last try: if the worker dies during it, arq gives up without telling Mull."""
+
+    def __init__(self) -> None:
+        super().__init__("the worker stopped during the last try (killed or shut down); retry it")
 
 
 ROUTES: dict[str, Handler] = {
@@ -50,13 +64,19 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
     (``worker/dead_letters.py``), since GitHub got 202 and will never redeliver it. A retried dead letter that
     succeeds is removed."""
     job_id = ctx.get("job_id") or ""
+    job_try = ctx.get("job_try", 1)
+    provisional = job_try >= MAX_TRIES
+    if provisional:  # arq fails a job whose worker died on its last try without running it again
+        await dead_letters.record(ctx["redis"], delivery, LastTryStopped(), job_id)
     try:
-        outcome = await _route(ctx, delivery)
+        async with asyncio.timeout(HANDLING_BUDGET_S):
+            outcome = await _route(ctx, delivery)
     except Retry:  # a handler asked arq to try again later
         raise
     except Exception as exc:  # job boundary: transient trouble is retried, the rest is kept as a dead letter
-        job_try = ctx.get("job_try", 1)
-        if failures.is_transient(exc) and job_try < failures.MAX_TRIES:
+        if isinstance(exc, TimeoutError):
+            exc = TimeoutError(f"handling took longer than {HANDLING_BUDGET_S} s")
+        if failures.is_transient(exc) and job_try < MAX_TRIES:
             ctx["log"].warning("transient failure, retrying", delivery=delivery.guid, error=str(exc)[:200],
                                job_try=job_try)
             raise failures.retry_later(exc, job_try) from exc
@@ -71,7 +91,7 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
             if dropped:
                 ctx["log"].error("dead letters at their cap: the oldest were dropped", dropped=dropped)
         raise
-    if retry_of(job_id):
+    if retry_of(job_id) or provisional:
         await dead_letters.forget(ctx["redis"], delivery.guid)
     return outcome
 
