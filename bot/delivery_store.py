@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import Any
 
+from arq import constants as arq_keys
 from redis.asyncio import Redis
 
 from bot import keys
@@ -20,8 +21,8 @@ from bot.job_codec import serialize
 from bot.jobs import HANDLE_DELIVERY, QUEUE, Delivery, delivery_job_id
 
 # arq's key prefixes (arq.constants); written here because this is arq's job format, not Mull's.
-ARQ_JOB_PREFIX = "arq:job:"
-ARQ_RESULT_PREFIX = "arq:result:"
+ARQ_JOB_PREFIX = arq_keys.job_key_prefix
+ARQ_RESULT_PREFIX = arq_keys.result_key_prefix
 JOB_EXPIRES_MS = 24 * 3600 * 1000  # arq's default expires_extra_ms
 MAX_BATCH = 64
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-QUEUE = "arq:queue"
+from arq import constants as arq_keys
+
+QUEUE = arq_keys.default_queue_name
 
 HANDLE_DELIVERY = "handle_delivery"
 SOLVE_ISSUE = "solve_issue"
@@ -17,7 +19,6 @@ CRITIQUE_PR = "critique_pr"
 REVISE_PR = "revise_pr"
 WAKE_ITEM = "wake_item"
 REFRESH_BACKLOG = "refresh_backlog"
-RECLAIM_ORPHANS = "reclaim_orphans"
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ import time
 from typing import Any
 
 from arq import Retry
+from arq import constants as arq_keys
 
 from bot import keys
 
-ARQ_RETRY = "arq:retry:"  # arq's per-job try counter (arq.constants.retry_key_prefix)
+ARQ_RETRY = arq_keys.retry_key_prefix  # arq's per-job try counter
 WAIT_SECONDS = 5.0
 
 _ACQUIRE = """

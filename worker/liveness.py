@@ -32,12 +32,13 @@ import time
 import uuid
 from typing import Any
 
+from arq import constants as arq_keys
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot import keys
 
-ARQ_IN_PROGRESS = "arq:in-progress:"
+ARQ_IN_PROGRESS = arq_keys.in_progress_key_prefix
 REDIS_TROUBLE = (RedisError, OSError)
 
 # KEYS: heartbeat, suspect mark, job set, workers. ARGV: worker id, grace (ms), arq's in-progress prefix.

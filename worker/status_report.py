@@ -6,6 +6,8 @@ import json
 import time
 from collections import Counter
 
+from arq import constants as arq_keys
+
 from bot import keys
 from bot.jobs import QUEUE
 from worker import dead_letters
@@ -23,7 +25,7 @@ async def collect(redis_url: str) -> dict:
         queued, deferred, running = [], [], []
         for raw_id, score in entries:
             job_id = raw_id.decode()
-            if await pool.exists(f"arq:in-progress:{job_id}"):
+            if await pool.exists(arq_keys.in_progress_key_prefix + job_id):
                 running.append(job_id)
             elif score > now_ms:
                 deferred.append(job_id)
