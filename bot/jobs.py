@@ -1,13 +1,15 @@
 """The contract between ``bot/`` and ``worker/``: job names, their argument types and their job ids.
 
-The receiver enqueues ``handle_delivery``; the worker decides and enqueues the rest. Job ids are
-deterministic so that arq refuses a second copy of a job that is queued, running or has a kept result.
+The receiver enqueues ``handle_delivery``; the worker decides and enqueues the rest, always through the
+``enqueue_*`` helpers here, which pair each job's name, argument type and id. Job ids are deterministic so
+that arq refuses a second copy of a job that is queued, running or has a kept result.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 
 from arq import constants as arq_keys
 
@@ -94,6 +96,62 @@ class RefreshRequest:
 # The job argument types, the only objects besides plain data a job or its result may hold in Redis
 # (``bot.job_codec`` encodes them by class name and refuses every other class).
 JOB_TYPES: tuple[type, ...] = (Delivery, SolveRequest, CritiqueRequest, ReviseRequest, WakeRequest, RefreshRequest)
+
+
+class JobQueue(Protocol):
+    """What the helpers need of arq's pool (``ArqRedis``): enqueue, answering None for an id arq holds."""
+
+    async def enqueue_job(self, function: str, *args: Any, _job_id: str | None = None,
+                          _defer_until: datetime | None = None, _defer_by: float | timedelta | None = None,
+                          **kwargs: Any) -> Any: ...
+
+
+async def _enqueue(queue: JobQueue, name: str, request: object, job_id: str, *,
+                   defer_by: float | timedelta | None = None, defer_until: datetime | None = None) -> bool:
+    """True when the job was enqueued; False when arq already holds one with this id."""
+    job = await queue.enqueue_job(name, request, _job_id=job_id, _defer_by=defer_by, _defer_until=defer_until)
+    return job is not None
+
+
+async def enqueue_solve(queue: JobQueue, request: SolveRequest) -> bool:
+    return await _enqueue(queue, SOLVE_ISSUE, request, solve_job_id(request.repo_id, request.issue))
+
+
+async def enqueue_critique(queue: JobQueue, request: CritiqueRequest, *, again: str | None = None) -> bool:
+    """``again`` (a delivery guid) makes a new id for a forced critique of a head already critiqued."""
+    job_id = critique_job_id(request.repo_id, request.pr, request.head_sha)
+    return await _enqueue(queue, CRITIQUE_PR, request, f"{job_id}:again:{again}" if again else job_id)
+
+
+async def enqueue_revise(queue: JobQueue, request: ReviseRequest, occasion: str, *,
+                         defer_by: float | timedelta | None = None) -> bool:
+    """``occasion`` names what asked (a head sha, a review time, a delivery): one revision per occasion."""
+    return await _enqueue(queue, REVISE_PR, request, revise_job_id(request.repo_id, request.pr, occasion),
+                          defer_by=defer_by)
+
+
+async def enqueue_wake(queue: JobQueue, request: WakeRequest) -> bool:
+    """The wake runs when the snooze ends; a later snooze has another ``at_ms``, so another job."""
+    return await _enqueue(queue, WAKE_ITEM, request, f"wake:{request.repo_id}:{request.number}:{request.at_ms}",
+                          defer_until=datetime.fromtimestamp(request.at_ms / 1000).astimezone())
+
+
+async def enqueue_refresh(queue: JobQueue, request: RefreshRequest, defer_by: float) -> bool:
+    return await _enqueue(queue, REFRESH_BACKLOG, request, refresh_job_id(request.repo_id), defer_by=defer_by)
+
+
+async def enqueue_delivery_retry(queue: JobQueue, delivery: Delivery, retry: int) -> bool:
+    return await _enqueue(queue, HANDLE_DELIVERY, delivery, delivery_retry_job_id(delivery.guid, retry))
+
+
+_REPO_JOB_KINDS = ("solve", "critique", "revise", "wake", "refresh")
+
+
+def repo_of_job(job_id: str) -> int | None:
+    """The repository id a job works on, read from its id; None for jobs of no one repository."""
+    kind, _, rest = job_id.partition(":")
+    repo = rest.split(":", 1)[0]
+    return int(repo) if kind in _REPO_JOB_KINDS and repo.isdigit() else None
 
 
 def refresh_job_id(repo_id: int) -> str:

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.jobs import REFRESH_BACKLOG, SOLVE_ISSUE, RefreshRequest, refresh_job_id, solve_job_id
+from bot.jobs import (
+    RefreshRequest,
+    enqueue_refresh,
+    enqueue_solve,
+    solve_job_id,
+)
 from worker import job_queue
 from worker.backlog import Backlog
 
@@ -20,7 +25,7 @@ async def start_runs(ctx: dict[str, Any], backlog: Backlog, installation_id: int
     started = []
     for request in await backlog.start_next():
         job_id = solve_job_id(request.repo_id, request.issue)
-        if await ctx["redis"].enqueue_job(SOLVE_ISSUE, request, _job_id=job_id) is None:
+        if not await enqueue_solve(ctx["redis"], request):
             # arq still holds this id (a previous run is finishing): that run's end starts the queue again.
             ctx["log"].warning("run not started: arq holds this job id", repo=repo, issue=request.issue,
                                status=(await job_queue.job(job_id, ctx["redis"]).status()).value)
@@ -35,6 +40,5 @@ async def start_runs(ctx: dict[str, Any], backlog: Backlog, installation_id: int
 
 async def touch(ctx: dict[str, Any], installation_id: int, repo_id: int, repo: str) -> None:
     """Ask for a refresh of the repo's status positions and dashboard (coalesced by the job id)."""
-    await ctx["redis"].enqueue_job(REFRESH_BACKLOG, RefreshRequest(installation_id, repo_id, repo),
-                                   _job_id=refresh_job_id(repo_id),
-                                   _defer_by=ctx.get("refresh_delay", REFRESH_DELAY_S))
+    await enqueue_refresh(ctx["redis"], RefreshRequest(installation_id, repo_id, repo),
+                          ctx.get("refresh_delay", REFRESH_DELAY_S))

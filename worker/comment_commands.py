@@ -16,12 +16,10 @@ from arq.jobs import JobStatus
 
 from bot import commands, keys
 from bot.jobs import (
-    CRITIQUE_PR,
-    REVISE_PR,
     CritiqueRequest,
     ReviseRequest,
-    critique_job_id,
-    revise_job_id,
+    enqueue_critique,
+    enqueue_revise,
     solve_job_id,
 )
 from bot.snooze_time import SnoozeError, parse_snooze
@@ -267,11 +265,9 @@ async def do_revise(ctx: dict[str, Any], event: Event, target: Target, command: 
     if not target.is_pull or target.issue is None:
         return Outcome(False, "`/mull revise` works on a pull request Mull opened.")
     notes = f"@{event.sender} asks: {command.args}" if command.args else "Look over the pull request again."
-    job = await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+    return Outcome(await enqueue_revise(ctx["redis"], ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=target.number,
-        reason="command", notes=notes, requested_by=event.sender),
-        _job_id=revise_job_id(event.repo_id, target.number, f"command-{event.delivery.guid}"))
-    return Outcome(job is not None)
+        reason="command", notes=notes, requested_by=event.sender), f"command-{event.delivery.guid}"))
 
 
 async def do_critique(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
@@ -279,11 +275,9 @@ async def do_critique(ctx: dict[str, Any], event: Event, target: Target, command
         return Outcome(False, "`/mull critique` works on a pull request Mull opened.")
     owner, name = event.owner_name()
     pull: Any = (await event.gh.rest.pulls.async_get(owner, name, target.number)).json()
-    job = await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
+    return Outcome(await enqueue_critique(ctx["redis"], CritiqueRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=target.number,
-        head_sha=pull["head"]["sha"], force=True),
-        _job_id=critique_job_id(event.repo_id, target.number, pull["head"]["sha"]) + f":again:{event.delivery.guid}")
-    return Outcome(job is not None)
+        head_sha=pull["head"]["sha"], force=True), again=event.delivery.guid))
 
 
 VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue, "go": do_go,

@@ -17,7 +17,7 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from bot.jobs import REVISE_PR, CritiqueRequest, ReviseRequest, revise_job_id
+from bot.jobs import CritiqueRequest, ReviseRequest, enqueue_revise
 from bot.settings import MullSettings
 from worker import backlog as backlogs
 from worker import defuse, failures, readiness, release, stats
@@ -130,10 +130,9 @@ async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
         spent = await PullState(ctx["redis"], request.repo_id, request.pr).spend(FIX_ROUNDS, max_rounds)
         if spent is not None:
             notes = findings_for_agent(critique)
-            await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+            await enqueue_revise(ctx["redis"], ReviseRequest(
                 installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo,
-                pr=request.pr, reason="critique", notes=notes, requested_by=""),
-                _job_id=revise_job_id(request.repo_id, request.pr, f"critique-{request.head_sha[:12]}"))
+                pr=request.pr, reason="critique", notes=notes, requested_by=""), f"critique-{request.head_sha[:12]}")
             backlog = backlogs.of(ctx, request.repo_id)
             if issue not in await backlog.ready():
                 await backlog.move(issue, ItemState.DRAFT, effort=critique.effort,

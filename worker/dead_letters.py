@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bot import keys
-from bot.jobs import HANDLE_DELIVERY, Delivery, delivery_retry_job_id, retry_of
+from bot.jobs import Delivery, delivery_retry_job_id, enqueue_delivery_retry, retry_of
 from bot.logs import scrub
 
 KEEP = 100
@@ -136,6 +136,6 @@ async def retry(pool: Any, guids: Sequence[str] | None) -> list[tuple[str, str]]
                                           "App's advanced settings, then remove it with --forget"))
             continue
         job_id = delivery_retry_job_id(letter.guid, letter.retries + 1)
-        job = await pool.enqueue_job(HANDLE_DELIVERY, delivery, _job_id=job_id)
-        outcomes.append((letter.guid, f"enqueued as {job_id}" if job else f"already enqueued as {job_id}"))
+        queued = await enqueue_delivery_retry(pool, delivery, letter.retries + 1)
+        outcomes.append((letter.guid, f"enqueued as {job_id}" if queued else f"already enqueued as {job_id}"))
     return outcomes

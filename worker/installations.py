@@ -16,13 +16,12 @@ from arq import Retry
 from arq.jobs import Job
 
 from bot import keys
-from bot.jobs import QUEUE
+from bot.jobs import QUEUE, repo_of_job
 from worker import job_queue
 from worker.fairness import ARQ_RETRY
 from worker.github_pages import every
 
 SUSPENDED_WAIT = 300.0
-_JOB_KINDS = ("solve", "critique", "revise")
 
 
 async def record(redis: Any, installation: dict[str, Any]) -> None:
@@ -56,8 +55,7 @@ async def _cancel_jobs(redis: Any, repo_id: int) -> int:
     count = 0
     for raw in await redis.zrange(QUEUE, 0, -1):
         job_id = raw.decode()
-        kind, _, rest = job_id.partition(":")
-        if kind in _JOB_KINDS and rest.split(":", 1)[0] == str(repo_id):
+        if repo_of_job(job_id) == repo_id:
             await request_abort(job_queue.job(job_id, redis))
             count += 1
     return count

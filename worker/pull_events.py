@@ -9,13 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from bot.jobs import (
-    CRITIQUE_PR,
-    REVISE_PR,
     CritiqueRequest,
     ReviseRequest,
-    critique_job_id,
+    enqueue_critique,
+    enqueue_revise,
     issue_of_branch,
-    revise_job_id,
 )
 from worker import backlog as backlogs
 from worker import comment_commands, readiness, release, snooze, stats, trigger
@@ -31,10 +29,8 @@ FAILED_SUITE = frozenset({"failure", "timed_out", "action_required", "startup_fa
 
 
 async def queue_critique(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> bool:
-    job = await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
-        installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, head_sha=sha),
-        _job_id=critique_job_id(event.repo_id, pr, sha))
-    return job is not None
+    return await enqueue_critique(ctx["redis"], CritiqueRequest(
+        installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, head_sha=sha))
 
 
 async def on_pull_request(ctx: dict[str, Any], event: Event) -> str:
@@ -131,10 +127,10 @@ async def _fix_ci(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> str:
             "Mull stops here and leaves this pull request to you."))
         return "ci attempts used up"
     notes = await readiness.failing_checks(event.gh, event.repo_name, sha)
-    await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+    await enqueue_revise(ctx["redis"], ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="ci",
         notes=f"Fix attempt {spent} of {attempts}.\n\n{notes or 'The checks failed.'}",
-        requested_by=""), _job_id=revise_job_id(event.repo_id, pr, f"ci-{sha[:12]}"))
+        requested_by=""), f"ci-{sha[:12]}")
     return "ci fix queued"
 
 
@@ -161,10 +157,9 @@ async def on_review(ctx: dict[str, Any], event: Event) -> str:
     await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, pr, f"review by @{event.sender}")
     config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
     await PullState(ctx["redis"], event.repo_id, pr).touch_review()
-    await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+    await enqueue_revise(ctx["redis"], ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="review",
-        notes=_review_body(review), requested_by=event.sender),
-        _job_id=revise_job_id(event.repo_id, pr, "review"), _defer_by=quiet_seconds(config))
+        notes=_review_body(review), requested_by=event.sender), "review", defer_by=quiet_seconds(config))
     return "revision scheduled"
 
 

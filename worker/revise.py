@@ -19,12 +19,10 @@ from arq import Retry
 from githubkit import GitHub
 
 from bot.jobs import (
-    CRITIQUE_PR,
-    REVISE_PR,
     CritiqueRequest,
     ReviseRequest,
-    critique_job_id,
-    revise_job_id,
+    enqueue_critique,
+    enqueue_revise,
 )
 from worker import failures
 from worker.agent.base import AgentResult
@@ -101,11 +99,10 @@ async def _review_came_meanwhile(ctx: dict[str, Any], request: ReviseRequest, co
     taken): queue it now, to wait for the reviewers' quiet like any other."""
     last = await PullState(ctx["redis"], request.repo_id, request.pr).last_review()
     if last > read_at:
-        await ctx["redis"].enqueue_job(REVISE_PR, ReviseRequest(
+        await enqueue_revise(ctx["redis"], ReviseRequest(
             installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
-            reason="review", notes="", requested_by=request.requested_by),
-            _job_id=revise_job_id(request.repo_id, request.pr, f"review-{int(last * 1000)}"),
-            _defer_by=quiet_seconds(config))
+            reason="review", notes="", requested_by=request.requested_by), f"review-{int(last * 1000)}",
+            defer_by=quiet_seconds(config))
 
 
 async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, pull: Any, issue_number: int,
@@ -127,9 +124,9 @@ async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, 
     for thread in threads:
         await gh.rest.pulls.async_create_reply_for_review_comment(
             owner, name, request.pr, thread.root_id, body=f"Addressed in {run.sha}.")
-    await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
+    await enqueue_critique(ctx["redis"], CritiqueRequest(
         installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
-        head_sha=run.sha), _job_id=critique_job_id(request.repo_id, request.pr, run.sha))
+        head_sha=run.sha))
     await note_on_issue(ctx, gh, request, bot.login,
                        f"Revised #{request.pr} for {REASON_TITLES[request.reason]} in `{run.sha[:12]}`.")
     log.info("revision pushed", sha=run.sha, threads=len(threads))

@@ -9,13 +9,12 @@ pushes or reviews.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 from arq.jobs import JobStatus
 
 from bot import keys
-from bot.jobs import QUEUE, WAKE_ITEM, WakeRequest, solve_job_id
+from bot.jobs import QUEUE, WakeRequest, enqueue_wake, solve_job_id
 from bot.snooze_time import Wake
 from worker import backlog as backlogs
 from worker import job_queue, labels, markers, readiness, release, stats
@@ -80,9 +79,7 @@ async def remember(ctx: dict[str, Any], installation_id: int, repo_id: int, repo
     await redis.hset(_key(repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "", "by": by})
     if until_issue:
         await redis.sadd(_waiting_on(repo_id, until_issue), number)
-    await redis.enqueue_job(WAKE_ITEM, WakeRequest(installation_id, repo_id, repo, number, at_ms),
-                            _job_id=f"wake:{repo_id}:{number}:{at_ms}", _defer_until=datetime.fromtimestamp(
-                                at_ms / 1000).astimezone())
+    await enqueue_wake(redis, WakeRequest(installation_id, repo_id, repo, number, at_ms))
 
 
 async def _aside(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: int, repo: str, number: int,

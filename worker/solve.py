@@ -15,7 +15,7 @@ from arq import Retry
 from githubkit import GitHub
 
 from bot import keys
-from bot.jobs import CRITIQUE_PR, CritiqueRequest, SolveRequest, branch_name, critique_job_id
+from bot.jobs import CritiqueRequest, SolveRequest, branch_name, enqueue_critique
 from bot.redaction import scrub
 from worker import backlog as backlogs
 from worker import defuse, failures, labels, pull_requests, stats
@@ -135,9 +135,9 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
                             f"the {result.budget_tripped} budget ran out; #{pr.number} holds the work done so far.")
         log.info("pull request ready", pr=pr.number, created=pr.created, sha=pushed)
         if pushed:  # the webhook for this head would queue it too; the job id makes that the same job
-            await ctx["redis"].enqueue_job(CRITIQUE_PR, CritiqueRequest(
+            await enqueue_critique(ctx["redis"], CritiqueRequest(
                 installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=pr.number,
-                head_sha=pushed), _job_id=critique_job_id(request.repo_id, pr.number, pushed))
+                head_sha=pushed))
         return f"#{pr.number}"
     except Exception as exc:  # the job's boundary: say what failed where the user looks, then let arq see it
         if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
