@@ -16,6 +16,7 @@ from doubles.e2e import (
     open_pulls,
     pr_opened,
     secrets_of,
+    settle,
     status_comments,
     wait_for,
 )
@@ -69,7 +70,7 @@ def test_labeled_issue_becomes_one_draft_pull_request(mull, github_double, scrip
 
     # The bot's own comments, labels and PR came back as webhooks; none started anything.
     github_double.hooks.wait_idle()
-    time.sleep(1.5)
+    settle(mull, github_double)
     assert len([r for r in scripted_model.requests_for("SCRIPT-answer") if r["turn"] == 0]) == 1
     assert len(open_pulls(github_double)) == 1
 
@@ -108,7 +109,7 @@ def test_sender_without_write_access_is_refused(mull, github_double, scripted_mo
     refusal = wait_for(lambda: [c for c in github_double.comments(REPO, issue.number)
                                 if c.user.login == github_double.bot_login], what="refusal", cluster=mull)
     assert "@rick" in refusal[0].body and "write or triage access" in refusal[0].body
-    time.sleep(1)
+    settle(mull, github_double)
     assert scripted_model.requests == [] and open_pulls(github_double) == []
     assert not status_comments(github_double, issue.number)
 

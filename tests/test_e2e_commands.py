@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from doubles.e2e import MAINTAINER, READER, answer_script, open_pulls, pr_opened, status_comments, wait_for
+from doubles.e2e import MAINTAINER, READER, answer_script, open_pulls, pr_opened, settle, status_comments, wait_for
 from doubles.fixtures import REPO
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +53,7 @@ def test_help_unknown_and_bad_arguments_are_answered_with_an_example(mull, githu
     mine = [c for c in github_double.comments(REPO, issue.number) if c.user.login == MAINTAINER]
     wait_for(lambda: all("confused" in reactions(github_double, issue.number, c.id) for c in mine[:2]),
              what="😕 on both", cluster=mull)
-    time.sleep(1)
+    settle(mull, github_double)
     assert reactions(github_double, issue.number, mine[2].id) == set()  # quoted and fenced: not commands
     assert len(bot_replies(github_double, issue.number)) == 2
 
@@ -64,7 +64,7 @@ def test_commands_from_readers_are_refused_and_bots_ignored(mull, github_double)
     github_double.comment_as(REPO, issue.number, "/mull retry", "dependabot[bot]")
     refusal = wait_for(lambda: bot_replies(github_double, issue.number), what="refusal", cluster=mull)
     assert "@rick" in refusal[0].body and "write or triage access" in refusal[0].body
-    time.sleep(1.5)
+    settle(mull, github_double)
     assert len(bot_replies(github_double, issue.number)) == 1
     assert not status_comments(github_double, issue.number)
 

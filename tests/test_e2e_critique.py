@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import httpx
 import pytest
-from doubles.e2e import MAINTAINER, open_pulls, pr_opened, status_comments, wait_for
+from doubles.e2e import MAINTAINER, open_pulls, pr_opened, settle, status_comments, wait_for
 from doubles.fixtures import REPO
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +84,7 @@ def test_one_critique_per_head_edited_in_place_with_inline_comments_on_diff_line
         github_double.deliver("pull_request", opened.payload)
     rerun_critique(redis_url, opened.payload["repository"]["id"], pr, opened.payload["pull_request"]["head"]["sha"])
     wait_for(lambda: "already critiqued" in mull.logs(), what="the rerun to finish", cluster=mull)
-    time.sleep(1)
+    settle(mull, github_double)
     comments = critique_comments(github_double, pr)
     assert len(comments) == 1 and len(scripted_model.requests_for("CRIT-c1")) == 1
     body = comments[0].body
@@ -125,7 +124,7 @@ def test_fix_verdict_runs_one_revision_then_hands_over(mull, github_double, scri
     body = critique_comments(github_double, pr)[0].body
     assert "used up" in body and "Magic number" in body  # handed over with the finding still listed
     wait_for(lambda: not github_double.pulls(REPO)[0].draft, what="handed to humans", cluster=mull)
-    time.sleep(2)
+    settle(mull, github_double)
     assert len(mull_commits(github_double, issue)) == 2  # no endless loop
 
 
@@ -143,7 +142,7 @@ def test_review_burst_gives_one_revision_with_replies_in_threads(mull, github_do
         github_double.review_comment(REPO, pr, MAINTAINER, "src/widgets.py", 2, text)
     wait_for(lambda: "REVIEWED.md" in github_double.branch_files(REPO, f"mull/issue-{issue}"), timeout=60,
              what="revision", cluster=mull)
-    time.sleep(3)
+    settle(mull, github_double)
     commits = mull_commits(github_double, issue)
     assert len(commits) == 2  # one revision for three comments
     replies = [c for c in github_double.review_comments(REPO, pr) if c.user.login == github_double.bot_login]
@@ -171,7 +170,7 @@ def test_a_review_during_a_revision_gets_its_own_revision_for_the_new_thread_onl
     second = [r for r in scripted_model.requests_for("Unresolved review threads") if r["turn"] == 0][1]
     prompt = json.dumps(second["body"]["messages"])
     assert "SECOND-THREAD" in prompt and "FIRST-THREAD" not in prompt  # Mull answered the first one already
-    time.sleep(3)
+    settle(mull, github_double)
     assert len(mull_commits(github_double, issue)) == 3  # and nothing more
 
 

@@ -4,10 +4,9 @@ gets one question and resumes on the answer); a bad .github/mull.yml stops every
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
-from doubles.e2e import MAINTAINER, open_pulls, pr_opened, status_comments, wait_for
+from doubles.e2e import MAINTAINER, open_pulls, pr_opened, settle, status_comments, wait_for
 from doubles.fixtures import REPO
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +42,7 @@ def test_plan_approve_waits_for_go(mull, github_double, scripted_model) -> None:
     assert "Return 42 from answer()." in plan.body and "`/mull go`" in plan.body
     wait_for(lambda: "/mull go" in status_comments(github_double, issue.number)[0].body, what="waiting status",
              cluster=mull)
-    time.sleep(1.5)
+    settle(mull, github_double)
     assert open_pulls(github_double) == [] and not scripted_model.requests_for("AGENT-p1")
     assert "mull:waiting" in github_double.issue(REPO, issue.number).labels
 
@@ -86,7 +85,7 @@ def test_bad_config_file_gets_one_comment_and_nothing_runs(mull, github_double, 
     comment = wait_for(lambda: [c for c in github_double.comments(REPO, issue.number)
                                 if c.user.login == github_double.bot_login], what="config error", cluster=mull)[0]
     assert ".github/mull.yml" in comment.body and "budgets.steps" in comment.body and "line 3" in comment.body
-    time.sleep(1.5)
+    settle(mull, github_double)
     assert scripted_model.requests == [] and open_pulls(github_double) == []
     assert len([c for c in github_double.comments(REPO, issue.number)
                 if c.user.login == github_double.bot_login]) == 1

@@ -4,10 +4,9 @@ it waits for closes, or when someone comments."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
-from doubles.e2e import MAINTAINER, answer_script, pr_opened, wait_for
+from doubles.e2e import MAINTAINER, answer_script, pr_opened, settle, wait_for
 from doubles.fixtures import REPO
 
 from bot.jobs import WAKE_ITEM, WakeRequest
@@ -32,7 +31,7 @@ def test_snoozed_issue_waits_and_unsnooze_starts_the_run(mull, github_double, sc
              cluster=mull)
     assert "mull:snoozed" in labels_of(github_double, issue.number)
     github_double.label_issue(REPO, issue.number, "mull", MAINTAINER)
-    time.sleep(3)
+    settle(mull, github_double)
     assert not scripted_model.requests_for("SCRIPT-zz1")  # the run waits for the wake
     github_double.comment_as(REPO, issue.number, "/mull unsnooze", MAINTAINER)
     wait_for(lambda: pr_opened(github_double, issue.number), what="run after unsnooze", cluster=mull)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from arq import constants as arq_keys
 
 from .fixtures import APP_ID, REPO
 from .github import GitHubDouble
@@ -31,6 +33,27 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "conditi
         time.sleep(0.2)
     logs = cluster.logs()[-6000:] + cluster.context() if cluster else ""
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def settle(cluster: MullCluster, github_double: GitHubDouble, horizon: float = 10.0, timeout: float = 60) -> None:
+    """Wait until Mull has nothing left to do: every webhook delivered, no job running, none due within
+    ``horizon`` seconds (a revision's quiet time, a refresh), twice in a row. Asserting that something did NOT
+    happen after this is sound on a slow machine, where a fixed sleep would pass too early."""
+    conn = redis.Redis.from_url(cluster.env["MULL_REDIS_URL"])
+    deadline, quiet_reads = time.monotonic() + timeout, 0
+    try:
+        while quiet_reads < 2:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Mull did not settle within {timeout} s\n{cluster.logs()[-4000:]}")
+            idle = github_double.hooks.wait_idle(timeout=max(deadline - time.monotonic(), 0.1))
+            due = conn.zrangebyscore(arq_keys.default_queue_name, "-inf", int((time.time() + horizon) * 1000))
+            # arq keeps a unique cron job's in-progress key a while after it ran: those are not work going on.
+            running = [k for k in conn.scan_iter(match=arq_keys.in_progress_key_prefix + "*", count=1000)
+                       if not k.decode().startswith(arq_keys.in_progress_key_prefix + "cron:")]
+            quiet_reads = quiet_reads + 1 if idle and not due and not running else 0
+            time.sleep(0.15)
+    finally:
+        conn.close()
 
 
 def cluster_env(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_model: ScriptedModel,
