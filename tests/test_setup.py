@@ -167,6 +167,18 @@ def test_a_github_enterprise_server_may_reach_private_addresses(tmp_path: Path) 
     assert "MULL_GITHUB_URL=https://ghe.corp.example/api/v3" in response.text  # the page says what it will write
 
 
+def test_the_answers_can_be_changed_before_going_to_github(tmp_path: Path) -> None:
+    client = setup_client(tmp_path)
+    page = choose(client, owner="org", org="acme").text
+    change = re.search(r'<form method=post action=/setup>(.*?)</form>', page.split("id=create>", 1)[1])
+    assert change
+    fields = dict(re.findall(r'<input type=hidden name=(\w+) value="([^"]*)">', change.group(1)))
+    assert "step" not in fields  # back to the choices, not straight on
+    again = client.post("/setup", data={name: html.unescape(value) for name, value in fields.items()})
+    assert again.status_code == 200 and 'id=owner-org value="org" checked>' in again.text
+    assert re.search(r'id=org [^>]*value="acme"', again.text) and f'value="{HOOK}"' in again.text
+
+
 @pytest.mark.parametrize(("address", "web", "api"), [
     ("https://ghe.example.com", "https://ghe.example.com", "https://ghe.example.com/api/v3"),
     (" https://GHE.example.com:8443/ ", "https://GHE.example.com:8443", "https://GHE.example.com:8443/api/v3"),
