@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Mull needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -33,6 +33,15 @@ bench: $(STAMP)
 	$(BIN)/python bench/notifications.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/sandbox.py
+
+# requirements.lock: every dependency the container image installs (deploy/Dockerfile), pinned with its hashes,
+# plus setuptools to build Mull itself. Resolved on PyPI alone for Python 3.11 (the image's): this machine's pip
+# configuration (mirrors, find-links) stays out of the lock. Run after changing pyproject's dependencies.
+lock: $(STAMP)
+	$(BIN)/python -c 'import sys; sys.exit("make lock needs Python 3.11, the image'"'"'s; found " + sys.version.split()[0]) if sys.version_info[:2] != (3, 11) else None'
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_CONSTRAINT= $(BIN)/pip-compile --quiet --generate-hashes \
+		--no-strip-extras --allow-unsafe --build-deps-for wheel --index-url https://pypi.org/simple \
+		--no-emit-index-url --no-emit-trusted-host --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -9,6 +9,9 @@ with. Two checks close that:
 - the manifest flow's ``state`` is bound to a random cookie set in the browser that was shown the create
   form; GitHub's callback counts only with that cookie, so a state (or a callback link) carried to another
   browser is refused.
+
+A state also remembers what the operator chose (which GitHub, which owner), so the callback trades the code
+at the GitHub that issued it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.setup_choices import Choice
+
 STATE_TTL = 3600.0  # as long as GitHub's manifest codes live
 MAX_STATES = 1000  # /setup is reachable before setup: bound what reloading it can pile up
 COOKIE = "mull_setup"
@@ -28,6 +33,11 @@ COOKIE = "mull_setup"
 class _Issued:
     expiry: float
     browser: bytes  # sha256 of the browser's cookie value
+    choice: Choice
+
+
+class StateRefused(Exception):
+    """GitHub's callback does not count: ``unknown`` (never issued, used or expired) or ``other browser``."""
 
 
 def new_code() -> str:
@@ -54,17 +64,18 @@ class SetupGuard:
     def code_ok(self, given: str) -> bool:
         return hmac.compare_digest(_digest(given), _digest(self.code))
 
-    def issue_state(self, browser: str) -> str:
+    def issue_state(self, browser: str, choice: Choice) -> str:
         now = self.clock()
         self.states = {state: issued for state, issued in self.states.items() if issued.expiry > now}
         while len(self.states) >= MAX_STATES:
             del self.states[next(iter(self.states))]
         state = secrets.token_urlsafe(32)
-        self.states[state] = _Issued(now + STATE_TTL, _digest(browser))
+        self.states[state] = _Issued(now + STATE_TTL, _digest(browser), choice)
         return state
 
-    def take_state(self, state: str, browser: str) -> str | None:
-        """None when ``state`` was issued to ``browser`` and is fresh (it is then used up); else why not.
+    def take_state(self, state: str, browser: str) -> Choice:
+        """The choice ``state`` was issued with, when it was issued to ``browser`` and is fresh (it is then used
+        up); else StateRefused.
 
         ``unknown``: never issued, used or expired. ``other browser``: issued, but not to this browser's
         cookie; left in place so the browser it belongs to can still finish.
@@ -72,11 +83,11 @@ class SetupGuard:
         issued = self.states.get(state)
         if issued is None or issued.expiry <= self.clock():
             self.states.pop(state, None)
-            return "unknown"
+            raise StateRefused("unknown")
         if not hmac.compare_digest(issued.browser, _digest(browser)):
-            return "other browser"
+            raise StateRefused("other browser")
         del self.states[state]
-        return None
+        return issued.choice
 
     @staticmethod
     def cookie(browser: str, secure: bool) -> str:

@@ -288,10 +288,14 @@ def test_compose_services(compose: dict[str, Any]) -> None:
     assert services["worker"]["command"] == ["worker"]
 
 
-def test_compose_web_publishes_the_port_and_checks_health(compose: dict[str, Any]) -> None:
+def test_compose_web_publishes_the_port_on_this_host_only_and_checks_health(compose: dict[str, Any]) -> None:
     web = compose["services"]["web"]
     port = str(MullSettings.model_fields["port"].default)
-    assert f"{port}:{port}" in web["ports"]
+    assert web["ports"] == [f"127.0.0.1:{port}:{port}"], "publish Mull (and its /metrics) on loopback only"
+    for service in compose["services"].values():
+        for published in service.get("ports", []):
+            address = str(published).split(":")[0] if str(published).count(":") == 2 else "0.0.0.0"
+            assert ipaddress.ip_address(address).is_loopback, f"{published} is reachable from other machines"
     assert web["environment"]["MULL_HOST"] == "0.0.0.0"
     test = " ".join(web["healthcheck"]["test"])
     path = re.search(r"127\.0\.0\.1:\d+(/[a-z]+)", test)
@@ -478,6 +482,10 @@ def test_k8s_pods_are_locked_down() -> None:
             assert {"requests", "limits"} <= set(container["resources"])
             assert {"cpu", "memory"} <= set(container["resources"]["requests"])
             assert "memory" in container["resources"]["limits"]
+            if name == "mull-worker":  # agents run builds and tests: a runaway one must not starve the node
+                limits = container["resources"]["limits"]
+                assert {"cpu", "memory", "ephemeral-storage"} <= set(limits)
+                assert quantity(limits["memory"]) >= quantity(container["resources"]["requests"]["memory"])
             paths = {mount["mountPath"]: mounts[mount["name"]] for mount in container.get("volumeMounts", [])}
             assert "/tmp" in paths, "read-only root: /tmp needs a volume"
             if name == "mull-worker":
@@ -597,6 +605,27 @@ def test_k8s_redis_requires_a_password_persists_and_never_evicts() -> None:
     assert redis["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes quantity (512Mi, 1Gi, 2, 500m) or a Redis size (1gb, 512mb) as a number (bytes, cores)."""
+    units = {"ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
+             "kb": 2**10, "mb": 2**20, "gb": 2**30}
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-z]*)", str(value).lower())
+    assert match, f"not a quantity: {value}"
+    number, unit = float(match.group(1)), match.group(2)
+    if unit == "m" and not str(value).endswith("M"):  # 500m: millicores (Redis writes mb, Kubernetes M)
+        return number / 1000
+    return number * units.get(unit, 1)
+
+
+def test_k8s_redis_memory_fits_its_limit() -> None:
+    """noeviction refuses writes at maxmemory; the container's limit must sit above it, or the kernel kills Redis
+    first (and an AOF rewrite forks, so it needs headroom)."""
+    (container,) = containers(k8s_object("StatefulSet", "mull-redis"))
+    maxmemory = quantity(args_value(container["args"], "--maxmemory"))
+    assert maxmemory * 1.25 <= quantity(container["resources"]["limits"]["memory"])
+    assert "redis.yaml" in yaml_docs(K8S / "kustomization.yaml")[0]["resources"], "apply -k creates the Redis"
 
 
 def test_k8s_redis_is_reached_only_inside_the_cluster_with_the_password() -> None:
@@ -735,3 +764,78 @@ def test_the_image_installs_the_app_manifest_for_setup() -> None:
     assert any("app-manifest.yml" in args for args in copied), "/setup in the container needs app-manifest.yml"
     data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
     assert "app-manifest.yml" in data_files["."]  # pip puts it at the environment's root, where /setup looks
+
+
+# -- the lock file the image installs from ---------------------------------------------------------------------
+
+LOCK = ROOT / "requirements.lock"
+
+
+def locked() -> dict[str, tuple[str, set[str], list[str]]]:
+    """requirements.lock as {normalised name: (version, extras, hashes)}."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    entries: dict[str, tuple[str, set[str], list[str]]] = {}
+    text = re.sub(r"\\\n\s*", " ", LOCK.read_text())
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        assert not line.startswith("-"), f"requirements.lock: {line!r}: no pip options (index, find-links) in the lock"
+        spec, *options = line.split(" --hash=")
+        requirement = Requirement(spec.strip())
+        pins = [s for s in requirement.specifier if s.operator == "=="]
+        assert len(pins) == 1 and len(requirement.specifier) == 1, f"{spec}: pin exactly one version with =="
+        hashes = [option.strip() for option in options]
+        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), f"{spec}: sha256 hashes"
+        entries[canonicalize_name(requirement.name)] = (pins[0].version, set(requirement.extras), hashes)
+    return entries
+
+
+def test_the_lock_covers_pyprojects_dependencies_and_the_build() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    lock = locked()
+    wanted = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
+    for line in wanted:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in lock, f"{requirement.name} is in pyproject.toml but not in requirements.lock: run `make lock`"
+        version, extras, _ = lock[name]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"requirements.lock pins {name}=={version}, outside pyproject's {requirement.specifier}: run `make lock`")
+        assert requirement.extras <= extras, f"requirements.lock installs {name} without {requirement.extras}"
+    dev = {canonicalize_name(Requirement(line).name) for line in project["project"]["optional-dependencies"]["dev"]}
+    assert not dev & set(lock) - {"setuptools"}, "test and lint tools stay out of the image's lock"
+
+
+def test_the_lock_was_made_for_the_images_python() -> None:
+    made_with = re.search(r"autogenerated by pip-compile with Python (3\.\d+)", LOCK.read_text())
+    images = {re.fullmatch(r"python:(3\.\d+)-slim-[a-z]+", args.split()[0]).group(1)  # type: ignore[union-attr]
+              for name, args in dockerfile_instructions() if name == "FROM"}
+    assert made_with and images == {made_with.group(1)}, "resolve the lock with the image's Python: `make lock`"
+
+
+def test_the_image_installs_from_the_lock_and_resolves_nothing_else() -> None:
+    instructions = dockerfile_instructions()
+    installs = [(i, args) for i, (name, args) in enumerate(instructions) if name == "RUN" and "pip install" in args]
+    assert len(installs) == 2, installs
+    (lock_at, from_lock), (own_at, own) = installs
+    assert "--require-hashes" in from_lock.split() and "-r requirements.lock" in from_lock
+    assert {"--no-deps", "--no-build-isolation"} <= set(own.split()) and own.split()[-1] == "."
+    copies = {args.split()[0]: i for i, (name, args) in enumerate(instructions) if name == "COPY"}
+    assert copies["requirements.lock"] < lock_at < copies["bot"] < own_at, (
+        "the locked dependencies install before the source is copied: their layer survives code changes")
+
+
+def test_make_lock_writes_the_lock_with_hashes() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    target = re.search(r"^lock:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert target, "Makefile has no `lock` target"
+    recipe = target.group(1).replace("\\\n", " ")
+    assert "pip-compile" in recipe and "--generate-hashes" in recipe and "--output-file requirements.lock" in recipe
+    assert "--no-emit-find-links" in recipe and "--no-emit-index-url" in recipe
+    assert "--no-strip-extras" in recipe, "pip's --require-hashes needs the extras on the pinned lines"

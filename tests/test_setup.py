@@ -30,6 +30,8 @@ CONVERSION = {"id": 4242, "slug": "mull-acme", "pem": PEM, "webhook_secret": "0f
               "client_secret": "c" * 40, "html_url": "https://github.com/apps/mull-acme", "name": "Mull"}
 CONVERT = "https://api.github.com/app-manifests/code123/conversions"
 CODE = "console-code-1234"
+HOOK = "https://hooks.example.com/webhooks/github"
+ANSWERS = {"owner": "user", "org": "", "host": "github.com", "enterprise_url": "", "webhook_url": HOOK}
 
 
 class Clock:
@@ -48,14 +50,19 @@ def setup_client(tmp_path: Path, clock: Clock | None = None, **values: str) -> T
     return TestClient(create_setup_app(settings(**values), tmp_path / ".env", clock=clock or Clock(), code=CODE))
 
 
-def open_setup(client: TestClient, webhook_url: str | None = None, code: str = CODE) -> httpx.Response:
+def open_setup(client: TestClient, code: str = CODE) -> httpx.Response:
     """The setup page as the operator opens it: with the code from the console."""
-    return client.post("/setup", data={"code": code, **({"webhook_url": webhook_url} if webhook_url else {})})
+    return client.post("/setup", data={"code": code})
+
+
+def choose(client: TestClient, code: str = CODE, **answers: str) -> httpx.Response:
+    """The choices page submitted: a personal account's App on GitHub.com with a public webhook URL, unless told."""
+    return client.post("/setup", data={"code": code, "step": "choose", **ANSWERS, **answers})
 
 
 def form(page: str) -> tuple[str, dict]:
     """The create form's action and its manifest, as a browser would submit them."""
-    action = re.search(r'<form method=post action="([^"]+)">', page)
+    action = re.search(r'<form method=post action="([^"]+)" id=create>', page)
     manifest = re.search(r'name=manifest value="([^"]+)"', page)
     assert action and manifest, page
     return html.unescape(action.group(1)), json.loads(html.unescape(manifest.group(1)))
@@ -74,23 +81,115 @@ def test_the_web_host_comes_from_the_rest_url(api: str, web: str) -> None:
     assert github_web_url(api) == web
 
 
-@pytest.mark.parametrize(("values", "new_app"), [
+@pytest.mark.parametrize(("answers", "new_app"), [
     ({}, "https://github.com/settings/apps/new"),
-    ({"github_url": "https://ghe.example.com/api/v3"}, "https://ghe.example.com/settings/apps/new"),
-    ({"github_org": "acme"}, "https://github.com/organizations/acme/settings/apps/new"),
-    ({"github_url": "https://ghe.example.com/api/v3", "github_org": "acme"},
-     "https://ghe.example.com/organizations/acme/settings/apps/new"),
+    ({"host": "enterprise", "enterprise_url": "https://ghe.example.com"}, "https://ghe.example.com/settings/apps/new"),
+    ({"owner": "org", "org": "acme"}, "https://github.com/organizations/acme/settings/apps/new"),
+    ({"owner": "org", "org": "acme-corp", "host": "enterprise", "enterprise_url": "https://ghe.example.com/api/v3/"},
+     "https://ghe.example.com/organizations/acme-corp/settings/apps/new"),
 ])
-def test_setup_page_posts_the_manifest_to_github(tmp_path: Path, values: dict, new_app: str) -> None:
-    response = open_setup(setup_client(tmp_path, **values))
+def test_setup_page_posts_the_manifest_where_the_operator_chose(tmp_path: Path, answers: dict, new_app: str) -> None:
+    response = choose(setup_client(tmp_path), **answers)
     assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
     action, manifest = form(response.text)
     assert action.split("?")[0] == new_app and len(state_of(action)) >= 40
     assert manifest["default_events"] == MANIFEST["default_events"]
     assert manifest["default_permissions"] == MANIFEST["default_permissions"]
-    assert manifest["redirect_url"] == "http://testserver/setup/callback"
-    assert manifest["hook_attributes"] == {"url": "http://testserver/webhooks/github", "active": True}
-    assert manifest["url"] == "http://testserver" and manifest["name"] == MANIFEST["name"]
+    assert manifest["redirect_url"] == "http://testserver/setup/callback"  # the browser comes back to Mull
+    assert manifest["hook_attributes"] == {"url": HOOK, "active": True}
+    assert manifest["url"] == "https://hooks.example.com" and manifest["name"] == MANIFEST["name"]
+
+
+@pytest.mark.parametrize(("values", "checked", "filled"), [
+    ({}, ["owner-user", "host-github-com"], {"org": "", "enterprise_url": ""}),
+    ({"github_org": "acme"}, ["owner-org", "host-github-com"], {"org": "acme"}),
+    ({"github_url": "https://ghe.example.com/api/v3"}, ["owner-user", "host-enterprise"],
+     {"enterprise_url": "https://ghe.example.com"}),
+])
+def test_the_choices_start_from_the_settings(tmp_path: Path, values: dict, checked: list, filled: dict) -> None:
+    page = open_setup(setup_client(tmp_path, **values)).text
+    for ident in checked:
+        assert re.search(rf"id={ident} value=\"[^\"]+\" checked>", page), ident
+    for name, value in filled.items():
+        assert f'name={name} id={name} ' in page and re.search(rf'id={name} [^>]*value="{re.escape(value)}"', page)
+    assert "settings/apps/new" not in page  # nothing goes to GitHub before the answers are checked
+    assert "set-cookie" not in open_setup(setup_client(tmp_path, **values)).headers
+
+
+@pytest.mark.parametrize(("answers", "field", "says"), [
+    ({"owner": "org", "org": "acme corp"}, "org", "'acme corp' is not an organisation name"),
+    ({"owner": "org", "org": "-acme"}, "org", "not starting or ending with a hyphen"),
+    ({"owner": "org", "org": "a" * 40}, "org", "at most 39 characters"),
+    ({"owner": "org", "org": ""}, "org", "Enter the organisation's name"),
+    ({"owner": "someone"}, "owner", "Choose who owns the App"),
+    ({"host": "enterprise", "enterprise_url": "http://ghe.example.com"}, "enterprise_url",
+     "with https:// (e.g. https://ghe.example.com)"),
+    ({"host": "enterprise", "enterprise_url": "ghe.example.com"}, "enterprise_url", "e.g. https://ghe.example.com"),
+    ({"host": "enterprise", "enterprise_url": "https://ghe.example.com/acme"}, "enterprise_url",
+     "use https://ghe.example.com (without /acme)"),
+    ({"host": "enterprise", "enterprise_url": "https://github.com"}, "enterprise_url", "choose GitHub.com"),
+    ({"host": "enterprise", "enterprise_url": ""}, "enterprise_url", "Enter your GitHub Enterprise Server"),
+    ({"host": "gitlab.com"}, "host", "Choose GitHub.com or GitHub Enterprise Server"),
+    ({"webhook_url": "http://127.0.0.1:8000/webhooks/github"}, "webhook_url", "should start with https://"),
+    ({"webhook_url": "https://127.0.0.1:8000/webhooks/github"}, "webhook_url", "GitHub refuses webhook URLs on 127.0"),
+    ({"webhook_url": "https://localhost/webhooks/github"}, "webhook_url", "GitHub refuses webhook URLs on localhost"),
+    ({"webhook_url": "https://[::1]/webhooks/github"}, "webhook_url", "GitHub refuses webhook URLs on ::1"),
+    ({"webhook_url": "https://mull.localhost/webhooks/github"}, "webhook_url", "GitHub refuses webhook URLs"),
+    ({"webhook_url": "https://10.1.2.3/webhooks/github"}, "webhook_url", "GitHub.com cannot reach 10.1.2.3"),
+    ({"webhook_url": "https://mybox.local/webhooks/github"}, "webhook_url", "GitHub.com cannot reach mybox.local"),
+    ({"webhook_url": "https://mybox/webhooks/github"}, "webhook_url", "GitHub.com cannot reach mybox"),
+    ({"webhook_url": "https://user:pw@hooks.example.com/h"}, "webhook_url", "without spaces or a password"),
+    ({"webhook_url": ""}, "webhook_url", "Enter the webhook URL"),
+    ({"host": "enterprise", "enterprise_url": "https://ghe.example.com",
+      "webhook_url": "https://127.0.0.1/webhooks/github"}, "webhook_url", "GitHub refuses webhook URLs on 127.0.0.1"),
+])
+def test_bad_answers_say_what_to_fix_and_go_nowhere(tmp_path: Path, answers: dict, field: str, says: str) -> None:
+    response = choose(setup_client(tmp_path), **answers)
+    assert response.status_code == 400
+    page = html.unescape(response.text)
+    problem = re.search(rf'<p class=problem id={field}-problem>([^<]+)</p>', page)
+    assert problem and says in problem.group(1), page
+    assert "Fix this and press Continue" in page and page.count("class=problem ") == 1
+    assert "settings/apps/new" not in page and "name=manifest" not in page and "set-cookie" not in response.headers
+    for name, value in {**ANSWERS, **answers}.items():  # the form keeps what was typed, to correct it
+        if name in ("org", "enterprise_url", "webhook_url"):
+            assert re.search(rf'id={name} [^>]*value="{re.escape(value)}"', page), name
+    if field == "webhook_url":
+        assert "cloudflared tunnel --url http://127.0.0.1:8000" in page and "smee.io" in page
+
+
+def test_a_github_enterprise_server_may_reach_private_addresses(tmp_path: Path) -> None:
+    response = choose(setup_client(tmp_path), host="enterprise", enterprise_url="https://ghe.corp.example",
+                      webhook_url="https://10.1.2.3/webhooks/github")
+    action, manifest = form(response.text)
+    assert response.status_code == 200 and action.startswith("https://ghe.corp.example/settings/apps/new?state=")
+    assert manifest["hook_attributes"]["url"] == "https://10.1.2.3/webhooks/github"
+    assert "MULL_GITHUB_URL=https://ghe.corp.example/api/v3" in response.text  # the page says what it will write
+
+
+def test_the_answers_can_be_changed_before_going_to_github(tmp_path: Path) -> None:
+    client = setup_client(tmp_path)
+    page = choose(client, owner="org", org="acme").text
+    change = re.search(r'<form method=post action=/setup>(.*?)</form>', page.split("id=create>", 1)[1])
+    assert change
+    fields = dict(re.findall(r'<input type=hidden name=(\w+) value="([^"]*)">', change.group(1)))
+    assert "step" not in fields  # back to the choices, not straight on
+    again = client.post("/setup", data={name: html.unescape(value) for name, value in fields.items()})
+    assert again.status_code == 200 and 'id=owner-org value="org" checked>' in again.text
+    assert re.search(r'id=org [^>]*value="acme"', again.text) and f'value="{HOOK}"' in again.text
+
+
+@pytest.mark.parametrize(("address", "web", "api"), [
+    ("https://ghe.example.com", "https://ghe.example.com", "https://ghe.example.com/api/v3"),
+    (" https://GHE.example.com:8443/ ", "https://GHE.example.com:8443", "https://GHE.example.com:8443/api/v3"),
+    ("https://ghe.example.com/api/v3", "https://ghe.example.com", "https://ghe.example.com/api/v3"),
+    ("https://acme.ghe.com", "https://acme.ghe.com", "https://api.acme.ghe.com"),
+    ("https://api.acme.ghe.com", "https://acme.ghe.com", "https://api.acme.ghe.com"),
+])
+def test_enterprise_addresses_people_paste(address: str, web: str, api: str) -> None:
+    from bot.setup_choices import enterprise_urls
+
+    assert enterprise_urls(address) == (web, api)
 
 
 @pytest.mark.parametrize("ask", ["get", "post without a code", "post a wrong code", "post a code's prefix"])
@@ -124,7 +223,7 @@ def test_the_setup_code_is_printed_at_start_and_differs_per_start(tmp_path: Path
 def test_the_state_is_bound_to_the_browser_that_opened_the_form(tmp_path: Path) -> None:
     app = create_setup_app(settings(), tmp_path / ".env", clock=Clock(), code=CODE)
     mine, stranger = TestClient(app), TestClient(app)
-    opened = open_setup(mine)
+    opened = choose(mine)
     cookie = opened.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/setup" in cookie
     state = state_of(form(opened.text)[0])
@@ -141,24 +240,35 @@ def test_the_state_is_bound_to_the_browser_that_opened_the_form(tmp_path: Path) 
 
 def test_every_visit_gets_its_own_state_and_html_is_escaped(tmp_path: Path) -> None:
     client = setup_client(tmp_path)
-    first, second = (form(open_setup(client).text)[0] for _ in range(2))
+    first, second = (form(choose(client).text)[0] for _ in range(2))
     assert state_of(first) != state_of(second)
-    page = open_setup(client, 'https://x.example/"><script>alert(1)</script>').text
-    assert "<script>" not in page and "&lt;script&gt;" in page
+    for answers in ({"webhook_url": 'https://x.example/"><script>alert(1)</script>'},
+                    {"owner": "org", "org": '"><script>alert(1)</script>'}):
+        page = choose(client, **answers).text
+        assert "<script>" not in page and "&lt;script&gt;" in page
 
 
 def test_the_webhook_url_can_point_at_a_forwarder(tmp_path: Path) -> None:
-    page = open_setup(setup_client(tmp_path), "https://smee.io/AbC123").text
+    page = choose(setup_client(tmp_path), webhook_url="https://smee.io/AbC123").text
     _, manifest = form(page)
     assert manifest["hook_attributes"]["url"] == "https://smee.io/AbC123" and manifest["url"] == "https://smee.io"
     assert manifest["redirect_url"] == "http://testserver/setup/callback"  # the browser comes back here
 
 
-def test_a_loopback_webhook_url_is_not_offered_to_github(tmp_path: Path) -> None:
-    client = TestClient(create_setup_app(settings(), tmp_path / ".env", code=CODE), base_url="http://127.0.0.1:8000")
-    page = open_setup(client).text
-    assert "settings/apps/new" not in page and "GitHub cannot reach this webhook URL" in page
-    assert "smee.io" in page
+def test_a_loopback_address_is_not_offered_as_the_webhook_url(tmp_path: Path) -> None:
+    app = create_setup_app(settings(port="8123"), tmp_path / ".env", code=CODE)
+    page = open_setup(TestClient(app, base_url="http://127.0.0.1:8123")).text
+    assert 'id=webhook_url placeholder=https://NAME.trycloudflare.com/webhooks/github value=""' in page
+    assert "127.0.0.1:8123/webhooks/github\"" not in page and "settings/apps/new" not in page
+    # the tunnel, explained where it is needed, for the port Mull listens on
+    for command in ("cloudflared tunnel --url http://127.0.0.1:8123", "ngrok http http://127.0.0.1:8123",
+                    "npx smee-client --url https://smee.io/CHANNEL --target http://127.0.0.1:8123/webhooks/github"):
+        assert f"<code>{command}</code>" in page, command
+
+
+def test_mulls_own_public_https_address_is_offered(tmp_path: Path) -> None:
+    client = TestClient(create_setup_app(settings(), tmp_path / ".env", code=CODE), base_url="https://mull.example.org")
+    assert 'value="https://mull.example.org/webhooks/github"' in open_setup(client).text
 
 
 @pytest.mark.parametrize("query", [{}, {"code": "code123"}, {"code": "code123", "state": "made-up"}])
@@ -171,7 +281,7 @@ def test_callback_without_a_state_this_process_issued_is_refused(tmp_path: Path,
 def test_a_state_expires_after_an_hour(tmp_path: Path) -> None:
     clock = Clock()
     client = setup_client(tmp_path, clock)
-    state = state_of(form(open_setup(client).text)[0])
+    state = state_of(form(choose(client).text)[0])
     clock.now += 3601
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(CONVERT).respond(201, json=CONVERSION)
@@ -186,7 +296,7 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
     out = io.StringIO()
     logs.configure("DEBUG", stream=out)
     client = setup_client(tmp_path)
-    state = state_of(form(open_setup(client).text)[0])
+    state = state_of(form(choose(client).text)[0])
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(CONVERT).respond(201, json=CONVERSION)
         response = client.get("/setup/callback", params={"code": "code123", "state": state})
@@ -199,6 +309,7 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
     assert lines[:2] == ["# my settings", "MULL_LLM_MODEL=qwen2.5-coder"] and "OTHER_TOOL=1" in lines
     assert "MULL_WEBHOOK_SECRET=old" not in lines and len(lines) == 7
     assert "MULL_CLIENT_SECRET" not in env.read_text()  # Mull has no use for the OAuth credentials
+    assert "MULL_GITHUB_URL" not in env.read_text()  # GitHub.com is the default
     loaded = load_settings({}, env_file=env)
     assert (loaded.app_id, loaded.app_slug, loaded.llm_model) == (4242, "mull-acme", "qwen2.5-coder")
     assert loaded.app_private_key().strip() == PEM.strip()
@@ -213,12 +324,41 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
 
 def test_a_new_env_file_is_private(tmp_path: Path) -> None:
     client = setup_client(tmp_path)
-    state = state_of(form(open_setup(client).text)[0])
+    state = state_of(form(choose(client).text)[0])
     with respx.mock() as mock:
         mock.post(CONVERT).respond(201, json=CONVERSION)
         assert client.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 200
     assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no temporary file left behind
+
+
+def test_an_enterprise_app_is_traded_at_that_github_and_env_points_mull_there(tmp_path: Path) -> None:
+    client = TestClient(create_setup_app(settings(), tmp_path / ".env", overridden=["MULL_GITHUB_URL"],
+                                         clock=Clock(), code=CODE))
+    state = state_of(form(choose(client, owner="org", org="acme", host="enterprise",
+                                 enterprise_url="https://ghe.example.com").text)[0])
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post("https://ghe.example.com/api/v3/app-manifests/code123/conversions").respond(
+            201, json={**CONVERSION, "html_url": "https://ghe.example.com/organizations/acme/settings/apps/mull-acme"})
+        response = client.get("/setup/callback", params={"code": "code123", "state": state})
+    assert response.status_code == 200 and route.call_count == 1
+    assert "MULL_GITHUB_URL=https://ghe.example.com/api/v3" in (tmp_path / ".env").read_text().splitlines()
+    loaded = load_settings({}, env_file=tmp_path / ".env")
+    assert (loaded.github_url, loaded.app_id) == ("https://ghe.example.com/api/v3", 4242)
+    assert "<code>MULL_GITHUB_URL</code> is also set in Mull's environment" in response.text
+
+
+def test_choosing_github_com_replaces_another_githubs_url_in_env(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("MULL_GITHUB_URL=https://old-ghe.example.com/api/v3\n")
+    client = TestClient(create_setup_app(load_settings({}, env_file=env), env, clock=Clock(), code=CODE))
+    page = open_setup(client).text
+    assert 'value="https://old-ghe.example.com"' in page  # the settings' GitHub is offered first
+    state = state_of(form(choose(client).text)[0])
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(CONVERT).respond(201, json=CONVERSION)
+        assert client.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 200
+    assert load_settings({}, env_file=env).github_url == "https://api.github.com"
 
 
 @pytest.mark.parametrize(("answer", "says"), [
@@ -228,7 +368,7 @@ def test_a_new_env_file_is_private(tmp_path: Path) -> None:
 ])
 def test_a_failed_exchange_says_what_to_do(tmp_path: Path, answer, says: str) -> None:
     client = setup_client(tmp_path)
-    state = state_of(form(open_setup(client).text)[0])
+    state = state_of(form(choose(client).text)[0])
     with respx.mock() as mock:
         mock.post(CONVERT).mock(side_effect=[answer])
         response = client.get("/setup/callback", params={"code": "code123", "state": state})
@@ -269,7 +409,7 @@ def test_mull_without_an_app_serves_only_the_setup_page(tmp_path: Path, command:
         [code] = re.findall(r"setup code: ([A-Za-z0-9_-]+)", process.log())
         assert httpx.get(f"http://127.0.0.1:{port}/setup").status_code == 403
         response = httpx.post(f"http://127.0.0.1:{port}/setup",
-                              data={"code": code, "webhook_url": "https://hooks.example.com/webhooks/github"})
+                              data={"code": code, "step": "choose", **ANSWERS})
         action, manifest = form(response.text)
         assert action.startswith("https://github.com/settings/apps/new?state=")
         assert manifest["redirect_url"] == f"http://127.0.0.1:{port}/setup/callback"

@@ -60,13 +60,15 @@ class GitHubDouble(PeopleMixin):
 
     def __init__(self, root: Path | str, public_key_pem: str | bytes, *, app_id: int = 4242,
                  slug: str = "mull-test", owner_login: str = "mull-dev", webhook_url: str | None = None,
-                 webhook_secret: str = "webhook-secret") -> None:
+                 webhook_secret: str = "webhook-secret", tls: tuple[str, str] | None = None) -> None:
+        """``tls``: (certificate, key) files to serve https, as GitHub Enterprise Server does
+        (tests/doubles/tls.py makes them); then the REST API answers under ``/api/v3`` too."""
         pem = public_key_pem.decode() if isinstance(public_key_pem, bytes) else public_key_pem
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state = State(AppConfig(app_id, slug, pem, owner_login), self.root)
         self.hooks = WebhookSender(webhook_url, webhook_secret, app_id=app_id)
-        self._server = BackgroundServer(build_app(self))
+        self._server = BackgroundServer(build_app(self), tls=tls)
         self.url = self._server.url
         self.state.base_url = self.url
 

@@ -17,6 +17,7 @@ from . import (
     github_files,
     github_graphql,
     github_hook_deliveries,
+    github_manifest,
     github_pulls,
     github_rest,
     github_review_routes,
@@ -118,6 +119,21 @@ async def get_user(request: Request) -> JSONResponse:
     return JSONResponse(public_user_json(state, user))
 
 
+class EnterprisePaths:
+    """GitHub Enterprise Server serves its REST API under ``/api/v3``: answer there too, as at the root."""
+
+    PREFIX = "/api/v3"
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(self.PREFIX + "/"):
+            scope = {**scope, "path": path[len(self.PREFIX):], "raw_path": path[len(self.PREFIX):].encode()}
+        await self.app(scope, receive, send)
+
+
 def build_app(double: GitHubDouble) -> Starlette:
     routes = [
         Route("/app", get_app),
@@ -136,6 +152,7 @@ def build_app(double: GitHubDouble) -> Starlette:
         *github_checks.routes,
         *github_graphql.routes,
         *github_hook_deliveries.routes,
+        *github_manifest.routes,
         *git_http.routes,
     ]
     app = Starlette(routes=routes, exception_handlers={ApiError: api_error_handler,
@@ -143,4 +160,5 @@ def build_app(double: GitHubDouble) -> Starlette:
     app.state.double = double
     github_hook_deliveries.attach(app, double.hooks)
     app.add_middleware(GitHubMiddleware, double=double)
+    app.add_middleware(EnterprisePaths)
     return app

@@ -195,6 +195,21 @@ class AppConfig:
     name: str = "Mull (test)"
 
 
+@dataclass
+class ManifestApp:
+    """An App on its way through the manifest flow: posted (``code`` None), created, then traded (``traded``)."""
+
+    manifest: dict
+    owner: str  # login of the account or organisation that will own it
+    organisation: bool
+    state: str | None  # the flow's ``state``, handed back on the redirect
+    posted_at: float
+    name: str = ""
+    code: str | None = None
+    created_at: float | None = None
+    traded: bool = False
+
+
 class State:
     """Everything the double knows. Methods take the lock; tests may read attributes freely."""
 
@@ -211,6 +226,7 @@ class State:
         self.comments: dict[int, Comment] = {}
         self.requests: list[RequestRecord] = []
         self.failures: list[Failure] = []
+        self.manifest_apps: dict[str, ManifestApp] = {}  # by the id of its "Create GitHub App" page
         self._ids = 1000
         self.bot = self.user(f"{app.slug}[bot]", type="Bot")
 

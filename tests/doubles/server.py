@@ -27,9 +27,11 @@ class _QuickServer(uvicorn.Server):
 class BackgroundServer:
     """One uvicorn server in a daemon thread; ``start()`` returns once it accepts connections."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None) -> None:
+        """``tls``: (certificate file, key file) to serve https instead of http."""
         self.app = app
         self.host = host
+        self.scheme = "https" if tls else "http"
         # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP,
         # and without it every keep-alive request waits ~40 ms for a delayed ACK.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -37,13 +39,14 @@ class BackgroundServer:
         self._sock.bind((host, port))
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                                loop="asyncio", timeout_graceful_shutdown=2)
+                                loop="asyncio", timeout_graceful_shutdown=2,
+                                ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
         self._server = _QuickServer(config)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
