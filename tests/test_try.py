@@ -311,3 +311,39 @@ def test_a_wrong_url_or_model_name_is_one_line_before_the_run(tmp_path: Path, sc
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "mull: " + expected.format(base=scripted_model.base_url, url=scripted_model.url) + "\n"
     assert scripted_model.requests == []
+
+
+CLI_AGENT = '''
+import json, os, sys, urllib.request
+prompt = open(sys.argv[1]).read()
+request = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/chat/completions", method="POST",
+    data=json.dumps({"model": os.environ["OPENAI_MODEL"], "messages": [{"role": "user", "content": prompt}]}).encode(),
+    headers={"authorization": "Bearer " + os.environ["OPENAI_API_KEY"], "content-type": "application/json"})
+answer = json.load(urllib.request.urlopen(request))["choices"][0]["message"]["content"]
+open("app.py", "w").write(answer + "\\n")
+print("wrote app.py")
+'''
+
+
+def test_a_cli_agent_shows_its_phases_and_the_gateways_count(tmp_path: Path, scripted_model) -> None:
+    repo = project(tmp_path)
+    agent = tmp_path / "tiny_agent.py"
+    agent.write_text(CLI_AGENT)
+    scripted_model.script("SCRIPT-cli", [{"content": "print('hello')"}])
+    env = model_env(scripted_model, tmp_path, MULL_AGENT_COMMAND=f"python3 {agent} {{prompt_file}}")
+    screen = run_in_terminal([MULL, "try", "--repo", str(repo), "--issue-file", str(issue(tmp_path, "SCRIPT-cli"))],
+                             env, cwd=tmp_path)
+    assert screen.returncode == 0, screen.text
+    lines = screen.lines
+    assert any(line.startswith("• running the agent `python3` with scripted (at most 40 model requests")
+               for line in lines)
+    assert "• agent command started" in lines
+    assert any(re.fullmatch(r"• agent command exited with code 0 after [\d.]+ s", line) for line in lines)
+    assert sum(line.startswith("  · model: ") for line in lines) == 1
+    assert "+print('hello')" in lines and "  M app.py +1 -1" in lines
+    assert re.search(r"Used: 1 model request, [\d,]+ tokens", screen.text)
+    patch = Path(re.search(r"Patch: (\S+\.patch);", screen.text).group(1))
+    try:
+        applies(repo, patch.read_text())
+    finally:
+        patch.unlink()
