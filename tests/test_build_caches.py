@@ -42,8 +42,8 @@ def committed(tmp_path: Path, files: dict[str, str], agent: Callable[[Path], Non
 def run_the_code(tree: Path) -> None:
     (tree / "app.py").write_text("print('hello')\n")
     subprocess.run([sys.executable, "-c", "import app, pkg.mod"], cwd=tree, check=True, capture_output=True)
-    (tree / "node_modules" / "left-pad").mkdir(parents=True)
-    (tree / "node_modules" / "left-pad" / "index.js").write_text("module.exports = 1\n")
+    (tree / ".tox" / "py311" / "bin").mkdir(parents=True)
+    (tree / ".tox" / "py311" / "bin" / "python").write_text("#!/bin/sh\n")
     (tree / ".coverage").write_text("data")
     (tree / ".hypothesis" / "examples").mkdir(parents=True)
     (tree / ".hypothesis" / "examples" / "x").write_text("x")
@@ -74,12 +74,14 @@ def test_bytecode_the_repository_tracks_stays_as_committed(tmp_path: Path) -> No
 def test_a_cache_name_elsewhere_in_a_path_is_not_a_cache(tmp_path: Path) -> None:
     def agent(tree: Path) -> None:
         (tree / "docs").mkdir()
-        (tree / "docs" / "node_modules.md").write_text("why we vendor\n")
+        (tree / "docs" / ".venv.md").write_text("how to make one\n")
+        (tree / "test" / "fixtures" / "node_modules" / "dep").mkdir(parents=True)
+        (tree / "test" / "fixtures" / "node_modules" / "dep" / "index.js").write_text("module.exports = 1\n")
         (tree / "src" / "pycache_tools").mkdir(parents=True)
         (tree / "src" / "pycache_tools" / "clean.py").write_text("pass\n")
 
-    assert committed(tmp_path, {"app.py": ""}, agent) == {"docs/node_modules.md": "A",
-                                                          "src/pycache_tools/clean.py": "A"}
+    assert committed(tmp_path, {"app.py": ""}, agent) == {
+        "docs/.venv.md": "A", "src/pycache_tools/clean.py": "A", "test/fixtures/node_modules/dep/index.js": "A"}
 
 
 @pytest.mark.parametrize(("path", "expected"), [
