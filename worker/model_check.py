@@ -21,13 +21,20 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from bot.settings import ConfigError
-from worker.agent.model_text import one_line
 
 PROBE_SECONDS = 10.0
 OLLAMA_PORT = 11434
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"})  # noqa: S104 - compared, not bound
 _LISTED = 8  # model names shown when the configured one is not among them
 _TOOL_MODEL_HINT = "e.g. qwen2.5-coder or llama3.1"
+_REASON_CHARS = 300
+
+
+def _one_line(text: str) -> str:
+    """A server's words in one short line. (Not ``model_text.one_line``: that module loads pydantic-ai, which
+    takes seconds, and this check runs first so that a dead server costs one.)"""
+    line = " ".join(text.split())
+    return line if len(line) <= _REASON_CHARS else line[:_REASON_CHARS] + "…"
 
 
 def shown_url(url: str) -> str:
@@ -107,7 +114,7 @@ def _connect_reason(exc: BaseException) -> str:
     text = str(exc)
     if "refused" in text.lower() or "all connection attempts failed" in text.lower():
         return "connection refused"
-    return one_line(text) or type(exc).__name__
+    return _one_line(text) or type(exc).__name__
 
 
 def _model_ids(body: object) -> set[str]:
@@ -196,7 +203,7 @@ def _message(record: Mapping[str, Any]) -> str:
     if isinstance(error, Mapping):
         error = error.get("message") or error.get("type") or ""
     text = str(error or record.get("error") or "no reason given")
-    return one_line(text)
+    return _one_line(text)
 
 
 def _called_a_tool(response: object) -> bool:

@@ -75,14 +75,10 @@ async def try_local(settings: MullSettings, options: TryOptions, display: TryDis
     _git_dir_of(repo)
     if options.patch_file is not None:
         _check_patch_target(options.patch_file)
-    if settings.sandbox:
-        check_bwrap()
-    try:
-        agent = make_agent(settings.agent_command, settings.llm_base_url)
-    except TemplateError as exc:
-        raise ConfigError(str(exc)) from None
     with display:
         await _check_models(settings, options, display)
+        if settings.sandbox:
+            check_bwrap()
         with tempfile.TemporaryDirectory(prefix="mull-try-") as tmp:
             scratch = Path(tmp)
             mirror = scratch / "mirror.git"
@@ -104,6 +100,10 @@ async def try_local(settings: MullSettings, options: TryOptions, display: TryDis
                                        budget.tokens) as grant:
                     display.phase(f"running {_agent_name(settings)} with {settings.llm_model} (at most "
                                   f"{budget.steps} model requests, {budget.tokens:,} tokens, {budget.seconds:g} s)")
+                    try:
+                        agent = make_agent(settings.agent_command, settings.llm_base_url)  # the builtin one: seconds
+                    except TemplateError as exc:
+                        raise ConfigError(str(exc)) from None
                     result = await agent.run(AgentTask(prompt=prompt, worktree=run.tree,
                                                        sandbox=sandbox_for(settings, run),
                                                        model=ModelAccess(gateway.socket_path, grant),
