@@ -71,6 +71,7 @@ async def try_local(settings: MullSettings, options: TryOptions, display: TryDis
     settings.require_model()
     assert settings.llm_base_url is not None and settings.llm_model is not None  # require_model says so
     repo = options.repo
+    name = repo.resolve().name  # `--repo .` names the directory it is
     title, body = read_issue(options.issue_file)
     _git_dir_of(repo)
     if options.patch_file is not None:
@@ -95,8 +96,8 @@ async def try_local(settings: MullSettings, options: TryOptions, display: TryDis
                                      agent_repo=bool(settings.agent_command)) as run, \
                     local_gateway(settings, log=display) as gateway:
                 instructions = read_instructions(run.tree)
-                prompt = build_prompt(repo.name, 0, title, body, instructions)
-                async with gateway.run(new_run_id("try", 0, repo.name), settings.llm_model, budget.steps,
+                prompt = build_prompt(name, 0, title, body, instructions)
+                async with gateway.run(new_run_id("try", 0, name), settings.llm_model, budget.steps,
                                        budget.tokens) as grant:
                     display.phase(f"running {_agent_name(settings)} with {settings.llm_model} (at most "
                                   f"{budget.steps} model requests, {budget.tokens:,} tokens, {budget.seconds:g} s)")
@@ -117,10 +118,10 @@ async def try_local(settings: MullSettings, options: TryOptions, display: TryDis
                         raise ConfigError(problem)
                 patch = "" if sha is None else await git(*PATCH_ARGS, run.base_sha, sha, git_dir=mirror)
                 if options.keep:
-                    kept = _keep(run.tree, repo.resolve().name)
+                    kept = _keep(run.tree, name)
                 if options.critique and sha is not None:
                     display.phase(f"critiquing the change with {settings.critique_model or settings.llm_model}")
-                    critique = await critique_change(settings, gateway, mirror, scratch / "runs", repo.name,
+                    critique = await critique_change(settings, gateway, mirror, scratch / "runs", name,
                                                      run.base_sha, sha, title, result.summary, instructions)
             seconds = time.monotonic() - started
         saved = _save(patch, options.patch_file, display.interactive)
