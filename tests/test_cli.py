@@ -1,4 +1,5 @@
-"""The `mull` command as a user runs it: serve on the embedded Redis, replay, try, status, and bad input."""
+"""The `mull` command as a user runs it: serve on the embedded Redis, replay, status, and bad input (`mull try`:
+tests/test_try.py)."""
 
 from __future__ import annotations
 
@@ -83,62 +84,6 @@ def test_serve_runs_everything_in_one_process_on_the_embedded_redis(
         redis.Redis(unix_socket_path=str(tmp_path / "data" / "redis" / "redis.sock")).ping()
     for secret in (github_double.webhook_secret, app_keypair[0].splitlines()[1]):
         assert secret not in serve.log()
-
-
-def test_try_runs_the_agent_on_a_local_repo_without_github(tmp_path: Path, scripted_model) -> None:
-    repo = tmp_path / "project"
-    repo.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    (repo / "app.py").write_text("print('helo')\n")
-    (repo / "AGENTS.md").write_text("Keep changes small.\n")
-    subprocess.run(["git", "add", "."], cwd=repo, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], cwd=repo,
-                   check=True)
-    issue = tmp_path / "issue.md"
-    issue.write_text("# Fix the typo\n\nIt says helo. SCRIPT-try\n")
-    scripted_model.script("SCRIPT-try", [
-        {"tool_calls": [{"name": "edit_file", "arguments": {"path": "app.py", "old": "helo", "new": "hello"}}]},
-        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Fixed the typo.", "not_done": []}}]}])
-    env = {"MULL_LLM_BASE_URL": scripted_model.url, "MULL_LLM_MODEL": "scripted",
-           "MULL_DATA_DIR": str(tmp_path / "data")}
-    result = mull("try", "--repo", str(repo), "--issue-file", str(issue), env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "+print('hello')" in result.stdout and "Fixed the typo." in result.stdout
-    assert (repo / "app.py").read_text() == "print('helo')\n"  # the user's checkout is untouched
-    assert "uncommitted" not in result.stderr
-    first = scripted_model.requests_for("SCRIPT-try")[0]["body"]
-    prompt = json.dumps(first["messages"])
-    assert "Keep changes small." in prompt and "untrusted" in prompt.lower()
-
-
-def test_try_starts_from_the_last_commit_and_says_so(tmp_path: Path, scripted_model) -> None:
-    """Uncommitted work is not part of the run (and stderr says so); bytecode the run leaves is not in the diff."""
-    repo = tmp_path / "project"
-    repo.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    (repo / "app.py").write_text("print('helo')\n")
-    subprocess.run(["git", "add", "."], cwd=repo, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], cwd=repo,
-                   check=True)
-    (repo / "app.py").write_text("print('helo')  # work in progress\n")
-    (repo / "notes.txt").write_text("not committed\n")
-    issue = tmp_path / "issue.md"
-    issue.write_text("# Fix the typo\n\nIt says helo. SCRIPT-try-dirty\n")
-    scripted_model.script("SCRIPT-try-dirty", [
-        {"tool_calls": [{"name": "edit_file", "arguments": {"path": "app.py", "old": "helo", "new": "hello"}}]},
-        {"tool_calls": [{"name": "write_file", "arguments": {"path": "__pycache__/app.cpython-311.pyc",
-                                                             "content": "bytecode"}}]},
-        {"tool_calls": [{"name": "write_file", "arguments": {"path": "stray.pyc", "content": "bytecode"}}]},
-        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Fixed the typo.", "not_done": []}}]}])
-    env = {"MULL_LLM_BASE_URL": scripted_model.url, "MULL_LLM_MODEL": "scripted",
-           "MULL_DATA_DIR": str(tmp_path / "data"), "MULL_SANDBOX": "false"}  # file tools only: no command runs
-    result = mull("try", "--repo", str(repo), "--issue-file", str(issue), env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "has uncommitted changes (2 path(s)" in result.stderr and "last commit" in result.stderr
-    assert "-print('helo')\n+print('hello')\n" in result.stdout
-    assert "work in progress" not in result.stdout and "notes.txt" not in result.stdout
-    assert "pyc" not in result.stdout and "__pycache__" not in result.stdout
-    assert (repo / "app.py").read_text() == "print('helo')  # work in progress\n"
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [

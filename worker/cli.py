@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -164,9 +165,15 @@ def cmd_retry_deliveries(settings: MullSettings, args: argparse.Namespace) -> in
 
 
 def cmd_try(settings: MullSettings, args: argparse.Namespace) -> int:
-    from worker.try_local import try_local
+    from worker.try_display import display_for
+    from worker.try_local import TryOptions, try_local
 
-    return asyncio.run(try_local(settings, Path(args.repo), Path(args.issue_file)))
+    if settings.log_level.upper() != "DEBUG":  # the display says what happens; logs only when something is wrong
+        logging.getLogger().setLevel(logging.WARNING)
+    options = TryOptions(repo=Path(args.repo), issue_file=Path(args.issue_file),
+                         patch_file=Path(args.patch) if args.patch else None, keep=args.keep, critique=args.critique,
+                         include_uncommitted=args.include_uncommitted)
+    return asyncio.run(try_local(settings, options, display_for()))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -190,6 +197,13 @@ def parser() -> argparse.ArgumentParser:
     trial = sub.add_parser("try", help="run the agent on a local repo and print the diff; no GitHub needed")
     trial.add_argument("--repo", required=True, help="path to a local git repository")
     trial.add_argument("--issue-file", required=True, help="Markdown file: first line the title, then the body")
+    trial.add_argument("--patch", metavar="FILE", help="write the patch to FILE instead of printing it; "
+                                                       "apply it with `git apply FILE`")
+    trial.add_argument("--keep", action="store_true", help="keep the agent's tree afterwards and print where it is")
+    trial.add_argument("--critique", action="store_true",
+                       help="also critique the result as Mull would on the pull request: verdict and comments")
+    trial.add_argument("--include-uncommitted", action="store_true",
+                       help="start from the checkout with its uncommitted changes, not only its last commit")
     return top
 
 

@@ -15,14 +15,15 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bot import keys
+from worker.build_caches import BUILD_CACHES
 from worker.git_process import GitError, git
 from worker.run_tree import NO_CONVERSIONS, RunTree, open_run_tree, reclaim
 
 __all__ = ["EXCLUDES", "GitError", "RepoCache", "RunTree", "git", "init_mirror", "push", "reclaim_runs"]
 
 # Never committed, even when the repository's own .gitignore forgets them: what CLI agents leave behind,
-# and Python's bytecode caches (an agent that runs the tests writes them).
-EXCLUDES = (".aider*", ".mull-prompt*", "__pycache__/", "*.py[co]")
+# and the caches running the project's code writes (an agent that runs the tests writes them).
+EXCLUDES = (".aider*", ".mull-prompt*", *BUILD_CACHES)
 STALE_RUN_SECONDS = 4 * 3600  # a run directory this old belongs to no live run (see RepoCache)
 
 

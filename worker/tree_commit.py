@@ -9,7 +9,10 @@ mirror, then reads the commit's SHA and drops the ref. Rules, like ``git add --a
 - gitlinks (submodules) of the base are kept as they are, whatever the agent left at their paths;
 - new files that the ignore rules exclude are left out: the tree's ``.gitignore`` files (read by Mull,
   given to ``git check-ignore`` as a copy outside the tree, so git never opens a file of the tree) and the
-  mirror's ``info/exclude``; files the base already tracks stay even if a rule matches them;
+  mirror's ``info/exclude`` (which holds Mull's own ``worker/build_caches.py``); files the base already
+  tracks stay even if a rule matches them;
+- compiled Python the base tracks is kept exactly as in the base (neither changed nor deleted): any run of
+  the code rewrites it, so what the tree holds there is never the agent's work;
 - a file over GitHub's size limit fails the commit, naming the file: GitHub would refuse the push, and its
   size is all Mull looks at (a sparse file costs nothing to make and its full size to read).
 """
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from worker.build_caches import is_bytecode
 from worker.git_process import git, git_bytes
 from worker.regular_file import TooLarge
 from worker.run_tree import RunTree
@@ -157,13 +161,15 @@ async def commit(run: RunTree, message: str, author_name: str, author_email: str
     """Commit the tree's files on top of the run's base; the new commit's SHA, or None when nothing changed."""
     base = await base_entries(run.mirror, run.base_sha)
     gitlinks = frozenset(path for path, blob in base.items() if blob.mode == GITLINK)
+    held = frozenset(path for path in base if is_bytecode(path))  # stays as the base has it
     found = await asyncio.to_thread(survey, run.tree, gitlinks)
     left_out = await ignored(run, found.ignore_files, (path for path in found.entries if path not in base))
-    kept = {path: seen for path, seen in found.entries.items() if path not in left_out}
+    kept = {path: seen for path, seen in found.entries.items() if path not in left_out and path not in held}
     stream_path = run.run_dir / "commit.fast-import"
     with stream_path.open("wb") as stream:
         taken, updates = await asyncio.to_thread(stage, run, kept, base, stream)
-        deletes = [path for path, blob in base.items() if blob.mode != GITLINK and path not in taken]
+        deletes = [path for path, blob in base.items()
+                   if blob.mode != GITLINK and path not in taken and path not in held]
         if not updates and not deletes:
             stream_path.unlink()
             return None

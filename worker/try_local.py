@@ -1,28 +1,56 @@
-"""``mull try``: run the agent on a local repository and print its diff and summary — no GitHub at all.
+"""``mull try``: run the agent on a local repository and show its patch and summary — no GitHub at all.
 
-It runs the same way as on GitHub (a mirror, a plain tree, Mull's own commit), so what it shows is what
-Mull would push, and the agent never touches the user's checkout or its git metadata.
+It runs the same way as on GitHub (a mirror, a plain tree, Mull's own commit, the model gateway), so what it
+shows is what Mull would push, and the agent never touches the user's checkout or its git metadata. The
+patch is ``git diff --binary`` from the start to Mull's commit: ``git apply`` takes it on the checkout.
+
+Before the long part, the model is asked whether it is there at all (``worker/model_check.py``), so a
+server that is down or a wrong key costs one line and a second, not minutes. How the run is shown (live on
+a terminal, quiet in a pipe) is the display's business (``worker/try_display.py``); this module only tells it
+what happens.
 """
 
 from __future__ import annotations
 
-import sys
+import os
+import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.settings import ConfigError, MullSettings
-from worker.agent import make_agent
+from worker.agent import TemplateError, make_agent
 from worker.agent.base import AgentTask, ModelAccess
+from worker.agent.presets import resolve_preset
 from worker.agent.prompt import build_prompt, read_instructions
-from worker.agent.sandbox import SandboxSpec, check_bwrap
-from worker.branch_work import budget_of, new_run_id
+from worker.agent.sandbox import check_bwrap
+from worker.branch_work import budget_of, new_run_id, sandbox_for
+from worker.critique.diff import GIT_DIFF_ARGS, from_git_diff
+from worker.critique.run import CritiqueOutcome
 from worker.gateway.local import local_gateway
-from worker.repo_cache import GitError, git, init_mirror
+from worker.model_check import diagnose, probe, read_transcript, shown_url
+from worker.repo_cache import git, init_mirror
 from worker.run_tree import open_run_tree
 from worker.tree_commit import commit
+from worker.try_critique import critique_change
+from worker.try_display import TryDisplay
+from worker.try_report import TryReport
+from worker.try_start import start_from
 
 TRY_BASE = "refs/mull/try-base"
-DIFF_ARGS = ("diff", "--no-color", "--no-ext-diff", "--no-textconv", "--stat", "--patch")
+# What `git apply` takes back: binary files as binary patches, renames as renames, fixed a/ b/ prefixes.
+PATCH_ARGS = (*GIT_DIFF_ARGS, "--binary", "--no-textconv")
+
+
+@dataclass(frozen=True)
+class TryOptions:
+    repo: Path
+    issue_file: Path
+    patch_file: Path | None = None  # --patch: write the patch here instead of showing it
+    keep: bool = False  # --keep: keep the agent's tree and say where
+    critique: bool = False  # --critique: critique the result as Mull would on the pull request
+    include_uncommitted: bool = False  # --include-uncommitted: start from the checkout as it is
 
 
 def read_issue(path: Path) -> tuple[str, str]:
@@ -37,45 +65,95 @@ def read_issue(path: Path) -> tuple[str, str]:
     return lines[0].lstrip("#").strip(), "\n".join(lines[1:]).strip()
 
 
-async def try_local(settings: MullSettings, repo: Path, issue_file: Path) -> int:
+async def try_local(settings: MullSettings, options: TryOptions, display: TryDisplay) -> int:
+    """Run the agent on ``options.repo``; 0 when it finished with a patch, 1 when it changed nothing or stopped
+    early. Bad input and an unusable model raise ConfigError before anything long starts."""
     settings.require_model()
-    if settings.sandbox:
-        check_bwrap()
-    title, body = read_issue(issue_file)
-    source = _git_dir_of(repo)
-    with tempfile.TemporaryDirectory(prefix="mull-try-") as tmp:
-        # A mirror of the repository's last commit, as Mull keeps one per repository on GitHub: the agent
-        # works in a plain tree of it, and the user's checkout and its git metadata are never touched.
-        mirror = Path(tmp) / "mirror.git"
-        await init_mirror(mirror)
-        try:
-            await git("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", str(repo.resolve()),
-                      f"+HEAD:{TRY_BASE}", git_dir=mirror)
-        except GitError as exc:
-            raise ConfigError(f"--repo {repo}: {exc}") from None
-        await _warn_uncommitted(repo, source)
-        agent = make_agent(settings.agent_command, settings.llm_base_url or "")
-        spec = SandboxSpec(enabled=settings.sandbox, ro_paths=tuple(settings.sandbox_ro_paths))
-        budget = budget_of(settings)
-        async with open_run_tree(Path(tmp) / "runs", mirror, "try", TRY_BASE,
-                                 agent_repo=bool(settings.agent_command)) as run, \
-                local_gateway(settings) as gateway, \
-                gateway.run(new_run_id("try", 0, repo.name), settings.llm_model or "", budget.steps,
-                            budget.tokens) as grant:
-            prompt = build_prompt(repo.name, 0, title, body, read_instructions(run.tree))
-            result = await agent.run(AgentTask(prompt=prompt, worktree=run.tree, sandbox=spec,
-                                               model=ModelAccess(gateway.socket_path, grant)), budget)
-            sha = await commit(run, "Changes by mull try\n", "Mull", "mull@localhost")
-        diff = "" if sha is None else await git(*DIFF_ARGS, run.base_sha, sha, git_dir=mirror)
-    print(diff or "(the agent changed nothing)")
-    print("## Summary\n" + result.summary)
-    for item in result.not_done:
-        print(f"- could not: {item}")
-    if result.budget_tripped:
-        print(f"budget tripped: {result.budget_tripped}")
-    if result.error:
-        print(f"error: {result.error}")
-    return 0 if diff else 1
+    assert settings.llm_base_url is not None and settings.llm_model is not None  # require_model says so
+    repo = options.repo
+    name = repo.resolve().name  # `--repo .` names the directory it is
+    title, body = read_issue(options.issue_file)
+    _git_dir_of(repo)
+    if options.patch_file is not None:
+        _check_patch_target(options.patch_file)
+    with display:
+        await _check_models(settings, options, display)
+        if settings.sandbox:
+            check_bwrap()
+        with tempfile.TemporaryDirectory(prefix="mull-try-") as tmp:
+            scratch = Path(tmp)
+            mirror = scratch / "mirror.git"
+            await init_mirror(mirror)
+            display.phase(f"reading {repo}")
+            start = await start_from(repo, mirror, TRY_BASE, include_uncommitted=options.include_uncommitted,
+                                     scratch=scratch)
+            display.notice(f"starting from {start.describe()}", warning=bool(start.uncommitted) and not start.included)
+            budget = budget_of(settings)
+            started = time.monotonic()
+            critique: CritiqueOutcome | None = None
+            kept: Path | None = None
+            async with open_run_tree(scratch / "runs", mirror, "try", TRY_BASE,
+                                     agent_repo=bool(settings.agent_command)) as run, \
+                    local_gateway(settings, log=display) as gateway:
+                instructions = read_instructions(run.tree)
+                prompt = build_prompt(name, 0, title, body, instructions)
+                async with gateway.run(new_run_id("try", 0, name), settings.llm_model, budget.steps,
+                                       budget.tokens) as grant:
+                    display.phase(f"running {_agent_name(settings)} with {settings.llm_model} (at most "
+                                  f"{budget.steps} model requests, {budget.tokens:,} tokens, {budget.seconds:g} s)")
+                    try:
+                        agent = make_agent(settings.agent_command, settings.llm_base_url)  # the builtin one: seconds
+                    except TemplateError as exc:
+                        raise ConfigError(str(exc)) from None
+                    result = await agent.run(AgentTask(prompt=prompt, worktree=run.tree,
+                                                       sandbox=sandbox_for(settings, run),
+                                                       model=ModelAccess(gateway.socket_path, grant),
+                                                       events=display), budget)
+                display.phase("committing what the agent changed")
+                sha = await commit(run, "Changes by mull try\n", "Mull", "mull@localhost")
+                if sha is None or result.error:
+                    problem = diagnose(read_transcript(grant.transcript), settings.llm_base_url, settings.llm_model,
+                                       needs_tools=not settings.agent_command and result.error is not None)
+                    if problem:
+                        raise ConfigError(problem)
+                patch = "" if sha is None else await git(*PATCH_ARGS, run.base_sha, sha, git_dir=mirror)
+                if options.keep:
+                    kept = _keep(run.tree, name)
+                if options.critique and sha is not None:
+                    display.phase(f"critiquing the change with {settings.critique_model or settings.llm_model}")
+                    critique = await critique_change(settings, gateway, mirror, scratch / "runs", name,
+                                                     run.base_sha, sha, title, result.summary, instructions)
+            seconds = time.monotonic() - started
+        saved = _save(patch, options.patch_file, display.interactive)
+        report = TryReport(start=start, result=result, patch=patch, files=from_git_diff(patch), usage=grant.usage,
+                           seconds=seconds, patch_file=saved, patch_shown=options.patch_file is None, kept_tree=kept,
+                           critique=critique)
+        display.finish(report)
+    return 0 if patch and not report.stopped else 1
+
+
+async def _check_models(settings: MullSettings, options: TryOptions, display: TryDisplay) -> None:
+    """The agent's model, and the critique's when it is another, must be there before the run starts."""
+    assert settings.llm_base_url is not None and settings.llm_model is not None
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    models = [settings.llm_model]
+    if options.critique and settings.critique_model and settings.critique_model != settings.llm_model:
+        models.append(settings.critique_model)
+    display.phase(f"checking {' and '.join(models)} at {shown_url(settings.llm_base_url)}")
+    for model in models:
+        await probe(settings.llm_base_url, key, model, anthropic=_speaks_anthropic(settings))
+
+
+def _speaks_anthropic(settings: MullSettings) -> bool:
+    """A Claude Code preset talks to an Anthropic endpoint, which wants its key as ``x-api-key``."""
+    return bool(settings.agent_command) and "ANTHROPIC_API_KEY" in \
+        resolve_preset(settings.agent_command or "").api_key_vars
+
+
+def _agent_name(settings: MullSettings) -> str:
+    if settings.agent_command and settings.agent_command.strip():
+        return f"the agent `{settings.agent_command.strip().split()[0]}`"
+    return "the builtin agent"
 
 
 def _git_dir_of(repo: Path) -> Path:
@@ -90,12 +168,35 @@ def _git_dir_of(repo: Path) -> Path:
     raise ConfigError(f"--repo {repo} is not a git repository (no .git): pass the path of a local clone")
 
 
-async def _warn_uncommitted(repo: Path, git_dir: Path) -> None:
-    """Say so when the checkout has changes the run leaves out: it starts from the last commit only."""
-    status = await git("status", "--porcelain", "--untracked-files=normal", git_dir=git_dir, work_tree=repo,
-                       env={"GIT_OPTIONAL_LOCKS": "0"}, check=False)
-    changed = [line[3:] for line in status.splitlines() if line.strip()]
-    if changed:
-        print(f"mull try: {repo} has uncommitted changes ({len(changed)} path(s), e.g. {changed[0]}) that are not "
-              "part of this run: the agent starts from the last commit. Commit them to include them.",
-              file=sys.stderr)
+def _check_patch_target(path: Path) -> None:
+    """Refuse a --patch path that cannot be written now, not after the run."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ConfigError(f"--patch {path} is a directory: give a file name, e.g. {path / 'mull.patch'}")
+    if not folder.is_dir():
+        raise ConfigError(f"--patch {path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--patch {path} cannot be written: choose a path you may write to")
+
+
+def _save(patch: str, path: Path | None, interactive: bool) -> Path | None:
+    """Write the patch to ``path`` (--patch); on a terminal without one, to a file of its own, so the patch
+    shown can be applied as it is rather than copied off the screen or made again by another run."""
+    if not patch or (path is None and not interactive):
+        return None
+    if path is None:
+        fd, name = tempfile.mkstemp(prefix="mull-try-", suffix=".patch")
+        os.close(fd)
+        path = Path(name)
+    path.write_text(patch)
+    return path
+
+
+def _keep(tree: Path, name: str) -> Path:
+    """Move the agent's tree out of the run directory (which is removed) into a directory of its own."""
+    kept = Path(tempfile.mkdtemp(prefix="mull-try-kept-")) / name
+    try:
+        os.rename(tree, kept)
+    except OSError:  # another filesystem, or a tree the agent made unwritable: copy what can be read
+        shutil.copytree(tree, kept, symlinks=True, dirs_exist_ok=True, ignore_dangling_symlinks=True)
+    return kept

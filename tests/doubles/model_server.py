@@ -116,8 +116,18 @@ def _stream(base: dict, message: dict, finish: str, usage: dict, include_usage: 
     yield b"data: [DONE]\n\n"
 
 
+def _key_refused(request: Request) -> Response | None:
+    """With an ``api_key`` set, a request without ``Authorization: Bearer <key>`` gets OpenAI's 401."""
+    key = request.app.state.api_key
+    if key is None or request.headers.get("authorization") == f"Bearer {key}":
+        return None
+    return JSONResponse({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
+                                   "code": "invalid_api_key"}}, 401)
+
+
 async def chat_completions(request: Request) -> Response:
     scripts: Scripts = request.app.state.scripts
+    refused = _key_refused(request)
     try:
         body = await request.json()
     except ValueError:
@@ -127,6 +137,8 @@ async def chat_completions(request: Request) -> Response:
               "authorization": request.headers.get("authorization")}
     with scripts.lock:
         scripts.requests.append(record)
+    if refused is not None:
+        return refused
     found = scripts.match(messages)
     if found is None:
         return JSONResponse({"error": {"message": "no script matches", "type": "invalid_request_error",
@@ -163,7 +175,10 @@ async def chat_completions(request: Request) -> Response:
     return JSONResponse({**base, "object": "chat.completion", "usage": usage, "choices": [choice]})
 
 
-async def list_models(request: Request) -> JSONResponse:
+async def list_models(request: Request) -> Response:
+    refused = _key_refused(request)
+    if refused is not None:
+        return refused
     name = request.app.state.model_name
     return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0,
                                                      "owned_by": "mull-tests"}]})
@@ -189,7 +204,7 @@ async def reset(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-def build_app(scripts: Scripts, model_name: str = "scripted") -> Starlette:
+def build_app(scripts: Scripts, model_name: str = "scripted", api_key: str | None = None) -> Starlette:
     app = Starlette(routes=[
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/models", list_models),
@@ -199,16 +214,18 @@ def build_app(scripts: Scripts, model_name: str = "scripted") -> Starlette:
     ])
     app.state.scripts = scripts
     app.state.model_name = model_name
+    app.state.api_key = api_key
     return app
 
 
 class ScriptedModel:
     """``with ScriptedModel() as model: model.script("issue-7", [...])``; point clients at ``model.url``."""
 
-    def __init__(self, model_name: str = "scripted", host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, model_name: str = "scripted", host: str = "127.0.0.1", port: int = 0,
+                 api_key: str | None = None) -> None:
         self.scripts = Scripts()
         self.model_name = model_name
-        self._server = BackgroundServer(build_app(self.scripts, model_name), host, port)
+        self._server = BackgroundServer(build_app(self.scripts, model_name, api_key), host, port)
         self.base_url = self._server.url
         self.url = f"{self.base_url}/v1"
 

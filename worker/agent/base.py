@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from worker.agent.events import NO_EVENTS, AgentEvents
+
 if TYPE_CHECKING:
     from worker.agent.sandbox import SandboxSpec
     from worker.gateway import RunGrant
@@ -51,6 +53,7 @@ class AgentTask:
     worktree: Path  # the run's tree (plain files, no Mull git metadata); the agent may only change files here
     sandbox: SandboxSpec  # how to confine commands
     model: ModelAccess  # the agent's only way to its model
+    events: AgentEvents = NO_EVENTS  # who watches the run live (``mull try``); nobody in the worker
 
 
 @dataclass(frozen=True)

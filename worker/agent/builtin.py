@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from worker.agent import sandbox
 from worker.agent.actions import ActionLog
 from worker.agent.base import AgentResult, AgentTask, Budget, format_seconds
 from worker.agent.chat_model import gateway_model
+from worker.agent.events import NO_EVENTS, AgentEvents
 from worker.agent.model_text import describe_model_error, one_line, tool_result
 from worker.agent.workspace import Workspace
 
@@ -48,6 +50,7 @@ class _Deps:
     sandbox: sandbox.SandboxSpec
     command_seconds: float
     log: ActionLog
+    events: AgentEvents = NO_EVENTS  # who watches the run live, if anyone (``mull try``)
     # pydantic-ai runs one turn's tool calls concurrently. A command may rearrange the tree (a directory
     # swapped for a link) while a file tool, in the worker beside Mull's secrets, walks it; so a command
     # holds the tree for its whole life, and the file tools take it too, one at a time. A command's
@@ -68,6 +71,7 @@ class BuiltinAgent:
             sandbox=dataclasses.replace(task.sandbox, gateway_socket=None),
             command_seconds=budget.command_seconds,
             log=log,
+            events=task.events,
         )
         model = gateway_model(task.model)
         agent = PydanticAgent(
@@ -158,26 +162,32 @@ def _first_sentence(text: str) -> str:
 
 async def list_files(ctx: RunContext[_Deps], path: str = ".") -> str:
     """List the files under a directory of the repository (recursively; directories end with /)."""
+    ctx.deps.events.tool_called("list_files", path)
     return await _in_tree(ctx.deps, lambda: ctx.deps.workspace.list(path))
 
 
 async def read_file(ctx: RunContext[_Deps], path: str, offset: int = 1, limit: int = 400) -> str:
     """Read a text file, as numbered lines starting at line `offset` (1-based), at most `limit` lines."""
+    ctx.deps.events.tool_called("read_file", path if offset == 1 else f"{path} from line {offset}")
     return await _in_tree(ctx.deps, lambda: ctx.deps.workspace.read(path, offset, limit))
 
 
 async def search(ctx: RunContext[_Deps], pattern: str, path: str = ".") -> str:
     """Search files for a Python regular expression; returns `path:line: text` for each match."""
+    ctx.deps.events.tool_called("search", pattern if path == "." else f"{pattern} in {path}")
     return await _in_tree(ctx.deps, lambda: ctx.deps.workspace.search(pattern, path))
 
 
 async def edit_file(ctx: RunContext[_Deps], path: str, old: str, new: str) -> str:
     """Replace the exact text `old` with `new` in a file; `old` must occur exactly once."""
+    ctx.deps.events.tool_called("edit_file", path)
 
     def edit() -> str:
         workspace = ctx.deps.workspace
         done = workspace.edit(path, old, new)
-        ctx.deps.log.edited(workspace.relative(workspace.resolve(path)))
+        written = workspace.relative(workspace.resolve(path))
+        ctx.deps.log.edited(written)
+        ctx.deps.events.file_written(written, created=False)
         return done
 
     return await _in_tree(ctx.deps, edit)
@@ -185,12 +195,15 @@ async def edit_file(ctx: RunContext[_Deps], path: str, old: str, new: str) -> st
 
 async def write_file(ctx: RunContext[_Deps], path: str, content: str) -> str:
     """Create a file, or overwrite it with `content`. Parent directories are created as needed."""
+    ctx.deps.events.tool_called("write_file", path)
 
     def write() -> str:
         workspace = ctx.deps.workspace
         created = not workspace.exists(path)
         done = workspace.write(path, content)
-        ctx.deps.log.wrote(workspace.relative(workspace.resolve(path)), created=created)
+        written = workspace.relative(workspace.resolve(path))
+        ctx.deps.log.wrote(written, created=created)
+        ctx.deps.events.file_written(written, created=created)
         return done
 
     return await _in_tree(ctx.deps, write)
@@ -212,8 +225,11 @@ async def run_command(ctx: RunContext[_Deps], command: str) -> str:
     Returns the exit code and the combined output.
     """
     deps = ctx.deps
+    deps.events.tool_called("run_command", command)
     async with deps.tree:
+        started = time.monotonic()
         result = await sandbox.run_command(command, deps.workspace.root, deps.sandbox, deps.command_seconds)
+    deps.events.command_finished(command, result.exit_code, time.monotonic() - started)
     if result.timed_out:
         deps.log.ran(command, f"timed out after {format_seconds(deps.command_seconds)} s")
         return f"timed out after {format_seconds(deps.command_seconds)} s and was killed\n{result.output}"

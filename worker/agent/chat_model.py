@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import httpx2
+import pydantic_ai
 from openai import AsyncOpenAI
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers import Provider
@@ -25,12 +26,20 @@ def provider_for(base_url: str, api_key: str | None) -> Provider[AsyncOpenAI]:
 MAX_REQUEST_SECONDS = 300.0  # one model answer; the run's wall clock bounds the whole
 
 
+def _without_banner() -> None:
+    """Mull owns its output (logs, ``mull try``'s progress): pydantic-ai's first-run banner, which a terminal
+    would otherwise get on the first agent run of the process, is turned off with the switch it offers."""
+    pydantic_ai.BANNER_ENABLED = False
+
+
 def chat_model(base_url: str, api_key: str | None, model: str) -> OpenAIChatModel:
+    _without_banner()
     return OpenAIChatModel(model, provider=provider_for(base_url, api_key))
 
 
 def gateway_model(access: ModelAccess) -> OpenAIChatModel:
     """The run's model through Mull's gateway, over its unix socket: the run's token, never the real key."""
+    _without_banner()
     # The OpenAI SDK speaks httpx2; the transport dials the gateway's socket, the URL's host is a placeholder.
     http = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=str(access.socket)),
                               timeout=httpx2.Timeout(MAX_REQUEST_SECONDS, connect=10.0))

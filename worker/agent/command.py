@@ -17,6 +17,7 @@ import dataclasses
 import re
 import shlex
 import tempfile
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -91,12 +92,16 @@ class CommandAgent:
                 gateway_socket=task.model.socket,
                 gateway_port=port,
             )
+            task.events.phase("agent command started")
+            started = time.monotonic()
             try:
                 result = await _within_budget(sandbox.run_argv(argv, task.worktree, spec, budget.seconds,
                                                                OUTPUT_LIMIT), task.model)
             except OSError as exc:
                 failure = f"agent command could not start: {argv[0]}: {exc.strerror or exc}"
+                task.events.phase(failure)
                 return _result(f"The agent command did not run ({failure}).", None, failure, task.model)
+            task.events.phase(f"agent command {_ending(result)} after {time.monotonic() - started:.1f} s")
             final = _summary(summary_file)
         program = Path(argv[0]).name
         spent = task.model.grant.usage.tripped
@@ -138,6 +143,14 @@ async def _within_budget(command: Coroutine[Any, Any, sandbox.CommandResult],
         spent.cancel()
         if not running.done():
             running.cancel()
+
+
+def _ending(result: sandbox.CommandResult | None) -> str:
+    if result is None:
+        return "was stopped: its budget ran out"
+    if result.timed_out:
+        return "was stopped: wall clock"
+    return f"exited with code {result.exit_code}"
 
 
 def _summary(path: Path) -> str:
