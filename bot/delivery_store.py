@@ -5,6 +5,12 @@ writes (job key + queue entry, in arq's format, encoded by ``bot.job_codec`` as 
 Lua script, together with the delivery-id dedupe.
 Concurrent requests share a round trip (group commit): each waits until the batch holding its delivery is
 written, so nothing is acknowledged before Redis has it, and under load one EVALSHA carries many.
+
+Behind Sentinel, "Redis has it" must mean a replica has it too: replication is asynchronous, and a master
+killed right after answering takes its last writes with it when a replica is promoted. There the EVALSHA is
+followed, in the same pipeline (still one round trip), by ``WAIT 1``: a batch no replica confirmed in time is
+refused with NotReplicated, the receiver answers 503, and the redelivery finds the delivery stored (a
+duplicate, acknowledged and not run again) or, if the failover lost it, stores it afresh.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 from arq import constants as arq_keys
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
 
 from bot import keys
 from bot.job_codec import serialize
@@ -25,6 +32,7 @@ ARQ_JOB_PREFIX = arq_keys.job_key_prefix
 ARQ_RESULT_PREFIX = arq_keys.result_key_prefix
 JOB_EXPIRES_MS = 24 * 3600 * 1000  # arq's default expires_extra_ms
 MAX_BATCH = 64
+REPLICA_WAIT_MS = 1000  # replicas confirm in about a network round trip; this leaves GitHub's 10 s far off
 
 # KEYS: queue, then (seen, job, result) per delivery. ARGV: seen ttl, job ttl, score, then (job, id) each.
 _ENQUEUE = """
@@ -44,11 +52,20 @@ return out
 """
 
 
-class DeliveryStore:
-    """Stores accepted deliveries as ``handle_delivery`` jobs; a repeated X-GitHub-Delivery is a no-op."""
+class NotReplicated(RedisError):
+    """The master stored the batch but fewer replicas than asked confirmed it within REPLICA_WAIT_MS."""
 
-    def __init__(self, redis: Redis, queue: str = QUEUE) -> None:
+
+class DeliveryStore:
+    """Stores accepted deliveries as ``handle_delivery`` jobs; a repeated X-GitHub-Delivery is a no-op.
+
+    ``replicas``: how many replicas must confirm a batch before it counts as stored (1 behind Sentinel).
+    """
+
+    def __init__(self, redis: Redis, queue: str = QUEUE, replicas: int = 0) -> None:
+        self._redis = redis
         self._queue = queue
+        self._replicas = replicas
         self._script = redis.register_script(_ENQUEUE)
         self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._writing = False
@@ -90,4 +107,21 @@ class DeliveryStore:
             script_keys += [keys.seen(delivery.guid), ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id]
             # arq.jobs.serialize_job's shape: try, function, args, kwargs, enqueue time.
             args += [serialize({"t": None, "f": HANDLE_DELIVERY, "a": (delivery,), "k": {}, "et": now_ms}), job_id]
-        return await self._script(keys=script_keys, args=args)
+        replies = await self._round_trip("EVALSHA", self._script.sha, script_keys, args)
+        if isinstance(replies[0], NoScriptError):  # a restarted or newly promoted server: EVAL also caches it
+            replies = await self._round_trip("EVAL", self._script.script, script_keys, args)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        if self._replicas and replies[1] < self._replicas:
+            raise NotReplicated(f"stored on the master, but {replies[1]} of {self._replicas} replicas confirmed "
+                                f"it within {REPLICA_WAIT_MS} ms")
+        return replies[0]
+
+    async def _round_trip(self, command: str, script: Any, script_keys: list[str], args: list[Any]) -> list[Any]:
+        """The script, then WAIT when replicas must confirm, in one pipeline; errors come back as replies."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.execute_command(command, script, len(script_keys), *script_keys, *args)
+            if self._replicas:
+                pipe.execute_command("WAIT", self._replicas, REPLICA_WAIT_MS)
+            return await pipe.execute(raise_on_error=False)

@@ -23,12 +23,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from bot import intake, keys, logs
-from bot.delivery_store import DeliveryStore
+from bot import intake, keys, logs, redis_target
+from bot.delivery_store import DeliveryStore, NotReplicated
 from bot.jobs import QUEUE, Delivery
 from bot.metrics import ReceiverMetrics
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+# A request waits this long for Redis to come back (a stale connection after a failover reconnects at once)
+# before it answers 503: GitHub gives up on a delivery after 10 s.
+KEEP_TRYING_S = 1.0
 
 
 class WebhookEndpoint:
@@ -86,6 +89,10 @@ class WebhookEndpoint:
             return self._count(event, "unavailable", 503, "receiver is starting; redeliver shortly")
         try:
             stored = await self.store.put(Delivery(guid, event, body, int(time.time() * 1000)))
+        except NotReplicated as exc:
+            self.log.warning("delivery not confirmed by a replica", delivery=guid, gh_event=event, error=str(exc))
+            return self._count(event, "unavailable", 503, "the delivery reached the Redis master but no replica "
+                               "confirmed it; redeliver it (a delivery already stored is not run twice)")
         except (RedisError, OSError) as exc:
             self.log.error("delivery not stored: redis unavailable", delivery=guid, gh_event=event, error=str(exc))
             return self._count(event, "unavailable", 503, "queue unavailable; the delivery was not stored, "
@@ -163,10 +170,16 @@ class WebhookFirst:
 
 def create_app(secret: str, redis_url: str, app_slug: str | None = None,
                metrics: ReceiverMetrics | None = None) -> WebhookFirst:
-    """The web app; it opens its Redis connection pool at startup and closes it at shutdown."""
+    """The web app; it opens its Redis connection pool at startup and closes it at shutdown.
+
+    ``redis_url`` is any form bot/redis_target.py accepts; behind Sentinel a delivery counts as stored once a
+    replica has it too.
+    """
     metrics = metrics or ReceiverMetrics()
     endpoint = WebhookEndpoint(secret, metrics)
-    redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5, max_connections=64)
+    target = redis_target.parse(redis_url)
+    redis = target.client(Redis, keep_trying=KEEP_TRYING_S, socket_connect_timeout=2, socket_timeout=5,
+                          max_connections=64)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -195,7 +208,7 @@ def create_app(secret: str, redis_url: str, app_slug: str | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        endpoint.store = DeliveryStore(redis)
+        endpoint.store = DeliveryStore(redis, replicas=1 if target.sentinel else 0)
         task = asyncio.create_task(_learn_bot_login(endpoint, redis, app_slug))
         try:
             yield

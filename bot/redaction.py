@@ -21,6 +21,8 @@ PATTERNS = (
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
     re.compile(r"\bsk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_-]{20,}"),
     re.compile(r"(?<=://)[^/@\s:]+:[^/@\s]+(?=@)"),
+    re.compile(r"(?<=://:)[^/@\s]+(?=@)"),  # a password with no user name (redis://:PASSWORD@host)
+    re.compile(r"(?i)(?<=password=)[^&\s'\"]+"),  # a password as a URL parameter (?sentinel_password=...)
     re.compile(r"(?i)(?<=authorization: )(basic|bearer|token) [^\s'\"]+"),
     re.compile(r"(?i)(?<=\"authorization\": \")(basic|bearer|token) [^\"]+"),
 )

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import redis_target
 from bot.sandbox_paths import guarded, invoking_homes, refusal
 
 ENV_PREFIX = "MULL_"
@@ -38,7 +39,9 @@ class MullSettings(BaseSettings):
     github_url: str = Field("https://api.github.com", description="GitHub REST base URL (GHES: https://HOST/api/v3).")
     github_org: str | None = Field(
         None, description="Organisation that owns the App /setup creates; unset: the signed-in user's account.")
-    redis_url: str | None = Field(None, description="Redis URL; unset starts an embedded Redis under MULL_DATA_DIR.")
+    redis_url: str | None = Field(
+        None, description="Redis URL (`redis://`, `rediss://`, `unix://`, or `redis+sentinel://` for a master "
+        "found through Sentinel: see Redis with Sentinel); unset starts an embedded Redis under MULL_DATA_DIR.")
     data_dir: Path = Field(
         Path(".mull"), description="Repo mirrors, run directories, model transcripts and the embedded Redis live here.")
     host: str = Field("127.0.0.1", description="Address the web server binds.")
@@ -86,12 +89,32 @@ class MullSettings(BaseSettings):
         "", description="Hosts, IP addresses or networks (CIDR) a repository's sinks may reach although they are "
         "loopback, private, link-local or CGNAT (comma-separated, e.g. `hooks.intranet,10.1.0.0/16`); empty: "
         "sinks reach public addresses only.")
+    redeliver_interval: int = Field(
+        300, ge=10, le=3600, description="Seconds between looks at GitHub's delivery log for deliveries Mull did "
+        "not take (answered with an error, or not at all), which it asks GitHub to redeliver; a period that "
+        "divides an hour (10, 15, 20, 30 s or whole minutes such as 60, 120, 300).")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
 
     @field_validator("github_url", "llm_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """Refused at startup with what is wrong, never the URL itself (it may carry passwords)."""
+        if value:
+            redis_target.parse(value)
+        return value or None
+
+    @field_validator("redeliver_interval")
+    @classmethod
+    def _divides_an_hour(cls, value: int) -> int:
+        if not (60 % value == 0 if value < 60 else value % 60 == 0 and 60 % (value // 60) == 0):
+            raise ValueError(f"{value} s does not divide an hour into equal turns: use 10, 15, 20 or 30 seconds, "
+                             "or whole minutes that divide an hour (60, 120, 180, 240, 300, 600, 900, 1800, 3600)")
+        return value
 
     @field_validator("agent_presets")
     @classmethod
@@ -213,6 +236,8 @@ class MullSettings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every configured secret value, so logs can redact them wherever they appear."""
         values = [s.get_secret_value() for s in (self.private_key, self.webhook_secret, self.llm_api_key) if s]
+        if self.redis_url:
+            values += redis_target.parse(self.redis_url).secrets()
         return [v for v in values if len(v) >= 6]
 
 

@@ -83,3 +83,4 @@ def data_dir(tmp_path: Path) -> Path:
 
 from doubles.e2e import mull  # noqa: E402,F401  (fixture)
 from doubles.fixtures import app_keypair, github_double, scripted_model  # noqa: E402,F401  (fixtures)
+from doubles.sentinel import sentinel_pair  # noqa: E402,F401  (fixture)

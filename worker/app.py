@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 from arq import Worker, cron
-from arq.connections import RedisSettings
 from arq.worker import func
 
-from bot import logs
+from bot import logs, redis_target
 from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.redaction import Redactor
@@ -32,12 +31,14 @@ from worker.fairness import RunSlots
 from worker.gateway.local import local_gateway
 from worker.github_app import GitHubApp
 from worker.handlers import handle_delivery
+from worker.job_queue import pool
 from worker.liveness import Liveness
 from worker.redeliver import redeliver_failed
 from worker.repo_cache import RepoCache, reclaim_runs
 from worker.revise import revise_pr
 from worker.snooze import wake_item
 from worker.solve import solve_issue
+from worker.steady_worker import WORKER_KEEP_TRYING_S, SteadyWorker
 
 # Time for everything around the agent (fetch, push, PR) on top of its own wall-clock budget.
 SOLVE_OVERHEAD_S = 600
@@ -68,6 +69,13 @@ async def reclaim_run_dirs(ctx: dict[str, Any]) -> int:
     if removed:
         ctx["log"].warning("reclaimed run directories of dead runs", removed=[p.name for p in removed])
     return len(removed)
+
+
+def every(seconds: int) -> dict[str, Any]:
+    """arq cron arguments for a period that divides an hour (settings check it): seconds or whole minutes."""
+    if seconds < 60:
+        return {"second": set(range(0, 60, seconds))}
+    return {"minute": set(range(0, 60, seconds // 60)), "second": 0}
 
 
 def check_ready(settings: MullSettings) -> None:
@@ -115,7 +123,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["gateway"] = await ctx["exits"].enter_async_context(local_gateway(settings, logs.get("mull.gateway")))
         await ctx["liveness"].start()
         ctx["reconcile"] = asyncio.create_task(_reconcile(ctx))  # off the startup path
-        log.info("worker started", worker_id=ctx["liveness"].worker_id)
+        log.info("worker started", worker_id=ctx["liveness"].worker_id, redis=redis_target.parse(redis_url).describe())
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "reconcile" in ctx:
@@ -133,7 +141,8 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
     async def job_end(ctx: dict[str, Any]) -> None:
         await ctx["liveness"].job_ended(ctx["job_id"])
 
-    return Worker(
+    return SteadyWorker(
+        log=log,
         functions=[
             func(handle_delivery, name=HANDLE_DELIVERY, timeout=handlers.JOB_TIMEOUT_S, max_tries=handlers.MAX_TRIES),
             # keep_result=0: a finished run must not block the next label (arq refuses ids with a result).
@@ -147,14 +156,15 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             func(refresh_backlog, name=REFRESH_BACKLOG, timeout=600, keep_result=0, max_tries=5),
         ],
         cron_jobs=None if not with_cron else [
-            # GitHub never retries a failed delivery: redeliver them every 5 minutes (unique: one worker runs it).
-            cron(redeliver_failed, minute=set(range(0, 60, 5)), run_at_startup=True, unique=True, timeout=300),
+            # GitHub never retries a failed delivery: redeliver them (unique: one worker runs each turn).
+            cron(redeliver_failed, **every(settings.redeliver_interval), run_at_startup=True, unique=True,
+                 timeout=300),
             cron(sweep_backlogs, second=30, unique=True, timeout=300),
             cron(send_digests, second=0, unique=True, timeout=300),
             cron(reclaim_run_dirs, minute=set(range(7, 60, 15)), unique=False, timeout=600, keep_result=0),
         ],
         queue_name=QUEUE,
-        redis_settings=RedisSettings.from_dsn(redis_url),
+        redis_pool=pool(redis_url, keep_trying=WORKER_KEEP_TRYING_S, socket_connect_timeout=2, socket_timeout=10),
         # Jobs and results are msgpack (bot/job_codec.py): arq's default, pickle, would make a write to Redis
         # code execution in every worker.
         job_serializer=serialize,
