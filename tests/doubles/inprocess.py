@@ -80,6 +80,7 @@ class InProcessMull:
                 busy = await self._due(redis) or any(not t.done() for t in worker.tasks.values())
                 idle = 0 if busy else idle + 1
         finally:
+            worker.stop()  # a cancellation alone can be swallowed mid-command (worker/steady_worker.py)
             main.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await main
