@@ -68,7 +68,7 @@ class ModelRoute:
         return cls(endpoint=base_url, model_name=model, api_key=api_key)
 
     @property
-    def through_the_gateway(self) -> bool:
+    def via_gateway(self) -> bool:
         return self.access is not None
 
     def redactor(self) -> Redactor:
@@ -191,8 +191,8 @@ def _why(exc: AgentRunError | OutputRejected, route: ModelRoute, limits: RunLimi
     if isinstance(exc, UnexpectedModelBehavior) and exc.message.startswith(_OUTPUT_RETRIES_EXHAUSTED):
         return "invalid_output", _last_problem(exc)
     if isinstance(exc, UnexpectedModelBehavior):
-        return "bad_output", first_sentence(exc.message)
-    return "run_error", first_sentence(str(exc))
+        return "bad_output", _first_sentence(exc.message)
+    return "run_error", _first_sentence(str(exc))
 
 
 def _line(text: str, redactor: Redactor) -> str:
@@ -200,7 +200,7 @@ def _line(text: str, redactor: Redactor) -> str:
     return one_line(redactor.text(" ".join(text.split())))
 
 
-def first_sentence(text: str) -> str:
+def _first_sentence(text: str) -> str:
     """pydantic-ai appends documentation hints ("Consider raising the limit, ...") the PR reader can't use."""
     return text.split(". ", 1)[0]
 
@@ -212,11 +212,11 @@ def _describe_model_error(exc: ModelAPIError, route: ModelRoute) -> str:
     worded as the endpoint's failure, which is what the operator must fix. The gateway itself unreachable is
     Mull's own bug.
     """
-    upstream = _gateway_error_type(exc) == "upstream_error" and route.through_the_gateway
+    upstream = _gateway_error_type(exc) == "upstream_error" and route.via_gateway
     if isinstance(exc, ModelTimeoutError) or (upstream and isinstance(exc, ModelHTTPError) and
                                               exc.status_code == 504):
         return f"model endpoint did not answer in time: {route.endpoint}"
-    if isinstance(exc, ModelConnectionError) and route.through_the_gateway:
+    if isinstance(exc, ModelConnectionError) and route.via_gateway:
         return f"model gateway unreachable ({root_cause(exc)}): this is a bug in Mull, please report it"
     if isinstance(exc, ModelConnectionError):
         return f"model endpoint unreachable: {route.endpoint} ({root_cause(exc)})"
@@ -239,23 +239,23 @@ def _last_problem(exc: UnexpectedModelBehavior) -> str:
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ValidationError):
-            return problems(cause.errors(include_url=False))
+            return _problems(cause.errors(include_url=False))
         if isinstance(cause, ModelRetry):
-            return first_sentence(cause.message)
+            return _first_sentence(cause.message)
         if isinstance(cause, ToolRetryError):
             return feedback_text(cause.tool_retry.content)
         cause = cause.__cause__ or cause.__context__
-    return first_sentence(exc.message)
+    return _first_sentence(exc.message)
 
 
 def feedback_text(content: Any) -> str:
     """What a retry told the model: validation error details, or a ModelRetry message."""
     if isinstance(content, list):
-        return problems(content)
-    return first_sentence(str(content))
+        return _problems(content)
+    return _first_sentence(str(content))
 
 
-def problems(errors: Sequence[Mapping[str, Any]]) -> str:
+def _problems(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic's error details as "field: what is wrong", a few of them, on one line."""
     shown = [f"{'.'.join(str(part) for part in item.get('loc', ())) or 'output'}: "
              f"{str(item.get('msg', '')).removeprefix('Value error, ')}" for item in errors[:_PROBLEMS_SHOWN]]
