@@ -42,18 +42,37 @@ def test_plan_from_a_scripted_model() -> None:
     assert plan.approach == "Edit a.py." and plan.question is None
 
 
-@pytest.mark.parametrize("turns", [
-    [{"raw_arguments": {"name": "submit_plan", "arguments": "not json{"}}],
-    [{"status": 500, "body": {"error": {"message": "boom"}}}],
+@pytest.mark.parametrize("turns, says", [
+    ([{"raw_arguments": {"name": "submit_plan", "arguments": "not json{"}}],
+     "the plan model failed: it returned malformed output: output: Invalid JSON"),
+    ([{"status": 500, "body": {"error": {"message": "boom secret-key-123"}}}],
+     "the plan model failed: model endpoint returned HTTP 500: boom [redacted]"),
+    ([{"echo_headers": True, "status": 400}], "the plan model failed: model endpoint returned HTTP 400: bad headers"),
 ])
-def test_bad_model_output_is_a_one_line_plan_failure(turns) -> None:
+def test_bad_model_output_is_a_one_line_plan_failure(turns, says) -> None:
     with ScriptedModel() as model:
         model.script("PLAN-BAD", turns)
         with pytest.raises(PlanFailed) as err:
             asyncio.run(make_plan(model.url, "secret-key-123", "m", "PLAN-BAD"))
+    assert str(err.value).startswith(says)
     assert "\n" not in str(err.value) and "secret-key-123" not in str(err.value)
 
 
-def test_unreachable_model_is_a_plan_failure() -> None:
-    with pytest.raises(PlanFailed, match="plan model"):
-        asyncio.run(make_plan(f"http://127.0.0.1:{free_port()}/v1", None, "m", "x", timeout=20))
+def test_unreachable_model_is_a_plan_failure_naming_the_endpoint() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(PlanFailed, match=f"^the plan model failed: model endpoint unreachable: {url} "):
+        asyncio.run(make_plan(url, None, "m", "x", timeout=20))
+
+
+def test_a_slow_model_is_a_plan_failure_within_the_timeout() -> None:
+    with ScriptedModel() as model:
+        model.script("PLAN-SLOW", [{"sleep": 5, "content": "thinking"}])
+        with pytest.raises(PlanFailed, match="^the plan model did not answer within 0.5 s$"):
+            asyncio.run(make_plan(model.url, "k", "m", "PLAN-SLOW", timeout=0.5))
+
+
+@pytest.mark.parametrize("base_url, model, says", [("", "m", "set MULL_LLM_BASE_URL"),
+                                                   ("http://x/v1", "", "set MULL_LLM_MODEL")])
+def test_a_plan_without_endpoint_or_model_says_what_to_set(base_url: str, model: str, says: str) -> None:
+    with pytest.raises(PlanFailed, match=f"the plan model cannot be called: .*{says}"):
+        asyncio.run(make_plan(base_url, None, model, "x"))

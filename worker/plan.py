@@ -7,20 +7,18 @@ waits for the answer instead of guessing; once answered it plans again and may n
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import ToolOutput, UsageLimits
-from pydantic_ai.exceptions import AgentRunError
-from pydantic_ai.settings import ModelSettings
+from pydantic_ai import ToolOutput
 
-from bot.redaction import Redactor
 from worker import defuse, markers, untrusted_block
-from worker.agent.chat_model import chat_model
+from worker.agent.base import format_seconds
+from worker.agent.model_run import Ended, ModelRoute, RunLimits, run_agent
 
 KIND = "plan"
+PLAN_STEPS = 3  # model requests: the plan, and up to two corrections of it
 
 
 class Plan(BaseModel):
@@ -59,19 +57,27 @@ def plan_prompt(repo: str, number: int, title: str, body: str, files: list[str],
 
 
 async def make_plan(base_url: str, api_key: str | None, model: str, prompt: str, timeout: float = 300) -> Plan:
-    """Raises PlanFailed with a one-line reason; never hangs longer than ``timeout``."""
-    agent = PydanticAgent(chat_model(base_url, api_key, model),
-                          output_type=ToolOutput(Plan, name="submit_plan", max_retries=1),
-                          model_settings=ModelSettings(max_retries=1, timeout=min(timeout, 300)))
+    """Raises PlanFailed with a one-line reason, never a key; never hangs longer than ``timeout``."""
     try:
-        async with asyncio.timeout(timeout):
-            run = await agent.run(prompt, usage_limits=UsageLimits(request_limit=3))
-    except TimeoutError:
-        raise PlanFailed(f"the plan model did not answer within {timeout:.0f} s") from None
-    except AgentRunError as exc:  # an endpoint may echo the request's headers: the key goes before the cut
-        reason = Redactor([api_key or ""]).text(" ".join(str(exc).split()))
-        raise PlanFailed(f"the plan model failed: {reason[:200]}") from None
-    return run.output
+        route = ModelRoute.direct(base_url, api_key, model)
+    except ValueError as exc:
+        raise PlanFailed(f"the plan model cannot be called: {exc}") from None
+    agent: PydanticAgent[None, Plan] = PydanticAgent(output_type=ToolOutput(Plan, name="submit_plan", max_retries=1))
+    outcome = await run_agent(agent, prompt, deps=None, route=route,
+                              limits=RunLimits(seconds=timeout, steps=PLAN_STEPS))
+    if isinstance(outcome, Ended):
+        raise PlanFailed(_failure(outcome, timeout))
+    return outcome.output
+
+
+def _failure(ended: Ended, timeout: float) -> str:
+    if ended.reason == "timeout":
+        return f"the plan model did not answer within {format_seconds(timeout)} s"
+    if ended.reason == "usage_limit":
+        return f"the plan model failed: budget exhausted: {ended.detail}"
+    if ended.reason in ("bad_output", "invalid_output"):
+        return f"the plan model failed: it returned malformed output: {ended.detail}"
+    return f"the plan model failed: {ended.detail}"
 
 
 def render_plan(plan: Plan, trigger: str, author: str, mode: str) -> str:

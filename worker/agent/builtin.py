@@ -1,8 +1,7 @@
 """The builtin agent: pydantic-ai driving an OpenAI-compatible model with file and command tools.
 
-Mull, not the model, enforces the budget: steps and tokens through pydantic-ai's usage limits, wall
-clock through ``asyncio.timeout``. Every way a run can go wrong short of a bug in Mull becomes an
-``AgentResult``, because the worker still commits whatever the agent changed.
+The run itself (budgets, wall clock, errors) is worker/agent/model_run.py's; this module gives it the tools
+and turns its outcome into an ``AgentResult``, because the worker still commits whatever the agent changed.
 """
 
 from __future__ import annotations
@@ -15,24 +14,18 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import RunContext, RunUsage, ToolOutput, UsageLimitExceeded, UsageLimits
-from pydantic_ai.exceptions import (
-    AgentRunError,
-    ModelAPIError,
-    UnexpectedModelBehavior,
-)
-from pydantic_ai.settings import ModelSettings
+from pydantic_ai import RunContext, ToolOutput
 
 from worker.agent import sandbox
 from worker.agent.actions import ActionLog
 from worker.agent.base import AgentResult, AgentTask, Budget, format_seconds
-from worker.agent.chat_model import gateway_model
 from worker.agent.events import NO_EVENTS, AgentEvents
-from worker.agent.model_text import describe_model_error, one_line, tool_result
+from worker.agent.model_run import Ended, ModelRoute, RunLimits, run_agent
+from worker.agent.model_text import tool_result
 from worker.agent.workspace import Workspace
 
 TOOL_RETRIES = 3  # malformed arguments the model may send for one tool before the run fails
-MAX_REQUEST_SECONDS = 300.0
+NOT_DONE = "finish the task: the run ended before it was done"
 
 
 class Finish(BaseModel):
@@ -73,88 +66,40 @@ class BuiltinAgent:
             log=log,
             events=task.events,
         )
-        model = gateway_model(task.model)
-        agent = PydanticAgent(
-            model,
-            output_type=ToolOutput(Finish, name="finish"),
-            deps_type=_Deps,
-            tools=[list_files, read_file, search, edit_file, write_file, run_command],
-            retries=TOOL_RETRIES,
-            model_settings=ModelSettings(max_retries=1, timeout=min(budget.seconds, MAX_REQUEST_SECONDS)),
-        )
-        limits = UsageLimits(request_limit=budget.steps, total_tokens_limit=budget.tokens)
-        usage = RunUsage()
-        outcome = _Outcome(log, usage)
-        deadline = asyncio.timeout(budget.seconds)
-        try:
-            async with model:
-                async with deadline:
-                    result = await agent.run(task.prompt, deps=deps, usage_limits=limits, usage=usage)
-        except (TimeoutError, AgentRunError) as exc:
-            if deadline.expired():
-                return outcome.tripped(f"wall clock ({format_seconds(budget.seconds)} s)")
-            if not isinstance(exc, AgentRunError):
-                raise  # a timeout that isn't ours or pydantic-ai's is a bug
-            if task.model.grant.usage.tripped:  # the gateway counted a budget out before pydantic-ai did
-                return outcome.tripped(task.model.grant.usage.tripped)
-            return self._ended(exc, outcome, budget)
-        finish = result.output
+        agent = PydanticAgent(output_type=ToolOutput(Finish, name="finish"), deps_type=_Deps, retries=TOOL_RETRIES,
+                              tools=[list_files, read_file, search, edit_file, write_file, run_command])
+        outcome = await run_agent(agent, task.prompt, deps=deps, route=ModelRoute.through_gateway(
+            task.model, self.base_url), limits=RunLimits.of(budget))
+        if isinstance(outcome, Ended):
+            return _ended(outcome, log)
+        finish = outcome.output
         return AgentResult(
             summary=finish.summary.strip() or log.summary("the model gave an empty summary"),
             not_done=tuple(item for item in finish.not_done if item.strip()),
             budget_tripped=None,
             error=None,
-            steps=usage.requests,
-            tokens=usage.total_tokens,
+            steps=outcome.usage.steps,
+            tokens=outcome.usage.tokens,
         )
 
-    def _ended(self, exc: AgentRunError, outcome: _Outcome, budget: Budget) -> AgentResult:
-        if isinstance(exc, UsageLimitExceeded):
-            return outcome.tripped(_which_limit(str(exc), outcome.usage, budget))
-        if isinstance(exc, ModelAPIError):
-            return outcome.failed(self._describe(exc))
-        if isinstance(exc, UnexpectedModelBehavior):
-            return outcome.failed(f"model returned malformed output: {_first_sentence(exc.message)}")
-        return outcome.failed(f"agent run failed: {_first_sentence(str(exc))}")
 
-    def _describe(self, exc: ModelAPIError) -> str:
-        return describe_model_error(exc, self.base_url)
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """Builds the result of a run that ended early, from the action log and usage so far."""
-
-    log: ActionLog
-    usage: RunUsage
-
-    def tripped(self, budget: str) -> AgentResult:
-        return self._result(self.log.summary(f"budget exhausted: {budget}"), budget=budget, error=None)
-
-    def failed(self, error: str) -> AgentResult:
-        return self._result(self.log.summary(error), budget=None, error=error)
-
-    def _result(self, summary: str, budget: str | None, error: str | None) -> AgentResult:
-        return AgentResult(summary=summary, not_done=("finish the task: the run ended before it was done",),
-                           budget_tripped=budget, error=error, steps=self.usage.requests,
-                           tokens=self.usage.total_tokens)
+def _ended(ended: Ended, log: ActionLog) -> AgentResult:
+    """A run that stopped early: the summary is what the action log saw, and why it stopped."""
+    if ended.reason in ("timeout", "usage_limit"):
+        budget, error, why = ended.detail, None, f"budget exhausted: {ended.detail}"
+    else:
+        budget, error = None, _error(ended)
+        why = error
+    return AgentResult(summary=log.summary(why), not_done=(NOT_DONE,), budget_tripped=budget, error=error,
+                       steps=ended.usage.steps, tokens=ended.usage.tokens)
 
 
-def _which_limit(message: str, usage: RunUsage, budget: Budget) -> str:
-    if "request_limit" in message or ("tokens_limit" not in message and usage.requests >= budget.steps):
-        return f"steps ({budget.steps})"
-    return f"tokens ({budget.tokens})"
-
-
-
-
-
-
-def _first_sentence(text: str) -> str:
-    """pydantic-ai appends documentation hints ("Consider raising the limit, ...") the PR reader can't use."""
-    return one_line(text.split(". ", 1)[0])
-
-
+def _error(ended: Ended) -> str:
+    if ended.reason == "model_error":
+        return ended.detail
+    if ended.reason in ("bad_output", "invalid_output"):
+        return f"model returned malformed output: {ended.detail}"
+    return f"agent run failed: {ended.detail}"
 
 
 # -- tools: errors go back to the model as text, so a wrong path or edit never ends the run ------------

@@ -1,13 +1,14 @@
 """Turning model-client errors and tool failures into the short text a status comment or a model reads.
 
-Shared by the builtin agent, the critic and the planner, so every stage words failures the same way.
+Shared by the model runner (worker/agent/model_run.py) and the builtin agent's and critic's tools, so every
+stage words failures the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic_ai.exceptions import ModelAPIError, ModelConnectionError, ModelHTTPError, ModelTimeoutError
+from pydantic_ai.exceptions import ModelHTTPError
 
 from worker.agent.workspace import WorkspaceError
 
@@ -43,29 +44,3 @@ def tool_result(operation: Callable[[], str]) -> str:
         return f"error: {exc}"
     except OSError as exc:
         return f"error: {exc.strerror or exc}"
-
-
-def describe_model_error(exc: ModelAPIError, endpoint: str) -> str:
-    """One line for a failed model request, naming ``endpoint`` (MULL_LLM_BASE_URL), never a key.
-
-    Requests go through Mull's gateway, so the endpoint being down arrives as the gateway's 502/504
-    ``upstream_error``; it is worded as the endpoint's failure, which is what the operator must fix.
-    """
-    upstream = _gateway_error_type(exc) == "upstream_error"
-    if isinstance(exc, ModelTimeoutError) or (upstream and isinstance(exc, ModelHTTPError) and
-                                              exc.status_code == 504):
-        return f"model endpoint did not answer in time: {endpoint}"
-    if isinstance(exc, ModelConnectionError):
-        return f"model gateway unreachable ({one_line(root_cause(exc))}): this is a bug in Mull, please report it"
-    if upstream and isinstance(exc, ModelHTTPError):
-        return f"model endpoint unreachable: {endpoint} ({one_line(body_message(exc))})"
-    if isinstance(exc, ModelHTTPError):
-        return f"model endpoint returned HTTP {exc.status_code}: {one_line(body_message(exc))}"
-    return f"model request failed: {one_line(exc.message)}"
-
-
-def _gateway_error_type(exc: ModelAPIError) -> str | None:
-    """The gateway's error ``type``; the OpenAI SDK hands over the body's ``error`` object, or the whole body."""
-    body = exc.body if isinstance(exc, ModelHTTPError) else None
-    error = body.get("error", body) if isinstance(body, dict) else None
-    return str(error.get("type")) if isinstance(error, dict) else None
