@@ -24,6 +24,44 @@ REFRESH_BACKLOG = "refresh_backlog"
 
 
 @dataclass(frozen=True)
+class RepoRef:
+    """One repository as a job knows it: the installation that serves it, its id and its name.
+
+    Requests keep their flat fields on the wire (``installation_id``, ``repo_id``, ``repo``) so jobs queued by
+    an older Mull still decode; ``request.ref`` is how code reads them.
+    """
+
+    installation_id: int
+    repo_id: int
+    owner: str
+    name: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    @classmethod
+    def of(cls, installation_id: int, repo_id: int, full_name: str) -> RepoRef:
+        """From ``owner/name``; ValueError naming the fix when it is not that."""
+        owner, sep, name = full_name.partition("/")
+        if not sep or not owner or not name or "/" in name:
+            raise ValueError(f"repository name {full_name[:100]!r} is not owner/name")
+        return cls(installation_id, repo_id, owner, name)
+
+
+class _OnRepo:
+    """Requests about one repository: their ``RepoRef``."""
+
+    installation_id: int
+    repo_id: int
+    repo: str
+
+    @property
+    def ref(self) -> RepoRef:
+        return RepoRef.of(self.installation_id, self.repo_id, self.repo)
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One accepted webhook delivery, exactly as GitHub sent it."""
 
@@ -34,7 +72,7 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class SolveRequest:
+class SolveRequest(_OnRepo):
     """Run the agent for one issue and open or update its pull request."""
 
     installation_id: int
@@ -46,7 +84,7 @@ class SolveRequest:
 
 
 @dataclass(frozen=True)
-class CritiqueRequest:
+class CritiqueRequest(_OnRepo):
     """Critique one head commit of a Mull pull request."""
 
     installation_id: int
@@ -61,7 +99,7 @@ RevisionReason = Literal["critique", "review", "ci", "command"]
 
 
 @dataclass(frozen=True)
-class ReviseRequest:
+class ReviseRequest(_OnRepo):
     """Revise a Mull pull request on its branch: after a `fix` critique, a human review, failing CI or a command."""
 
     installation_id: int
@@ -74,7 +112,7 @@ class ReviseRequest:
 
 
 @dataclass(frozen=True)
-class WakeRequest:
+class WakeRequest(_OnRepo):
     """End a timed snooze of an issue or pull request."""
 
     installation_id: int
@@ -85,7 +123,7 @@ class WakeRequest:
 
 
 @dataclass(frozen=True)
-class RefreshRequest:
+class RefreshRequest(_OnRepo):
     """Bring a repository's visible queue up to date: status comments' positions and the dashboard issue."""
 
     installation_id: int
@@ -95,7 +133,8 @@ class RefreshRequest:
 
 # The job argument types, the only objects besides plain data a job or its result may hold in Redis
 # (``bot.job_codec`` encodes them by class name and refuses every other class).
-JOB_TYPES: tuple[type, ...] = (Delivery, SolveRequest, CritiqueRequest, ReviseRequest, WakeRequest, RefreshRequest)
+JOB_TYPES: tuple[type, ...] = (Delivery, SolveRequest, CritiqueRequest, ReviseRequest, WakeRequest, RefreshRequest,
+                               RepoRef)
 
 
 class JobQueue(Protocol):

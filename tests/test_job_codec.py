@@ -28,6 +28,7 @@ from bot.jobs import (
     CritiqueRequest,
     Delivery,
     RefreshRequest,
+    RepoRef,
     ReviseRequest,
     SolveRequest,
     WakeRequest,
@@ -42,6 +43,7 @@ EVERY_JOB = [
     ReviseRequest(1, 2, "acme/widgets", 4, "review", "rename the helper", "morty"),
     WakeRequest(1, 2, "acme/widgets", 5, 1_764_000_000_000),
     RefreshRequest(1, 2, "acme/widgets"),
+    RepoRef(1, 2, "acme", "widgets"),
 ]
 
 

@@ -5,10 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from arq.jobs import JobStatus
 
 from bot import jobs
-from bot.jobs import CritiqueRequest, Delivery, RefreshRequest, ReviseRequest, SolveRequest, WakeRequest
+from bot.jobs import (
+    CritiqueRequest,
+    Delivery,
+    RefreshRequest,
+    RepoRef,
+    ReviseRequest,
+    SolveRequest,
+    WakeRequest,
+)
 from worker import job_queue
 
 
@@ -54,3 +63,15 @@ def test_the_repository_of_a_job_is_read_only_from_repository_jobs() -> None:
     assert jobs.repo_of_job("delivery:55:retry:1") is None  # a delivery's guid is no repository
     assert jobs.repo_of_job("solve:abc:7") is None
     assert jobs.repo_of_job("cron:sweep_backlogs:123") is None
+
+
+def test_a_request_names_its_repository_by_ref() -> None:
+    ref = SolveRequest(1, 2, "acme/widgets", 3, "rick", "6f1e").ref
+    assert ref == RepoRef(1, 2, "acme", "widgets") and ref.full_name == "acme/widgets"
+    assert WakeRequest(1, 2, "acme/widgets", 5, 0).ref == ref
+
+
+@pytest.mark.parametrize("name", ["widgets", "/widgets", "acme/", "acme/widgets/extra", ""])
+def test_a_repository_name_that_is_not_owner_slash_name_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="is not owner/name"):
+        RepoRef.of(1, 2, name)
