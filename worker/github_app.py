@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from bot import keys
 from bot.redaction import Redactor
 from worker.outbound import RedactingTransport
+from worker.redis_reply import reply
 
 MAX_INLINE_WAIT = timedelta(seconds=60)
 MIN_WAIT = timedelta(seconds=1)
@@ -114,7 +115,7 @@ class GitHubApp:
         """
         if self._identity:
             return self._identity
-        cached = await self._redis.hgetall(keys.APP_BOT)
+        cached = await reply(self._redis.hgetall(keys.APP_BOT))
         if cached:
             self._identity = BotIdentity(cached[b"slug"].decode(), cached[b"login"].decode(), int(cached[b"id"]))
             return self._identity
@@ -125,6 +126,6 @@ class GitHubApp:
         login = f"{slug}[bot]"
         user = (await client.rest.users.async_get_by_username(login)).json()
         self._identity = BotIdentity(slug, login, int(user["id"]))
-        await self._redis.hset(keys.APP_BOT, mapping={"slug": slug, "login": login, "id": user["id"]})
+        await reply(self._redis.hset(keys.APP_BOT, mapping={"slug": slug, "login": login, "id": user["id"]}))
         await self._redis.set(keys.APP_SLUG, slug)
         return self._identity

@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot import keys
+from worker.redis_reply import reply
 
 ARQ_IN_PROGRESS = arq_keys.in_progress_key_prefix
 REDIS_TROUBLE = (RedisError, OSError)
@@ -95,7 +96,7 @@ class Liveness:
                 await self._task
         with contextlib.suppress(*REDIS_TROUBLE):  # Redis down at shutdown: the registration expires or is reclaimed
             await self.redis.delete(keys.worker_heartbeat(self.worker_id), keys.worker_jobs(self.worker_id))
-            await self.redis.srem(keys.WORKERS, self.worker_id)
+            await reply(self.redis.srem(keys.WORKERS, self.worker_id))
 
     async def beat(self) -> None:
         """Write the whole registration in one transaction: a flushed Redis has it back after one beat."""
@@ -140,23 +141,23 @@ class Liveness:
     async def job_started(self, job_id: str) -> None:
         self.jobs.add(job_id)
         with contextlib.suppress(*REDIS_TROUBLE):  # the next beat writes it
-            await self.redis.sadd(keys.worker_jobs(self.worker_id), job_id)
+            await reply(self.redis.sadd(keys.worker_jobs(self.worker_id), job_id))
 
     async def job_ended(self, job_id: str) -> None:
         self.jobs.discard(job_id)
         with contextlib.suppress(*REDIS_TROUBLE):  # the next beat rewrites the set without it
-            await self.redis.srem(keys.worker_jobs(self.worker_id), job_id)
+            await reply(self.redis.srem(keys.worker_jobs(self.worker_id), job_id))
 
     async def reclaim(self) -> list[str]:
         """Release the jobs of every worker silent for longer than its heartbeat plus ``grace``; return them."""
         released: list[str] = []
-        for raw in await self.redis.smembers(keys.WORKERS):
+        for raw in await reply(self.redis.smembers(keys.WORKERS)):
             worker_id = raw.decode()
             if worker_id == self.worker_id:
                 continue
-            jobs = await self.redis.eval(
+            jobs: Any = await reply(self.redis.eval(  # redis-py types eval's reply as str: it is the list
                 _RECLAIM, 4, keys.worker_heartbeat(worker_id), keys.worker_suspect(worker_id),
-                keys.worker_jobs(worker_id), keys.WORKERS, worker_id, str(int(self.grace * 1000)), ARQ_IN_PROGRESS)
+                keys.worker_jobs(worker_id), keys.WORKERS, worker_id, str(int(self.grace * 1000)), ARQ_IN_PROGRESS))
             if jobs:
                 released += [j.decode() for j in jobs]
                 if self.log:

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from bot import keys
 from worker import markers
 from worker.github_pages import every
+from worker.redis_reply import reply
 
 KIND = "status"
 
@@ -118,7 +119,7 @@ class StatusComment:
 
     async def load(self) -> RunState:
         """Read the state from the comment (cached id first, then a scan of the issue's comments)."""
-        cached = await self.redis.hget(keys.issue_state(self.repo_id, self.issue), "status_comment")
+        cached = await reply(self.redis.hget(keys.issue_state(self.repo_id, self.issue), "status_comment"))
         if cached:
             try:
                 comment: Any = (await self.gh.rest.issues.async_get_comment(self.owner, self.name, int(cached))).json()
@@ -156,4 +157,4 @@ class StatusComment:
         created = (await self.gh.rest.issues.async_create_comment(
             self.owner, self.name, self.issue, body=body)).json()
         self.comment_id = int(created["id"])
-        await self.redis.hset(keys.issue_state(self.repo_id, self.issue), "status_comment", str(self.comment_id))
+        await reply(self.redis.hset(keys.issue_state(self.repo_id, self.issue), "status_comment", str(self.comment_id)))

@@ -13,6 +13,7 @@ from bot.jobs import QUEUE
 from worker import dead_letters
 from worker.backlog import Backlog, known_repos
 from worker.job_queue import connect
+from worker.redis_reply import reply
 
 DEAD_LETTERS_SHOWN = 5
 
@@ -32,13 +33,13 @@ async def collect(redis_url: str) -> dict:
             else:
                 queued.append(job_id)
         workers = []
-        for raw in await pool.smembers(keys.WORKERS):
+        for raw in await reply(pool.smembers(keys.WORKERS)):
             worker_id = raw.decode()
             alive = bool(await pool.exists(keys.worker_heartbeat(worker_id)))
-            jobs = sorted(j.decode() for j in await pool.smembers(keys.worker_jobs(worker_id)))
+            jobs = sorted(j.decode() for j in await reply(pool.smembers(keys.worker_jobs(worker_id))))
             workers.append({"id": worker_id, "alive": alive, "jobs": jobs})
         backlog: dict[str, list[int]] = {}
-        for raw in await pool.smembers(keys.AWAITING_REVIEW):
+        for raw in await reply(pool.smembers(keys.AWAITING_REVIEW)):
             repo, _, pr = raw.decode().rpartition("#")
             backlog.setdefault(repo, []).append(int(pr))
         lines = {}
@@ -47,10 +48,10 @@ async def collect(redis_url: str) -> dict:
             states = Counter(item.state.value for item in await line.items())
             lines[repo] = {"states": dict(sorted(states.items())), "queued": await line.waiting(),
                            "held": await line.held()}
-        failures = [json.loads(x) for x in await pool.lrange(keys.FAILURES, 0, 9)]
+        failures = [json.loads(x) for x in await reply(pool.lrange(keys.FAILURES, 0, 9))]
         count, letters, dropped = await dead_letters.newest(pool, DEAD_LETTERS_SHOWN)
         dead = {"count": count, "dropped_at_cap": dropped, "newest": [letter.summary() for letter in letters]}
-        installs = {k.decode(): json.loads(v) for k, v in (await pool.hgetall(keys.INSTALLATIONS)).items()}
+        installs = {k.decode(): json.loads(v) for k, v in (await reply(pool.hgetall(keys.INSTALLATIONS))).items()}
         return {"queued": queued, "deferred": deferred, "running": running, "workers": workers,
                 "awaiting_review": {repo: sorted(prs) for repo, prs in sorted(backlog.items())}, "backlogs": lines,
                 "recent_failures": failures, "dead_letters": dead, "installations": installs}
