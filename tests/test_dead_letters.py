@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from arq import Retry
 from doubles.burst_worker import run_burst
 from doubles.recording_log import RecordingLog
+from doubles.services import job_ctx, make_services
 
 from bot import keys
 from bot.jobs import HANDLE_DELIVERY, Delivery, delivery_job_id
@@ -158,7 +159,7 @@ def run_handler(redis_url: str, job_try: int, handler: Any, monkeypatch: pytest.
 
     async def once() -> None:
         conn = aioredis.Redis.from_url(redis_url)
-        ctx = {"redis": conn, "job_id": delivery_job_id(GUID), "job_try": job_try, "log": RecordingLog()}
+        ctx = job_ctx(make_services(conn, log=RecordingLog()), delivery_job_id(GUID), job_try)
         try:
             await handlers.handle_delivery(ctx, Delivery(GUID, "installation", BODY, 1))
         finally:

@@ -89,7 +89,7 @@ class World:
                       and self.double.issue(repo, p.number).state == "open")
 
     def backlog(self, repo: str = REPO) -> backlogs.Backlog:
-        return backlogs.of(self.mull.ctx, self.double.state.repo(repo).id)
+        return backlogs.of(self.mull.svc, self.double.state.repo(repo).id)
 
 
 def run_world(tmp_path: Path, redis_url: str, double, model, app_keypair, scenario, *, files: str) -> None:
@@ -135,9 +135,9 @@ def test_redis_flushed_then_rebuilt_from_github_gives_the_same_queue(tmp_path, r
         assert len(before["held"]) == 2  # one of them snoozed
 
         await world.mull.ctx["redis"].flushdb()
-        await installations.reconcile(world.mull.ctx)
-        assert await reconcile_if_lost(world.mull.ctx) == 7
-        assert await reconcile_if_lost(world.mull.ctx) == 0  # once: the epoch is set
+        await installations.reconcile(world.mull.svc)
+        assert await reconcile_if_lost(world.mull.svc) == 7
+        assert await reconcile_if_lost(world.mull.svc) == 0  # once: the epoch is set
         after = await snapshot(world)
         assert after == before
         snoozed = next(i for i in await world.backlog().items() if i.state is ItemState.SNOOZED)
@@ -155,7 +155,7 @@ def test_digests_once_per_window_to_github_and_sinks_with_the_snoozed_three_time
     sink_dns.use(monkeypatch)  # the sinks' hosts resolve to public addresses, where respx answers
 
     async def scenario(world: World) -> None:
-        world.mull.ctx["environ"] = {"MULL_SINK_SECRET_E2E": SECRET}
+        world.mull.set_environ({"MULL_SINK_SECRET_E2E": SECRET})
         with respx.mock(assert_all_called=False) as mock:
             mock.route(host="127.0.0.1").pass_through()
             slack = mock.post(sink_dns.pinned(SLACK)).mock(return_value=httpx.Response(200, text="ok"))

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio as aioredis
+from doubles.services import make_services
 
 from bot.commands import Command
 from worker import markers
@@ -86,7 +87,7 @@ def test_go_does_not_run_a_forged_plan(redis_url: str) -> None:
             status = StatusComment(gh, "o/r", 1, 7, BOT, redis)  # type: ignore[arg-type]
             state = await status.load()
             event = SimpleNamespace(gh=gh, repo_name="o/r", repo_id=1, bot=SimpleNamespace(login=BOT), sender="ann")
-            outcome = await do_go({"redis": redis}, event, Target(7, False, 7),  # type: ignore[arg-type]
+            outcome = await do_go(make_services(redis), event, Target(7, False, 7),  # type: ignore[arg-type]
                                   Command("go", "", 1))
             return state, outcome
         finally:

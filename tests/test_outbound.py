@@ -14,6 +14,7 @@ import respx
 from doubles import sink_dns
 from doubles.model_server import ScriptedModel
 from doubles.recording_log import RecordingLog
+from doubles.services import make_services
 
 from bot import keys
 from bot.redaction import REDACTED, Redactor
@@ -98,9 +99,9 @@ def test_needs_you_defuses_the_detail_for_github_and_slack_and_redacts_it(redis_
         redis = aioredis.Redis.from_url(redis_url)
         await redis.hset(keys.backlog(1, "meta"), "notify", json.dumps({"sinks": {"slack_webhook": SLACK}}))
         async with httpx.AsyncClient() as http:
-            ctx = {"redis": redis, "http": http, "log": RecordingLog(), "environ": {},
-                   "settings": SimpleNamespace(github_url="https://api.github.com", sink_allowed=()),
-                   "redactor": Redactor([SECRET])}
+            ctx = make_services(redis, http=http, log=RecordingLog(), environ={},
+                                settings=SimpleNamespace(github_url="https://api.github.com", sink_allowed=()),
+                                redactor=Redactor([SECRET]))
             with respx.mock(assert_all_called=True) as mock:
                 slack = mock.post(sink_dns.pinned(SLACK)).respond(200, text="ok")
                 gh = SimpleNamespace(rest=SimpleNamespace(issues=issues))

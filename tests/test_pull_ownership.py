@@ -25,6 +25,7 @@ from doubles.pull_webhooks import (
 
 from bot.jobs import ReviseRequest, critique_job_id, revise_job_id
 from worker.critique_job import maybe_release
+from worker.job_boundary import JobRun
 from worker.pull_events import on_closed, on_pull_request, on_review, on_review_comment
 from worker.pull_ownership import mull_issue
 from worker.revise import _revise
@@ -92,8 +93,8 @@ def test_checks_passing_on_a_fork_release_nothing(redis_url: str) -> None:
 def test_a_revision_job_for_a_fork_runs_no_agent(redis_url: str) -> None:
     request = ReviseRequest(9, REPO_ID, REPO, PR, "command", "@wanda asks: go", "wanda")
     for kind, the_pull in NOT_OURS.items():
-        async def act(ctx: dict[str, Any], the_event: Any) -> str:
-            return await _revise(ctx, request, the_event.gh)
+        async def act(svc: Any, the_event: Any) -> str:
+            return await _revise(JobRun(svc, "revise:1", 1, the_event.gh, the_event.log), request)
 
         with respx.mock(assert_all_called=False) as mock:
             no_config(mock)

@@ -15,6 +15,7 @@ from doubles.fixtures import APP_ID, INSTALLATION_ID, REPO
 from doubles.github import GitHubDouble, generate_app_keypair
 from doubles.recording_log import RecordingLog
 from doubles.server import BackgroundServer
+from doubles.services import job_ctx, make_services
 from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import RequestFailed
@@ -27,6 +28,7 @@ from starlette.routing import Route
 from bot import keys
 from worker.github_app import BoundedRetry, GitHubApp
 from worker.redeliver import redeliver, redeliver_failed
+from worker.services import services
 
 
 class Receiver:
@@ -70,7 +72,7 @@ def run(redis_url: str, double: GitHubDouble, private_pem: str, scenario) -> Any
         redis = aioredis.Redis.from_url(redis_url)
         github = GitHubApp(APP_ID, private_pem, double.url, redis, retry=BoundedRetry(backoff=0.01))
         try:
-            return await scenario({"github": github, "redis": redis, "log": RecordingLog()})
+            return await scenario(job_ctx(make_services(redis, github=github, log=RecordingLog())))
         finally:
             await redis.aclose()
 
@@ -92,9 +94,9 @@ def test_failed_deliveries_are_redelivered_once_under_their_guid(github_double, 
     async def scenario(ctx: dict[str, Any]) -> tuple[int, int, int]:
         first = await redeliver_failed(ctx)
         second = await redeliver_failed(ctx)
-        assert await ctx["redis"].ttl(keys.redelivered("flaky-1")) > 2 * 24 * 3600
-        assert not await ctx["redis"].exists(keys.redelivered("ok-1"))
-        return first, second, len(ctx["log"].lines)
+        assert await services(ctx).redis.ttl(keys.redelivered("flaky-1")) > 2 * 24 * 3600
+        assert not await services(ctx).redis.exists(keys.redelivered("ok-1"))
+        return first, second, len(services(ctx).log.lines)
 
     assert run(redis_url, github_double, app_keypair[0], scenario) == (2, 0, 1)
     assert receiver.guids() == {"flaky-1": 2, "ok-1": 1, "down-1": 1}
@@ -112,7 +114,7 @@ def test_pages_are_followed_by_cursor_and_caps_carry_over(github_double, app_key
         label(github_double, guid)
 
     async def scenario(ctx: dict[str, Any]) -> list[int]:
-        args = (ctx["github"], ctx["redis"], ctx["log"])
+        args = (services(ctx).github, services(ctx).redis, services(ctx).log)
         return [await redeliver(*args, per_page=2, max_redeliveries=3) for _ in range(3)]
 
     assert run(redis_url, github_double, app_keypair[0], scenario) == [3, 1, 0]
@@ -129,10 +131,10 @@ def test_a_backlog_larger_than_a_run_is_finished_by_later_runs(github_double, ap
         label(github_double, guid)
 
     async def scenario(ctx: dict[str, Any]) -> list[int]:
-        args = (ctx["github"], ctx["redis"], ctx["log"])
+        args = (services(ctx).github, services(ctx).redis, services(ctx).log)
         counts = [await redeliver(*args, per_page=2, max_items=3) for _ in range(6)]
-        assert any("scan capped" in event for _, event, _ in ctx["log"].lines)
-        assert not await ctx["redis"].hexists(keys.REDELIVER, "cursor")
+        assert any("scan capped" in event for _, event, _ in services(ctx).log.lines)
+        assert not await services(ctx).redis.hexists(keys.REDELIVER, "cursor")
         return counts
 
     counts = run(redis_url, github_double, app_keypair[0], scenario)
@@ -149,9 +151,9 @@ def test_github_errors_are_logged_and_the_next_run_catches_up(github_double, app
         counts = [await redeliver_failed(ctx)]
         github_double.fail_next("POST", r"/attempts$", 502, times=4)
         counts.append(await redeliver_failed(ctx))
-        assert not await ctx["redis"].exists(keys.redelivered("flaky-1"))  # released for the next run
+        assert not await services(ctx).redis.exists(keys.redelivered("flaky-1"))  # released for the next run
         counts.append(await redeliver_failed(ctx))
-        errors = [(event, kw["status"]) for level, event, kw in ctx["log"].lines if level == "error"]
+        errors = [(event, kw["status"]) for level, event, kw in services(ctx).log.lines if level == "error"]
         assert [status for _, status in errors] == [503, 502]
         assert "could not list" in errors[0][0]
         return counts
@@ -166,7 +168,7 @@ def test_a_wrong_app_key_logs_one_line_and_returns_zero(github_double, redis_url
     wrong_pem = generate_app_keypair()[0]  # a valid key, not the App's
 
     async def scenario(ctx: dict[str, Any]) -> tuple[int, list]:
-        return await redeliver_failed(ctx), ctx["log"].lines
+        return await redeliver_failed(ctx), services(ctx).log.lines
 
     count, lines = run(redis_url, github_double, wrong_pem, scenario)
     assert count == 0 and len(lines) == 1

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import respx
+from doubles.services import make_services
 
 from bot import keys
 from bot.jobs import SolveRequest
@@ -80,9 +81,9 @@ def test_the_agents_saved_summary_is_json(redis_url: str) -> None:
 
     async def scenario() -> tuple[AgentResult | None, bytes]:
         redis = aioredis.Redis.from_url(redis_url)
-        await _save_result({"redis": redis}, REQUEST, result)
+        await _save_result(make_services(redis), REQUEST, result)
         raw = await redis.get(f"{keys.issue_state(2, 3)}:result:delivery-1")
-        back = await _saved_result({"redis": redis}, REQUEST)
+        back = await _saved_result(make_services(redis), REQUEST)
         await redis.aclose()
         return back, raw
 
@@ -109,7 +110,7 @@ def test_a_pickle_planted_as_the_agents_summary_never_runs(redis_url: str, tmp_p
         await redis.set(f"{keys.issue_state(2, 3)}:result:delivery-1", planted)
         try:
             with pytest.raises(ValueError):  # not JSON: the rerun fails loudly instead of running it
-                await _saved_result({"redis": redis}, REQUEST)
+                await _saved_result(make_services(redis), REQUEST)
         finally:
             await redis.aclose()
 

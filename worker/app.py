@@ -21,7 +21,6 @@ from bot.settings import ConfigError, MullSettings
 from worker import handlers, installations
 from worker.agent.presets import PRESETS
 from worker.agent.sandbox import check_bwrap
-from worker.backlog_jobs import REFRESH_DELAY_S
 from worker.backlog_reconcile import reconcile_if_lost
 from worker.backlog_refresh import refresh_backlog
 from worker.backlog_sweep import sweep_backlogs
@@ -36,6 +35,7 @@ from worker.liveness import Liveness
 from worker.redeliver import redeliver_failed
 from worker.repo_cache import RepoCache, reclaim_runs
 from worker.revise import revise_pr
+from worker.services import REFRESH_DELAY_S, SERVICES, Services, services
 from worker.snooze import wake_item
 from worker.solve import solve_issue
 from worker.steady_worker import WORKER_KEEP_TRYING_S, SteadyWorker
@@ -47,10 +47,10 @@ SOLVE_OVERHEAD_S = 600
 SINK_TIMEOUT_S = 10.0
 
 
-async def _reconcile(ctx: dict[str, Any]) -> None:
+async def _reconcile(svc: Services) -> None:
     """Installations first (the backlog rebuild needs to know the repositories), then lost backlogs."""
-    await installations.reconcile(ctx)
-    await reconcile_if_lost(ctx)
+    await installations.reconcile(svc)
+    await reconcile_if_lost(svc)
 
 
 def stale_run_age(settings: MullSettings) -> float:
@@ -65,9 +65,10 @@ async def reclaim_run_dirs(ctx: dict[str, Any]) -> int:
     period (not unique) and any worker may take it: on several machines with their own data dirs each is swept
     by its own start-up and run starts, and by these jobs as they fall.
     """
-    removed = await asyncio.to_thread(ctx["repos"].reclaim_stale)
+    svc = services(ctx)
+    removed = await asyncio.to_thread(svc.repos.reclaim_stale)
     if removed:
-        ctx["log"].warning("reclaimed run directories of dead runs", removed=[p.name for p in removed])
+        svc.log.warning("reclaimed run directories of dead runs", removed=[p.name for p in removed])
     return len(removed)
 
 
@@ -105,41 +106,39 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
-        ctx["settings"] = settings
-        ctx["log"] = log
-        ctx["redactor"] = Redactor(settings.secret_values())  # what Mull posts or sends never carries them
-        ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
-                                  app_slug=settings.app_slug, redactor=ctx["redactor"])
-        ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=stale_run_age(settings))
-        ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
-        ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
-        ctx["clock"] = clock
-        ctx["refresh_delay"] = refresh_delay
-        # Sinks read their HMAC secret from the variable a repo's config names.
-        ctx["environ"] = os.environ if environ is None else environ
-        ctx["http"] = httpx.AsyncClient(timeout=SINK_TIMEOUT_S)
+        redactor = Redactor(settings.secret_values())  # what Mull posts or sends never carries them
+        # Closed by shutdown, in reverse: the sinks' client, then the gateway.
+        ctx["exits"] = exits = contextlib.AsyncExitStack()
+        http = await exits.enter_async_context(httpx.AsyncClient(timeout=SINK_TIMEOUT_S))
         # The agents' only way to their model: started before any job can run one.
-        ctx["exits"] = contextlib.AsyncExitStack()
-        ctx["gateway"] = await ctx["exits"].enter_async_context(local_gateway(settings, logs.get("mull.gateway")))
-        await ctx["liveness"].start()
-        ctx["reconcile"] = asyncio.create_task(_reconcile(ctx))  # off the startup path
-        log.info("worker started", worker_id=ctx["liveness"].worker_id, redis=redis_target.parse(redis_url).describe())
+        gateway = await exits.enter_async_context(local_gateway(settings, logs.get("mull.gateway")))
+        svc = Services(
+            redis=redis, settings=settings, log=log, redactor=redactor, http=http, gateway=gateway,
+            github=GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
+                             app_slug=settings.app_slug, redactor=redactor),
+            repos=RepoCache(settings.data_dir / "repos", redis, stale_after=stale_run_age(settings)),
+            liveness=Liveness(redis, ttl=liveness_ttl, log=log),
+            slots=RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout),
+            clock=clock, refresh_delay=refresh_delay,
+            environ=os.environ if environ is None else environ)
+        ctx[SERVICES] = svc
+        await svc.liveness.start()
+        ctx["reconcile"] = asyncio.create_task(_reconcile(svc))  # off the startup path
+        log.info("worker started", worker_id=svc.liveness.worker_id, redis=redis_target.parse(redis_url).describe())
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "reconcile" in ctx:
             ctx["reconcile"].cancel()
-        if "http" in ctx:
-            await ctx["http"].aclose()
-        if "liveness" in ctx:
-            await ctx["liveness"].stop()
+        if SERVICES in ctx:
+            await services(ctx).liveness.stop()
         if "exits" in ctx:
             await ctx["exits"].aclose()
 
     async def job_start(ctx: dict[str, Any]) -> None:
-        await ctx["liveness"].job_started(ctx["job_id"])
+        await services(ctx).liveness.job_started(ctx["job_id"])
 
     async def job_end(ctx: dict[str, Any]) -> None:
-        await ctx["liveness"].job_ended(ctx["job_id"])
+        await services(ctx).liveness.job_ended(ctx["job_id"])
 
     return SteadyWorker(
         log=log,

@@ -19,6 +19,7 @@ from bot import keys
 from bot.jobs import SolveRequest
 from worker.backlog_state import Item, ItemState, held_order
 from worker.repo_config import RepoConfig
+from worker.services import Services
 
 Clock = Callable[[], float]
 SNOOZE_PREFIX = keys.PREFIX + "snooze:"  # worker.snooze's record per snoozed item: a snoozed issue waits
@@ -283,9 +284,9 @@ class Backlog:
         return woken
 
 
-def of(ctx: dict[str, Any], repo_id: int) -> Backlog:
+def of(svc: Services, repo_id: int) -> Backlog:
     """The backlog of a repository, on the job's Redis and clock (simulations give a fake clock)."""
-    return Backlog(ctx["redis"], repo_id, ctx.get("clock") or time.time)
+    return Backlog(svc.redis, repo_id, svc.clock)
 
 
 async def reviewer_load(redis: Any, installation_id: int, login: str) -> int:

@@ -6,8 +6,6 @@ holds (and that autoscaling watches) is work a worker can start now.
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.jobs import (
     RefreshRequest,
     enqueue_refresh,
@@ -16,29 +14,28 @@ from bot.jobs import (
 )
 from worker import job_queue
 from worker.backlog import Backlog
+from worker.services import Services
 
-REFRESH_DELAY_S = 1.0  # changes in a burst (eight labels at once) make one dashboard edit
 
-
-async def start_runs(ctx: dict[str, Any], backlog: Backlog, installation_id: int, repo: str) -> list[int]:
+async def start_runs(svc: Services, backlog: Backlog, installation_id: int, repo: str) -> list[int]:
     """Enqueue the runs of the issues that got a slot."""
     started = []
     for request in await backlog.start_next():
         job_id = solve_job_id(request.repo_id, request.issue)
-        if not await enqueue_solve(ctx["redis"], request):
+        if not await enqueue_solve(svc.redis, request):
             # arq still holds this id (a previous run is finishing): that run's end starts the queue again.
-            ctx["log"].warning("run not started: arq holds this job id", repo=repo, issue=request.issue,
-                               status=(await job_queue.job(job_id, ctx["redis"]).status()).value)
+            svc.log.warning("run not started: arq holds this job id", repo=repo, issue=request.issue,
+                               status=(await job_queue.job(job_id, svc.redis).status()).value)
             await backlog.requeue(request.issue)
             continue
         started.append(request.issue)
     if started:
-        ctx["log"].info("runs started", repo=repo, issues=started)
-        await touch(ctx, installation_id, backlog.repo_id, repo)
+        svc.log.info("runs started", repo=repo, issues=started)
+        await touch(svc, installation_id, backlog.repo_id, repo)
     return started
 
 
-async def touch(ctx: dict[str, Any], installation_id: int, repo_id: int, repo: str) -> None:
+async def touch(svc: Services, installation_id: int, repo_id: int, repo: str) -> None:
     """Ask for a refresh of the repo's status positions and dashboard (coalesced by the job id)."""
-    await enqueue_refresh(ctx["redis"], RefreshRequest(installation_id, repo_id, repo),
-                          ctx.get("refresh_delay", REFRESH_DELAY_S))
+    await enqueue_refresh(svc.redis, RefreshRequest(installation_id, repo_id, repo),
+                          svc.refresh_delay)

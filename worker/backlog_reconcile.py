@@ -24,16 +24,18 @@ from worker.backlog_state import Item, ItemState
 from worker.critique.comment import read_marker
 from worker.github_pages import every
 from worker.pull_ownership import mull_issue
+from worker.redis_reply import reply
 from worker.repo_settings import config_for
+from worker.services import Services
 from worker.status import Phase, StatusComment
 
 
-async def reconcile_repo(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str) -> int:
+async def reconcile_repo(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str) -> int:
     """Rebuild one repo's backlog from its issues and pull requests; the number of items found."""
-    config = await config_for(ctx, gh, repo, repo_id, installation_id)
-    backlog = backlogs.of(ctx, repo_id)
+    config = await config_for(svc, gh, repo, repo_id, installation_id)
+    backlog = backlogs.of(svc, repo_id)
     await backlog.remember_repo(installation_id, repo, Limits.of(config))
-    bot_login = (await ctx["github"].identity(gh)).login
+    bot_login = (await svc.github.identity(gh)).login
     owner, name = repo.split("/", 1)
     pulls = {mull_issue(p, bot_login): p for p in await _all(gh.rest.pulls.async_list, owner, name, state="open")}
     pulls.pop(None, None)  # not Mull's
@@ -42,26 +44,26 @@ async def reconcile_repo(ctx: dict[str, Any], gh: GitHub, installation_id: int, 
         if issue.get("pull_request"):
             continue
         number = int(issue["number"])
-        status = StatusComment(gh, repo, repo_id, number, bot_login, ctx["redis"])
+        status = StatusComment(gh, repo, repo_id, number, bot_login, svc.redis)
         state = await status.load()
         seen = Item(issue=number, title=issue.get("title") or "", labeled_at=state.labeled_at or _created(issue),
                     since=backlog.clock(), labeled_by=state.requested_by)
         names = {label["name"] for label in issue.get("labels") or []}
         pull = pulls.get(number)
-        placed = await _place(ctx, gh, backlog, installation_id, repo, seen, names, state, pull, bot_login)
+        placed = await _place(svc, gh, backlog, installation_id, repo, seen, names, state, pull, bot_login)
         if placed is None:
             continue
         found += 1
         for target in (number, pull["number"] if pull else None):
             if target is not None and snooze.LABEL in (names if target == number else _names(pull)):
-                await _restore_snooze(ctx, gh, backlog, installation_id, repo, int(target), bot_login)
-    await start_runs(ctx, backlog, installation_id, repo)
-    await touch(ctx, installation_id, repo_id, repo)
-    ctx["log"].info("backlog rebuilt from GitHub", repo=repo, items=found)
+                await _restore_snooze(svc, gh, backlog, installation_id, repo, int(target), bot_login)
+    await start_runs(svc, backlog, installation_id, repo)
+    await touch(svc, installation_id, repo_id, repo)
+    svc.log.info("backlog rebuilt from GitHub", repo=repo, items=found)
     return found
 
 
-async def _place(ctx: dict[str, Any], gh: GitHub, backlog: backlogs.Backlog, installation_id: int, repo: str,
+async def _place(svc: Services, gh: GitHub, backlog: backlogs.Backlog, installation_id: int, repo: str,
                  item: Item, names: set[str], state: Any, pull: dict[str, Any] | None,
                  bot_login: str) -> Item | None:
     """Put one issue back where its labels and markers say it was."""
@@ -82,7 +84,7 @@ async def _place(ctx: dict[str, Any], gh: GitHub, backlog: backlogs.Backlog, ins
             reviewers = tuple(u["login"] for u in pull.get("requested_reviewers") or [])
             await _put(backlog, item, ItemState.DRAFT, pr=pr, effort=effort)
             placed = await backlog.release_to(item.issue, installation_id, reviewers)
-            await stats.awaiting_review(ctx["redis"], repo, pr, True)
+            await stats.awaiting_review(svc.redis, repo, pr, True)
             if release.AWAITING_LABEL not in _names(pull):
                 owner, name = repo.split("/", 1)
                 await gh.rest.issues.async_add_labels(owner, name, pr, labels=[release.AWAITING_LABEL])
@@ -104,7 +106,7 @@ async def _put(backlog: backlogs.Backlog, item: Item, state: ItemState, **change
     return await backlog.move(item.issue, state, **changes)
 
 
-async def _restore_snooze(ctx: dict[str, Any], gh: GitHub, backlog: backlogs.Backlog, installation_id: int,
+async def _restore_snooze(svc: Services, gh: GitHub, backlog: backlogs.Backlog, installation_id: int,
                           repo: str, number: int, bot_login: str) -> None:
     owner, name = repo.split("/", 1)
     found = None
@@ -113,7 +115,7 @@ async def _restore_snooze(ctx: dict[str, Any], gh: GitHub, backlog: backlogs.Bac
     if found is None:
         return
     at_ms, until = found
-    await snooze.remember(ctx, installation_id, backlog.repo_id, repo, number, at_ms, until, "")
+    await snooze.remember(svc, installation_id, backlog.repo_id, repo, number, at_ms, until, "")
     item = await backlog.find(number)
     if item is not None:
         await backlog.snooze(item.issue, None if until else at_ms / 1000, until)
@@ -144,23 +146,23 @@ def _created(issue: dict[str, Any]) -> float:
         return 0.0
 
 
-async def reconcile_if_lost(ctx: dict[str, Any]) -> int:
+async def reconcile_if_lost(svc: Services) -> int:
     """At startup: when Redis has no backlog epoch (a new Redis, or one that lost its data), rebuild every
     installation's backlogs from GitHub. One worker does it; the others see the epoch it set."""
-    redis = ctx["redis"]
-    if not await redis.set(keys.BACKLOG_EPOCH, str(backlogs.of(ctx, 0).clock()), nx=True):
+    redis = svc.redis
+    if not await redis.set(keys.BACKLOG_EPOCH, str(backlogs.of(svc, 0).clock()), nx=True):
         return 0
     rebuilt = 0
-    for raw in await redis.hkeys(keys.INSTALLATIONS):
+    for raw in await reply(redis.hkeys(keys.INSTALLATIONS)):
         installation_id = int(raw)
-        gh = ctx["github"].installation(installation_id)
+        gh = svc.github.installation(installation_id)
         try:
             async with gh:
                 repos = await _installation_repos(gh)
                 for repo in repos:
-                    rebuilt += await reconcile_repo(ctx, gh, installation_id, int(repo["id"]), repo["full_name"])
+                    rebuilt += await reconcile_repo(svc, gh, installation_id, int(repo["id"]), repo["full_name"])
         except Exception as exc:  # noqa: BLE001 - one installation's trouble must not stop the others
-            ctx["log"].warning("backlog rebuild failed", installation=installation_id, error=str(exc)[:200])
+            svc.log.warning("backlog rebuild failed", installation=installation_id, error=str(exc)[:200])
     return rebuilt
 
 

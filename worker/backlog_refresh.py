@@ -27,6 +27,7 @@ from worker.dashboard_view import TITLE, held_positions, local_time, positions, 
 from worker.digest_window import next_fire
 from worker.github_pages import every
 from worker.needs_you import html_base
+from worker.services import Services, services
 from worker.status import StatusComment
 
 ROUNDS = 5
@@ -35,16 +36,17 @@ DEFAULT_SCHEDULE = "0 9 * * 1-5"
 
 
 async def refresh_backlog(ctx: dict[str, Any], request: RefreshRequest) -> str:
-    gh = ctx["github"].installation(request.installation_id, request.repo_id)
-    backlog = backlogs.of(ctx, request.repo_id)
+    svc = services(ctx)
+    gh = svc.github.installation(request.installation_id, request.repo_id)
+    backlog = backlogs.of(svc, request.repo_id)
     async with gh:
-        bot_login = (await ctx["github"].identity(gh)).login
+        bot_login = (await svc.github.identity(gh)).login
         for _ in range(ROUNDS):
             version = await backlog.version()
             items = await backlog.items()
             limits = await backlog.limits()
-            await show_positions(ctx, gh, request, backlog, items, limits, bot_login)
-            await show_dashboard(ctx, gh, request.repo, backlog, items, limits, bot_login)
+            await show_positions(svc, gh, request, backlog, items, limits, bot_login)
+            await show_dashboard(svc, gh, request.repo, backlog, items, limits, bot_login)
             await backlog.redis.hset(backlog.key("meta"), "refreshed", version)
             if await backlog.version() == version:
                 return "refreshed"
@@ -78,7 +80,7 @@ def _places(n: int) -> str:
     return str(n) if n <= EXACT_PLACES else f"more than {EXACT_PLACES}"
 
 
-async def show_positions(ctx: dict[str, Any], gh: GitHub, request: RefreshRequest, backlog: Backlog,
+async def show_positions(svc: Services, gh: GitHub, request: RefreshRequest, backlog: Backlog,
                          items: list[Item], limits: Limits, bot_login: str) -> int:
     """Edit the status comments whose line changed; the number edited."""
     now = backlog.clock()
@@ -90,9 +92,9 @@ async def show_positions(ctx: dict[str, Any], gh: GitHub, request: RefreshReques
         line = queue_line(item, ahead, held_ahead, limits, tz, now)
         if shown.get(item.issue, "") == line:
             continue
-        status = StatusComment(gh, request.repo, request.repo_id, item.issue, bot_login, ctx["redis"])
-        async with ctx["redis"].lock(keys.issue_lock(request.repo_id, item.issue), timeout=60,
-                                     blocking_timeout=60):
+        status = StatusComment(gh, request.repo, request.repo_id, item.issue, bot_login, svc.redis)
+        async with svc.redis.lock(keys.issue_lock(request.repo_id, item.issue), timeout=60,
+                                  blocking_timeout=60):
             state = await status.load()
             if status.comment_id is not None and state.queue != line:
                 await status.write(replace(state, queue=line))
@@ -104,7 +106,7 @@ async def show_positions(ctx: dict[str, Any], gh: GitHub, request: RefreshReques
     return edited
 
 
-async def show_dashboard(ctx: dict[str, Any], gh: GitHub, repo: str, backlog: Backlog, items: list[Item],
+async def show_dashboard(svc: Services, gh: GitHub, repo: str, backlog: Backlog, items: list[Item],
                          limits: Limits, bot_login: str) -> int | None:
     """Create or edit the dashboard issue when its text changed; its number (None while there is no need)."""
     number = await backlog.dashboard()
@@ -120,7 +122,7 @@ async def show_dashboard(ctx: dict[str, Any], gh: GitHub, repo: str, backlog: Ba
     except ValueError:  # a schedule that never fires on a business day: no digest to announce
         upcoming = None
     body = render_dashboard(repo, items, cap=limits.max_awaiting_review, in_flight=len(await backlog.running()),
-                            now=now, tz=tz, next_digest=upcoming, html_base=html_base(ctx["settings"], repo))
+                            now=now, tz=tz, next_digest=upcoming, html_base=html_base(svc.settings, repo))
     digest = hashlib.sha256(body.encode()).hexdigest()
     if number is not None and await backlog.redis.hget(backlog.key("meta"), "dashboard_hash") == digest.encode():
         return number
@@ -154,10 +156,10 @@ async def find_dashboard(gh: GitHub, repo: str, bot_login: str) -> int | None:
     return None
 
 
-async def ensure_dashboard(ctx: dict[str, Any], gh: GitHub, repo: str, backlog: Backlog,
+async def ensure_dashboard(svc: Services, gh: GitHub, repo: str, backlog: Backlog,
                            bot_login: str) -> int | None:
     """The dashboard's number, creating it now if need be (a digest goes there as a comment)."""
     number = await backlog.dashboard()
     if number is not None:
         return number
-    return await show_dashboard(ctx, gh, repo, backlog, await backlog.items(), await backlog.limits(), bot_login)
+    return await show_dashboard(svc, gh, repo, backlog, await backlog.items(), await backlog.limits(), bot_login)

@@ -11,6 +11,8 @@ from worker import backlog as backlogs
 from worker import job_queue, release
 from worker.backlog import known_repos
 from worker.backlog_jobs import start_runs, touch
+from worker.redis_reply import reply
+from worker.services import services
 
 ACTIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
 ORPHAN_GRACE_S = 120.0  # a slot taken just now may not have its job enqueued yet
@@ -19,21 +21,22 @@ ORPHAN_GRACE_S = 120.0  # a slot taken just now may not have its job enqueued ye
 async def sweep_backlogs(ctx: dict[str, Any]) -> int:
     """The cron job that keeps every backlog moving when an event was missed: gives back run slots whose job
     is gone, starts what may start, releases what may go, and refreshes what changed unseen."""
-    redis = ctx["redis"]
+    svc = services(ctx)
+    redis = svc.redis
     moved = 0
     for repo_id, installation_id, repo in await known_repos(redis):
-        backlog = backlogs.of(ctx, repo_id)
+        backlog = backlogs.of(svc, repo_id)
         for issue, started in await redis.zrange(backlog.key("running"), 0, -1, withscores=True):
             status = await job_queue.job(solve_job_id(repo_id, int(issue)), redis).status()
             if status not in ACTIVE and backlog.clock() - started > ORPHAN_GRACE_S:
-                ctx["log"].warning("run slot given back: its job is gone", repo=repo, issue=int(issue))
+                svc.log.warning("run slot given back: its job is gone", repo=repo, issue=int(issue))
                 await backlog.run_ended(int(issue))
-        moved += len(await start_runs(ctx, backlog, installation_id, repo))
+        moved += len(await start_runs(svc, backlog, installation_id, repo))
         limits = await backlog.limits()
         if await backlog.held() and len(await backlog.ready()) < limits.max_awaiting_review:
-            gh = ctx["github"].installation(installation_id, repo_id)
+            gh = svc.github.installation(installation_id, repo_id)
             async with gh:
-                moved += len(await release.release(ctx, gh, installation_id, repo_id, repo))
-        if await redis.hget(backlog.key("meta"), "refreshed") != str(await backlog.version()).encode():
-            await touch(ctx, installation_id, repo_id, repo)
+                moved += len(await release.release(svc, gh, installation_id, repo_id, repo))
+        if await reply(redis.hget(backlog.key("meta"), "refreshed")) != str(await backlog.version()).encode():
+            await touch(svc, installation_id, repo_id, repo)
     return moved

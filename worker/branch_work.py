@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from githubkit import GitHub
-
 from bot import keys
 from bot.settings import MullSettings
 from worker import stats
@@ -25,6 +23,8 @@ from worker.agent.base import AgentResult, AgentTask, Budget, ModelAccess
 from worker.agent.sandbox import SandboxSpec
 from worker.gateway import ModelGateway
 from worker.github_app import BotIdentity, GitHubApp
+from worker.job_boundary import JobRun
+from worker.redis_reply import reply
 from worker.repo_cache import RepoCache, RunTree, push
 from worker.repo_config import RepoConfig
 from worker.tree_commit import commit
@@ -59,13 +59,14 @@ def sandbox_for(settings: MullSettings, run: RunTree) -> SandboxSpec:
     return SandboxSpec(enabled=settings.sandbox, ro_paths=tuple(settings.sandbox_ro_paths))
 
 
-async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], branch: str,
-                        prompt_for: Callable[[Path], str], message_for: Callable[[AgentResult], str],
-                        bot: BotIdentity, log: Any, config: RepoConfig, stage: str = "implement") -> BranchRun:
+async def run_on_branch(job: JobRun, repo: dict[str, Any], branch: str, prompt_for: Callable[[Path], str],
+                        message_for: Callable[[AgentResult], str], bot: BotIdentity, config: RepoConfig,
+                        stage: str = "implement") -> BranchRun:
     """Run the agent on ``branch`` and push what it changed; the token never enters the run's tree."""
-    settings: MullSettings = ctx["settings"]
-    app: GitHubApp = ctx["github"]
-    cache: RepoCache = ctx["repos"]
+    svc, gh, log = job.svc, job.gh, job.log
+    settings: MullSettings = svc.settings
+    app: GitHubApp = svc.github
+    cache: RepoCache = svc.repos
     repo_id = int(repo["id"])
     mirror = await cache.fetch(repo_id, repo["clone_url"], await app.token(gh))
     remote = await cache.remote_sha(mirror, branch)
@@ -77,7 +78,7 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
                               agent_repo=bool(command)) as run:
         agent = make_agent(command, settings.llm_base_url or "")
         budget = agent_budget(settings, config)
-        gateway: ModelGateway = ctx["gateway"]
+        gateway: ModelGateway = svc.gateway
         run_id = new_run_id(stage, repo_id, branch)
         log.info("agent starting", branch=branch, start=remote or repo["default_branch"], run=run_id)
         try:
@@ -89,7 +90,7 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
         except asyncio.CancelledError:
             # `/mull stop` aborts the job: keep what the agent did. Any other cancellation (a worker
             # shutting down) propagates, and the run is redone elsewhere.
-            stopper = await ctx["redis"].get(keys.stop_flag(ctx.get("job_id", "")))
+            stopper = await reply(svc.redis.get(keys.stop_flag(job.job_id)))
             if not stopper:
                 raise
             who = stopper.decode()
@@ -103,5 +104,5 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
             await push(mirror, repo["clone_url"], sha, branch, remote, await app.token(gh))
     outcome = ("budget-tripped" if result.budget_tripped else "error" if result.error and sha is None
                else "pushed" if sha else "no-changes")
-    await stats.record_run(ctx["redis"], stage, outcome, time.monotonic() - started, result.tokens)
+    await stats.record_run(svc.redis, stage, outcome, time.monotonic() - started, result.tokens)
     return BranchRun(result=result, sha=sha, base_sha=remote)

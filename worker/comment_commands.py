@@ -31,6 +31,7 @@ from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
 from worker.pull_ownership import mull_issue
 from worker.repo_settings import config_for
+from worker.services import Services
 from worker.status import Phase, StatusComment
 
 STOP_FLAG_TTL = 3600
@@ -51,10 +52,10 @@ class Target:
     issue: int | None  # the issue Mull works on: the issue itself, or the one a Mull PR fixes (None for others)
 
 
-Verb = Callable[[dict[str, Any], Event, Target, commands.Command], Awaitable[Outcome]]
+Verb = Callable[[Services, Event, Target, commands.Command], Awaitable[Outcome]]
 
 
-async def on_comment(ctx: dict[str, Any], event: Event) -> str:
+async def on_comment(svc: Services, event: Event) -> str:
     comment = event.payload.get("comment") or {}
     if event.sender_is_bot or (comment.get("user") or {}).get("type") == "Bot":
         return "bot comment"
@@ -68,20 +69,20 @@ async def on_comment(ctx: dict[str, Any], event: Event) -> str:
         if event.payload.get("action") != "created":
             return "no command"
         target = await _target(event)
-        if await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, target.number,
+        if await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, target.number,
                                 f"comment by @{event.sender}"):
             return "woke on activity"
         if event.delivery.event == "issue_comment":
-            return await answer_if_waiting(ctx, event)
+            return await answer_if_waiting(svc, event)
         return "no command"
     target = await _target(event)
     role = await permission(event.gh, event.repo_name, event.sender)
     if role not in TRIGGER_ROLES:
-        if await once(ctx, f"cmd-refusal:{event.delivery.guid}"):
+        if await once(svc, f"cmd-refusal:{event.delivery.guid}"):
             await _reply(event, target, f"@{event.sender} only people with write or triage access to this "
                                         f"repository can give Mull commands (yours: {role}).")
         return "refused"
-    if not await once(ctx, f"cmd:{event.delivery.guid}"):
+    if not await once(svc, f"cmd:{event.delivery.guid}"):
         return "already handled"
     await _react(event, "eyes")
     if result.error:
@@ -95,7 +96,7 @@ async def on_comment(ctx: dict[str, Any], event: Event) -> str:
         await _reply(event, target, f"@{event.sender} `/mull {result.command.verb}` is not available here.\n\n"
                                     f"{commands.help_text(VERBS)}")
         return "unavailable"
-    outcome = await verb(ctx, event, target, result.command)
+    outcome = await verb(svc, event, target, result.command)
     await _react(event, "rocket" if outcome.ok else "confused")
     if outcome.reply:
         await _reply(event, target, f"@{event.sender} {outcome.reply}")
@@ -134,116 +135,116 @@ async def _reply(event: Event, target: Target, text: str) -> None:
 # -- verbs ---------------------------------------------------------------------------------------------
 
 
-async def do_help(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+async def do_help(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
     return Outcome(True, "\n\n" + commands.help_text(VERBS))
 
 
-async def do_retry(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+async def do_retry(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
     if target.issue is None:
         return Outcome(False, "`/mull retry` works on an issue, or on a pull request Mull opened for one.")
-    if not await trigger.queue_run(ctx, event, target.issue, event.sender):
+    if not await trigger.queue_run(svc, event, target.issue, event.sender):
         return Outcome(False, f"a run for #{target.issue} is already queued or running; "
                               "`/mull stop` it first to start over.")
     return Outcome(True)
 
 
-async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+async def do_stop(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
     if target.issue is None:
         return Outcome(False, "`/mull stop` works on an issue, or on a pull request Mull opened for one.")
-    backlog = backlogs.of(ctx, event.repo_id)
+    backlog = backlogs.of(svc, event.repo_id)
     if await backlog.unqueue(target.issue):  # still in line: it leaves before it started
-        await _stopped_before_start(ctx, event, target.issue)
+        await _stopped_before_start(svc, event, target.issue)
         return Outcome(True)
     job_id = solve_job_id(event.repo_id, target.issue)
-    job = job_queue.job(job_id, ctx["redis"])
+    job = job_queue.job(job_id, svc.redis)
     state = await job.status()
     if state not in trigger.ACTIVE:
         status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login,
-                               ctx["redis"])
+                               svc.redis)
         current = await status.load()
         if current.phase is Phase.WAITING:  # a plan waiting for an answer or for `/mull go`
             await labels.move(event.gh, event.repo_name, target.issue, to=None)
             await status.write(replace(current, phase=Phase.FAILED, plan=""), f"**Stopped** by @{event.sender}.")
             return Outcome(True)
         return Outcome(False, f"nothing is queued or running for #{target.issue}.")
-    await ctx["redis"].set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
+    await svc.redis.set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
     await request_abort(job)
     if state is JobStatus.in_progress:  # the run commits and pushes what it has, then says it was stopped
         return Outcome(True)
     await backlog.run_ended(target.issue)  # an aborted job that never started gives its slot back here
-    await _stopped_before_start(ctx, event, target.issue)
-    await start_runs(ctx, backlog, event.installation_id, event.repo_name)
+    await _stopped_before_start(svc, event, target.issue)
+    await start_runs(svc, backlog, event.installation_id, event.repo_name)
     return Outcome(True)
 
 
-async def _stopped_before_start(ctx: dict[str, Any], event: Event, issue: int) -> None:
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
+async def _stopped_before_start(svc: Services, event: Event, issue: int) -> None:
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, svc.redis)
     state_now = await status.load()
     await status.write(replace(state_now, phase=Phase.FAILED, queue=""),
                        f"**Stopped** by @{event.sender} before it started.")
     await labels.move(event.gh, event.repo_name, issue, to=None)
-    await backlogs.of(ctx, event.repo_id).move(issue, ItemState.FAILED, reason=f"stopped by @{event.sender}")
-    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+    await backlogs.of(svc, event.repo_id).move(issue, ItemState.FAILED, reason=f"stopped by @{event.sender}")
+    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
 
 
-async def do_go(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+async def do_go(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
     if target.is_pull or target.issue is None:
         return Outcome(False, "`/mull go` works on an issue whose plan waits for approval.")
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login, ctx["redis"])
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login, svc.redis)
     current = await status.load()
     if current.phase is not Phase.WAITING or current.plan != "proposed":
         return Outcome(False, f"no plan on #{target.issue} is waiting for `/mull go`.")
-    queued = await trigger.queue_run(ctx, event, target.issue, event.sender, trigger=current.trigger,
+    queued = await trigger.queue_run(svc, event, target.issue, event.sender, trigger=current.trigger,
                                      plan="approved")
     return Outcome(queued, None if queued else f"a run for #{target.issue} is already queued or running.")
 
 
-async def answer_if_waiting(ctx: dict[str, Any], event: Event) -> str:
+async def answer_if_waiting(svc: Services, event: Event) -> str:
     """A plain comment by the issue's author (or a maintainer) answers the plan's question."""
     issue = event.payload.get("issue") or {}
     if issue.get("pull_request") or labels.WAITING not in {x.get("name") for x in issue.get("labels") or []}:
         return "no command"
     number = int(issue["number"])
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, number, event.bot.login, ctx["redis"])
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, number, event.bot.login, svc.redis)
     current = await status.load()
     if current.phase is not Phase.WAITING or current.plan != "asked":
         return "no question waiting"
     author = (issue.get("user") or {}).get("login")
     if event.sender != author and await permission(event.gh, event.repo_name, event.sender) not in TRIGGER_ROLES:
         return "not the author"
-    if not await once(ctx, f"answer:{event.delivery.guid}"):
+    if not await once(svc, f"answer:{event.delivery.guid}"):
         return "already handled"
     await _react(event, "eyes")
     body = (event.payload.get("comment") or {}).get("body") or ""
-    await trigger.queue_run(ctx, event, number, event.sender, trigger=current.trigger, plan="answered",
+    await trigger.queue_run(svc, event, number, event.sender, trigger=current.trigger, plan="answered",
                             answer=body[:4000])
     return "answer received"
 
 
-async def do_snooze(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
-    config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
+async def do_snooze(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
+    config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
     try:
         wake = parse_snooze(command.args, datetime.now(UTC), config.timezone)
     except SnoozeError as exc:
         return Outcome(False, str(exc))
-    reply = await snooze.snooze(ctx, event.gh, event.installation_id, event.repo_id, event.repo_name, target.number,
+    reply = await snooze.snooze(svc, event.gh, event.installation_id, event.repo_id, event.repo_name, target.number,
                                 wake, event.sender)
     return Outcome(True, f"#{target.number} is {reply}")
 
 
-async def do_unsnooze(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
-    if await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, target.number, "unsnooze"):
+async def do_unsnooze(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
+    if await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, target.number, "unsnooze"):
         return Outcome(True)
     return Outcome(False, f"#{target.number} is not snoozed.")
 
 
-async def do_queue(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+async def do_queue(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
     if target.issue is None:
         return Outcome(False, "`/mull queue` works on an issue, or on a pull request Mull opened for one.")
-    backlog = backlogs.of(ctx, event.repo_id)
+    backlog = backlogs.of(svc, event.repo_id)
     dashboard = await backlog.dashboard()
     see = f" The whole queue is on #{dashboard}." if dashboard else ""
-    if await trigger.run_status(ctx, event.repo_id, target.issue) is JobStatus.in_progress:
+    if await trigger.run_status(svc, event.repo_id, target.issue) is JobStatus.in_progress:
         return Outcome(True, f"the agent is working on #{target.issue} now.{see}")
     ahead = await backlog.ahead_of(target.issue)
     if ahead is not None:
@@ -261,21 +262,21 @@ async def do_queue(ctx: dict[str, Any], event: Event, target: Target, command: c
     return Outcome(True, f"#{target.issue} is not in the queue.{see}")
 
 
-async def do_revise(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+async def do_revise(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
     if not target.is_pull or target.issue is None:
         return Outcome(False, "`/mull revise` works on a pull request Mull opened.")
     notes = f"@{event.sender} asks: {command.args}" if command.args else "Look over the pull request again."
-    return Outcome(await enqueue_revise(ctx["redis"], ReviseRequest(
+    return Outcome(await enqueue_revise(svc.redis, ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=target.number,
         reason="command", notes=notes, requested_by=event.sender), f"command-{event.delivery.guid}"))
 
 
-async def do_critique(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
+async def do_critique(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
     if not target.is_pull or target.issue is None:
         return Outcome(False, "`/mull critique` works on a pull request Mull opened.")
     owner, name = event.owner_name()
     pull: Any = (await event.gh.rest.pulls.async_get(owner, name, target.number)).json()
-    return Outcome(await enqueue_critique(ctx["redis"], CritiqueRequest(
+    return Outcome(await enqueue_critique(svc.redis, CritiqueRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=target.number,
         head_sha=pull["head"]["sha"], force=True), again=event.delivery.guid))
 

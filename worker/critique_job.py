@@ -20,7 +20,7 @@ from githubkit.exception import RequestFailed
 from bot.jobs import CritiqueRequest, ReviseRequest, enqueue_revise
 from bot.settings import MullSettings
 from worker import backlog as backlogs
-from worker import defuse, failures, readiness, release, stats
+from worker import defuse, readiness, release, stats
 from worker.agent.base import Budget, ModelAccess
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.backlog import Limits
@@ -36,12 +36,13 @@ from worker.critique.schema import Critique
 from worker.gateway import ModelGateway
 from worker.github_app import GitHubApp
 from worker.github_pages import every
-from worker.installations import pause_if_suspended
+from worker.job_boundary import JobRun, job_boundary
 from worker.needs_you import needs_you
 from worker.pull_ownership import mull_issue
 from worker.pull_state import FIX_ROUNDS, PullState
 from worker.repo_cache import RepoCache, git
 from worker.repo_settings import config_for
+from worker.services import Services
 from worker.status import StatusComment
 
 
@@ -51,17 +52,15 @@ def critique_budget(settings: MullSettings) -> Budget:
 
 
 async def critique_pr(ctx: dict[str, Any], request: CritiqueRequest) -> str:
-    await pause_if_suspended(ctx, request.installation_id)
-    gh = ctx["github"].installation(request.installation_id, request.repo_id)
-    async with gh:
-        return await failures.retrying(ctx, _critique(ctx, request, gh))
+    async with job_boundary(ctx, request.ref, pr=request.pr, sha=request.head_sha) as job:
+        return await _critique(job, request)
 
 
-async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -> str:
-    settings: MullSettings = ctx["settings"]
-    app: GitHubApp = ctx["github"]
-    cache: RepoCache = ctx["repos"]
-    log = ctx["log"].bind(job_id=ctx.get("job_id"), repo=request.repo, pr=request.pr, sha=request.head_sha)
+async def _critique(job: JobRun, request: CritiqueRequest) -> str:
+    svc, gh, log = job.svc, job.gh, job.log
+    settings: MullSettings = svc.settings
+    app: GitHubApp = svc.github
+    cache: RepoCache = svc.repos
     owner, name = request.repo.split("/", 1)
     pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
     if pull["state"] != "open" or pull["head"]["sha"] != request.head_sha:
@@ -70,8 +69,8 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
     issue = mull_issue(pull, bot.login)
     if issue is None:
         return "not a Mull pull request"
-    config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
-    await backlogs.of(ctx, request.repo_id).remember_repo(request.installation_id, request.repo, Limits.of(config))
+    config = await config_for(svc, gh, request.repo, request.repo_id, request.installation_id)
+    await backlogs.of(svc, request.repo_id).remember_repo(request.installation_id, request.repo, Limits.of(config))
     comment_id, previous = await find_comment(gh, request.repo, request.pr, bot.login)
     if previous is not None and previous.sha == request.head_sha and not request.force:
         return "already critiqued"
@@ -87,7 +86,7 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
                               request.head_sha) as run:  # a plain tree of the head; the critic only reads it
         critic = make_critic(settings.critique_command, settings.llm_base_url or "")
         budget = critique_budget(settings)
-        gateway: ModelGateway = ctx["gateway"]
+        gateway: ModelGateway = svc.gateway
         run_id = new_run_id("critique", request.repo_id, f"pr{request.pr}")
         log.info("critique starting", files=len(files), reviewed=len(selection.included), run=run_id)
         started = time.monotonic()
@@ -96,62 +95,62 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
             outcome = await critic.critique(CritiqueTask(prompt=prompt, worktree=run.tree, files=files,
                                                          sandbox=sandbox_for(settings, run),
                                                          model=ModelAccess(gateway.socket_path, grant)), budget)
-    await stats.record_run(ctx["redis"], "critique", "failed" if isinstance(outcome, CritiqueFailed)
+    await stats.record_run(svc.redis, "critique", "failed" if isinstance(outcome, CritiqueFailed)
                            else outcome.critique.verdict, time.monotonic() - started, outcome.tokens)
     if isinstance(outcome, CritiqueFailed):
         log.warning("critique failed", reason=outcome.reason)
-        await stats.record_failure(ctx["redis"], "critique", request.repo, request.pr, outcome.reason)
+        await stats.record_failure(svc.redis, "critique", request.repo, request.pr, outcome.reason)
         await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
-        await note_on_issue(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
+        await note_on_issue(svc, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
                                                         f"{defuse.markdown(outcome.reason)}.")
-        item = await backlogs.of(ctx, request.repo_id).move(issue, ItemState.FAILED, pr=request.pr, reason=(
+        item = await backlogs.of(svc, request.repo_id).move(issue, ItemState.FAILED, pr=request.pr, reason=(
             f"critique failed: {outcome.reason}"))
-        await touch(ctx, request.installation_id, request.repo_id, request.repo)
-        await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
+        await touch(svc, request.installation_id, request.repo_id, request.repo)
+        await needs_you(svc, gh, request.repo_id, request.repo, item, "failed",
                         f"the critique of #{request.pr} failed: {outcome.reason}. Comment `/mull critique` on "
                         "the pull request to run it again.")
         return "critique failed"
     critique = outcome.critique
-    next_step = await _verdict(ctx, gh, request, pull, issue, critique, config.max_fix_rounds, log)
+    next_step = await _verdict(svc, gh, request, pull, issue, critique, config.max_fix_rounds, log)
     await write_comment(gh, request.repo, request.pr, comment_id,
                         render_comment(critique, request.head_sha, selection, next_step))
     await _post_inline(gh, request, critique, files, bot.login, log)
-    await note_on_issue(ctx, gh, request, bot.login, f"Critique of #{request.pr}: **{critique.verdict}**, review "
+    await note_on_issue(svc, gh, request, bot.login, f"Critique of #{request.pr}: **{critique.verdict}**, review "
                                                     f"effort {critique.effort}/5. {next_step}")
     log.info("critique done", verdict=critique.verdict, effort=critique.effort, findings=len(critique.findings))
     return critique.verdict
 
 
-async def _verdict(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, issue: int,
+async def _verdict(svc: Services, gh: GitHub, request: CritiqueRequest, pull: Any, issue: int,
                    critique: Critique, max_rounds: int, log: Any) -> str:
     """Act on the verdict; return the line the comment shows about what happens next."""
     if critique.verdict == "fix":
-        spent = await PullState(ctx["redis"], request.repo_id, request.pr).spend(FIX_ROUNDS, max_rounds)
+        spent = await PullState(svc.redis, request.repo_id, request.pr).spend(FIX_ROUNDS, max_rounds)
         if spent is not None:
             notes = findings_for_agent(critique)
-            await enqueue_revise(ctx["redis"], ReviseRequest(
+            await enqueue_revise(svc.redis, ReviseRequest(
                 installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo,
                 pr=request.pr, reason="critique", notes=notes, requested_by=""), f"critique-{request.head_sha[:12]}")
-            backlog = backlogs.of(ctx, request.repo_id)
+            backlog = backlogs.of(svc, request.repo_id)
             if issue not in await backlog.ready():
                 await backlog.move(issue, ItemState.DRAFT, effort=critique.effort,
                                    reason=f"automatic revision {spent} of {max_rounds}")
-                await touch(ctx, request.installation_id, request.repo_id, request.repo)
+                await touch(svc, request.installation_id, request.repo_id, request.repo)
             return f"Verdict `fix`: automatic revision round {spent} of {max_rounds} started."
         handed = (f"Verdict `fix`, and the {max_rounds} automatic revision round(s) are used up: "
                   "over to human review, with the findings above still open.")
-        return handed + await _release(ctx, gh, request, pull, issue, critique.effort, log)
-    return "Verdict `pass`." + await _release(ctx, gh, request, pull, issue, critique.effort, log)
+        return handed + await _release(svc, gh, request, pull, issue, critique.effort, log)
+    return "Verdict `pass`." + await _release(svc, gh, request, pull, issue, critique.effort, log)
 
 
-async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pull: Any, issue: int,
+async def _release(svc: Services, gh: GitHub, request: CritiqueRequest, pull: Any, issue: int,
                    effort: int | None, log: Any) -> str:
     """Finished: offer it for review once its checks allow (the review line decides when it leaves draft)."""
     checks = await readiness.checks_state(gh, request.repo, request.head_sha)
     if checks in ("passed", "none"):
-        return await _offer(ctx, gh, request.installation_id, request.repo_id, request.repo, pull, issue, effort)
-    backlog = backlogs.of(ctx, request.repo_id)
+        return await _offer(svc, gh, request.installation_id, request.repo_id, request.repo, pull, issue, effort)
+    backlog = backlogs.of(svc, request.repo_id)
     if issue not in await backlog.ready():  # out for review already: it stays listed so
         await backlog.move(issue, ItemState.DRAFT, effort=effort, reason=(
             "waiting for its checks" if checks == "pending" else "its checks fail"))
@@ -160,20 +159,20 @@ async def _release(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest, pu
     return " Its checks are failing, so it stays a draft."
 
 
-async def _offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str, pull: Any,
+async def _offer(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str, pull: Any,
                  issue: int, effort: int | None) -> str:
-    backlog = backlogs.of(ctx, repo_id)
+    backlog = backlogs.of(svc, repo_id)
     item = await backlog.get(issue)
     limits = await backlog.limits()
     candidates = await release.reviewer_candidates(gh, repo, int(pull["number"]), limits.reviewers,
                                                    item.labeled_by if item else "", pull["base"]["ref"])
-    said = await release.offer(ctx, gh, installation_id, repo_id, repo, issue, int(pull["number"]), effort,
+    said = await release.offer(svc, gh, installation_id, repo_id, repo, issue, int(pull["number"]), effort,
                                candidates)
-    await touch(ctx, installation_id, repo_id, repo)
+    await touch(svc, installation_id, repo_id, repo)
     return said
 
 
-async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, installation_id: int, bot_login: str,
+async def maybe_release(svc: Services, gh: GitHub, repo: str, pr: int, installation_id: int, bot_login: str,
                         log: Any) -> str:
     """After checks complete: offer it for review when the current head's critique allows it."""
     owner, name = repo.split("/", 1)
@@ -186,12 +185,12 @@ async def maybe_release(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int, ins
         return "no critique of this head yet"
     repo_id = int(pull["base"]["repo"]["id"])
     if marker.verdict == "fix":
-        config = await config_for(ctx, gh, repo, repo_id, installation_id)
-        rounds = await PullState(ctx["redis"], repo_id, pr).count(FIX_ROUNDS)
+        config = await config_for(svc, gh, repo, repo_id, installation_id)
+        rounds = await PullState(svc.redis, repo_id, pr).count(FIX_ROUNDS)
         if rounds < config.max_fix_rounds:
             return "a fix round is pending"
     if await readiness.checks_state(gh, repo, pull["head"]["sha"]) in ("passed", "none"):
-        said = await _offer(ctx, gh, installation_id, repo_id, repo, pull, issue, marker.effort)
+        said = await _offer(svc, gh, installation_id, repo_id, repo, pull, issue, marker.effort)
         log.info("offered for review after checks passed", pr=pr, said=said.strip())
         return "offered"
     return "checks not green"
@@ -259,7 +258,7 @@ async def _instructions_at(mirror: Path, commit: str) -> dict[str, str]:
     return found
 
 
-async def note_on_issue(ctx: dict[str, Any], gh: GitHub, request: CritiqueRequest | Any, bot_login: str,
+async def note_on_issue(svc: Services, gh: GitHub, request: CritiqueRequest | Any, bot_login: str,
                        line: str) -> None:
     """Add the critique's outcome to the issue's status comment (queued → working → PR → critique)."""
     owner, name = request.repo.split("/", 1)
@@ -267,7 +266,7 @@ async def note_on_issue(ctx: dict[str, Any], gh: GitHub, request: CritiqueReques
     issue = mull_issue(pull, bot_login)
     if issue is None:
         return
-    status = StatusComment(gh, request.repo, request.repo_id, issue, bot_login, ctx["redis"])
+    status = StatusComment(gh, request.repo, request.repo_id, issue, bot_login, svc.redis)
     state = await status.load()
     if status.comment_id is None:
         return

@@ -24,6 +24,7 @@ from worker.backlog_state import Item, ItemState
 from worker.digest_view import asks_to_split, digest_data, digest_markdown, digest_slack
 from worker.digest_window import window_key, window_start
 from worker.needs_you import count, html_base, to_sinks
+from worker.services import Services, services
 from worker.sinks import SinkMessage
 
 SENT_TTL = 8 * 24 * 3600  # longer than any window a schedule can have between business days
@@ -46,15 +47,16 @@ def recipients(items: list[Item]) -> dict[str, tuple[list[Item], list[Item], lis
 
 async def send_digests(ctx: dict[str, Any]) -> int:
     """The cron job: every repo with a backlog, every person due a digest in the current window."""
+    svc = services(ctx)
     sent = 0
-    for repo_id, installation_id, repo in await known_repos(ctx["redis"]):
-        backlog = backlogs.of(ctx, repo_id)
+    for repo_id, installation_id, repo in await known_repos(svc.redis):
+        backlog = backlogs.of(svc, repo_id)
         due = await due_digests(backlog)
         if not due:
             continue
-        gh = ctx["github"].installation(installation_id, repo_id)
+        gh = svc.github.installation(installation_id, repo_id)
         async with gh:
-            sent += await send_repo_digests(ctx, gh, repo, backlog, due)
+            sent += await send_repo_digests(svc, gh, repo, backlog, due)
     return sent
 
 
@@ -70,20 +72,20 @@ async def due_digests(backlog: Backlog) -> tuple[str, float, dict[str, Any]] | N
     return (window_key(start), start.timestamp(), people) if people else None
 
 
-async def send_repo_digests(ctx: dict[str, Any], gh: GitHub, repo: str, backlog: Backlog,
+async def send_repo_digests(svc: Services, gh: GitHub, repo: str, backlog: Backlog,
                             due: tuple[str, float, dict[str, Any]]) -> int:
     window, started, people = due
     redis = backlog.redis
     notify = (await backlog.limits()).notify
     tz = str(notify.get("timezone") or "UTC")
-    bot_login = (await ctx["github"].identity(gh)).login
-    base = html_base(ctx["settings"], repo)
+    bot_login = (await svc.github.identity(gh)).login
+    base = html_base(svc.settings, repo)
     now = backlog.clock()
     sent = 0
     for login, (awaiting, asks, waiting) in sorted(people.items()):
         if not await redis.set(keys.digest_sent(backlog.repo_id, login, window), 1, nx=True, ex=SENT_TTL):
             continue  # this window's digest for them went out already (another worker, or an earlier tick)
-        dashboard = await ensure_dashboard(ctx, gh, repo, backlog, bot_login)
+        dashboard = await ensure_dashboard(svc, gh, repo, backlog, bot_login)
         url = f"{base}/issues/{dashboard}" if dashboard else None
         body = digest_markdown(repo, login, awaiting, asks, waiting, now=now, tz=tz, dashboard_url=url)
         if not body:
@@ -92,7 +94,7 @@ async def send_repo_digests(ctx: dict[str, Any], gh: GitHub, repo: str, backlog:
             owner, name = repo.split("/", 1)
             await gh.rest.issues.async_create_comment(owner, name, dashboard, body=body)
             await count(redis, "github", "digest")
-        await to_sinks(ctx, backlog.repo_id, SinkMessage(
+        await to_sinks(svc, backlog.repo_id, SinkMessage(
             kind="digest", id=f"{backlog.repo_id}:{login}:{window}", repo=repo,
             text=digest_slack(repo, login, awaiting, asks, waiting, now=now, tz=tz, dashboard_url=url,
                               html_base=base),
@@ -102,7 +104,7 @@ async def send_repo_digests(ctx: dict[str, Any], gh: GitHub, repo: str, backlog:
             current = await backlog.get(item.issue)
             if current is not None:
                 await backlog.put(replace(current, extra={**current.extra, "asked": True}))
-        ctx["log"].info("digest sent", repo=repo, reviewer=login, window=window, awaiting=len(awaiting),
-                        asks=len(asks), waiting=len(waiting))
+        svc.log.info("digest sent", repo=repo, reviewer=login, window=window, awaiting=len(awaiting),
+                     asks=len(asks), waiting=len(waiting))
         sent += 1
     return sent

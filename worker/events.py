@@ -11,6 +11,7 @@ from githubkit.exception import RequestFailed
 from bot import keys
 from bot.jobs import Delivery
 from worker.github_app import BotIdentity
+from worker.services import Services
 
 TRIGGER_ROLES = frozenset({"admin", "maintain", "write", "triage"})
 
@@ -66,6 +67,6 @@ async def permission(gh: GitHub, repo: str, login: str) -> str:
     return str(data.get("role_name") or data.get("permission") or "none")
 
 
-async def once(ctx: dict[str, Any], key: str, ttl: int = 7 * 24 * 3600) -> bool:
+async def once(svc: Services, key: str, ttl: int = 7 * 24 * 3600) -> bool:
     """True the first time ``key`` is claimed: side effects that must not repeat when a job reruns."""
-    return bool(await ctx["redis"].set(f"{keys.PREFIX}once:{key}", 1, nx=True, ex=ttl))
+    return bool(await svc.redis.set(f"{keys.PREFIX}once:{key}", 1, nx=True, ex=ttl))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any, TypeVar
 
 import httpx
 from arq import Retry
@@ -12,7 +10,6 @@ from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 MAX_TRIES = 5
-T = TypeVar("T")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -30,12 +27,3 @@ def retry_later(exc: BaseException, job_try: int) -> Retry:
         delay = max(exc.retry_after, timedelta(seconds=5))
     return Retry(defer=delay)
 
-
-async def retrying(ctx: dict[str, Any], work: Awaitable[T]) -> T:
-    """A job's boundary: what GitHub may answer later is retried with backoff, the rest fails loudly."""
-    try:
-        return await work
-    except Exception as exc:  # the boundary itself
-        if is_transient(exc) and ctx.get("job_try", 1) < MAX_TRIES:
-            raise retry_later(exc, ctx.get("job_try", 1)) from exc
-        raise

@@ -15,6 +15,7 @@ from arq import Retry
 from arq import constants as arq_keys
 
 from bot import keys
+from worker.services import Services
 
 ARQ_RETRY = arq_keys.retry_key_prefix  # arq's per-job try counter
 WAIT_SECONDS = 5.0
@@ -49,15 +50,14 @@ class RunSlots:
                                                                    "+inf")]
 
 
-async def wait_for_slot(ctx: dict[str, Any], installation_id: int) -> None:
+async def wait_for_slot(svc: Services, job_id: str, installation_id: int) -> None:
     """Take a slot for this job, or re-defer it behind other installations' runs.
 
     Waiting for a slot is not a failed try: the try arq just counted is handed back, so the job's tries
     stay for real failures.
     """
-    slots: RunSlots = ctx["slots"]
-    job_id = ctx["job_id"]
+    slots: RunSlots = svc.slots
     if await slots.acquire(installation_id, job_id):
         return
-    await ctx["redis"].decr(ARQ_RETRY + job_id)
+    await svc.redis.decr(ARQ_RETRY + job_id)
     raise Retry(defer=WAIT_SECONDS)

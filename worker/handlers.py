@@ -14,12 +14,13 @@ import orjson
 from arq import Retry
 from redis.exceptions import RedisError
 
-from bot.jobs import Delivery, retry_of
+from bot.jobs import Delivery, RepoRef, retry_of
 from worker import comment_commands, dead_letters, failures, installations, pull_events, repo_settings, trigger
 from worker.events import Event
-from worker.github_app import GitHubApp
+from worker.job_boundary import job_boundary
+from worker.services import Services, services
 
-Handler = Callable[[dict[str, Any], Event], Awaitable[str]]
+Handler = Callable[[Services, Event], Awaitable[str]]
 
 # arq's limits for the job (worker/app.py). Mull's own budget is shorter, so a handler that hangs ends in a
 # TimeoutError Mull can keep as a dead letter, not in arq's cancellation, which skips the job's boundary.
@@ -63,11 +64,12 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
     ``failures.MAX_TRIES``; a failure that will not be tried again leaves a dead letter
     (``worker/dead_letters.py``), since GitHub got 202 and will never redeliver it. A retried dead letter that
     succeeds is removed."""
+    svc = services(ctx)
     job_id = ctx.get("job_id") or ""
     job_try = ctx.get("job_try", 1)
     provisional = job_try >= MAX_TRIES
     if provisional:  # arq fails a job whose worker died on its last try without running it again
-        await dead_letters.record(ctx["redis"], delivery, LastTryStopped(), job_id)
+        await dead_letters.record(svc.redis, delivery, LastTryStopped(), job_id)
     try:
         async with asyncio.timeout(HANDLING_BUDGET_S):
             outcome = await _route(ctx, delivery)
@@ -77,32 +79,33 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
         if isinstance(exc, TimeoutError):
             exc = TimeoutError(f"handling took longer than {HANDLING_BUDGET_S} s")
         if failures.is_transient(exc) and job_try < MAX_TRIES:
-            ctx["log"].warning("transient failure, retrying", delivery=delivery.guid, error=str(exc)[:200],
-                               job_try=job_try)
+            svc.log.warning("transient failure, retrying", delivery=delivery.guid, error=str(exc)[:200],
+                            job_try=job_try)
             raise failures.retry_later(exc, job_try) from exc
         try:
-            dropped = await dead_letters.record(ctx["redis"], delivery, exc, job_id)
+            dropped = await dead_letters.record(svc.redis, delivery, exc, job_id)
         except (RedisError, OSError) as lost:  # Redis itself is the trouble: the log is all that is left
-            ctx["log"].error("delivery lost: could not keep it as a dead letter", delivery=delivery.guid,
-                             error=str(lost)[:200], cause=str(exc)[:200])
+            svc.log.error("delivery lost: could not keep it as a dead letter", delivery=delivery.guid,
+                          error=str(lost)[:200], cause=str(exc)[:200])
         else:
-            ctx["log"].error("delivery failed on its last try; kept as a dead letter (mull retry-deliveries)",
-                             delivery=delivery.guid, job_id=job_id, error=str(exc)[:200])
+            svc.log.error("delivery failed on its last try; kept as a dead letter (mull retry-deliveries)",
+                          delivery=delivery.guid, job_id=job_id, error=str(exc)[:200])
             if dropped:
-                ctx["log"].error("dead letters at their cap: the oldest were dropped", dropped=dropped)
+                svc.log.error("dead letters at their cap: the oldest were dropped", dropped=dropped)
         raise
     if retry_of(job_id) or provisional:
-        await dead_letters.forget(ctx["redis"], delivery.guid)
+        await dead_letters.forget(svc.redis, delivery.guid)
     return outcome
 
 
 async def _route(ctx: dict[str, Any], delivery: Delivery) -> str:
+    svc = services(ctx)
     payload = orjson.loads(delivery.body)
     name = f"{delivery.event}.{payload.get('action')}" if payload.get("action") else delivery.event
     installation = (payload.get("installation") or {}).get("id")
     repo = payload.get("repository") or {}
-    log = ctx["log"].bind(delivery=delivery.guid, gh_event=name, installation=installation,
-                          repo=repo.get("full_name"), job_id=ctx.get("job_id"))
+    log = svc.log.bind(delivery=delivery.guid, gh_event=name, installation=installation,
+                       repo=repo.get("full_name"), job_id=ctx.get("job_id"))
     if delivery.event in ("installation", "installation_repositories") and installation:
         # No GitHub call: a deleted installation has no token to make one with.
         track = installations.on_installation if delivery.event == "installation" else \
@@ -114,14 +117,15 @@ async def _route(ctx: dict[str, Any], delivery: Delivery) -> str:
     if handler is None or not installation:
         log.debug("delivery ignored", reason="no handler" if handler is None else "no installation")
         return "ignored"
-    app: GitHubApp = ctx["github"]
-    gh = app.installation(installation, repo.get("id"))
-    async with gh:  # one HTTP connection pool for the whole job, not one per request
-        bot = await app.identity(gh)
-        event = Event(delivery, payload, gh, bot, log)
+    ref = RepoRef.of(int(installation), int(repo["id"]), str(repo["full_name"])) if repo.get("id") else None
+    # Deliveries of a suspended installation are still handled (an unsuspend must get through): no pause.
+    async with job_boundary(ctx, ref, int(installation), pause_when_suspended=False, delivery=delivery.guid,
+                            gh_event=name) as job:
+        bot = await svc.github.identity(job.gh)
+        event = Event(delivery, payload, job.gh, bot, job.log)
         if event.sender == bot.login and name not in OWN_EVENTS_HANDLED:
             log.debug("delivery ignored", reason="sent by mull itself")
             return "own event"
-        return await handler(ctx, event)
+        return await handler(svc, event)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from arq import Retry
@@ -20,6 +21,8 @@ from bot.jobs import QUEUE, repo_of_job
 from worker import job_queue
 from worker.fairness import ARQ_RETRY
 from worker.github_pages import every
+from worker.redis_reply import reply
+from worker.services import Services, services
 
 SUSPENDED_WAIT = 300.0
 
@@ -72,21 +75,22 @@ async def suspended(redis: Any, installation_id: int) -> bool:
     return bool(raw and json.loads(raw).get("suspended"))
 
 
-async def pause_if_suspended(ctx: dict[str, Any], installation_id: int) -> None:
+async def pause_if_suspended(svc: Services, job_id: str, installation_id: int) -> None:
     """A suspended installation's jobs wait (without using up their tries) until it is unsuspended."""
-    if await suspended(ctx["redis"], installation_id):
-        await ctx["redis"].decr(ARQ_RETRY + ctx["job_id"])
+    if await suspended(svc.redis, installation_id):
+        await svc.redis.decr(ARQ_RETRY + job_id)
         raise Retry(defer=SUSPENDED_WAIT)
 
 
-async def on_installation(ctx: dict[str, Any], payload: dict[str, Any], log: Any) -> str:
-    redis = ctx["redis"]
+async def on_installation(ctx: Mapping[str, Any], payload: dict[str, Any], log: Any) -> str:
+    """Handled with no GitHub client (a deleted installation has no token to make one), on the job's ``ctx``."""
+    redis = services(ctx).redis
     action, installation = payload.get("action"), payload["installation"]
     installation_id = int(installation["id"])
     if action == "deleted":
         repos = payload.get("repositories") or await _known_repos(redis, installation_id)
         await forget_repos(redis, installation_id, repos, log)
-        await redis.hdel(keys.INSTALLATIONS, str(installation_id))
+        await reply(redis.hdel(keys.INSTALLATIONS, str(installation_id)))
         await redis.delete(keys.installation_repos(installation_id), keys.run_slots(installation_id))
         return "forgotten"
     await record(redis, installation)  # created, suspend, unsuspend, new_permissions_accepted
@@ -95,11 +99,12 @@ async def on_installation(ctx: dict[str, Any], payload: dict[str, Any], log: Any
     return action or "recorded"
 
 
-async def on_installation_repositories(ctx: dict[str, Any], payload: dict[str, Any], log: Any) -> str:
+async def on_installation_repositories(ctx: Mapping[str, Any], payload: dict[str, Any], log: Any) -> str:
+    svc = services(ctx)
     installation_id = int(payload["installation"]["id"])
-    await add_repos(ctx["redis"], installation_id, payload.get("repositories_added") or [])
+    await add_repos(svc.redis, installation_id, payload.get("repositories_added") or [])
     removed = payload.get("repositories_removed") or []
-    await forget_repos(ctx["redis"], installation_id, removed, log)
+    await forget_repos(svc.redis, installation_id, removed, log)
     return f"+{len(payload.get('repositories_added') or [])} -{len(removed)}"
 
 
@@ -111,14 +116,14 @@ async def _known_repos(redis: Any, installation_id: int) -> list[dict[str, Any]]
     return repos
 
 
-async def reconcile(ctx: dict[str, Any]) -> int:
+async def reconcile(svc: Services) -> int:
     """List the App's installations (JWT) and record them; a failure is logged, not fatal."""
-    app = ctx["github"].app
+    app = svc.github.app
     seen = 0
     try:
         async for installation in every(app.rest.apps.async_list_installations):
-            await record(ctx["redis"], installation)
+            await record(svc.redis, installation)
             seen += 1
     except Exception as exc:  # noqa: BLE001 - startup must not die on GitHub trouble; the webhooks still come
-        ctx["log"].warning("could not list installations", error=str(exc)[:200])
+        svc.log.warning("could not list installations", error=str(exc)[:200])
     return seen

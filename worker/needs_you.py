@@ -22,6 +22,7 @@ from worker.backlog_state import Item
 from worker.digest_view import needs_you as needs_you_text
 from worker.events import once
 from worker.repo_config import Sinks
+from worker.services import Services
 from worker.sink_address import SinkPolicy
 from worker.sinks import SinkMessage, SinkTargets, send
 
@@ -41,42 +42,42 @@ async def count(redis: Any, channel: str, kind: str, n: int = 1) -> None:
     await redis.hincrby(keys.STATS, f"notifications|{channel}|{kind}", n)
 
 
-async def sink_targets(ctx: dict[str, Any], repo_id: int) -> SinkTargets:
+async def sink_targets(svc: Services, repo_id: int) -> SinkTargets:
     """The repo's sinks as last stored; none when they no longer pass the schema (a name from before a rule)."""
-    sinks = (await backlogs.of(ctx, repo_id).limits()).notify.get("sinks") or {}
+    sinks = (await backlogs.of(svc, repo_id).limits()).notify.get("sinks") or {}
     try:
         config = Sinks(**sinks)
     except ValidationError as exc:
-        ctx["log"].warning("sinks_invalid", repo_id=repo_id, error=str(exc).splitlines()[0],
-                           hint="fix `sinks` in the repository's .github/mull.yml")
+        svc.log.warning("sinks_invalid", repo_id=repo_id, error=str(exc).splitlines()[0],
+                        hint="fix `sinks` in the repository's .github/mull.yml")
         return SinkTargets()
-    return SinkTargets.from_config(config, ctx.get("environ") or {}, SinkPolicy(ctx["settings"].sink_allowed))
+    return SinkTargets.from_config(config, svc.environ or {}, SinkPolicy(svc.settings.sink_allowed))
 
 
-async def to_sinks(ctx: dict[str, Any], repo_id: int, message: SinkMessage) -> list[str]:
-    targets = await sink_targets(ctx, repo_id)
+async def to_sinks(svc: Services, repo_id: int, message: SinkMessage) -> list[str]:
+    targets = await sink_targets(svc, repo_id)
     if not (targets.slack_url or targets.json_url):
         return []
-    client: httpx.AsyncClient = ctx["http"]
-    accepted = await send(client, targets, message, ctx["log"], redactor=ctx.get("redactor"))
+    client: httpx.AsyncClient = svc.http
+    accepted = await send(client, targets, message, svc.log, redactor=svc.redactor)
     for sink in accepted:
-        await count(ctx["redis"], sink, message.kind)
+        await count(svc.redis, sink, message.kind)
     return accepted
 
 
-async def needs_you(ctx: dict[str, Any], gh: GitHub, repo_id: int, repo: str, item: Item, kind: str, detail: str,
+async def needs_you(svc: Services, gh: GitHub, repo_id: int, repo: str, item: Item, kind: str, detail: str,
                     *, mention: bool = True) -> bool:
     """Tell the person behind the issue now; False when this event was already told."""
     # labeled_at tells runs apart: a retry after a failure is a new run with its own news.
-    if not await once(ctx, f"needs-you:{repo_id}:{item.issue}:{kind}:{item.labeled_at}:{detail[:80]}", ttl=ONCE_TTL):
+    if not await once(svc, f"needs-you:{repo_id}:{item.issue}:{kind}:{item.labeled_at}:{detail[:80]}", ttl=ONCE_TTL):
         return False
     if mention and item.labeled_by and not item.labeled_by.endswith("[bot]"):
         owner, name = repo.split("/", 1)
         await gh.rest.issues.async_create_comment(owner, name, item.issue, body=(
             f"@{item.labeled_by} Mull needs you here: {defuse.markdown(detail)}"))
-        await count(ctx["redis"], "github", f"needs_you_{kind}")
-    text, data = needs_you_text(repo, item, kind, html_base(ctx["settings"], repo))
-    await to_sinks(ctx, repo_id, SinkMessage(kind="needs_you", id=f"{repo_id}:{item.issue}:{kind}:{item.since}",
+        await count(svc.redis, "github", f"needs_you_{kind}")
+    text, data = needs_you_text(repo, item, kind, html_base(svc.settings, repo))
+    await to_sinks(svc, repo_id, SinkMessage(kind="needs_you", id=f"{repo_id}:{item.issue}:{kind}:{item.since}",
                                              repo=repo, text=f"{text}\n{defuse.slack(detail)}",
                                              data={**data, "detail": detail}))
     return True

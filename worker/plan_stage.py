@@ -14,13 +14,14 @@ from worker.github_app import BotIdentity, GitHubApp
 from worker.plan import find_plan_comment, make_plan, plan_for_agent, plan_prompt, render_plan
 from worker.repo_cache import RepoCache, git
 from worker.repo_config import RepoConfig
+from worker.services import Services
 from worker.status import Phase, RunState, StatusComment
 
 WAITING_ANSWER = "Mull asked a question in its plan above and goes on once @{author} answers in a comment."
 WAITING_GO = "Reply `/mull go` to start the agent on the plan above, or `/mull stop` to cancel."
 
 
-async def plan_stage(ctx: dict[str, Any], gh: GitHub, repo_name: str, config: RepoConfig, state: RunState,
+async def plan_stage(svc: Services, gh: GitHub, repo_name: str, config: RepoConfig, state: RunState,
                      status: StatusComment, issue: dict[str, Any], repo: dict[str, Any], bot: BotIdentity,
                      log: Any) -> RunState | None:
     """The state to implement with, or None when the run now waits (for an answer or for `/mull go`)."""
@@ -28,9 +29,9 @@ async def plan_stage(ctx: dict[str, Any], gh: GitHub, repo_name: str, config: Re
         return state
     if state.plan in ("asked", "proposed"):
         return None
-    settings: MullSettings = ctx["settings"]
-    app: GitHubApp = ctx["github"]
-    cache: RepoCache = ctx["repos"]
+    settings: MullSettings = svc.settings
+    app: GitHubApp = svc.github
+    cache: RepoCache = svc.repos
     mirror = await cache.fetch(int(repo["id"]), repo["clone_url"], await app.token(gh))
     head = f"refs/remotes/origin/{repo['default_branch']}"
     files = (await git("ls-tree", "-r", "--name-only", head, git_dir=mirror)).splitlines()

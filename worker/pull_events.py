@@ -24,82 +24,83 @@ from worker.events import TRIGGER_ROLES, Event, permission
 from worker.pull_ownership import mull_issue
 from worker.pull_state import CI_ATTEMPTS, PullState
 from worker.repo_settings import config_for, quiet_seconds
+from worker.services import Services
 
 FAILED_SUITE = frozenset({"failure", "timed_out", "action_required", "startup_failure"})
 
 
-async def queue_critique(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> bool:
-    return await enqueue_critique(ctx["redis"], CritiqueRequest(
+async def queue_critique(svc: Services, event: Event, pr: int, sha: str) -> bool:
+    return await enqueue_critique(svc.redis, CritiqueRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, head_sha=sha))
 
 
-async def on_pull_request(ctx: dict[str, Any], event: Event) -> str:
+async def on_pull_request(svc: Services, event: Event) -> str:
     """opened / synchronize / reopened, from Mull's own pushes as much as from people's."""
     pull = event.payload["pull_request"]
     if mull_issue(pull, event.bot.login) is None or pull.get("state") != "open":
         return "not a Mull pull request"
     if not event.sender_is_bot and event.sender != event.bot.login:  # someone pushed: a snooze ends
-        await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, int(pull["number"]),
+        await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, int(pull["number"]),
                              f"push by @{event.sender}")
-    queued = await queue_critique(ctx, event, int(pull["number"]), pull["head"]["sha"])
+    queued = await queue_critique(svc, event, int(pull["number"]), pull["head"]["sha"])
     return "critique queued" if queued else "critique already queued"
 
 
-async def on_closed(ctx: dict[str, Any], event: Event) -> str:
+async def on_closed(svc: Services, event: Event) -> str:
     """A merged or closed Mull PR leaves the backlog and frees its review slot; snoozes waiting on it end."""
     pull = event.payload["pull_request"]
-    await snooze.wake_dependants(ctx, event.gh, event.repo_id, event.repo_name, int(pull["number"]))
+    await snooze.wake_dependants(svc, event.gh, event.repo_id, event.repo_name, int(pull["number"]))
     issue = mull_issue(pull, event.bot.login)
     if issue is None:
         return "not a Mull pull request"
     outcome = "merged" if pull.get("merged") else "closed"
-    await release.free_slot(ctx, event.gh, event.installation_id, event.repo_id, event.repo_name, issue,
+    await release.free_slot(svc, event.gh, event.installation_id, event.repo_id, event.repo_name, issue,
                             int(pull["number"]), outcome)
-    await backlogs.of(ctx, event.repo_id).forget(issue)
-    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+    await backlogs.of(svc, event.repo_id).forget(issue)
+    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
     return outcome
 
 
-async def on_draft_changed(ctx: dict[str, Any], event: Event) -> str:
+async def on_draft_changed(svc: Services, event: Event) -> str:
     """Someone moved a Mull PR in or out of draft by hand: back to draft frees its review slot; marking it
     ready takes one (a person may go over the cap; Mull itself never does)."""
     pull = event.payload["pull_request"]
     issue = mull_issue(pull, event.bot.login)
     if issue is None or pull.get("state") != "open":
         return "not an open Mull pull request"
-    backlog = backlogs.of(ctx, event.repo_id)
+    backlog = backlogs.of(svc, event.repo_id)
     pr = int(pull["number"])
     if event.payload.get("action") == "converted_to_draft":
-        await release.free_slot(ctx, event.gh, event.installation_id, event.repo_id, event.repo_name, issue, pr,
+        await release.free_slot(svc, event.gh, event.installation_id, event.repo_id, event.repo_name, issue, pr,
                                 "draft")
         await backlog.move(issue, ItemState.DRAFT, pr=pr, reason=f"moved back to draft by @{event.sender}")
         outcome = "slot freed"
     else:
         requested = tuple(u["login"] for u in pull.get("requested_reviewers") or [])
         await backlog.release_to(issue, event.installation_id, requested)
-        await stats.awaiting_review(ctx["redis"], event.repo_name, pr, True)
+        await stats.awaiting_review(svc.redis, event.repo_name, pr, True)
         outcome = "marked ready by hand"
-    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
     return outcome
 
 
-async def on_issue_closed(ctx: dict[str, Any], event: Event) -> str:
+async def on_issue_closed(svc: Services, event: Event) -> str:
     """Snoozes ``until #N`` end when #N closes; a closed issue leaves the line, and the dashboard once its
     pull request (if any) is gone."""
     number = int(event.payload["issue"]["number"])
-    woken = await snooze.wake_dependants(ctx, event.gh, event.repo_id, event.repo_name, number)
-    if await trigger.take_out_of_line(ctx, event, number, f"the issue was closed by @{event.sender}"):
+    woken = await snooze.wake_dependants(svc, event.gh, event.repo_id, event.repo_name, number)
+    if await trigger.take_out_of_line(svc, event, number, f"the issue was closed by @{event.sender}"):
         return f"woke {woken}, taken out of the line"
-    backlog = backlogs.of(ctx, event.repo_id)
+    backlog = backlogs.of(svc, event.repo_id)
     item = await backlog.get(number)
     if item is not None and item.state in (ItemState.FAILED, ItemState.WAITING, ItemState.SNOOZED) \
             and item.pr is None:
         await backlog.forget(number)
-        await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+        await touch(svc, event.installation_id, event.repo_id, event.repo_name)
     return f"woke {woken}"
 
 
-async def on_check_suite(ctx: dict[str, Any], event: Event) -> str:
+async def on_check_suite(svc: Services, event: Event) -> str:
     suite = event.payload["check_suite"]
     if issue_of_branch(suite.get("head_branch") or "") is None:  # cheap first cut; the pull decides below
         return "not a Mull branch"
@@ -108,33 +109,33 @@ async def on_check_suite(ctx: dict[str, Any], event: Event) -> str:
         return "no pull request"
     pr = int(pulls[0]["number"])
     if suite.get("conclusion") in FAILED_SUITE:
-        return await _fix_ci(ctx, event, pr, suite["head_sha"])
-    return await maybe_release(ctx, event.gh, event.repo_name, pr, event.installation_id, event.bot.login, event.log)
+        return await _fix_ci(svc, event, pr, suite["head_sha"])
+    return await maybe_release(svc, event.gh, event.repo_name, pr, event.installation_id, event.bot.login, event.log)
 
 
-async def _fix_ci(ctx: dict[str, Any], event: Event, pr: int, sha: str) -> str:
+async def _fix_ci(svc: Services, event: Event, pr: int, sha: str) -> str:
     owner, name = event.owner_name()
     pull: Any = (await event.gh.rest.pulls.async_get(owner, name, pr)).json()
     if mull_issue(pull, event.bot.login) is None:
         return "not a Mull pull request"
     if pull["head"]["sha"] != sha:
         return "superseded"
-    attempts = (await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)).ci_fix_attempts
-    spent = await PullState(ctx["redis"], event.repo_id, pr).spend(CI_ATTEMPTS, attempts)
+    attempts = (await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)).ci_fix_attempts
+    spent = await PullState(svc.redis, event.repo_id, pr).spend(CI_ATTEMPTS, attempts)
     if spent is None:
         await event.gh.rest.issues.async_create_comment(owner, name, pr, body=(
             f"Checks still fail on `{sha[:12]}` after {attempts} automatic fix attempt(s); "
             "Mull stops here and leaves this pull request to you."))
         return "ci attempts used up"
     notes = await readiness.failing_checks(event.gh, event.repo_name, sha)
-    await enqueue_revise(ctx["redis"], ReviseRequest(
+    await enqueue_revise(svc.redis, ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="ci",
         notes=f"Fix attempt {spent} of {attempts}.\n\n{notes or 'The checks failed.'}",
         requested_by=""), f"ci-{sha[:12]}")
     return "ci fix queued"
 
 
-async def on_review(ctx: dict[str, Any], event: Event) -> str:
+async def on_review(svc: Services, event: Event) -> str:
     """A person reviewed a Mull PR: changes requested, or comments. Revise once they have been quiet a while.
 
     Only people with write, maintain, admin or triage access direct the agent: anyone else's review is
@@ -154,23 +155,23 @@ async def on_review(ctx: dict[str, Any], event: Event) -> str:
         event.log.info("review ignored", login=event.sender, pr=pr,
                        reason=f"{role} access; revisions take reviews from write or triage access only")
         return "reviewer may not direct Mull"
-    await snooze.wake_up(ctx, event.gh, event.repo_id, event.repo_name, pr, f"review by @{event.sender}")
-    config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
-    await PullState(ctx["redis"], event.repo_id, pr).touch_review()
-    await enqueue_revise(ctx["redis"], ReviseRequest(
+    await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, pr, f"review by @{event.sender}")
+    config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
+    await PullState(svc.redis, event.repo_id, pr).touch_review()
+    await enqueue_revise(svc.redis, ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="review",
         notes=_review_body(review), requested_by=event.sender), "review", defer_by=quiet_seconds(config))
     return "revision scheduled"
 
 
-async def on_review_comment(ctx: dict[str, Any], event: Event) -> str:
+async def on_review_comment(svc: Services, event: Event) -> str:
     """A review comment is either a ``/mull`` command or review feedback."""
-    handled = await comment_commands.on_comment(ctx, event)
+    handled = await comment_commands.on_comment(svc, event)
     if handled != "no command":
         return handled
     if event.payload.get("action") != "created":
         return "edited review comment"
-    return await on_review(ctx, event)
+    return await on_review(svc, event)
 
 
 def _review_body(review: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from githubkit.utils import UNSET
 from bot import keys
 from worker.failures import is_transient
 from worker.github_app import GitHubApp
+from worker.services import services
 
 LOOKBACK_S = 3600  # first run: how far back to look
 OVERLAP_S = 60  # re-read this much before the newest delivery seen: one in flight may be listed late
@@ -49,7 +50,8 @@ class Scan:
 
 async def redeliver_failed(ctx: dict[str, Any]) -> int:
     """arq cron job: the number of deliveries GitHub was asked to redeliver (0 when GitHub failed us)."""
-    return await redeliver(ctx["github"], ctx["redis"], ctx["log"])
+    svc = services(ctx)
+    return await redeliver(svc.github, svc.redis, svc.log)
 
 
 async def redeliver(github: GitHubApp, redis: Any, log: Any, *, per_page: int = PER_PAGE,

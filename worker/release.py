@@ -22,6 +22,7 @@ from worker.backlog import reviewer_load
 from worker.backlog_jobs import touch
 from worker.backlog_state import Item, ItemState
 from worker.needs_you import count
+from worker.services import Services
 
 AWAITING_LABEL = "mull:awaiting-review"
 
@@ -49,10 +50,10 @@ async def reviewer_candidates(gh: GitHub, repo: str, pr: int, configured: tuple[
     return (labeled_by,) if labeled_by and not labeled_by.endswith("[bot]") else ()
 
 
-async def offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
+async def offer(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
                 pr: int, effort: int | None, candidates: tuple[str, ...]) -> str:
     """A finished pull request joins the review line; returns what the critique comment says about it."""
-    backlog = backlogs.of(ctx, repo_id)
+    backlog = backlogs.of(svc, repo_id)
     item = await backlog.get(issue) or Item(issue=issue, labeled_at=backlog.clock())
     if issue in await backlog.ready():  # already out for review (a revision was critiqued): it stays out
         await backlog.move(issue, ItemState.AWAITING, pr=pr, effort=effort, reason="")
@@ -63,7 +64,7 @@ async def offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: 
         return " It is snoozed, so it stays a draft until it wakes."
     await backlog.hold(Item(issue=issue, pr=pr, effort=effort, labeled_at=item.labeled_at, title=item.title,
                             extra={**item.extra, "candidates": list(candidates)}))
-    released = await release(ctx, gh, installation_id, repo_id, repo)
+    released = await release(svc, gh, installation_id, repo_id, repo)
     if issue in released:
         reviewers = (await backlog.get(issue) or item).reviewers
         return " Ready for review" + (f"; review requested from {_mentionless(reviewers)}." if reviewers else ".")
@@ -72,10 +73,10 @@ async def offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: 
             "a draft until a slot frees, then Mull marks it ready and requests the review.")
 
 
-async def release(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str) -> list[int]:
+async def release(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str) -> list[int]:
     """Take held pull requests out of draft while review slots are free; the issues released."""
-    redis = ctx["redis"]
-    backlog = backlogs.of(ctx, repo_id)
+    redis = svc.redis
+    backlog = backlogs.of(svc, repo_id)
     released: list[int] = []
     async with redis.lock(f"{keys.PREFIX}lock:release:{repo_id}", timeout=120, blocking_timeout=120):
         limits = await backlog.limits()
@@ -93,14 +94,14 @@ async def release(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id
                                            limits.max_awaiting_review)
             if chosen is None:  # every candidate has as many Mull PRs waiting as the cap allows
                 continue
-            if not await _out_of_draft(ctx, gh, repo, item.pr):
+            if not await _out_of_draft(svc, gh, repo, item.pr):
                 await backlog.forget(issue)
                 continue
-            if await request_review(gh, repo, item.pr, chosen, ctx["log"]):
+            if await request_review(gh, repo, item.pr, chosen, svc.log):
                 await count(redis, "github", "review_request")
             await backlog.release_to(issue, installation_id, tuple(u for u in chosen if "/" not in u))
             await stats.awaiting_review(redis, repo, item.pr, True)
-            ctx["log"].info("released for review", repo=repo, pr=item.pr, reviewers=list(chosen))
+            svc.log.info("released for review", repo=repo, pr=item.pr, reviewers=list(chosen))
             released.append(issue)
             slots -= 1
     return released
@@ -121,7 +122,7 @@ async def choose_reviewer(redis: Any, installation_id: int, candidates: tuple[st
     return (free[0][2], *teams)
 
 
-async def _out_of_draft(ctx: dict[str, Any], gh: GitHub, repo: str, pr: int) -> bool:
+async def _out_of_draft(svc: Services, gh: GitHub, repo: str, pr: int) -> bool:
     owner, name = repo.split("/", 1)
     pull: Any = (await gh.rest.pulls.async_get(owner, name, pr)).json()
     if pull.get("state") != "open":
@@ -148,32 +149,32 @@ async def request_review(gh: GitHub, repo: str, pr: int, reviewers: tuple[str, .
     return True
 
 
-async def free_slot(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
+async def free_slot(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
                     pr: int, why: str) -> list[int]:
     """A PR left the review queue (merged, closed, back to draft, snoozed): release the next ones."""
-    backlog = backlogs.of(ctx, repo_id)
+    backlog = backlogs.of(svc, repo_id)
     await backlog.leave_review(issue, installation_id)
-    await stats.awaiting_review(ctx["redis"], repo, pr, False)
+    await stats.awaiting_review(svc.redis, repo, pr, False)
     owner, name = repo.split("/", 1)
     if why in ("draft", "snoozed"):
         await labels.remove(gh, owner, name, pr, AWAITING_LABEL)
-    ctx["log"].info("review slot freed", repo=repo, pr=pr, why=why)
-    released = await release(ctx, gh, installation_id, repo_id, repo)
-    await _release_elsewhere(ctx, installation_id, repo_id)
+    svc.log.info("review slot freed", repo=repo, pr=pr, why=why)
+    released = await release(svc, gh, installation_id, repo_id, repo)
+    await _release_elsewhere(svc, installation_id, repo_id)
     return released
 
 
-async def _release_elsewhere(ctx: dict[str, Any], installation_id: int, freed_repo_id: int) -> None:
+async def _release_elsewhere(svc: Services, installation_id: int, freed_repo_id: int) -> None:
     """Its reviewer may now have room for a pull request held in another repo of the installation."""
-    for repo_id, owner_installation, repo in await backlogs.known_repos(ctx["redis"]):
+    for repo_id, owner_installation, repo in await backlogs.known_repos(svc.redis):
         if owner_installation != installation_id or repo_id == freed_repo_id:
             continue
-        if not await backlogs.of(ctx, repo_id).held():
+        if not await backlogs.of(svc, repo_id).held():
             continue
-        other = ctx["github"].installation(installation_id, repo_id)
+        other = svc.github.installation(installation_id, repo_id)
         async with other:
-            if await release(ctx, other, installation_id, repo_id, repo):
-                await touch(ctx, installation_id, repo_id, repo)
+            if await release(svc, other, installation_id, repo_id, repo):
+                await touch(svc, installation_id, repo_id, repo)
 
 
 def _mentionless(reviewers: tuple[str, ...]) -> str:

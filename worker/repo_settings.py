@@ -9,16 +9,17 @@ from githubkit import GitHub
 from bot.settings import MullSettings
 from worker.github_app import GitHubApp
 from worker.repo_config import Defaults, RepoConfig, invalidate_for_push, load_config
+from worker.services import Services
 
 
-async def config_for(ctx: dict[str, Any], gh: GitHub, repo: str, repo_id: int, installation_id: int) -> RepoConfig:
+async def config_for(svc: Services, gh: GitHub, repo: str, repo_id: int, installation_id: int) -> RepoConfig:
     """Raises ConfigFileError for a bad file: callers say so on the issue and do nothing else."""
-    settings: MullSettings = ctx["settings"]
-    app: GitHubApp = ctx["github"]
+    settings: MullSettings = svc.settings
+    app: GitHubApp = svc.github
     owner, name = repo.split("/", 1)
     # A repo-scoped token cannot read a private <owner>/.github; this client only connects on a cache miss.
     org_gh = app.installation(installation_id)
-    return await load_config(gh, ctx["redis"], owner, name, repo_id, Defaults.from_settings(settings),
+    return await load_config(gh, svc.redis, owner, name, repo_id, Defaults.from_settings(settings),
                              org_gh=org_gh)
 
 
@@ -26,6 +27,6 @@ def quiet_seconds(config: RepoConfig) -> float:
     return config.revision_quiet_minutes * 60
 
 
-async def on_push(ctx: dict[str, Any], event: Any) -> str:
+async def on_push(svc: Services, event: Any) -> str:
     """A push that changed a config file forgets the cached copy, so the next run reads the new one."""
-    return "config invalidated" if await invalidate_for_push(ctx["redis"], event.payload) else "nothing to do"
+    return "config invalidated" if await invalidate_for_push(svc.redis, event.payload) else "nothing to do"

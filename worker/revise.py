@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Any
 
 from arq import Retry
-from githubkit import GitHub
 
 from bot.jobs import (
     CritiqueRequest,
@@ -24,19 +23,18 @@ from bot.jobs import (
     enqueue_critique,
     enqueue_revise,
 )
-from worker import failures
 from worker.agent.base import AgentResult
 from worker.agent.prompt import Notes, build_prompt, read_instructions
 from worker.branch_work import run_on_branch
 from worker.critique_job import note_on_issue
-from worker.fairness import wait_for_slot
 from worker.github_app import BotIdentity, GitHubApp
-from worker.installations import pause_if_suspended
+from worker.job_boundary import JobRun, job_boundary
 from worker.pull_ownership import mull_issue
 from worker.pull_state import PullState
 from worker.repo_config import RepoConfig
 from worker.repo_settings import config_for, quiet_seconds
 from worker.review_threads import Thread, open_threads, render_threads
+from worker.services import Services
 
 REASON_TITLES = {"critique": "the critique's findings", "review": "review comments", "ci": "failing checks",
                  "command": "`/mull revise`"}
@@ -54,22 +52,16 @@ NOTE_SOURCES = {
 
 
 async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
-    await pause_if_suspended(ctx, request.installation_id)
-    await wait_for_slot(ctx, request.installation_id)
-    try:
-        gh = ctx["github"].installation(request.installation_id, request.repo_id)
-        async with gh:
-            return await failures.retrying(ctx, _revise(ctx, request, gh))
-    finally:
-        await ctx["slots"].release(request.installation_id, ctx["job_id"])
+    async with job_boundary(ctx, request.ref, run_slot=True, pr=request.pr, reason=request.reason) as job:
+        return await _revise(job, request)
 
 
-async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> str:
-    app: GitHubApp = ctx["github"]
-    log = ctx["log"].bind(job_id=ctx.get("job_id"), repo=request.repo, pr=request.pr, reason=request.reason)
-    config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
+async def _revise(job: JobRun, request: ReviseRequest) -> str:
+    svc, gh, log = job.svc, job.gh, job.log
+    app: GitHubApp = svc.github
+    config = await config_for(svc, gh, request.repo, request.repo_id, request.installation_id)
     if request.reason == "review":
-        last = await PullState(ctx["redis"], request.repo_id, request.pr).last_review()
+        last = await PullState(svc.redis, request.repo_id, request.pr).last_review()
         quiet_left = quiet_seconds(config) - (time.time() - last)
         if quiet_left > 0:  # reviewers are still at it: wait for the burst to end
             raise Retry(defer=timedelta(seconds=quiet_left + 0.2))
@@ -87,47 +79,47 @@ async def _revise(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub) -> st
         if not threads and not notes:
             return "nothing to address"
         notes = "\n\n".join(filter(None, [notes, render_threads(threads) if threads else ""]))
-    outcome = await _revise_with(ctx, request, gh, pull, issue_number, bot, config, notes, threads, log)
+    outcome = await _revise_with(job, request, pull, issue_number, bot, config, notes, threads)
     if request.reason == "review":
-        await _review_came_meanwhile(ctx, request, config, read_at)
+        await _review_came_meanwhile(svc, request, config, read_at)
     return outcome
 
 
-async def _review_came_meanwhile(ctx: dict[str, Any], request: ReviseRequest, config: RepoConfig,
+async def _review_came_meanwhile(svc: Services, request: ReviseRequest, config: RepoConfig,
                                  read_at: float) -> None:
     """A review that arrived after the threads were read could not queue its own revision (this job's id was
     taken): queue it now, to wait for the reviewers' quiet like any other."""
-    last = await PullState(ctx["redis"], request.repo_id, request.pr).last_review()
+    last = await PullState(svc.redis, request.repo_id, request.pr).last_review()
     if last > read_at:
-        await enqueue_revise(ctx["redis"], ReviseRequest(
+        await enqueue_revise(svc.redis, ReviseRequest(
             installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
             reason="review", notes="", requested_by=request.requested_by), f"review-{int(last * 1000)}",
             defer_by=quiet_seconds(config))
 
 
-async def _revise_with(ctx: dict[str, Any], request: ReviseRequest, gh: GitHub, pull: Any, issue_number: int,
-                       bot: BotIdentity, config: RepoConfig, notes: str, threads: list[Thread],
-                       log: Any) -> str:
+async def _revise_with(job: JobRun, request: ReviseRequest, pull: Any, issue_number: int, bot: BotIdentity,
+                       config: RepoConfig, notes: str, threads: list[Thread]) -> str:
+    svc, gh, log = job.svc, job.gh, job.log
     owner, name = request.repo.split("/", 1)
     issue: Any = (await gh.rest.issues.async_get(owner, name, issue_number)).json()
     extra, fenced = task_texts(request, notes)
     run = await run_on_branch(
-        ctx, gh, pull["head"]["repo"], pull["head"]["ref"],
+        job, pull["head"]["repo"], pull["head"]["ref"],
         prompt_for=lambda tree: build_prompt(request.repo, issue_number, issue.get("title", ""),
                                              issue.get("body") or "", read_instructions(tree), extra=extra,
                                              notes=fenced),
-        message_for=lambda result: _message(request, result), bot=bot, log=log, config=config, stage="revise")
+        message_for=lambda result: _message(request, result), bot=bot, config=config, stage="revise")
     if run.sha is None:
-        await note_on_issue(ctx, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
+        await note_on_issue(svc, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
                                                         f"#{request.pr} changed nothing.")
         return "no changes"
     for thread in threads:
         await gh.rest.pulls.async_create_reply_for_review_comment(
             owner, name, request.pr, thread.root_id, body=f"Addressed in {run.sha}.")
-    await enqueue_critique(ctx["redis"], CritiqueRequest(
+    await enqueue_critique(svc.redis, CritiqueRequest(
         installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
         head_sha=run.sha))
-    await note_on_issue(ctx, gh, request, bot.login,
+    await note_on_issue(svc, gh, request, bot.login,
                        f"Revised #{request.pr} for {REASON_TITLES[request.reason]} in `{run.sha[:12]}`.")
     log.info("revision pushed", sha=run.sha, threads=len(threads))
     return run.sha

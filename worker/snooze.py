@@ -20,6 +20,8 @@ from worker import backlog as backlogs
 from worker import job_queue, labels, markers, readiness, release, stats
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import ItemState
+from worker.redis_reply import reply
+from worker.services import Services, services
 
 LABEL = "mull:snoozed"
 KIND = "snooze"
@@ -40,16 +42,16 @@ async def snoozed_until(redis: Any, repo_id: int, number: int) -> int | None:
     return int(raw) if raw else None
 
 
-async def snooze(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: int, repo: str, number: int,
+async def snooze(svc: Services, gh: Any, installation_id: int, repo_id: int, repo: str, number: int,
                  wake: Wake, by: str) -> str:
     """Snooze and return the reply's text."""
     at_ms = int(wake.at.timestamp() * 1000) if wake.at else int(time.time() * 1000) + UNTIL_FAR_MS
-    redis = ctx["redis"]
-    await remember(ctx, installation_id, repo_id, repo, number, at_ms, wake.until_issue, by)
+    redis = svc.redis
+    await remember(svc, installation_id, repo_id, repo, number, at_ms, wake.until_issue, by)
     await _defer_run(redis, repo_id, number, at_ms)
     owner, name = repo.split("/", 1)
     await gh.rest.issues.async_add_labels(owner, name, number, labels=[LABEL])
-    await _aside(ctx, gh, installation_id, repo_id, repo, number, wake, at_ms)
+    await _aside(svc, gh, installation_id, repo_id, repo, number, wake, at_ms)
     when = f"until #{wake.until_issue} is closed" if wake.until_issue else \
         f"until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(at_ms / 1000))}"
     note = f" {markers.neutralise(wake.note)}" if wake.note else ""
@@ -72,23 +74,23 @@ def parse_marker(comment: dict[str, Any], bot_login: str) -> tuple[int, int | No
         return None
 
 
-async def remember(ctx: dict[str, Any], installation_id: int, repo_id: int, repo: str, number: int, at_ms: int,
+async def remember(svc: Services, installation_id: int, repo_id: int, repo: str, number: int, at_ms: int,
                    until_issue: int | None, by: str) -> None:
     """The snooze record and its wake job (also how a rebuilt backlog restores a snooze)."""
-    redis = ctx["redis"]
-    await redis.hset(_key(repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "", "by": by})
+    redis = svc.redis
+    await reply(redis.hset(_key(repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "", "by": by}))
     if until_issue:
-        await redis.sadd(_waiting_on(repo_id, until_issue), number)
+        await reply(redis.sadd(_waiting_on(repo_id, until_issue), number))
     await enqueue_wake(redis, WakeRequest(installation_id, repo_id, repo, number, at_ms))
 
 
-async def _aside(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: int, repo: str, number: int,
+async def _aside(svc: Services, gh: Any, installation_id: int, repo_id: int, repo: str, number: int,
                  wake: Wake, at_ms: int) -> None:
     """A snoozed item leaves the review queue and the digests: a PR awaiting review goes back to draft."""
-    backlog = backlogs.of(ctx, repo_id)
+    backlog = backlogs.of(svc, repo_id)
     item = await backlog.find(number)
     if item is None:
-        await stats.awaiting_review(ctx["redis"], repo, number, False)
+        await stats.awaiting_review(svc.redis, repo, number, False)
         return
     was = item.state
     await backlog.snooze(item.issue, None if wake.until_issue and not wake.at else at_ms / 1000, wake.until_issue)
@@ -97,13 +99,13 @@ async def _aside(ctx: dict[str, Any], gh: Any, installation_id: int, repo_id: in
         pull: Any = (await gh.rest.pulls.async_get(owner, name, item.pr)).json()
         if not pull.get("draft"):
             await gh.async_graphql(readiness.TO_DRAFT, {"id": pull["node_id"]})
-        await release.free_slot(ctx, gh, installation_id, repo_id, repo, item.issue, item.pr, "snoozed")
-    await touch(ctx, installation_id, repo_id, repo)
+        await release.free_slot(svc, gh, installation_id, repo_id, repo, item.issue, item.pr, "snoozed")
+    await touch(svc, installation_id, repo_id, repo)
 
 
-async def _back(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number: int) -> None:
+async def _back(svc: Services, gh: Any, repo_id: int, repo: str, number: int) -> None:
     """Awake again: a queued run takes its place in line, a finished PR is offered for review again."""
-    backlog = backlogs.of(ctx, repo_id)
+    backlog = backlogs.of(svc, repo_id)
     item = await backlog.find(number)
     installation_id = await backlog.installation()
     if item is None or installation_id is None:
@@ -113,10 +115,10 @@ async def _back(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number: i
         return
     if woken.state in (ItemState.HELD, ItemState.AWAITING) and woken.pr is not None:
         await backlog.hold(woken)
-        await release.release(ctx, gh, installation_id, repo_id, repo)
+        await release.release(svc, gh, installation_id, repo_id, repo)
     elif woken.state is ItemState.QUEUED:
-        await start_runs(ctx, backlog, installation_id, repo)
-    await touch(ctx, installation_id, repo_id, repo)
+        await start_runs(svc, backlog, installation_id, repo)
+    await touch(svc, installation_id, repo_id, repo)
 
 
 async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
@@ -126,38 +128,39 @@ async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
         await redis.zadd(QUEUE, {job_id: at_ms}, xx=True)
 
 
-async def wake_up(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number: int, reason: str) -> bool:
+async def wake_up(svc: Services, gh: Any, repo_id: int, repo: str, number: int, reason: str) -> bool:
     """End a snooze now; False when the item was not snoozed."""
-    redis = ctx["redis"]
-    record = await redis.hgetall(_key(repo_id, number))
+    redis = svc.redis
+    record = await reply(redis.hgetall(_key(repo_id, number)))
     if not record:
         return False
     await redis.delete(_key(repo_id, number))
     until = record.get(b"until", b"").decode()
     if until:
-        await redis.srem(_waiting_on(repo_id, int(until)), number)
+        await reply(redis.srem(_waiting_on(repo_id, int(until)), number))
     await _defer_run(redis, repo_id, number, int(time.time() * 1000))
     owner, name = repo.split("/", 1)
     await labels.remove(gh, owner, name, number, LABEL)
-    await _back(ctx, gh, repo_id, repo, number)
-    ctx["log"].info("woke up", repo=repo, number=number, reason=reason)
+    await _back(svc, gh, repo_id, repo, number)
+    svc.log.info("woke up", repo=repo, number=number, reason=reason)
     return True
 
 
-async def wake_dependants(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, closed: int) -> int:
+async def wake_dependants(svc: Services, gh: Any, repo_id: int, repo: str, closed: int) -> int:
     """``until #closed`` snoozes end when ``closed`` closes."""
     woken = 0
-    for raw in await ctx["redis"].smembers(_waiting_on(repo_id, closed)):
-        woken += await wake_up(ctx, gh, repo_id, repo, int(raw), f"#{closed} closed")
-    await ctx["redis"].delete(_waiting_on(repo_id, closed))
+    for raw in await reply(svc.redis.smembers(_waiting_on(repo_id, closed))):
+        woken += await wake_up(svc, gh, repo_id, repo, int(raw), f"#{closed} closed")
+    await svc.redis.delete(_waiting_on(repo_id, closed))
     return woken
 
 
 async def wake_item(ctx: dict[str, Any], request: WakeRequest) -> str:
     """The deferred job that ends a timed snooze, unless a later snooze or a wake came first."""
-    if await snoozed_until(ctx["redis"], request.repo_id, request.number) != request.at_ms:
+    svc = services(ctx)
+    if await snoozed_until(svc.redis, request.repo_id, request.number) != request.at_ms:
         return "stale"
-    gh = ctx["github"].installation(request.installation_id, request.repo_id)
+    gh = svc.github.installation(request.installation_id, request.repo_id)
     async with gh:
-        await wake_up(ctx, gh, request.repo_id, request.repo, request.number, "time")
+        await wake_up(svc, gh, request.repo_id, request.repo, request.number, "time")
     return "woke"

@@ -12,24 +12,23 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from arq import Retry
-from githubkit import GitHub
 
 from bot import keys
 from bot.jobs import CritiqueRequest, SolveRequest, branch_name, enqueue_critique
 from bot.redaction import scrub
 from worker import backlog as backlogs
-from worker import defuse, failures, labels, pull_requests, stats
+from worker import defuse, labels, pull_requests, stats
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import ItemState
 from worker.branch_work import run_on_branch
-from worker.fairness import wait_for_slot
 from worker.github_app import GitHubApp
-from worker.installations import pause_if_suspended
+from worker.job_boundary import JobRun, job_boundary
 from worker.needs_you import needs_you
 from worker.plan_stage import plan_stage
 from worker.repo_settings import config_for
+from worker.services import Services, services
 from worker.status import Phase, StatusComment
 
 RETRY_HINT = "Comment `/mull retry` to run it again."
@@ -48,68 +47,62 @@ def commit_message(title: str, issue: int, result: AgentResult, co_author: tuple
 async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
     ends = True  # the run ends here unless arq will try it again: then it keeps its slot in the repo's line
     try:
-        await pause_if_suspended(ctx, request.installation_id)
-        await wait_for_slot(ctx, request.installation_id)
-        try:
-            gh = ctx["github"].installation(request.installation_id, request.repo_id)
-            async with gh:  # one HTTP connection pool for the whole job, not one per request
-                return await _solve(ctx, request, gh)
-        finally:
-            await ctx["slots"].release(request.installation_id, ctx["job_id"])
+        async with job_boundary(ctx, request.ref, run_slot=True, issue=request.issue) as job:
+            return await _solve(job, request)
     except Retry:
         ends = False
         raise
     finally:
         if ends:
-            backlog = backlogs.of(ctx, request.repo_id)
+            svc = services(ctx)
+            backlog = backlogs.of(svc, request.repo_id)
             await backlog.run_ended(request.issue)
-            await start_runs(ctx, backlog, request.installation_id, request.repo)
-            await touch(ctx, request.installation_id, request.repo_id, request.repo)
+            await start_runs(svc, backlog, request.installation_id, request.repo)
+            await touch(svc, request.installation_id, request.repo_id, request.repo)
 
 
-async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
-    app: GitHubApp = ctx["github"]
-    log = ctx["log"].bind(job_id=ctx.get("job_id"), installation=request.installation_id, repo=request.repo,
-                          issue=request.issue)
+async def _solve(job: JobRun, request: SolveRequest) -> str:
+    svc, gh, log = job.svc, job.gh, job.log
+    app: GitHubApp = svc.github
     bot = await app.identity(gh)
     owner, name = request.repo.split("/", 1)
-    status = StatusComment(gh, request.repo, request.repo_id, request.issue, bot.login, ctx["redis"])
+    status = StatusComment(gh, request.repo, request.repo_id, request.issue, bot.login, svc.redis)
     state = (await status.load()).begin(request.trigger)
     state = replace(state, phase=Phase.WORKING, queue="")
     await status.write(state)
     await labels.move(gh, request.repo, request.issue, to=labels.WORKING)
-    backlog = backlogs.of(ctx, request.repo_id)
+    backlog = backlogs.of(svc, request.repo_id)
     try:
-        config = await config_for(ctx, gh, request.repo, request.repo_id, request.installation_id)
+        config = await config_for(svc, gh, request.repo, request.repo_id, request.installation_id)
         issue: Any = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
         await backlog.move(request.issue, ItemState.WORKING, title=issue.get("title") or "", reason="")
         repo: Any = (await gh.rest.repos.async_get(owner, name)).json()
-        planned = await plan_stage(ctx, gh, request.repo, config, state, status, issue, repo, bot, log)
+        planned = await plan_stage(svc, gh, request.repo, config, state, status, issue, repo, bot, log)
         if planned is None:
             asked = status.state.plan == "asked"
             item = await backlog.move(request.issue, ItemState.WAITING, reason=(
                 "the plan asks a question" if asked else "the plan waits for `/mull go`"))
             if asked:
-                await needs_you(ctx, gh, request.repo_id, request.repo, item, "question",
+                await needs_you(svc, gh, request.repo_id, request.repo, item, "question",
                                 "the agent's plan asks a question.", mention=False)
             return "waiting"
         state = planned
         branch = branch_name(request.issue)
         result: AgentResult
         pushed: str | None
-        saved = await _saved_result(ctx, request)
+        saved = await _saved_result(svc, request)
         if saved is not None and state.pushed_sha:
             log.info("resuming: this revision was already pushed", sha=state.pushed_sha)
             result, pushed = saved, state.pushed_sha
         else:
             co_author = await _labeler(gh, request.requested_by)
             run = await run_on_branch(
-                ctx, gh, repo, branch,
+                job, repo, branch,
                 prompt_for=lambda tree: build_prompt(request.repo, request.issue, issue.get("title", ""),
                                                      issue.get("body") or "", read_instructions(tree),
                                                      extra=state.plan_text),
                 message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
-                bot=bot, log=log, config=config)
+                bot=bot, config=config)
             result, pushed = run.result, run.sha
             if pushed is None:
                 reason = result.error or "the agent finished without changing any file"
@@ -117,10 +110,10 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
                 await status.write(replace(state, phase=Phase.FAILED),
                                    f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}")
                 item = await backlog.move(request.issue, ItemState.FAILED, reason=reason)
-                await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
+                await needs_you(svc, gh, request.repo_id, request.repo, item, "failed",
                                 f"the run failed: {reason}. {RETRY_HINT}")
                 return "no changes"
-            await _save_result(ctx, request, result)
+            await _save_result(svc, request, result)
             state = replace(state, pushed_sha=pushed)
             await status.write(state, "Pushed the agent's work; opening the pull request.")
         body = pull_requests.render_body(request.issue, result, state.revision, request.requested_by)
@@ -131,23 +124,22 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
         await status.write(state, _outcome(result))
         item = await backlog.move(request.issue, ItemState.DRAFT, pr=pr.number, reason="waiting for the critique")
         if result.budget_tripped:
-            await needs_you(ctx, gh, request.repo_id, request.repo, item, "budget",
+            await needs_you(svc, gh, request.repo_id, request.repo, item, "budget",
                             f"the {result.budget_tripped} budget ran out; #{pr.number} holds the work done so far.")
         log.info("pull request ready", pr=pr.number, created=pr.created, sha=pushed)
         if pushed:  # the webhook for this head would queue it too; the job id makes that the same job
-            await enqueue_critique(ctx["redis"], CritiqueRequest(
+            await enqueue_critique(svc.redis, CritiqueRequest(
                 installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=pr.number,
                 head_sha=pushed))
         return f"#{pr.number}"
     except Exception as exc:  # the job's boundary: say what failed where the user looks, then let arq see it
-        if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
-            log.warning("transient failure, retrying", error=_reason(exc), job_try=ctx.get("job_try"))
-            raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
+        if job.will_retry(exc):  # the boundary tries it again: nothing failed yet
+            raise
         await labels.move(gh, request.repo, request.issue, to=None)
         await status.write(replace(state, phase=Phase.FAILED), f"**Reason:** {defuse.markdown(_reason(exc))}")
-        await stats.record_failure(ctx["redis"], "implement", request.repo, request.issue, _reason(exc))
+        await stats.record_failure(svc.redis, "implement", request.repo, request.issue, _reason(exc))
         item = await backlog.move(request.issue, ItemState.FAILED, reason=_reason(exc))
-        await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
+        await needs_you(svc, gh, request.repo_id, request.repo, item, "failed",
                         f"the run failed: {_reason(exc)}. {RETRY_HINT}")
         raise
 
@@ -171,13 +163,13 @@ def _reason(exc: BaseException) -> str:
     return scrub(text)[:300]
 
 
-async def _save_result(ctx: dict[str, Any], request: SolveRequest, result: AgentResult) -> None:
+async def _save_result(svc: Services, request: SolveRequest, result: AgentResult) -> None:
     """Keep the agent's summary until the PR shows it: a rerun after a crash post-push must not lose it."""
-    await ctx["redis"].set(_result_key(request), json.dumps(asdict(result)), ex=7 * 24 * 3600)
+    await svc.redis.set(_result_key(request), json.dumps(asdict(result)), ex=7 * 24 * 3600)
 
 
-async def _saved_result(ctx: dict[str, Any], request: SolveRequest) -> AgentResult | None:
-    raw = await ctx["redis"].get(_result_key(request))
+async def _saved_result(svc: Services, request: SolveRequest) -> AgentResult | None:
+    raw = await svc.redis.get(_result_key(request))
     if not raw:
         return None
     fields = json.loads(raw)  # JSON, not a pickle: what Redis holds must never be able to run code here

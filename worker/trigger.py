@@ -24,16 +24,17 @@ from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
 from worker.repo_config import ConfigFileError
 from worker.repo_settings import config_for
+from worker.services import Services
 from worker.status import Phase, StatusComment
 
 ACTIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
 
 
-async def run_status(ctx: dict[str, Any], repo_id: int, issue: int) -> JobStatus:
-    return await job_queue.job(solve_job_id(repo_id, issue), ctx["redis"]).status()
+async def run_status(svc: Services, repo_id: int, issue: int) -> JobStatus:
+    return await job_queue.job(solve_job_id(repo_id, issue), svc.redis).status()
 
 
-async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by: str, trigger: str | None = None,
+async def queue_run(svc: Services, event: Event, issue: int, requested_by: str, trigger: str | None = None,
                     title: str = "", **state_changes: Any) -> bool:
     """Mark the issue queued and put its run in the repo's line; False when one is already queued or running.
 
@@ -41,18 +42,18 @@ async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by:
     asked starts a new one. ``state_changes`` go into the status marker with the queued phase. The run
     starts when the repo has fewer than ``max_in_flight`` going (``worker.backlog``).
     """
-    backlog = backlogs.of(ctx, event.repo_id)
-    if await run_status(ctx, event.repo_id, issue) in ACTIVE or await backlog.is_pending(issue):
+    backlog = backlogs.of(svc, event.repo_id)
+    if await run_status(svc, event.repo_id, issue) in ACTIVE or await backlog.is_pending(issue):
         return False
     try:
-        config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
+        config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
         await backlog.remember_repo(event.installation_id, event.repo_name, Limits.of(config))
     except ConfigFileError:  # the run itself says so on the issue; the line keeps the limits it had
         await backlog.remember_repo(event.installation_id, event.repo_name)
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, svc.redis)
     request = SolveRequest(installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name,
                            issue=issue, requested_by=requested_by, trigger=trigger or event.delivery.guid)
-    async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
+    async with svc.redis.lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
         if not await backlog.enqueue(request, title=title):
             return False
         state = await status.load()
@@ -60,14 +61,14 @@ async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by:
                                    labeled_at=(await backlog.get(issue) or Item(issue)).labeled_at,
                                    **state_changes))
     await labels.move(event.gh, event.repo_name, issue, to=labels.QUEUED)
-    await start_runs(ctx, backlog, event.installation_id, event.repo_name)
-    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+    await start_runs(svc, backlog, event.installation_id, event.repo_name)
+    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
     event.log.info("run queued", issue=issue)
     return True
 
 
-async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
-    settings: MullSettings = ctx["settings"]
+async def on_labeled(svc: Services, event: Event) -> str:
+    settings: MullSettings = svc.settings
     issue = event.payload.get("issue") or {}
     applied = (event.payload.get("label") or {}).get("name")
     if issue.get("pull_request") or issue.get("state") == "closed":
@@ -75,9 +76,9 @@ async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
     number = int(issue["number"])
     owner, name = event.owner_name()
     try:
-        config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
+        config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
     except ConfigFileError as err:
-        if applied in (err.label, settings.label) and await once(ctx, f"config-error:{event.delivery.guid}"):
+        if applied in (err.label, settings.label) and await once(svc, f"config-error:{event.delivery.guid}"):
             await event.gh.rest.issues.async_create_comment(owner, name, number,
                                                             body=err.render_markdown(applied))
         event.log.warning("repository configuration is invalid", source=err.source, line=err.line, key=err.key)
@@ -87,51 +88,51 @@ async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
     role = await permission(event.gh, event.repo_name, event.sender)
     if role not in TRIGGER_ROLES:
         event.log.info("trigger refused", sender=event.sender, role=role)
-        if await once(ctx, f"refusal:{event.delivery.guid}"):
+        if await once(svc, f"refusal:{event.delivery.guid}"):
             await event.gh.rest.issues.async_create_comment(owner, name, number, body=(
                 f"@{event.sender} Mull only starts work for people with write or triage access to this "
                 f"repository (yours: {role}). A maintainer can add the `{config.label}` label instead."))
         return "refused"
     await event.gh.rest.reactions.async_create_for_issue(owner, name, number, content="eyes")
-    if not await queue_run(ctx, event, number, event.sender, title=issue.get("title") or ""):
+    if not await queue_run(svc, event, number, event.sender, title=issue.get("title") or ""):
         event.log.info("run already queued or in progress", issue=number)
         return "already running"
     return "queued"
 
 
-async def take_out_of_line(ctx: dict[str, Any], event: Event, issue: int, why: str) -> bool:
+async def take_out_of_line(svc: Services, event: Event, issue: int, why: str) -> bool:
     """An issue closed or unlabeled before its run started leaves the line; False when it was not waiting."""
-    backlog = backlogs.of(ctx, event.repo_id)
+    backlog = backlogs.of(svc, event.repo_id)
     if not await backlog.unqueue(issue):
-        job = job_queue.job(solve_job_id(event.repo_id, issue), ctx["redis"])
+        job = job_queue.job(solve_job_id(event.repo_id, issue), svc.redis)
         if await job.status() not in (JobStatus.queued, JobStatus.deferred):
             return False
         await request_abort(job)  # it had a slot but had not started
         await backlog.run_ended(issue)
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
-    async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
+    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, svc.redis)
+    async with svc.redis.lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
         state = await status.load()
         if status.comment_id is not None:
             await status.write(replace(state, phase=Phase.FAILED, queue=""), f"**Stopped** before it started: {why}.")
     await labels.move(event.gh, event.repo_name, issue, to=None)
     await backlog.forget(issue)
-    await start_runs(ctx, backlog, event.installation_id, event.repo_name)
-    await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
+    await start_runs(svc, backlog, event.installation_id, event.repo_name)
+    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
     event.log.info("taken out of the line", issue=issue, why=why)
     return True
 
 
-async def on_unlabeled(ctx: dict[str, Any], event: Event) -> str:
+async def on_unlabeled(svc: Services, event: Event) -> str:
     """Removing the trigger label from a queued issue cancels its run; a running one goes on (``/mull stop``)."""
     issue = event.payload.get("issue") or {}
     if issue.get("pull_request"):
         return "not an issue"
     try:
-        config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
+        config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
     except ConfigFileError:
         return "bad config"
     if (event.payload.get("label") or {}).get("name") != config.label:
         return "another label"
-    taken = await take_out_of_line(ctx, event, int(issue["number"]), f"@{event.sender} removed the "
+    taken = await take_out_of_line(svc, event, int(issue["number"]), f"@{event.sender} removed the "
                                                                      f"`{config.label}` label")
     return "taken out of the line" if taken else "not waiting"

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,14 @@ from bot.settings import load_settings
 from worker.app import build_worker
 from worker.github_app import GitHubApp
 from worker.job_queue import connect
+from worker.services import SERVICES, Services, services
 
 from .e2e import MODEL_KEY
 from .fixtures import APP_ID
 from .github import GitHubDouble
 from .model_server import ScriptedModel
 from .mull_process import MullCluster
+from .services import job_ctx, make_services
 
 
 class Clock:
@@ -59,7 +62,15 @@ class InProcessMull:
         self.redis_url = redis_url
         self.double = double
         self.clock = clock
-        self.ctx: dict[str, Any] = {}
+        self.ctx: dict[str, Any] = {}  # a job's ctx (job functions and cron jobs take it), holding ``svc``
+
+    @property
+    def svc(self) -> Services:
+        return services(self.ctx)
+
+    def set_environ(self, environ: dict[str, str]) -> None:
+        """The environment sinks read their secrets from, for the in-process jobs and the drained worker."""
+        self.ctx[SERVICES] = replace(self.svc, environ=environ)
 
     async def drain(self) -> None:
         """Run the jobs that are due, and those they enqueue, until none is due or running. Jobs deferred to
@@ -69,7 +80,7 @@ class InProcessMull:
         if not await self._due(redis):
             return
         worker = build_worker(self.settings, self.redis_url, poll_delay=0.02, handle_signals=False,
-                              clock=self.clock, refresh_delay=0, with_cron=False, environ=self.ctx["environ"])
+                              clock=self.clock, refresh_delay=0, with_cron=False, environ=self.svc.environ)
         main = asyncio.create_task(worker.main())
         try:
             idle = 0
@@ -101,9 +112,9 @@ async def in_process(tmp_path: Path, redis_url: str, double: GitHubDouble, model
     mull = InProcessMull(env, redis_url, double, clock)
     redis = await connect(redis_url)
     http = httpx.AsyncClient()
-    mull.ctx.update({"redis": redis, "github": GitHubApp(APP_ID, private_pem, double.url, redis),
-                     "settings": mull.settings, "log": logs.get("mull.test"), "clock": clock, "http": http,
-                     "environ": {}, "refresh_delay": 0})
+    mull.ctx.update(job_ctx(make_services(redis, github=GitHubApp(APP_ID, private_pem, double.url, redis),
+                                          settings=mull.settings, log=logs.get("mull.test"), clock=clock,
+                                          http=http, environ={}, refresh_delay=0)))
     try:
         yield mull
     finally:

@@ -23,6 +23,7 @@ from worker.github_app import BotIdentity
 from worker.job_queue import connect
 
 from .recording_log import RecordingLog
+from .services import make_services
 
 API = "https://api.github.test"
 REPO, REPO_ID, PR = "acme/widgets", 11, 8
@@ -92,8 +93,7 @@ def handle(redis_url: str, act: Callable[[dict[str, Any], Any], Awaitable[str]],
         await pool.flushdb()
         async with github() as gh:
             the_event = make(gh)
-            ctx = {"redis": pool, "log": the_event.log, "settings": load_settings({}, env_file=None),
-                   "github": App(gh)}
+            ctx = make_services(pool, log=the_event.log, settings=load_settings({}, env_file=None), github=App(gh))
             answer = await act(ctx, the_event)
         queued = [job.job_id for job in await pool.queued_jobs()]
         await pool.aclose()
