@@ -15,7 +15,7 @@ from typing import Any
 from githubkit import GitHub
 
 from bot import keys
-from bot.jobs import SolveRequest
+from bot.jobs import RepoRef, SolveRequest
 from worker import backlog as backlogs
 from worker import labels, release, snooze, stats
 from worker.backlog import Limits
@@ -32,7 +32,7 @@ from worker.status import Phase, StatusComment
 
 async def reconcile_repo(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str) -> int:
     """Rebuild one repo's backlog from its issues and pull requests; the number of items found."""
-    config = await config_for(svc, gh, repo, repo_id, installation_id)
+    config = await config_for(svc, gh, RepoRef.of(installation_id, repo_id, repo))
     backlog = backlogs.of(svc, repo_id)
     await backlog.remember_repo(installation_id, repo, Limits.of(config))
     bot_login = (await svc.github.identity(gh)).login

@@ -24,11 +24,12 @@ from bot.jobs import (
 )
 from bot.snooze_time import SnoozeError, parse_snooze
 from worker import backlog as backlogs
-from worker import job_queue, labels, snooze, trigger
-from worker.backlog_jobs import start_runs, touch
+from worker import job_queue, labels, lifecycle, snooze, trigger
+from worker.backlog_jobs import start_runs
 from worker.backlog_state import ItemState
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
+from worker.lifecycle import Stage
 from worker.pull_ownership import mull_issue
 from worker.repo_settings import config_for
 from worker.services import Services
@@ -159,12 +160,11 @@ async def do_stop(svc: Services, event: Event, target: Target, command: commands
     job = job_queue.job(job_id, svc.redis)
     state = await job.status()
     if state not in trigger.ACTIVE:
-        status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login,
-                               svc.redis)
-        current = await status.load()
+        issue_run = lifecycle.of(svc, event.gh, event.ref, target.issue, event.bot.login)
+        current = await issue_run.run_state()
         if current.phase is Phase.WAITING:  # a plan waiting for an answer or for `/mull go`
-            await labels.move(event.gh, event.repo_name, target.issue, to=None)
-            await status.write(replace(current, phase=Phase.FAILED, plan=""), f"**Stopped** by @{event.sender}.")
+            await issue_run.move(Stage.FAILED, run=replace(current, plan=""), note=f"**Stopped** by @{event.sender}.",
+                                 reason=f"stopped by @{event.sender}")
             return Outcome(True)
         return Outcome(False, f"nothing is queued or running for #{target.issue}.")
     await svc.redis.set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
@@ -178,13 +178,8 @@ async def do_stop(svc: Services, event: Event, target: Target, command: commands
 
 
 async def _stopped_before_start(svc: Services, event: Event, issue: int) -> None:
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, svc.redis)
-    state_now = await status.load()
-    await status.write(replace(state_now, phase=Phase.FAILED, queue=""),
-                       f"**Stopped** by @{event.sender} before it started.")
-    await labels.move(event.gh, event.repo_name, issue, to=None)
-    await backlogs.of(svc, event.repo_id).move(issue, ItemState.FAILED, reason=f"stopped by @{event.sender}")
-    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
+    await lifecycle.of(svc, event.gh, event.ref, issue, event.bot.login).move(
+        Stage.FAILED, note=f"**Stopped** by @{event.sender} before it started.", reason=f"stopped by @{event.sender}")
 
 
 async def do_go(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
@@ -222,7 +217,7 @@ async def answer_if_waiting(svc: Services, event: Event) -> str:
 
 
 async def do_snooze(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
-    config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
+    config = await config_for(svc, event.gh, event.ref)
     try:
         wake = parse_snooze(command.args, datetime.now(UTC), config.timezone)
     except SnoozeError as exc:

@@ -10,22 +10,19 @@ findings still listed.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from bot.jobs import CritiqueRequest, ReviseRequest, enqueue_revise
+from bot.jobs import CritiqueRequest, RepoRef, ReviseRequest, enqueue_revise
 from bot.settings import MullSettings
 from worker import backlog as backlogs
-from worker import defuse, readiness, release, stats
+from worker import defuse, lifecycle, readiness, release, stats
 from worker.agent.base import Budget, ModelAccess
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.backlog import Limits
-from worker.backlog_jobs import touch
-from worker.backlog_state import ItemState
 from worker.branch_work import new_run_id, sandbox_for
 from worker.critique.comment import read_marker, render_comment, render_failure
 from worker.critique.diff import GIT_DIFF_ARGS, from_git_diff
@@ -37,13 +34,12 @@ from worker.gateway import ModelGateway
 from worker.github_app import GitHubApp
 from worker.github_pages import every
 from worker.job_boundary import JobRun, job_boundary
-from worker.needs_you import needs_you
+from worker.lifecycle import Alert, IssueLifecycle, Stage
 from worker.pull_ownership import mull_issue
 from worker.pull_state import FIX_ROUNDS, PullState
 from worker.repo_cache import RepoCache, git
 from worker.repo_settings import config_for
 from worker.services import Services
-from worker.status import StatusComment
 
 
 def critique_budget(settings: MullSettings) -> Budget:
@@ -69,7 +65,8 @@ async def _critique(job: JobRun, request: CritiqueRequest) -> str:
     issue = mull_issue(pull, bot.login)
     if issue is None:
         return "not a Mull pull request"
-    config = await config_for(svc, gh, request.repo, request.repo_id, request.installation_id)
+    config = await config_for(svc, gh, request.ref)
+    issue_run = lifecycle.of(svc, gh, request.ref, issue, bot.login)
     await backlogs.of(svc, request.repo_id).remember_repo(request.installation_id, request.repo, Limits.of(config))
     comment_id, previous = await find_comment(gh, request.repo, request.pr, bot.login)
     if previous is not None and previous.sha == request.head_sha and not request.force:
@@ -102,28 +99,27 @@ async def _critique(job: JobRun, request: CritiqueRequest) -> str:
         await stats.record_failure(svc.redis, "critique", request.repo, request.pr, outcome.reason)
         await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
-        await note_on_issue(svc, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "
-                                                        f"{defuse.markdown(outcome.reason)}.")
-        item = await backlogs.of(svc, request.repo_id).move(issue, ItemState.FAILED, pr=request.pr, reason=(
-            f"critique failed: {outcome.reason}"))
-        await touch(svc, request.installation_id, request.repo_id, request.repo)
-        await needs_you(svc, gh, request.repo_id, request.repo, item, "failed",
-                        f"the critique of #{request.pr} failed: {outcome.reason}. Comment `/mull critique` on "
-                        "the pull request to run it again.")
+        await issue_run.move(
+            Stage.FAILED, yield_to_run=True, pr=request.pr, reason=f"critique failed: {outcome.reason}",
+            critique=f"Critique of `{request.head_sha[:12]}`: {defuse.markdown(outcome.reason)}.",
+            alert=Alert("failed", f"the critique of #{request.pr} failed: {outcome.reason}. Comment `/mull critique` "
+                                  "on the pull request to run it again."))
         return "critique failed"
     critique = outcome.critique
-    next_step = await _verdict(svc, gh, request, pull, issue, critique, config.max_fix_rounds, log)
+    if await issue_run.stage() in (Stage.FAILED, Stage.DONE):  # its pull request is open and critiqued again
+        await issue_run.move(Stage.DRAFT, retry=True, pr=request.pr, reason="critiqued again")
+    next_step = await _verdict(svc, gh, request, pull, issue_run, critique, config.max_fix_rounds)
     await write_comment(gh, request.repo, request.pr, comment_id,
                         render_comment(critique, request.head_sha, selection, next_step))
     await _post_inline(gh, request, critique, files, bot.login, log)
-    await note_on_issue(svc, gh, request, bot.login, f"Critique of #{request.pr}: **{critique.verdict}**, review "
-                                                    f"effort {critique.effort}/5. {next_step}")
+    await issue_run.note(f"Critique of #{request.pr}: **{critique.verdict}**, review effort {critique.effort}/5. "
+                         f"{next_step}")
     log.info("critique done", verdict=critique.verdict, effort=critique.effort, findings=len(critique.findings))
     return critique.verdict
 
 
-async def _verdict(svc: Services, gh: GitHub, request: CritiqueRequest, pull: Any, issue: int,
-                   critique: Critique, max_rounds: int, log: Any) -> str:
+async def _verdict(svc: Services, gh: GitHub, request: CritiqueRequest, pull: Any, issue_run: IssueLifecycle,
+                   critique: Critique, max_rounds: int) -> str:
     """Act on the verdict; return the line the comment shows about what happens next."""
     if critique.verdict == "fix":
         spent = await PullState(svc.redis, request.repo_id, request.pr).spend(FIX_ROUNDS, max_rounds)
@@ -132,44 +128,37 @@ async def _verdict(svc: Services, gh: GitHub, request: CritiqueRequest, pull: An
             await enqueue_revise(svc.redis, ReviseRequest(
                 installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo,
                 pr=request.pr, reason="critique", notes=notes, requested_by=""), f"critique-{request.head_sha[:12]}")
-            backlog = backlogs.of(svc, request.repo_id)
-            if issue not in await backlog.ready():
-                await backlog.move(issue, ItemState.DRAFT, effort=critique.effort,
-                                   reason=f"automatic revision {spent} of {max_rounds}")
-                await touch(svc, request.installation_id, request.repo_id, request.repo)
+            if issue_run.issue not in await issue_run.backlog.ready():
+                await issue_run.move(Stage.DRAFT, yield_to_run=True, effort=critique.effort,
+                                     reason=f"automatic revision {spent} of {max_rounds}")
             return f"Verdict `fix`: automatic revision round {spent} of {max_rounds} started."
         handed = (f"Verdict `fix`, and the {max_rounds} automatic revision round(s) are used up: "
                   "over to human review, with the findings above still open.")
-        return handed + await _release(svc, gh, request, pull, issue, critique.effort, log)
-    return "Verdict `pass`." + await _release(svc, gh, request, pull, issue, critique.effort, log)
+        return handed + await _release(gh, request, pull, issue_run, critique.effort)
+    return "Verdict `pass`." + await _release(gh, request, pull, issue_run, critique.effort)
 
 
-async def _release(svc: Services, gh: GitHub, request: CritiqueRequest, pull: Any, issue: int,
-                   effort: int | None, log: Any) -> str:
+async def _release(gh: GitHub, request: CritiqueRequest, pull: Any, issue_run: IssueLifecycle,
+                   effort: int | None) -> str:
     """Finished: offer it for review once its checks allow (the review line decides when it leaves draft)."""
     checks = await readiness.checks_state(gh, request.repo, request.head_sha)
     if checks in ("passed", "none"):
-        return await _offer(svc, gh, request.installation_id, request.repo_id, request.repo, pull, issue, effort)
-    backlog = backlogs.of(svc, request.repo_id)
-    if issue not in await backlog.ready():  # out for review already: it stays listed so
-        await backlog.move(issue, ItemState.DRAFT, effort=effort, reason=(
+        return await _offer(gh, pull, issue_run, effort)
+    if issue_run.issue not in await issue_run.backlog.ready():  # out for review already: it stays listed so
+        await issue_run.move(Stage.DRAFT, yield_to_run=True, effort=effort, reason=(
             "waiting for its checks" if checks == "pending" else "its checks fail"))
     if checks == "pending":
         return " It leaves draft once its checks pass."
     return " Its checks are failing, so it stays a draft."
 
 
-async def _offer(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str, pull: Any,
-                 issue: int, effort: int | None) -> str:
-    backlog = backlogs.of(svc, repo_id)
-    item = await backlog.get(issue)
-    limits = await backlog.limits()
-    candidates = await release.reviewer_candidates(gh, repo, int(pull["number"]), limits.reviewers,
-                                                   item.labeled_by if item else "", pull["base"]["ref"])
-    said = await release.offer(svc, gh, installation_id, repo_id, repo, issue, int(pull["number"]), effort,
-                               candidates)
-    await touch(svc, installation_id, repo_id, repo)
-    return said
+async def _offer(gh: GitHub, pull: Any, issue_run: IssueLifecycle, effort: int | None) -> str:
+    item = await issue_run.backlog.get(issue_run.issue)
+    limits = await issue_run.backlog.limits()
+    candidates = await release.reviewer_candidates(gh, issue_run.repo.full_name, int(pull["number"]),
+                                                   limits.reviewers, item.labeled_by if item else "",
+                                                   pull["base"]["ref"])
+    return await release.offer(issue_run, int(pull["number"]), effort, candidates)
 
 
 async def maybe_release(svc: Services, gh: GitHub, repo: str, pr: int, installation_id: int, bot_login: str,
@@ -185,12 +174,13 @@ async def maybe_release(svc: Services, gh: GitHub, repo: str, pr: int, installat
         return "no critique of this head yet"
     repo_id = int(pull["base"]["repo"]["id"])
     if marker.verdict == "fix":
-        config = await config_for(svc, gh, repo, repo_id, installation_id)
+        config = await config_for(svc, gh, RepoRef.of(installation_id, repo_id, repo))
         rounds = await PullState(svc.redis, repo_id, pr).count(FIX_ROUNDS)
         if rounds < config.max_fix_rounds:
             return "a fix round is pending"
     if await readiness.checks_state(gh, repo, pull["head"]["sha"]) in ("passed", "none"):
-        said = await _offer(svc, gh, installation_id, repo_id, repo, pull, issue, marker.effort)
+        issue_run = lifecycle.of(svc, gh, RepoRef.of(installation_id, repo_id, repo), issue, bot_login)
+        said = await _offer(gh, pull, issue_run, marker.effort)
         log.info("offered for review after checks passed", pr=pr, said=said.strip())
         return "offered"
     return "checks not green"
@@ -256,18 +246,3 @@ async def _instructions_at(mirror: Path, commit: str) -> dict[str, str]:
         if text:
             found[path] = text[:INSTRUCTION_LIMIT]
     return found
-
-
-async def note_on_issue(svc: Services, gh: GitHub, request: CritiqueRequest | Any, bot_login: str,
-                       line: str) -> None:
-    """Add the critique's outcome to the issue's status comment (queued → working → PR → critique)."""
-    owner, name = request.repo.split("/", 1)
-    pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
-    issue = mull_issue(pull, bot_login)
-    if issue is None:
-        return
-    status = StatusComment(gh, request.repo, request.repo_id, issue, bot_login, svc.redis)
-    state = await status.load()
-    if status.comment_id is None:
-        return
-    await status.write(replace(state, critique=line))

@@ -9,7 +9,7 @@ from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
 from bot import keys
-from bot.jobs import Delivery
+from bot.jobs import Delivery, RepoRef
 from worker.github_app import BotIdentity
 from worker.services import Services
 
@@ -50,9 +50,12 @@ class Event:
     def sender_is_bot(self) -> bool:
         return (self.payload.get("sender") or {}).get("type") == "Bot" or self.sender.endswith("[bot]")
 
+    @property
+    def ref(self) -> RepoRef:
+        return RepoRef.of(self.installation_id, self.repo_id, self.repo_name)
+
     def owner_name(self) -> tuple[str, str]:
-        owner, name = self.repo_name.split("/", 1)
-        return owner, name
+        return self.ref.owner, self.ref.name
 
 
 async def permission(gh: GitHub, repo: str, login: str) -> str:

@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from githubkit import GitHub
 
 from bot.settings import MullSettings
-from worker import labels
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.github_app import BotIdentity, GitHubApp
 from worker.plan import find_plan_comment, make_plan, plan_for_agent, plan_prompt, render_plan
 from worker.repo_cache import RepoCache, git
 from worker.repo_config import RepoConfig
 from worker.services import Services
-from worker.status import Phase, RunState, StatusComment
+from worker.status import Phase, RunState
 
 WAITING_ANSWER = "Mull asked a question in its plan above and goes on once @{author} answers in a comment."
 WAITING_GO = "Reply `/mull go` to start the agent on the plan above, or `/mull stop` to cancel."
 
 
+@dataclass(frozen=True)
+class Planned:
+    """The run's state after the plan stage; ``waits``: the run stops here for an answer or `/mull go`, and the
+    status comment says ``note`` (None: what it says already)."""
+
+    state: RunState
+    waits: bool = False
+    note: str | None = None
+
+
 async def plan_stage(svc: Services, gh: GitHub, repo_name: str, config: RepoConfig, state: RunState,
-                     status: StatusComment, issue: dict[str, Any], repo: dict[str, Any], bot: BotIdentity,
-                     log: Any) -> RunState | None:
-    """The state to implement with, or None when the run now waits (for an answer or for `/mull go`)."""
+                     issue: dict[str, Any], repo: dict[str, Any], bot: BotIdentity, log: Any) -> Planned:
+    """The state to implement with, or the state to wait in (for an answer or for `/mull go`)."""
     if state.plan == "approved" or config.plan == "off":
-        return state
+        return Planned(state)
     if state.plan in ("asked", "proposed"):
-        return None
+        return Planned(replace(state, phase=Phase.WAITING), waits=True)
     settings: MullSettings = svc.settings
     app: GitHubApp = svc.github
     cache: RepoCache = svc.repos
@@ -50,17 +58,11 @@ async def plan_stage(svc: Services, gh: GitHub, repo_name: str, config: RepoConf
                      render_plan(plan if state.plan == "" else plan.model_copy(update={"question": None}),
                                  state.trigger, author, config.plan))
     if plan.question and state.plan == "":
-        waiting = replace(state, phase=Phase.WAITING, plan="asked")
-        await labels.move(gh, repo_name, int(issue["number"]), to=labels.WAITING)
-        await status.write(waiting, WAITING_ANSWER.format(author=author))
-        return None
+        return Planned(replace(state, phase=Phase.WAITING, plan="asked"), True, WAITING_ANSWER.format(author=author))
     agreed = plan_for_agent(plan)
     if config.plan == "approve":
-        waiting = replace(state, phase=Phase.WAITING, plan="proposed", plan_text=agreed)
-        await labels.move(gh, repo_name, int(issue["number"]), to=labels.WAITING)
-        await status.write(waiting, WAITING_GO)
-        return None
-    return replace(state, plan="approved", plan_text=agreed)
+        return Planned(replace(state, phase=Phase.WAITING, plan="proposed", plan_text=agreed), True, WAITING_GO)
+    return Planned(replace(state, plan="approved", plan_text=agreed))
 
 
 async def _post_plan(gh: GitHub, repo: str, number: int, bot_login: str, body: str) -> None:

@@ -16,11 +16,11 @@ from bot.jobs import (
     issue_of_branch,
 )
 from worker import backlog as backlogs
-from worker import comment_commands, readiness, release, snooze, stats, trigger
-from worker.backlog_jobs import touch
+from worker import comment_commands, lifecycle, readiness, release, snooze, stats, trigger
 from worker.backlog_state import ItemState
 from worker.critique_job import maybe_release
 from worker.events import TRIGGER_ROLES, Event, permission
+from worker.lifecycle import Stage
 from worker.pull_ownership import mull_issue
 from worker.pull_state import CI_ATTEMPTS, PullState
 from worker.repo_settings import config_for, quiet_seconds
@@ -37,11 +37,15 @@ async def queue_critique(svc: Services, event: Event, pr: int, sha: str) -> bool
 async def on_pull_request(svc: Services, event: Event) -> str:
     """opened / synchronize / reopened, from Mull's own pushes as much as from people's."""
     pull = event.payload["pull_request"]
-    if mull_issue(pull, event.bot.login) is None or pull.get("state") != "open":
+    issue = mull_issue(pull, event.bot.login)
+    if issue is None or pull.get("state") != "open":
         return "not a Mull pull request"
     if not event.sender_is_bot and event.sender != event.bot.login:  # someone pushed: a snooze ends
         await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, int(pull["number"]),
                              f"push by @{event.sender}")
+    if event.payload.get("action") == "reopened":  # a person takes the pull request up again
+        await _issue(svc, event, issue).move(Stage.DRAFT, retry=True, pr=int(pull["number"]),
+                                             reason=f"reopened by @{event.sender}")
     queued = await queue_critique(svc, event, int(pull["number"]), pull["head"]["sha"])
     return "critique queued" if queued else "critique already queued"
 
@@ -56,8 +60,7 @@ async def on_closed(svc: Services, event: Event) -> str:
     outcome = "merged" if pull.get("merged") else "closed"
     await release.free_slot(svc, event.gh, event.installation_id, event.repo_id, event.repo_name, issue,
                             int(pull["number"]), outcome)
-    await backlogs.of(svc, event.repo_id).forget(issue)
-    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
+    await _issue(svc, event, issue).move(Stage.DONE)
     return outcome
 
 
@@ -68,20 +71,19 @@ async def on_draft_changed(svc: Services, event: Event) -> str:
     issue = mull_issue(pull, event.bot.login)
     if issue is None or pull.get("state") != "open":
         return "not an open Mull pull request"
-    backlog = backlogs.of(svc, event.repo_id)
+    issue_run = _issue(svc, event, issue)
     pr = int(pull["number"])
     if event.payload.get("action") == "converted_to_draft":
         await release.free_slot(svc, event.gh, event.installation_id, event.repo_id, event.repo_name, issue, pr,
                                 "draft")
-        await backlog.move(issue, ItemState.DRAFT, pr=pr, reason=f"moved back to draft by @{event.sender}")
-        outcome = "slot freed"
-    else:
-        requested = tuple(u["login"] for u in pull.get("requested_reviewers") or [])
-        await backlog.release_to(issue, event.installation_id, requested)
-        await stats.awaiting_review(svc.redis, event.repo_name, pr, True)
-        outcome = "marked ready by hand"
-    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
-    return outcome
+        await issue_run.move(Stage.DRAFT, retry=True, pr=pr, reason=f"moved back to draft by @{event.sender}")
+        return "slot freed"
+    if await issue_run.stage() is Stage.FAILED:  # a person takes it up again: back to draft on the way
+        await issue_run.move(Stage.DRAFT, retry=True, pr=pr, reason=f"marked ready by @{event.sender}")
+    requested = tuple(u["login"] for u in pull.get("requested_reviewers") or [])
+    await issue_run.move(Stage.AWAITING, reviewers=requested)
+    await stats.awaiting_review(svc.redis, event.repo_name, pr, True)
+    return "marked ready by hand"
 
 
 async def on_issue_closed(svc: Services, event: Event) -> str:
@@ -91,13 +93,15 @@ async def on_issue_closed(svc: Services, event: Event) -> str:
     woken = await snooze.wake_dependants(svc, event.gh, event.repo_id, event.repo_name, number)
     if await trigger.take_out_of_line(svc, event, number, f"the issue was closed by @{event.sender}"):
         return f"woke {woken}, taken out of the line"
-    backlog = backlogs.of(svc, event.repo_id)
-    item = await backlog.get(number)
+    item = await backlogs.of(svc, event.repo_id).get(number)
     if item is not None and item.state in (ItemState.FAILED, ItemState.WAITING, ItemState.SNOOZED) \
             and item.pr is None:
-        await backlog.forget(number)
-        await touch(svc, event.installation_id, event.repo_id, event.repo_name)
+        await _issue(svc, event, number).move(Stage.DONE)
     return f"woke {woken}"
+
+
+def _issue(svc: Services, event: Event, issue: int) -> lifecycle.IssueLifecycle:
+    return lifecycle.of(svc, event.gh, event.ref, issue, event.bot.login)
 
 
 async def on_check_suite(svc: Services, event: Event) -> str:
@@ -120,7 +124,7 @@ async def _fix_ci(svc: Services, event: Event, pr: int, sha: str) -> str:
         return "not a Mull pull request"
     if pull["head"]["sha"] != sha:
         return "superseded"
-    attempts = (await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)).ci_fix_attempts
+    attempts = (await config_for(svc, event.gh, event.ref)).ci_fix_attempts
     spent = await PullState(svc.redis, event.repo_id, pr).spend(CI_ATTEMPTS, attempts)
     if spent is None:
         await event.gh.rest.issues.async_create_comment(owner, name, pr, body=(
@@ -156,7 +160,7 @@ async def on_review(svc: Services, event: Event) -> str:
                        reason=f"{role} access; revisions take reviews from write or triage access only")
         return "reviewer may not direct Mull"
     await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, pr, f"review by @{event.sender}")
-    config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
+    config = await config_for(svc, event.gh, event.ref)
     await PullState(svc.redis, event.repo_id, pr).touch_review()
     await enqueue_revise(svc.redis, ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="review",

@@ -16,11 +16,12 @@ from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
 from bot import keys
+from bot.jobs import RepoRef
 from worker import backlog as backlogs
-from worker import codeowners, labels, readiness, stats
+from worker import codeowners, labels, lifecycle, readiness, stats
 from worker.backlog import reviewer_load
-from worker.backlog_jobs import touch
 from worker.backlog_state import Item, ItemState
+from worker.lifecycle import IssueLifecycle, Stage
 from worker.needs_you import count
 from worker.services import Services
 
@@ -50,21 +51,19 @@ async def reviewer_candidates(gh: GitHub, repo: str, pr: int, configured: tuple[
     return (labeled_by,) if labeled_by and not labeled_by.endswith("[bot]") else ()
 
 
-async def offer(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
-                pr: int, effort: int | None, candidates: tuple[str, ...]) -> str:
+async def offer(issue_run: IssueLifecycle, pr: int, effort: int | None, candidates: tuple[str, ...]) -> str:
     """A finished pull request joins the review line; returns what the critique comment says about it."""
-    backlog = backlogs.of(svc, repo_id)
+    backlog, issue = issue_run.backlog, issue_run.issue
     item = await backlog.get(issue) or Item(issue=issue, labeled_at=backlog.clock())
     if issue in await backlog.ready():  # already out for review (a revision was critiqued): it stays out
-        await backlog.move(issue, ItemState.AWAITING, pr=pr, effort=effort, reason="")
+        await issue_run.move(Stage.AWAITING, yield_to_run=True, pr=pr, effort=effort, reason="")
         return " Ready for review."
+    await issue_run.move(Stage.HELD, yield_to_run=True, pr=pr, effort=effort,
+                         extra={**item.extra, "candidates": list(candidates)})
     if item.state is ItemState.SNOOZED:
-        await backlog.move(issue, ItemState.HELD, pr=pr, effort=effort,
-                           extra={**item.extra, "candidates": list(candidates)})
         return " It is snoozed, so it stays a draft until it wakes."
-    await backlog.hold(Item(issue=issue, pr=pr, effort=effort, labeled_at=item.labeled_at, title=item.title,
-                            extra={**item.extra, "candidates": list(candidates)}))
-    released = await release(svc, gh, installation_id, repo_id, repo)
+    repo = issue_run.repo
+    released = await release(issue_run.svc, issue_run.gh, repo.installation_id, repo.repo_id, repo.full_name)
     if issue in released:
         reviewers = (await backlog.get(issue) or item).reviewers
         return " Ready for review" + (f"; review requested from {_mentionless(reviewers)}." if reviewers else ".")
@@ -94,12 +93,14 @@ async def release(svc: Services, gh: GitHub, installation_id: int, repo_id: int,
                                            limits.max_awaiting_review)
             if chosen is None:  # every candidate has as many Mull PRs waiting as the cap allows
                 continue
-            if not await _out_of_draft(svc, gh, repo, item.pr):
-                await backlog.forget(issue)
+            issue_run = lifecycle.of(svc, gh, RepoRef.of(installation_id, repo_id, repo), issue,
+                                     (await svc.github.identity(gh)).login)
+            if not await _out_of_draft(svc, gh, repo, item.pr):  # closed meanwhile, its webhook not yet here
+                await issue_run.move(Stage.DONE)
                 continue
             if await request_review(gh, repo, item.pr, chosen, svc.log):
                 await count(redis, "github", "review_request")
-            await backlog.release_to(issue, installation_id, tuple(u for u in chosen if "/" not in u))
+            await issue_run.move(Stage.AWAITING, reviewers=tuple(u for u in chosen if "/" not in u))
             await stats.awaiting_review(redis, repo, item.pr, True)
             svc.log.info("released for review", repo=repo, pr=item.pr, reviewers=list(chosen))
             released.append(issue)
@@ -173,8 +174,7 @@ async def _release_elsewhere(svc: Services, installation_id: int, freed_repo_id:
             continue
         other = svc.github.installation(installation_id, repo_id)
         async with other:
-            if await release(svc, other, installation_id, repo_id, repo):
-                await touch(svc, installation_id, repo_id, repo)
+            await release(svc, other, installation_id, repo_id, repo)
 
 
 def _mentionless(reviewers: tuple[str, ...]) -> str:

@@ -6,20 +6,20 @@ from typing import Any
 
 from githubkit import GitHub
 
+from bot.jobs import RepoRef
 from bot.settings import MullSettings
 from worker.github_app import GitHubApp
 from worker.repo_config import Defaults, RepoConfig, invalidate_for_push, load_config
 from worker.services import Services
 
 
-async def config_for(svc: Services, gh: GitHub, repo: str, repo_id: int, installation_id: int) -> RepoConfig:
+async def config_for(svc: Services, gh: GitHub, repo: RepoRef) -> RepoConfig:
     """Raises ConfigFileError for a bad file: callers say so on the issue and do nothing else."""
     settings: MullSettings = svc.settings
     app: GitHubApp = svc.github
-    owner, name = repo.split("/", 1)
     # A repo-scoped token cannot read a private <owner>/.github; this client only connects on a cache miss.
-    org_gh = app.installation(installation_id)
-    return await load_config(gh, svc.redis, owner, name, repo_id, Defaults.from_settings(settings),
+    org_gh = app.installation(repo.installation_id)
+    return await load_config(gh, svc.redis, repo.owner, repo.name, repo.repo_id, Defaults.from_settings(settings),
                              org_gh=org_gh)
 
 

@@ -23,10 +23,10 @@ from bot.jobs import (
     enqueue_critique,
     enqueue_revise,
 )
+from worker import lifecycle
 from worker.agent.base import AgentResult
 from worker.agent.prompt import Notes, build_prompt, read_instructions
 from worker.branch_work import run_on_branch
-from worker.critique_job import note_on_issue
 from worker.github_app import BotIdentity, GitHubApp
 from worker.job_boundary import JobRun, job_boundary
 from worker.pull_ownership import mull_issue
@@ -59,7 +59,7 @@ async def revise_pr(ctx: dict[str, Any], request: ReviseRequest) -> str:
 async def _revise(job: JobRun, request: ReviseRequest) -> str:
     svc, gh, log = job.svc, job.gh, job.log
     app: GitHubApp = svc.github
-    config = await config_for(svc, gh, request.repo, request.repo_id, request.installation_id)
+    config = await config_for(svc, gh, request.ref)
     if request.reason == "review":
         last = await PullState(svc.redis, request.repo_id, request.pr).last_review()
         quiet_left = quiet_seconds(config) - (time.time() - last)
@@ -109,9 +109,9 @@ async def _revise_with(job: JobRun, request: ReviseRequest, pull: Any, issue_num
                                              issue.get("body") or "", read_instructions(tree), extra=extra,
                                              notes=fenced),
         message_for=lambda result: _message(request, result), bot=bot, config=config, stage="revise")
+    issue_run = lifecycle.of(svc, gh, request.ref, issue_number, bot.login)
     if run.sha is None:
-        await note_on_issue(svc, gh, request, bot.login, f"Revision for {REASON_TITLES[request.reason]} on "
-                                                        f"#{request.pr} changed nothing.")
+        await issue_run.note(f"Revision for {REASON_TITLES[request.reason]} on #{request.pr} changed nothing.")
         return "no changes"
     for thread in threads:
         await gh.rest.pulls.async_create_reply_for_review_comment(
@@ -119,8 +119,7 @@ async def _revise_with(job: JobRun, request: ReviseRequest, pull: Any, issue_num
     await enqueue_critique(svc.redis, CritiqueRequest(
         installation_id=request.installation_id, repo_id=request.repo_id, repo=request.repo, pr=request.pr,
         head_sha=run.sha))
-    await note_on_issue(svc, gh, request, bot.login,
-                       f"Revised #{request.pr} for {REASON_TITLES[request.reason]} in `{run.sha[:12]}`.")
+    await issue_run.note(f"Revised #{request.pr} for {REASON_TITLES[request.reason]} in `{run.sha[:12]}`.")
     log.info("revision pushed", sha=run.sha, threads=len(threads))
     return run.sha
 

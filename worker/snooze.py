@@ -14,12 +14,13 @@ from typing import Any
 from arq.jobs import JobStatus
 
 from bot import keys
-from bot.jobs import QUEUE, WakeRequest, enqueue_wake, solve_job_id
+from bot.jobs import QUEUE, RepoRef, WakeRequest, enqueue_wake, solve_job_id
 from bot.snooze_time import Wake
 from worker import backlog as backlogs
-from worker import job_queue, labels, markers, readiness, release, stats
-from worker.backlog_jobs import start_runs, touch
+from worker import job_queue, labels, lifecycle, markers, readiness, release, stats
+from worker.backlog_jobs import start_runs
 from worker.backlog_state import ItemState
+from worker.lifecycle import Stage
 from worker.redis_reply import reply
 from worker.services import Services, services
 
@@ -93,14 +94,16 @@ async def _aside(svc: Services, gh: Any, installation_id: int, repo_id: int, rep
         await stats.awaiting_review(svc.redis, repo, number, False)
         return
     was = item.state
-    await backlog.snooze(item.issue, None if wake.until_issue and not wake.at else at_ms / 1000, wake.until_issue)
+    issue_run = lifecycle.of(svc, gh, RepoRef.of(installation_id, repo_id, repo), item.issue,
+                             (await svc.github.identity(gh)).login)
+    await issue_run.move(Stage.SNOOZED, wake_at=None if wake.until_issue and not wake.at else at_ms / 1000,
+                         until_issue=wake.until_issue)
     if was is ItemState.AWAITING and item.pr is not None:
         owner, name = repo.split("/", 1)
         pull: Any = (await gh.rest.pulls.async_get(owner, name, item.pr)).json()
         if not pull.get("draft"):
             await gh.async_graphql(readiness.TO_DRAFT, {"id": pull["node_id"]})
         await release.free_slot(svc, gh, installation_id, repo_id, repo, item.issue, item.pr, "snoozed")
-    await touch(svc, installation_id, repo_id, repo)
 
 
 async def _back(svc: Services, gh: Any, repo_id: int, repo: str, number: int) -> None:
@@ -110,15 +113,16 @@ async def _back(svc: Services, gh: Any, repo_id: int, repo: str, number: int) ->
     installation_id = await backlog.installation()
     if item is None or installation_id is None:
         return
-    woken = await backlog.wake(item.issue)
+    issue_run = lifecycle.of(svc, gh, RepoRef.of(installation_id, repo_id, repo), item.issue,
+                             (await svc.github.identity(gh)).login)
+    woken = await issue_run.wake()
     if woken is None:
         return
     if woken.state in (ItemState.HELD, ItemState.AWAITING) and woken.pr is not None:
-        await backlog.hold(woken)
+        await issue_run.move(Stage.HELD, pr=woken.pr, effort=woken.effort)  # offered again, in release order
         await release.release(svc, gh, installation_id, repo_id, repo)
     elif woken.state is ItemState.QUEUED:
         await start_runs(svc, backlog, installation_id, repo)
-    await touch(svc, installation_id, repo_id, repo)
 
 
 async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:

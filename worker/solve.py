@@ -16,20 +16,15 @@ from arq import Retry
 from bot import keys
 from bot.jobs import CritiqueRequest, SolveRequest, branch_name, enqueue_critique
 from bot.redaction import scrub
-from worker import backlog as backlogs
-from worker import defuse, labels, pull_requests, stats
+from worker import defuse, lifecycle, pull_requests, stats
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
-from worker.backlog_jobs import start_runs, touch
-from worker.backlog_state import ItemState
 from worker.branch_work import run_on_branch
-from worker.github_app import GitHubApp
 from worker.job_boundary import JobRun, job_boundary
-from worker.needs_you import needs_you
+from worker.lifecycle import Alert, IllegalMove, Stage
 from worker.plan_stage import plan_stage
 from worker.repo_settings import config_for
 from worker.services import Services, services
-from worker.status import Phase, StatusComment
 
 RETRY_HINT = "Comment `/mull retry` to run it again."
 
@@ -54,39 +49,32 @@ async def solve_issue(ctx: dict[str, Any], request: SolveRequest) -> str:
         raise
     finally:
         if ends:
-            svc = services(ctx)
-            backlog = backlogs.of(svc, request.repo_id)
-            await backlog.run_ended(request.issue)
-            await start_runs(svc, backlog, request.installation_id, request.repo)
-            await touch(svc, request.installation_id, request.repo_id, request.repo)
+            await lifecycle.run_ended(services(ctx), request.ref, request.issue)
 
 
 async def _solve(job: JobRun, request: SolveRequest) -> str:
-    svc, gh, log = job.svc, job.gh, job.log
-    app: GitHubApp = svc.github
-    bot = await app.identity(gh)
-    owner, name = request.repo.split("/", 1)
-    status = StatusComment(gh, request.repo, request.repo_id, request.issue, bot.login, svc.redis)
-    state = (await status.load()).begin(request.trigger)
-    state = replace(state, phase=Phase.WORKING, queue="")
-    await status.write(state)
-    await labels.move(gh, request.repo, request.issue, to=labels.WORKING)
-    backlog = backlogs.of(svc, request.repo_id)
+    svc, gh, log, ref = job.svc, job.gh, job.log, request.ref
+    bot = await svc.github.identity(gh)
+    issue_run = lifecycle.of(svc, gh, ref, request.issue, bot.login)
+    state = (await issue_run.run_state()).begin(request.trigger)
     try:
-        config = await config_for(svc, gh, request.repo, request.repo_id, request.installation_id)
-        issue: Any = (await gh.rest.issues.async_get(owner, name, request.issue)).json()
-        await backlog.move(request.issue, ItemState.WORKING, title=issue.get("title") or "", reason="")
-        repo: Any = (await gh.rest.repos.async_get(owner, name)).json()
-        planned = await plan_stage(svc, gh, request.repo, config, state, status, issue, repo, bot, log)
-        if planned is None:
-            asked = status.state.plan == "asked"
-            item = await backlog.move(request.issue, ItemState.WAITING, reason=(
-                "the plan asks a question" if asked else "the plan waits for `/mull go`"))
-            if asked:
-                await needs_you(svc, gh, request.repo_id, request.repo, item, "question",
-                                "the agent's plan asks a question.", mention=False)
+        config = await config_for(svc, gh, ref)
+        issue: Any = (await gh.rest.issues.async_get(ref.owner, ref.name, request.issue)).json()
+        try:  # arq running this job again after its worker died is the same run: a retry
+            await issue_run.move(Stage.WORKING, run=state, retry=job.job_try > 1, title=issue.get("title") or "",
+                                 reason="")
+        except IllegalMove as exc:  # stopped, closed or merged since this job was queued
+            log.info("run not started", reason=str(exc))
+            return "not queued"
+        repo: Any = (await gh.rest.repos.async_get(ref.owner, ref.name)).json()
+        planned = await plan_stage(svc, gh, ref.full_name, config, state, issue, repo, bot, log)
+        state = planned.state
+        if planned.waits:
+            asked = state.plan == "asked"
+            await issue_run.move(Stage.WAITING, run=state, note=planned.note, reason=(
+                "the plan asks a question" if asked else "the plan waits for `/mull go`"),
+                alert=Alert("question", "the agent's plan asks a question.", mention=False) if asked else None)
             return "waiting"
-        state = planned
         branch = branch_name(request.issue)
         result: AgentResult
         pushed: str | None
@@ -98,7 +86,7 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
             co_author = await _labeler(gh, request.requested_by)
             run = await run_on_branch(
                 job, repo, branch,
-                prompt_for=lambda tree: build_prompt(request.repo, request.issue, issue.get("title", ""),
+                prompt_for=lambda tree: build_prompt(ref.full_name, request.issue, issue.get("title", ""),
                                                      issue.get("body") or "", read_instructions(tree),
                                                      extra=state.plan_text),
                 message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
@@ -106,26 +94,21 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
             result, pushed = run.result, run.sha
             if pushed is None:
                 reason = result.error or "the agent finished without changing any file"
-                await labels.move(gh, request.repo, request.issue, to=None)
-                await status.write(replace(state, phase=Phase.FAILED),
-                                   f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}")
-                item = await backlog.move(request.issue, ItemState.FAILED, reason=reason)
-                await needs_you(svc, gh, request.repo_id, request.repo, item, "failed",
-                                f"the run failed: {reason}. {RETRY_HINT}")
+                await issue_run.move(Stage.FAILED, run=state, reason=reason,
+                                     note=f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}",
+                                     alert=Alert("failed", f"the run failed: {reason}. {RETRY_HINT}"))
                 return "no changes"
             await _save_result(svc, request, result)
             state = replace(state, pushed_sha=pushed)
-            await status.write(state, "Pushed the agent's work; opening the pull request.")
+            await issue_run.move(Stage.WORKING, run=state, note="Pushed the agent's work; opening the pull request.")
         body = pull_requests.render_body(request.issue, result, state.revision, request.requested_by)
-        pr = await pull_requests.open_or_update(gh, request.repo, branch, repo["default_branch"],
+        pr = await pull_requests.open_or_update(gh, ref.full_name, branch, repo["default_branch"],
                                                 issue.get("title") or f"Issue #{request.issue}", body)
-        state = replace(state, phase=Phase.PR_OPENED, pr=pr.number)
-        await labels.move(gh, request.repo, request.issue, to=None)
-        await status.write(state, _outcome(result))
-        item = await backlog.move(request.issue, ItemState.DRAFT, pr=pr.number, reason="waiting for the critique")
-        if result.budget_tripped:
-            await needs_you(svc, gh, request.repo_id, request.repo, item, "budget",
-                            f"the {result.budget_tripped} budget ran out; #{pr.number} holds the work done so far.")
+        state = replace(state, pr=pr.number)
+        await issue_run.move(Stage.DRAFT, run=state, note=_outcome(result), pr=pr.number,
+                             reason="waiting for the critique", alert=None if not result.budget_tripped else Alert(
+                                 "budget", f"the {result.budget_tripped} budget ran out; #{pr.number} holds the work "
+                                 "done so far."))
         log.info("pull request ready", pr=pr.number, created=pr.created, sha=pushed)
         if pushed:  # the webhook for this head would queue it too; the job id makes that the same job
             await enqueue_critique(svc.redis, CritiqueRequest(
@@ -135,12 +118,10 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
     except Exception as exc:  # the job's boundary: say what failed where the user looks, then let arq see it
         if job.will_retry(exc):  # the boundary tries it again: nothing failed yet
             raise
-        await labels.move(gh, request.repo, request.issue, to=None)
-        await status.write(replace(state, phase=Phase.FAILED), f"**Reason:** {defuse.markdown(_reason(exc))}")
-        await stats.record_failure(svc.redis, "implement", request.repo, request.issue, _reason(exc))
-        item = await backlog.move(request.issue, ItemState.FAILED, reason=_reason(exc))
-        await needs_you(svc, gh, request.repo_id, request.repo, item, "failed",
-                        f"the run failed: {_reason(exc)}. {RETRY_HINT}")
+        await stats.record_failure(svc.redis, "implement", ref.full_name, request.issue, _reason(exc))
+        await issue_run.move(Stage.FAILED, run=state, note=f"**Reason:** {defuse.markdown(_reason(exc))}",
+                             reason=_reason(exc),
+                             alert=Alert("failed", f"the run failed: {_reason(exc)}. {RETRY_HINT}"))
         raise
 
 

@@ -7,7 +7,6 @@ a no-op rather than a second run.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from arq.jobs import JobStatus
@@ -16,16 +15,15 @@ from bot import keys
 from bot.jobs import SolveRequest, solve_job_id
 from bot.settings import MullSettings
 from worker import backlog as backlogs
-from worker import job_queue, labels
+from worker import job_queue, lifecycle
 from worker.backlog import Limits
-from worker.backlog_jobs import start_runs, touch
-from worker.backlog_state import Item
+from worker.backlog_jobs import start_runs
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
+from worker.lifecycle import Stage
 from worker.repo_config import ConfigFileError
 from worker.repo_settings import config_for
 from worker.services import Services
-from worker.status import Phase, StatusComment
 
 ACTIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
 
@@ -39,30 +37,22 @@ async def queue_run(svc: Services, event: Event, issue: int, requested_by: str, 
     """Mark the issue queued and put its run in the repo's line; False when one is already queued or running.
 
     ``trigger`` continues an existing revision (after `/mull go` or an answer); by default the delivery that
-    asked starts a new one. ``state_changes`` go into the status marker with the queued phase. The run
+    asked starts a new one, a retry. ``state_changes`` go into the status marker with the queued phase. The run
     starts when the repo has fewer than ``max_in_flight`` going (``worker.backlog``).
     """
     backlog = backlogs.of(svc, event.repo_id)
     if await run_status(svc, event.repo_id, issue) in ACTIVE or await backlog.is_pending(issue):
         return False
     try:
-        config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
+        config = await config_for(svc, event.gh, event.ref)
         await backlog.remember_repo(event.installation_id, event.repo_name, Limits.of(config))
     except ConfigFileError:  # the run itself says so on the issue; the line keeps the limits it had
         await backlog.remember_repo(event.installation_id, event.repo_name)
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, svc.redis)
     request = SolveRequest(installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name,
                            issue=issue, requested_by=requested_by, trigger=trigger or event.delivery.guid)
-    async with svc.redis.lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
-        if not await backlog.enqueue(request, title=title):
-            return False
-        state = await status.load()
-        await status.write(replace(state, phase=Phase.QUEUED, requested_by=requested_by,
-                                   labeled_at=(await backlog.get(issue) or Item(issue)).labeled_at,
-                                   **state_changes))
-    await labels.move(event.gh, event.repo_name, issue, to=labels.QUEUED)
-    await start_runs(svc, backlog, event.installation_id, event.repo_name)
-    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
+    issue_run = lifecycle.of(svc, event.gh, event.ref, issue, event.bot.login)
+    if not await issue_run.queue(request, retry=trigger is None, title=title, **state_changes):
+        return False
     event.log.info("run queued", issue=issue)
     return True
 
@@ -76,7 +66,7 @@ async def on_labeled(svc: Services, event: Event) -> str:
     number = int(issue["number"])
     owner, name = event.owner_name()
     try:
-        config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
+        config = await config_for(svc, event.gh, event.ref)
     except ConfigFileError as err:
         if applied in (err.label, settings.label) and await once(svc, f"config-error:{event.delivery.guid}"):
             await event.gh.rest.issues.async_create_comment(owner, name, number,
@@ -109,15 +99,10 @@ async def take_out_of_line(svc: Services, event: Event, issue: int, why: str) ->
             return False
         await request_abort(job)  # it had a slot but had not started
         await backlog.run_ended(issue)
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, svc.redis)
+    issue_run = lifecycle.of(svc, event.gh, event.ref, issue, event.bot.login)
     async with svc.redis.lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
-        state = await status.load()
-        if status.comment_id is not None:
-            await status.write(replace(state, phase=Phase.FAILED, queue=""), f"**Stopped** before it started: {why}.")
-    await labels.move(event.gh, event.repo_name, issue, to=None)
-    await backlog.forget(issue)
+        await issue_run.move(Stage.DONE, note=f"**Stopped** before it started: {why}.")
     await start_runs(svc, backlog, event.installation_id, event.repo_name)
-    await touch(svc, event.installation_id, event.repo_id, event.repo_name)
     event.log.info("taken out of the line", issue=issue, why=why)
     return True
 
@@ -128,7 +113,7 @@ async def on_unlabeled(svc: Services, event: Event) -> str:
     if issue.get("pull_request"):
         return "not an issue"
     try:
-        config = await config_for(svc, event.gh, event.repo_name, event.repo_id, event.installation_id)
+        config = await config_for(svc, event.gh, event.ref)
     except ConfigFileError:
         return "bad config"
     if (event.payload.get("label") or {}).get("name") != config.label:
