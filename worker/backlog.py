@@ -226,7 +226,7 @@ class Backlog:
     async def hold(self, item: Item) -> Item:
         """A finished pull request waits for a review slot, in release order."""
         base = await self.get(item.issue) or item
-        held = base.moved(ItemState.HELD, self.clock(), pr=item.pr, effort=item.effort, reason="",
+        held = base.moved(ItemState.HELD, self.clock(), pr=item.pr, effort=item.effort, reason=item.reason,
                           extra={**base.extra, **item.extra})
         await self.put(held)
         order = held_order(held)

@@ -64,9 +64,11 @@ class BoundedRetry:
 class GitHubApp:
     def __init__(self, app_id: int, private_key: str, base_url: str, redis: Redis,
                  retry: BoundedRetry | None = None, app_slug: str | None = None,
-                 redactor: Redactor | None = None) -> None:
-        """``redactor`` knows the configured secrets; every write to GitHub passes it (``worker.outbound``)."""
+                 redactor: Redactor | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """``redactor`` knows the configured secrets; every write to GitHub passes it (``worker.outbound``).
+        ``transport``: how requests reach ``base_url`` (default: HTTP; in-process tests mount an ASGI app)."""
         self._redis = redis
+        self._transport = transport
         self._slug = app_slug
         self._identity: BotIdentity | None = None
         # Not githubkit's module-wide default cache: tokens stay with the App (and process) that minted them.
@@ -78,7 +80,7 @@ class GitHubApp:
             http_cache=False,
             cache_strategy=self._cache,
             timeout=30,
-            async_transport=RedactingTransport(redactor or Redactor()),
+            async_transport=RedactingTransport(redactor or Redactor(), transport),
         )
 
     @property
@@ -100,7 +102,7 @@ class GitHubApp:
         probe = httpx.Request("GET", str(client.config.base_url) + "installation/repositories")
         flow = auth.async_auth_flow(probe)
         request = await flow.__anext__()
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, transport=self._transport) as http:
             while request is not probe:
                 response = await http.send(request)
                 request = await flow.asend(response)

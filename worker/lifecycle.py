@@ -165,6 +165,8 @@ class IssueLifecycle:
         issue is queued or going changes nothing (the run leads). ``reviewers``: an awaiting pull request takes
         a review slot with them. ``wake_at``/``until_issue``: when a snoozed one wakes.
         """
+        if stage is Stage.QUEUED:
+            raise ValueError("an issue is queued with a run to make: call queue(request), not move(QUEUED)")
         item = await self.backlog.get(self.issue)
         before = await self.stage()
         if yield_to_run and before in (Stage.QUEUED, Stage.WORKING) and await self.backlog.is_pending(self.issue):
@@ -251,10 +253,11 @@ class IssueLifecycle:
             await reply(self.svc.redis.hset(self._done_key, str(self.issue), str(backlog.clock())))
             return None
         if stage is Stage.SNOOZED:
-            return await backlog.snooze(self.issue, wake_at, until_issue)
+            snoozed = await backlog.snooze(self.issue, wake_at, until_issue)
+            return await backlog.move(self.issue, ItemState.SNOOZED, **record) if record else snoozed
         if stage is Stage.HELD and not (item is not None and item.state is ItemState.SNOOZED):
             base = item or Item(issue=self.issue, labeled_at=backlog.clock())
-            return await backlog.hold(replace(base, **record))
+            return await backlog.hold(replace(base, **{"reason": "", **record}))
         if stage is Stage.AWAITING and reviewers is not None:  # it takes a review slot, with each reviewer
             released = await backlog.release_to(self.issue, self.repo.installation_id, reviewers)
             if not record:

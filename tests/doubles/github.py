@@ -88,6 +88,11 @@ class GitHubDouble(PeopleMixin):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def asgi_app(self):
+        """The double as an ASGI app, for a client in the test's own process (``httpx.ASGITransport``)."""
+        return self._server.app
+
     # -- configuration ------------------------------------------------------------------------------
 
     @property

@@ -1,0 +1,78 @@
+"""Mull's worker code in the test's own process against the GitHub double, with no server and no socket.
+
+The double is mounted through ``httpx.ASGITransport`` under Mull's real ``GitHubApp`` (JWT, installation
+tokens, the redacting transport), and the worker's ``Services`` sit on a real Redis. A test then calls
+handlers, jobs and the lifecycle directly and reads the double's state and Redis between steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.jobs import QUEUE, RepoRef, refresh_job_id
+from bot.settings import load_settings
+from worker.github_app import BoundedRetry, GitHubApp
+from worker.job_queue import connect
+from worker.services import Services
+
+from .fixtures import APP_ID, INSTALLATION_ID, OWNER, REPO, SEED_FILES
+from .github import GitHubDouble
+from .recording_log import RecordingLog
+from .services import make_services
+
+API = "http://github.in-process"
+
+
+@dataclass
+class InProcessGitHub:
+    double: GitHubDouble
+    svc: Services
+    ref: RepoRef
+    log: RecordingLog
+
+    @property
+    def gh(self) -> Any:
+        """An installation client scoped to the repository (open it with ``async with``)."""
+        return self.svc.github.installation(self.ref.installation_id, self.ref.repo_id)
+
+    async def refresh_queued(self) -> bool:
+        """Whether a dashboard refresh of the repo is queued; asking takes it off, so the next look is fresh."""
+        job_id = refresh_job_id(self.ref.repo_id)
+        queued = await self.svc.redis.zscore(QUEUE, job_id) is not None
+        await self.svc.redis.zrem(QUEUE, job_id)
+        await self.svc.redis.delete(f"arq:job:{job_id}")
+        return queued
+
+    def writes(self, since: int) -> list[str]:
+        """The GitHub writes (method and path) made since ``since`` requests were logged."""
+        return [f"{r.method} {r.path}" for r in self.double.requests()[since:] if r.method != "GET"]
+
+
+@contextlib.asynccontextmanager
+async def in_process_github(tmp_path: Path, redis_url: str, app_keypair: tuple[str, str],
+                            **services: Any) -> AsyncIterator[InProcessGitHub]:
+    """``acme/widgets`` installed (777) on a double reached in process; ``services`` override Services' fields."""
+    double = GitHubDouble(tmp_path / "github", app_keypair[1], app_id=APP_ID)
+    repo = double.create_repo(REPO, SEED_FILES)
+    double.add_installation(INSTALLATION_ID, OWNER)
+    redis = await connect(redis_url)
+    await redis.flushdb()
+    log = RecordingLog()
+    github = GitHubApp(APP_ID, app_keypair[0], API, redis, retry=BoundedRetry(backoff=0.01),
+                       transport=httpx.ASGITransport(app=double.asgi_app))
+    http = httpx.AsyncClient()
+    svc = make_services(redis, github=github, settings=load_settings({}, env_file=None), log=log, http=http,
+                        refresh_delay=0, **services)
+    try:
+        yield InProcessGitHub(double, svc, RepoRef(INSTALLATION_ID, repo.id, OWNER, "widgets"), log)
+    finally:
+        await http.aclose()
+        await redis.flushdb()
+        await redis.aclose()
+        double.stop()
