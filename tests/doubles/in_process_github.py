@@ -17,6 +17,7 @@ import httpx
 
 from bot.jobs import QUEUE, RepoRef, refresh_job_id
 from bot.settings import load_settings
+from worker.fairness import RunSlots
 from worker.github_app import BoundedRetry, GitHubApp
 from worker.job_queue import connect
 from worker.services import Services
@@ -50,8 +51,10 @@ class InProcessGitHub:
         return queued
 
     def writes(self, since: int) -> list[str]:
-        """The GitHub writes (method and path) made since ``since`` requests were logged."""
-        return [f"{r.method} {r.path}" for r in self.double.requests()[since:] if r.method != "GET"]
+        """The writes to the repository (method and path) since ``since`` requests were logged; minting an
+        installation token is not one."""
+        return [f"{r.method} {r.path}" for r in self.double.requests()[since:]
+                if r.method != "GET" and not r.path.endswith("/access_tokens")]
 
 
 @contextlib.asynccontextmanager
@@ -68,7 +71,7 @@ async def in_process_github(tmp_path: Path, redis_url: str, app_keypair: tuple[s
                        transport=httpx.ASGITransport(app=double.asgi_app))
     http = httpx.AsyncClient()
     svc = make_services(redis, github=github, settings=load_settings({}, env_file=None), log=log, http=http,
-                        refresh_delay=0, **services)
+                        slots=RunSlots(redis, 2, hold_seconds=3600), refresh_delay=0, **services)
     try:
         yield InProcessGitHub(double, svc, RepoRef(INSTALLATION_ID, repo.id, OWNER, "widgets"), log)
     finally:
