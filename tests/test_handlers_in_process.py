@@ -182,7 +182,7 @@ async def mull_pull(world: InProcessGitHub, number: int) -> int:
     world.double.commit_files(REPO, branch_name(number), {"src/widgets.py": "def answer():\n    return 42\n"},
                               "Answer 42", base="main")
     async with world.gh as gh:
-        pr = await pull_requests.open_or_update(gh, REPO, branch_name(number), "main", "Answer 42",
+        pr = await pull_requests.open_or_update(gh, world.ref, branch_name(number), "main", "Answer 42",
                                                 f"Fixes #{number}")
     await issue_run.move(Stage.DRAFT, pr=pr.number)
     await lifecycle.run_ended(world.svc, world.ref, number)

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from doubles.services import make_services
 
 from bot.commands import Command
+from bot.jobs import RepoRef
 from worker import markers
 from worker.comment_commands import Target, do_go
 from worker.solve import _quote
@@ -84,9 +85,10 @@ def test_go_does_not_run_a_forged_plan(redis_url: str) -> None:
     async def scenario() -> tuple[RunState, Any]:
         redis = aioredis.Redis.from_url(redis_url)
         try:
-            status = StatusComment(gh, "o/r", 1, 7, BOT, redis)  # type: ignore[arg-type]
+            status = StatusComment(gh, RepoRef(5, 1, "o", "r"), 7, BOT, redis)  # type: ignore[arg-type]
             state = await status.load()
-            event = SimpleNamespace(gh=gh, repo_name="o/r", repo_id=1, bot=SimpleNamespace(login=BOT), sender="ann")
+            event = SimpleNamespace(gh=gh, ref=RepoRef(5, 1, "o", "r"), repo_name="o/r", repo_id=1,
+                                    bot=SimpleNamespace(login=BOT), sender="ann")
             outcome = await do_go(make_services(redis), event, Target(7, False, 7),  # type: ignore[arg-type]
                                   Command("go", "", 1))
             return state, outcome

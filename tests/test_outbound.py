@@ -17,6 +17,7 @@ from doubles.recording_log import RecordingLog
 from doubles.services import make_services
 
 from bot import keys
+from bot.jobs import RepoRef
 from bot.redaction import REDACTED, Redactor
 from worker.agent.base import AgentResult
 from worker.backlog_state import Item, ItemState
@@ -53,8 +54,8 @@ def test_a_secret_and_a_token_in_the_agents_summary_never_reach_the_pr_body(redi
             mock.get(f"{API}/repos/o/r/pulls").respond(200, json=[])
             created = mock.post(f"{API}/repos/o/r/pulls").respond(
                 201, json={"number": 4, "html_url": "https://github.com/o/r/pull/4"})
-            pull = await open_or_update(app(redis_url, app_keypair).installation(5, 9), "o/r", "mull/issue-3",
-                                        "main", "Title", body)
+            pull = await open_or_update(app(redis_url, app_keypair).installation(5, 9), RepoRef(5, 9, "o", "r"),
+                                        "mull/issue-3", "main", "Title", body)
             assert pull.number == 4
             return created.calls.last.request.content
 
@@ -105,7 +106,7 @@ def test_needs_you_defuses_the_detail_for_github_and_slack_and_redacts_it(redis_
             with respx.mock(assert_all_called=True) as mock:
                 slack = mock.post(sink_dns.pinned(SLACK)).respond(200, text="ok")
                 gh = SimpleNamespace(rest=SimpleNamespace(issues=issues))
-                await needs_you(ctx, gh, 1, "o/r", Item(7, "t", ItemState.FAILED, labeled_by="ann"),  # type: ignore[arg-type]
+                await needs_you(ctx, gh, RepoRef(5, 1, "o", "r"), Item(7, "t", ItemState.FAILED, labeled_by="ann"),  # type: ignore[arg-type]
                                 "failed", detail)
                 sent = json.loads(slack.calls.last.request.content)["text"]
         await redis.aclose()

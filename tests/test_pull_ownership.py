@@ -81,7 +81,7 @@ def test_closing_a_fork_releases_nothing(redis_url: str) -> None:
 
 def test_checks_passing_on_a_fork_release_nothing(redis_url: str) -> None:
     async def act(ctx: dict[str, Any], the_event: Any) -> str:
-        return await maybe_release(ctx, the_event.gh, REPO, PR, 9, BOT.login, the_event.log)
+        return await maybe_release(ctx, the_event.gh, the_event.ref, PR, BOT.login, the_event.log)
 
     with respx.mock(assert_all_called=False) as mock:
         mock.get(f"{API}/repos/{REPO}/pulls/{PR}").mock(return_value=httpx.Response(200, json=FORK))

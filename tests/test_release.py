@@ -15,6 +15,7 @@ from githubkit import GitHub, TokenAuthStrategy
 from githubkit.exception import RequestFailed
 
 from bot import keys
+from bot.jobs import RepoRef
 from worker.backlog import Limits
 from worker.backlog_refresh import queue_line
 from worker.backlog_state import Item, ItemState
@@ -42,7 +43,7 @@ def files(*names: str) -> httpx.Response:
 def candidates(mock: respx.MockRouter, configured: tuple[str, ...] = (), labeled_by: str = "maria") -> tuple:
     async def main() -> tuple:
         async with github() as gh:
-            return await reviewer_candidates(gh, "acme/widgets", 7, configured, labeled_by, "main")
+            return await reviewer_candidates(gh, RepoRef(1, 2, "acme", "widgets"), 7, configured, labeled_by, "main")
     return asyncio.run(main())
 
 
@@ -75,7 +76,7 @@ def test_a_refused_review_request_is_logged_and_the_release_goes_on() -> None:
 
     async def main() -> bool:
         async with github() as gh:
-            return await request_review(gh, "acme/widgets", 7, ("stranger", "@acme/core"), log)
+            return await request_review(gh, RepoRef(1, 2, "acme", "widgets"), 7, ("stranger", "@acme/core"), log)
 
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(f"{PULL}/requested_reviewers").mock(return_value=httpx.Response(

@@ -25,7 +25,7 @@ from doubles.pull_webhooks import (
 )
 from doubles.recording_log import RecordingLog
 
-from bot.jobs import ReviseRequest, revise_job_id
+from bot.jobs import RepoRef, ReviseRequest, revise_job_id
 from worker.agent.prompt import build_prompt
 from worker.pull_events import on_review, on_review_comment
 from worker.review_threads import Remark, open_threads, render_threads
@@ -98,7 +98,7 @@ def read_threads() -> tuple[list, RecordingLog]:
 
     async def main() -> list:
         async with github() as gh:
-            return await open_threads(gh, REPO, PR, BOT.login, log)
+            return await open_threads(gh, RepoRef.of(9, REPO_ID, REPO), PR, BOT.login, log)
 
     with respx.mock(assert_all_called=False) as mock:
         roles(mock, rick="read", tina="triage", wanda="write")

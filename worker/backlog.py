@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bot import keys
-from bot.jobs import SolveRequest
+from bot.jobs import RepoRef, SolveRequest
 from worker.backlog_state import Item, ItemState, held_order
 from worker.repo_config import RepoConfig
 from worker.services import Services
@@ -300,3 +300,8 @@ async def known_repos(redis: Any) -> list[tuple[int, int, str]]:
         data = json.loads(raw)
         found.append((int(repo_id), int(data["installation_id"]), str(data["repo"])))
     return sorted(found)
+
+
+async def known_refs(redis: Any) -> list[RepoRef]:
+    """Every repository with a backlog, by ``RepoRef``."""
+    return [RepoRef.of(installation_id, repo_id, name) for repo_id, installation_id, name in await known_repos(redis)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.jobs import (
     RefreshRequest,
+    RepoRef,
     enqueue_refresh,
     enqueue_solve,
     solve_job_id,
@@ -17,25 +18,25 @@ from worker.backlog import Backlog
 from worker.services import Services
 
 
-async def start_runs(svc: Services, backlog: Backlog, installation_id: int, repo: str) -> list[int]:
+async def start_runs(svc: Services, backlog: Backlog, repo: RepoRef) -> list[int]:
     """Enqueue the runs of the issues that got a slot."""
     started = []
     for request in await backlog.start_next():
         job_id = solve_job_id(request.repo_id, request.issue)
         if not await enqueue_solve(svc.redis, request):
             # arq still holds this id (a previous run is finishing): that run's end starts the queue again.
-            svc.log.warning("run not started: arq holds this job id", repo=repo, issue=request.issue,
-                               status=(await job_queue.job(job_id, svc.redis).status()).value)
+            svc.log.warning("run not started: arq holds this job id", repo=repo.full_name, issue=request.issue,
+                            status=(await job_queue.job(job_id, svc.redis).status()).value)
             await backlog.requeue(request.issue)
             continue
         started.append(request.issue)
     if started:
-        svc.log.info("runs started", repo=repo, issues=started)
-        await touch(svc, installation_id, backlog.repo_id, repo)
+        svc.log.info("runs started", repo=repo.full_name, issues=started)
+        await touch(svc, repo)
     return started
 
 
-async def touch(svc: Services, installation_id: int, repo_id: int, repo: str) -> None:
+async def touch(svc: Services, repo: RepoRef) -> None:
     """Ask for a refresh of the repo's status positions and dashboard (coalesced by the job id)."""
-    await enqueue_refresh(svc.redis, RefreshRequest(installation_id, repo_id, repo),
+    await enqueue_refresh(svc.redis, RefreshRequest(repo.installation_id, repo.repo_id, repo.full_name),
                           svc.refresh_delay)

@@ -30,45 +30,45 @@ from worker.services import Services
 from worker.status import Phase, StatusComment
 
 
-async def reconcile_repo(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str) -> int:
+async def reconcile_repo(svc: Services, gh: GitHub, repo: RepoRef) -> int:
     """Rebuild one repo's backlog from its issues and pull requests; the number of items found."""
-    config = await config_for(svc, gh, RepoRef.of(installation_id, repo_id, repo))
-    backlog = backlogs.of(svc, repo_id)
-    await backlog.remember_repo(installation_id, repo, Limits.of(config))
+    config = await config_for(svc, gh, repo)
+    backlog = backlogs.of(svc, repo.repo_id)
+    await backlog.remember_repo(repo.installation_id, repo.full_name, Limits.of(config))
     bot_login = (await svc.github.identity(gh)).login
-    owner, name = repo.split("/", 1)
-    pulls = {mull_issue(p, bot_login): p for p in await _all(gh.rest.pulls.async_list, owner, name, state="open")}
+    pulls = {mull_issue(p, bot_login): p for p in await _all(gh.rest.pulls.async_list, repo.owner, repo.name,
+                                                             state="open")}
     pulls.pop(None, None)  # not Mull's
     found = 0
-    for issue in await _all(gh.rest.issues.async_list_for_repo, owner, name, state="open", labels=config.label):
+    for issue in await _all(gh.rest.issues.async_list_for_repo, repo.owner, repo.name, state="open",
+                            labels=config.label):
         if issue.get("pull_request"):
             continue
         number = int(issue["number"])
-        status = StatusComment(gh, repo, repo_id, number, bot_login, svc.redis)
+        status = StatusComment(gh, repo, number, bot_login, svc.redis)
         state = await status.load()
         seen = Item(issue=number, title=issue.get("title") or "", labeled_at=state.labeled_at or _created(issue),
                     since=backlog.clock(), labeled_by=state.requested_by)
         names = {label["name"] for label in issue.get("labels") or []}
         pull = pulls.get(number)
-        placed = await _place(svc, gh, backlog, installation_id, repo, seen, names, state, pull, bot_login)
+        placed = await _place(svc, gh, backlog, repo, seen, names, state, pull, bot_login)
         if placed is None:
             continue
         found += 1
         for target in (number, pull["number"] if pull else None):
             if target is not None and snooze.LABEL in (names if target == number else _names(pull)):
-                await _restore_snooze(svc, gh, backlog, installation_id, repo, int(target), bot_login)
-    await start_runs(svc, backlog, installation_id, repo)
-    await touch(svc, installation_id, repo_id, repo)
-    svc.log.info("backlog rebuilt from GitHub", repo=repo, items=found)
+                await _restore_snooze(svc, gh, backlog, repo, int(target), bot_login)
+    await start_runs(svc, backlog, repo)
+    await touch(svc, repo)
+    svc.log.info("backlog rebuilt from GitHub", repo=repo.full_name, items=found)
     return found
 
 
-async def _place(svc: Services, gh: GitHub, backlog: backlogs.Backlog, installation_id: int, repo: str,
-                 item: Item, names: set[str], state: Any, pull: dict[str, Any] | None,
-                 bot_login: str) -> Item | None:
+async def _place(svc: Services, gh: GitHub, backlog: backlogs.Backlog, repo: RepoRef, item: Item, names: set[str],
+                 state: Any, pull: dict[str, Any] | None, bot_login: str) -> Item | None:
     """Put one issue back where its labels and markers say it was."""
     if labels.QUEUED in names or labels.WORKING in names:  # a lost run starts again in its old place
-        request = SolveRequest(installation_id=installation_id, repo_id=backlog.repo_id, repo=repo,
+        request = SolveRequest(installation_id=repo.installation_id, repo_id=repo.repo_id, repo=repo.full_name,
                                issue=item.issue, requested_by=state.requested_by, trigger=state.trigger or
                                f"rebuilt:{item.issue}")
         await backlog.put(item)  # queued at its old time: enqueue keeps the place of a queued record
@@ -83,11 +83,10 @@ async def _place(svc: Services, gh: GitHub, backlog: backlogs.Backlog, installat
         if not pull.get("draft"):
             reviewers = tuple(u["login"] for u in pull.get("requested_reviewers") or [])
             await _put(backlog, item, ItemState.DRAFT, pr=pr, effort=effort)
-            placed = await backlog.release_to(item.issue, installation_id, reviewers)
-            await stats.awaiting_review(svc.redis, repo, pr, True)
+            placed = await backlog.release_to(item.issue, repo.installation_id, reviewers)
+            await stats.awaiting_review(svc.redis, repo.full_name, pr, True)
             if release.AWAITING_LABEL not in _names(pull):
-                owner, name = repo.split("/", 1)
-                await gh.rest.issues.async_add_labels(owner, name, pr, labels=[release.AWAITING_LABEL])
+                await gh.rest.issues.async_add_labels(repo.owner, repo.name, pr, labels=[release.AWAITING_LABEL])
             return placed
         if verdict is not None and verdict.verdict == "pass":
             candidates = await release.reviewer_candidates(gh, repo, pr, (await backlog.limits()).reviewers,
@@ -106,23 +105,22 @@ async def _put(backlog: backlogs.Backlog, item: Item, state: ItemState, **change
     return await backlog.move(item.issue, state, **changes)
 
 
-async def _restore_snooze(svc: Services, gh: GitHub, backlog: backlogs.Backlog, installation_id: int,
-                          repo: str, number: int, bot_login: str) -> None:
-    owner, name = repo.split("/", 1)
+async def _restore_snooze(svc: Services, gh: GitHub, backlog: backlogs.Backlog, repo: RepoRef, number: int,
+                          bot_login: str) -> None:
     found = None
-    for comment in await _all(gh.rest.issues.async_list_comments, owner, name, number):
+    for comment in await _all(gh.rest.issues.async_list_comments, repo.owner, repo.name, number):
         found = snooze.parse_marker(comment, bot_login) or found
     if found is None:
         return
     at_ms, until = found
-    await snooze.remember(svc, installation_id, backlog.repo_id, repo, number, at_ms, until, "")
+    await snooze.remember(svc, repo, number, at_ms, until, "")
     item = await backlog.find(number)
     if item is not None:
         await backlog.snooze(item.issue, None if until else at_ms / 1000, until)
 
 
-async def _critique_of(gh: GitHub, repo: str, pr: int, head_sha: str, bot_login: str) -> Any:
-    owner, name = repo.split("/", 1)
+async def _critique_of(gh: GitHub, repo: RepoRef, pr: int, head_sha: str, bot_login: str) -> Any:
+    owner, name = repo.owner, repo.name
     for comment in await _all(gh.rest.issues.async_list_comments, owner, name, pr):
         marker = read_marker(comment, bot_login)
         if marker is not None:
@@ -160,7 +158,8 @@ async def reconcile_if_lost(svc: Services) -> int:
             async with gh:
                 repos = await _installation_repos(gh)
                 for repo in repos:
-                    rebuilt += await reconcile_repo(svc, gh, installation_id, int(repo["id"]), repo["full_name"])
+                    rebuilt += await reconcile_repo(svc, gh, RepoRef.of(installation_id, int(repo["id"]),
+                                                                        repo["full_name"]))
         except Exception as exc:  # noqa: BLE001 - one installation's trouble must not stop the others
             svc.log.warning("backlog rebuild failed", installation=installation_id, error=str(exc)[:200])
     return rebuilt

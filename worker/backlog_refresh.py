@@ -17,7 +17,7 @@ from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
 from bot import keys
-from bot.jobs import RefreshRequest
+from bot.jobs import RefreshRequest, RepoRef
 from worker import backlog as backlogs
 from worker import markers
 from worker.backlog import Backlog, Limits
@@ -46,7 +46,7 @@ async def refresh_backlog(ctx: dict[str, Any], request: RefreshRequest) -> str:
             items = await backlog.items()
             limits = await backlog.limits()
             await show_positions(svc, gh, request, backlog, items, limits, bot_login)
-            await show_dashboard(svc, gh, request.repo, backlog, items, limits, bot_login)
+            await show_dashboard(svc, gh, request.ref, backlog, items, limits, bot_login)
             await backlog.redis.hset(backlog.key("meta"), "refreshed", version)
             if await backlog.version() == version:
                 return "refreshed"
@@ -92,7 +92,7 @@ async def show_positions(svc: Services, gh: GitHub, request: RefreshRequest, bac
         line = queue_line(item, ahead, held_ahead, limits, tz, now)
         if shown.get(item.issue, "") == line:
             continue
-        status = StatusComment(gh, request.repo, request.repo_id, item.issue, bot_login, svc.redis)
+        status = StatusComment(gh, request.ref, item.issue, bot_login, svc.redis)
         async with svc.redis.lock(keys.issue_lock(request.repo_id, item.issue), timeout=60,
                                   blocking_timeout=60):
             state = await status.load()
@@ -106,7 +106,7 @@ async def show_positions(svc: Services, gh: GitHub, request: RefreshRequest, bac
     return edited
 
 
-async def show_dashboard(svc: Services, gh: GitHub, repo: str, backlog: Backlog, items: list[Item],
+async def show_dashboard(svc: Services, gh: GitHub, repo: RepoRef, backlog: Backlog, items: list[Item],
                          limits: Limits, bot_login: str) -> int | None:
     """Create or edit the dashboard issue when its text changed; its number (None while there is no need)."""
     number = await backlog.dashboard()
@@ -121,8 +121,9 @@ async def show_dashboard(svc: Services, gh: GitHub, repo: str, backlog: Backlog,
                                               bool(notify.get("business_days_only", True)))
     except ValueError:  # a schedule that never fires on a business day: no digest to announce
         upcoming = None
-    body = render_dashboard(repo, items, cap=limits.max_awaiting_review, in_flight=len(await backlog.running()),
-                            now=now, tz=tz, next_digest=upcoming, html_base=html_base(svc.settings, repo))
+    body = render_dashboard(repo.full_name, items, cap=limits.max_awaiting_review,
+                            in_flight=len(await backlog.running()), now=now, tz=tz, next_digest=upcoming,
+                            html_base=html_base(svc.settings, repo.full_name))
     digest = hashlib.sha256(body.encode()).hexdigest()
     if number is not None and await backlog.redis.hget(backlog.key("meta"), "dashboard_hash") == digest.encode():
         return number
@@ -131,8 +132,8 @@ async def show_dashboard(svc: Services, gh: GitHub, repo: str, backlog: Backlog,
     return number
 
 
-async def write_dashboard(gh: GitHub, repo: str, number: int | None, bot_login: str, body: str) -> int:
-    owner, name = repo.split("/", 1)
+async def write_dashboard(gh: GitHub, repo: RepoRef, number: int | None, bot_login: str, body: str) -> int:
+    owner, name = repo.owner, repo.name
     if number is None:
         number = await find_dashboard(gh, repo, bot_login)
     if number is not None:
@@ -146,9 +147,9 @@ async def write_dashboard(gh: GitHub, repo: str, number: int | None, bot_login: 
     return int(created["number"])
 
 
-async def find_dashboard(gh: GitHub, repo: str, bot_login: str) -> int | None:
+async def find_dashboard(gh: GitHub, repo: RepoRef, bot_login: str) -> int | None:
     """An earlier dashboard of Mull's (Redis may have lost its number): reuse it rather than open a second."""
-    owner, name = repo.split("/", 1)
+    owner, name = repo.owner, repo.name
     async for issue in every(gh.rest.issues.async_list_for_repo, owner, name, state="all", creator=bot_login):
         if issue.get("title") == TITLE and markers.by_mull(issue, bot_login) and \
                 markers.has(DASHBOARD, issue.get("body"), "last") and not issue.get("pull_request"):
@@ -156,7 +157,7 @@ async def find_dashboard(gh: GitHub, repo: str, bot_login: str) -> int | None:
     return None
 
 
-async def ensure_dashboard(svc: Services, gh: GitHub, repo: str, backlog: Backlog,
+async def ensure_dashboard(svc: Services, gh: GitHub, repo: RepoRef, backlog: Backlog,
                            bot_login: str) -> int | None:
     """The dashboard's number, creating it now if need be (a digest goes there as a comment)."""
     number = await backlog.dashboard()

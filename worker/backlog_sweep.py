@@ -9,7 +9,7 @@ from arq.jobs import JobStatus
 from bot.jobs import solve_job_id
 from worker import backlog as backlogs
 from worker import job_queue, release
-from worker.backlog import known_repos
+from worker.backlog import known_refs
 from worker.backlog_jobs import start_runs, touch
 from worker.redis_reply import reply
 from worker.services import services
@@ -24,19 +24,19 @@ async def sweep_backlogs(ctx: dict[str, Any]) -> int:
     svc = services(ctx)
     redis = svc.redis
     moved = 0
-    for repo_id, installation_id, repo in await known_repos(redis):
-        backlog = backlogs.of(svc, repo_id)
+    for repo in await known_refs(redis):
+        backlog = backlogs.of(svc, repo.repo_id)
         for issue, started in await redis.zrange(backlog.key("running"), 0, -1, withscores=True):
-            status = await job_queue.job(solve_job_id(repo_id, int(issue)), redis).status()
+            status = await job_queue.job(solve_job_id(repo.repo_id, int(issue)), redis).status()
             if status not in ACTIVE and backlog.clock() - started > ORPHAN_GRACE_S:
-                svc.log.warning("run slot given back: its job is gone", repo=repo, issue=int(issue))
+                svc.log.warning("run slot given back: its job is gone", repo=repo.full_name, issue=int(issue))
                 await backlog.run_ended(int(issue))
-        moved += len(await start_runs(svc, backlog, installation_id, repo))
+        moved += len(await start_runs(svc, backlog, repo))
         limits = await backlog.limits()
         if await backlog.held() and len(await backlog.ready()) < limits.max_awaiting_review:
-            gh = svc.github.installation(installation_id, repo_id)
+            gh = svc.github.installation(repo.installation_id, repo.repo_id)
             async with gh:
-                moved += len(await release.release(svc, gh, installation_id, repo_id, repo))
+                moved += len(await release.release(svc, gh, repo))
         if await reply(redis.hget(backlog.key("meta"), "refreshed")) != str(await backlog.version()).encode():
-            await touch(svc, installation_id, repo_id, repo)
+            await touch(svc, repo)
     return moved

@@ -70,14 +70,13 @@ async def on_comment(svc: Services, event: Event) -> str:
         if event.payload.get("action") != "created":
             return "no command"
         target = await _target(event)
-        if await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, target.number,
-                                f"comment by @{event.sender}"):
+        if await snooze.wake_up(svc, event.gh, event.ref, target.number, f"comment by @{event.sender}"):
             return "woke on activity"
         if event.delivery.event == "issue_comment":
             return await answer_if_waiting(svc, event)
         return "no command"
     target = await _target(event)
-    role = await permission(event.gh, event.repo_name, event.sender)
+    role = await permission(event.gh, event.ref, event.sender)
     if role not in TRIGGER_ROLES:
         if await once(svc, f"cmd-refusal:{event.delivery.guid}"):
             await _reply(event, target, f"@{event.sender} only people with write or triage access to this "
@@ -173,7 +172,7 @@ async def do_stop(svc: Services, event: Event, target: Target, command: commands
         return Outcome(True)
     await backlog.run_ended(target.issue)  # an aborted job that never started gives its slot back here
     await _stopped_before_start(svc, event, target.issue)
-    await start_runs(svc, backlog, event.installation_id, event.repo_name)
+    await start_runs(svc, backlog, event.ref)
     return Outcome(True)
 
 
@@ -185,7 +184,7 @@ async def _stopped_before_start(svc: Services, event: Event, issue: int) -> None
 async def do_go(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
     if target.is_pull or target.issue is None:
         return Outcome(False, "`/mull go` works on an issue whose plan waits for approval.")
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, target.issue, event.bot.login, svc.redis)
+    status = StatusComment(event.gh, event.ref, target.issue, event.bot.login, svc.redis)
     current = await status.load()
     if current.phase is not Phase.WAITING or current.plan != "proposed":
         return Outcome(False, f"no plan on #{target.issue} is waiting for `/mull go`.")
@@ -200,12 +199,12 @@ async def answer_if_waiting(svc: Services, event: Event) -> str:
     if issue.get("pull_request") or labels.WAITING not in {x.get("name") for x in issue.get("labels") or []}:
         return "no command"
     number = int(issue["number"])
-    status = StatusComment(event.gh, event.repo_name, event.repo_id, number, event.bot.login, svc.redis)
+    status = StatusComment(event.gh, event.ref, number, event.bot.login, svc.redis)
     current = await status.load()
     if current.phase is not Phase.WAITING or current.plan != "asked":
         return "no question waiting"
     author = (issue.get("user") or {}).get("login")
-    if event.sender != author and await permission(event.gh, event.repo_name, event.sender) not in TRIGGER_ROLES:
+    if event.sender != author and await permission(event.gh, event.ref, event.sender) not in TRIGGER_ROLES:
         return "not the author"
     if not await once(svc, f"answer:{event.delivery.guid}"):
         return "already handled"
@@ -222,13 +221,12 @@ async def do_snooze(svc: Services, event: Event, target: Target, command: comman
         wake = parse_snooze(command.args, datetime.now(UTC), config.timezone)
     except SnoozeError as exc:
         return Outcome(False, str(exc))
-    reply = await snooze.snooze(svc, event.gh, event.installation_id, event.repo_id, event.repo_name, target.number,
-                                wake, event.sender)
+    reply = await snooze.snooze(svc, event.gh, event.ref, target.number, wake, event.sender)
     return Outcome(True, f"#{target.number} is {reply}")
 
 
 async def do_unsnooze(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
-    if await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, target.number, "unsnooze"):
+    if await snooze.wake_up(svc, event.gh, event.ref, target.number, "unsnooze"):
         return Outcome(True)
     return Outcome(False, f"#{target.number} is not snoozed.")
 

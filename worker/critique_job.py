@@ -57,7 +57,7 @@ async def _critique(job: JobRun, request: CritiqueRequest) -> str:
     settings: MullSettings = svc.settings
     app: GitHubApp = svc.github
     cache: RepoCache = svc.repos
-    owner, name = request.repo.split("/", 1)
+    owner, name = request.ref.owner, request.ref.name
     pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
     if pull["state"] != "open" or pull["head"]["sha"] != request.head_sha:
         return "superseded"  # a newer head has (or will have) its own critique
@@ -68,7 +68,7 @@ async def _critique(job: JobRun, request: CritiqueRequest) -> str:
     config = await config_for(svc, gh, request.ref)
     issue_run = lifecycle.of(svc, gh, request.ref, issue, bot.login)
     await backlogs.of(svc, request.repo_id).remember_repo(request.installation_id, request.repo, Limits.of(config))
-    comment_id, previous = await find_comment(gh, request.repo, request.pr, bot.login)
+    comment_id, previous = await find_comment(gh, request.ref, request.pr, bot.login)
     if previous is not None and previous.sha == request.head_sha and not request.force:
         return "already critiqued"
     repo = pull["base"]["repo"]
@@ -97,7 +97,7 @@ async def _critique(job: JobRun, request: CritiqueRequest) -> str:
     if isinstance(outcome, CritiqueFailed):
         log.warning("critique failed", reason=outcome.reason)
         await stats.record_failure(svc.redis, "critique", request.repo, request.pr, outcome.reason)
-        await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
+        await write_comment(gh, request.ref, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
         await issue_run.move(
             Stage.FAILED, yield_to_run=True, pr=request.pr, reason=f"critique failed: {outcome.reason}",
@@ -109,7 +109,7 @@ async def _critique(job: JobRun, request: CritiqueRequest) -> str:
     if await issue_run.stage() in (Stage.FAILED, Stage.DONE):  # its pull request is open and critiqued again
         await issue_run.move(Stage.DRAFT, retry=True, pr=request.pr, reason="critiqued again")
     next_step = await _verdict(svc, gh, request, pull, issue_run, critique, config.max_fix_rounds)
-    await write_comment(gh, request.repo, request.pr, comment_id,
+    await write_comment(gh, request.ref, request.pr, comment_id,
                         render_comment(critique, request.head_sha, selection, next_step))
     await _post_inline(gh, request, critique, files, bot.login, log)
     await issue_run.note(f"Critique of #{request.pr}: **{critique.verdict}**, review effort {critique.effort}/5. "
@@ -141,7 +141,7 @@ async def _verdict(svc: Services, gh: GitHub, request: CritiqueRequest, pull: An
 async def _release(gh: GitHub, request: CritiqueRequest, pull: Any, issue_run: IssueLifecycle,
                    effort: int | None) -> str:
     """Finished: offer it for review once its checks allow (the review line decides when it leaves draft)."""
-    checks = await readiness.checks_state(gh, request.repo, request.head_sha)
+    checks = await readiness.checks_state(gh, request.ref, request.head_sha)
     if checks in ("passed", "none"):
         return await _offer(gh, pull, issue_run, effort)
     if issue_run.issue not in await issue_run.backlog.ready():  # out for review already: it stays listed so
@@ -155,31 +155,28 @@ async def _release(gh: GitHub, request: CritiqueRequest, pull: Any, issue_run: I
 async def _offer(gh: GitHub, pull: Any, issue_run: IssueLifecycle, effort: int | None) -> str:
     item = await issue_run.backlog.get(issue_run.issue)
     limits = await issue_run.backlog.limits()
-    candidates = await release.reviewer_candidates(gh, issue_run.repo.full_name, int(pull["number"]),
+    candidates = await release.reviewer_candidates(gh, issue_run.repo, int(pull["number"]),
                                                    limits.reviewers, item.labeled_by if item else "",
                                                    pull["base"]["ref"])
     return await release.offer(issue_run, int(pull["number"]), effort, candidates)
 
 
-async def maybe_release(svc: Services, gh: GitHub, repo: str, pr: int, installation_id: int, bot_login: str,
-                        log: Any) -> str:
+async def maybe_release(svc: Services, gh: GitHub, repo: RepoRef, pr: int, bot_login: str, log: Any) -> str:
     """After checks complete: offer it for review when the current head's critique allows it."""
-    owner, name = repo.split("/", 1)
-    pull: Any = (await gh.rest.pulls.async_get(owner, name, pr)).json()
+    pull: Any = (await gh.rest.pulls.async_get(repo.owner, repo.name, pr)).json()
     issue = mull_issue(pull, bot_login)
     if issue is None:
         return "not a Mull pull request"
     _, marker = await find_comment(gh, repo, pr, bot_login)
     if marker is None or marker.sha != pull["head"]["sha"] or marker.verdict == "failed":
         return "no critique of this head yet"
-    repo_id = int(pull["base"]["repo"]["id"])
     if marker.verdict == "fix":
-        config = await config_for(svc, gh, RepoRef.of(installation_id, repo_id, repo))
-        rounds = await PullState(svc.redis, repo_id, pr).count(FIX_ROUNDS)
+        config = await config_for(svc, gh, repo)
+        rounds = await PullState(svc.redis, repo.repo_id, pr).count(FIX_ROUNDS)
         if rounds < config.max_fix_rounds:
             return "a fix round is pending"
     if await readiness.checks_state(gh, repo, pull["head"]["sha"]) in ("passed", "none"):
-        issue_run = lifecycle.of(svc, gh, RepoRef.of(installation_id, repo_id, repo), issue, bot_login)
+        issue_run = lifecycle.of(svc, gh, repo, issue, bot_login)
         said = await _offer(gh, pull, issue_run, marker.effort)
         log.info("offered for review after checks passed", pr=pr, said=said.strip())
         return "offered"
@@ -196,9 +193,9 @@ def findings_for_agent(critique: Critique) -> str:
     return "\n".join(lines)
 
 
-async def find_comment(gh: GitHub, repo: str, pr: int, bot_login: str) -> tuple[int | None, Any]:
+async def find_comment(gh: GitHub, repo: RepoRef, pr: int, bot_login: str) -> tuple[int | None, Any]:
     """Mull's critique comment on the PR (id and marker), if there is one."""
-    owner, name = repo.split("/", 1)
+    owner, name = repo.owner, repo.name
     async for comment in every(gh.rest.issues.async_list_comments, owner, name, pr):
         marker = read_marker(comment, bot_login)
         if marker is not None:
@@ -206,8 +203,8 @@ async def find_comment(gh: GitHub, repo: str, pr: int, bot_login: str) -> tuple[
     return None, None
 
 
-async def write_comment(gh: GitHub, repo: str, pr: int, comment_id: int | None, body: str) -> None:
-    owner, name = repo.split("/", 1)
+async def write_comment(gh: GitHub, repo: RepoRef, pr: int, comment_id: int | None, body: str) -> None:
+    owner, name = repo.owner, repo.name
     if comment_id is not None:
         try:
             await gh.rest.issues.async_update_comment(owner, name, comment_id, body=body)
@@ -224,7 +221,7 @@ async def _post_inline(gh: GitHub, request: CritiqueRequest, critique: Critique,
     split = split_findings(critique, files)
     if not split.inline:
         return
-    owner, name = request.repo.split("/", 1)
+    owner, name = request.ref.owner, request.ref.name
     reviews: Any = (await gh.rest.pulls.async_list_reviews(owner, name, request.pr, per_page=100)).json()
     if any((r.get("user") or {}).get("login") == bot_login and r.get("commit_id") == request.head_sha
            for r in reviews):

@@ -17,8 +17,9 @@ from typing import Any
 from githubkit import GitHub
 
 from bot import keys
+from bot.jobs import RepoRef
 from worker import backlog as backlogs
-from worker.backlog import Backlog, known_repos
+from worker.backlog import Backlog, known_refs
 from worker.backlog_refresh import DEFAULT_SCHEDULE, ensure_dashboard
 from worker.backlog_state import Item, ItemState
 from worker.digest_view import asks_to_split, digest_data, digest_markdown, digest_slack
@@ -49,12 +50,12 @@ async def send_digests(ctx: dict[str, Any]) -> int:
     """The cron job: every repo with a backlog, every person due a digest in the current window."""
     svc = services(ctx)
     sent = 0
-    for repo_id, installation_id, repo in await known_repos(svc.redis):
-        backlog = backlogs.of(svc, repo_id)
+    for repo in await known_refs(svc.redis):
+        backlog = backlogs.of(svc, repo.repo_id)
         due = await due_digests(backlog)
         if not due:
             continue
-        gh = svc.github.installation(installation_id, repo_id)
+        gh = svc.github.installation(repo.installation_id, repo.repo_id)
         async with gh:
             sent += await send_repo_digests(svc, gh, repo, backlog, due)
     return sent
@@ -72,9 +73,10 @@ async def due_digests(backlog: Backlog) -> tuple[str, float, dict[str, Any]] | N
     return (window_key(start), start.timestamp(), people) if people else None
 
 
-async def send_repo_digests(svc: Services, gh: GitHub, repo: str, backlog: Backlog,
+async def send_repo_digests(svc: Services, gh: GitHub, ref: RepoRef, backlog: Backlog,
                             due: tuple[str, float, dict[str, Any]]) -> int:
     window, started, people = due
+    repo = ref.full_name
     redis = backlog.redis
     notify = (await backlog.limits()).notify
     tz = str(notify.get("timezone") or "UTC")
@@ -85,14 +87,13 @@ async def send_repo_digests(svc: Services, gh: GitHub, repo: str, backlog: Backl
     for login, (awaiting, asks, waiting) in sorted(people.items()):
         if not await redis.set(keys.digest_sent(backlog.repo_id, login, window), 1, nx=True, ex=SENT_TTL):
             continue  # this window's digest for them went out already (another worker, or an earlier tick)
-        dashboard = await ensure_dashboard(svc, gh, repo, backlog, bot_login)
+        dashboard = await ensure_dashboard(svc, gh, ref, backlog, bot_login)
         url = f"{base}/issues/{dashboard}" if dashboard else None
         body = digest_markdown(repo, login, awaiting, asks, waiting, now=now, tz=tz, dashboard_url=url)
         if not body:
             continue
         if dashboard is not None:
-            owner, name = repo.split("/", 1)
-            await gh.rest.issues.async_create_comment(owner, name, dashboard, body=body)
+            await gh.rest.issues.async_create_comment(ref.owner, ref.name, dashboard, body=body)
             await count(redis, "github", "digest")
         await to_sinks(svc, backlog.repo_id, SinkMessage(
             kind="digest", id=f"{backlog.repo_id}:{login}:{window}", repo=repo,

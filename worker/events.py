@@ -58,9 +58,9 @@ class Event:
         return self.ref.owner, self.ref.name
 
 
-async def permission(gh: GitHub, repo: str, login: str) -> str:
+async def permission(gh: GitHub, repo: RepoRef, login: str) -> str:
     """The sender's role on the repo (admin, maintain, write, triage, read or none)."""
-    owner, name = repo.split("/", 1)
+    owner, name = repo.owner, repo.name
     try:
         data: Any = (await gh.rest.repos.async_get_collaborator_permission_level(owner, name, login)).json()
     except RequestFailed as exc:

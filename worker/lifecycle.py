@@ -133,8 +133,7 @@ class IssueLifecycle:
     async def status(self) -> StatusComment:
         """The issue's status comment, loaded once per lifecycle."""
         if self._status is None:
-            self._status = StatusComment(self.gh, self.repo.full_name, self.repo.repo_id, self.issue, self.bot_login,
-                                         self.svc.redis)
+            self._status = StatusComment(self.gh, self.repo, self.issue, self.bot_login, self.svc.redis)
             await self._status.load()
         return self._status
 
@@ -175,12 +174,11 @@ class IssueLifecycle:
         await self._show_status(before, stage, run, note, critique)
         if stage is not Stage.SNOOZED and (label_of(before) != label_of(stage) or
                                            (before is None and stage is Stage.FAILED)):
-            await labels.move(self.gh, self.repo.full_name, self.issue, to=label_of(stage))
+            await labels.move(self.gh, self.repo, self.issue, to=label_of(stage))
         moved = await self._record(stage, item, reviewers, wake_at, until_issue, record)
         if alert is not None and moved is not None:
-            await needs_you(self.svc, self.gh, self.repo.repo_id, self.repo.full_name, moved, alert.kind, alert.detail,
-                            mention=alert.mention)
-        await touch(self.svc, self.repo.installation_id, self.repo.repo_id, self.repo.full_name)
+            await needs_you(self.svc, self.gh, self.repo, moved, alert.kind, alert.detail, mention=alert.mention)
+        await touch(self.svc, self.repo)
         return moved
 
     async def queue(self, request: SolveRequest, *, retry: bool, title: str = "", **run_changes: Any) -> bool:
@@ -199,9 +197,9 @@ class IssueLifecycle:
             state = await self.run_state()
             await self._write_status(replace(state, phase=Phase.QUEUED, requested_by=request.requested_by,
                                              labeled_at=item.labeled_at, **run_changes), None)
-        await labels.move(self.gh, self.repo.full_name, self.issue, to=labels.QUEUED)
-        await start_runs(self.svc, self.backlog, self.repo.installation_id, self.repo.full_name)
-        await touch(self.svc, self.repo.installation_id, self.repo.repo_id, self.repo.full_name)
+        await labels.move(self.gh, self.repo, self.issue, to=labels.QUEUED)
+        await start_runs(self.svc, self.backlog, self.repo)
+        await touch(self.svc, self.repo)
         return True
 
     async def note(self, critique: str) -> None:
@@ -213,7 +211,7 @@ class IssueLifecycle:
     async def wake(self) -> Item | None:
         """A snooze ends: back to where it was (the caller offers a finished PR again, starts a queued run)."""
         woken = await self.backlog.wake(self.issue)
-        await touch(self.svc, self.repo.installation_id, self.repo.repo_id, self.repo.full_name)
+        await touch(self.svc, self.repo)
         return woken
 
     # -- the views ------------------------------------------------------------------------------------------
@@ -279,5 +277,5 @@ async def run_ended(svc: Services, repo: RepoRef, issue: int) -> None:
     """An agent run of the issue ended (whatever its outcome): its slot in the line goes to the next one."""
     backlog = backlogs.of(svc, repo.repo_id)
     await backlog.run_ended(issue)
-    await start_runs(svc, backlog, repo.installation_id, repo.full_name)
-    await touch(svc, repo.installation_id, repo.repo_id, repo.full_name)
+    await start_runs(svc, backlog, repo)
+    await touch(svc, repo)

@@ -15,6 +15,7 @@ from githubkit import GitHub
 from pydantic import ValidationError
 
 from bot import keys
+from bot.jobs import RepoRef
 from bot.settings import MullSettings
 from worker import backlog as backlogs
 from worker import defuse
@@ -65,19 +66,19 @@ async def to_sinks(svc: Services, repo_id: int, message: SinkMessage) -> list[st
     return accepted
 
 
-async def needs_you(svc: Services, gh: GitHub, repo_id: int, repo: str, item: Item, kind: str, detail: str,
-                    *, mention: bool = True) -> bool:
+async def needs_you(svc: Services, gh: GitHub, repo: RepoRef, item: Item, kind: str, detail: str, *,
+                    mention: bool = True) -> bool:
     """Tell the person behind the issue now; False when this event was already told."""
+    repo_id = repo.repo_id
     # labeled_at tells runs apart: a retry after a failure is a new run with its own news.
     if not await once(svc, f"needs-you:{repo_id}:{item.issue}:{kind}:{item.labeled_at}:{detail[:80]}", ttl=ONCE_TTL):
         return False
     if mention and item.labeled_by and not item.labeled_by.endswith("[bot]"):
-        owner, name = repo.split("/", 1)
-        await gh.rest.issues.async_create_comment(owner, name, item.issue, body=(
+        await gh.rest.issues.async_create_comment(repo.owner, repo.name, item.issue, body=(
             f"@{item.labeled_by} Mull needs you here: {defuse.markdown(detail)}"))
         await count(svc.redis, "github", f"needs_you_{kind}")
-    text, data = needs_you_text(repo, item, kind, html_base(svc.settings, repo))
+    text, data = needs_you_text(repo.full_name, item, kind, html_base(svc.settings, repo.full_name))
     await to_sinks(svc, repo_id, SinkMessage(kind="needs_you", id=f"{repo_id}:{item.issue}:{kind}:{item.since}",
-                                             repo=repo, text=f"{text}\n{defuse.slack(detail)}",
+                                             repo=repo.full_name, text=f"{text}\n{defuse.slack(detail)}",
                                              data={**data, "detail": detail}))
     return True

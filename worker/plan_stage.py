@@ -7,6 +7,7 @@ from typing import Any
 
 from githubkit import GitHub
 
+from bot.jobs import RepoRef
 from bot.settings import MullSettings
 from worker.agent.prompt import INSTRUCTION_FILES, INSTRUCTION_LIMIT
 from worker.github_app import BotIdentity, GitHubApp
@@ -30,7 +31,7 @@ class Planned:
     note: str | None = None
 
 
-async def plan_stage(svc: Services, gh: GitHub, repo_name: str, config: RepoConfig, state: RunState,
+async def plan_stage(svc: Services, gh: GitHub, ref: RepoRef, config: RepoConfig, state: RunState,
                      issue: dict[str, Any], repo: dict[str, Any], bot: BotIdentity, log: Any) -> Planned:
     """The state to implement with, or the state to wait in (for an answer or for `/mull go`)."""
     if state.plan == "approved" or config.plan == "off":
@@ -49,12 +50,12 @@ async def plan_stage(svc: Services, gh: GitHub, repo_name: str, config: RepoConf
         if text:
             instructions[path] = text[:INSTRUCTION_LIMIT]
     author = (issue.get("user") or {}).get("login", "")
-    prompt = plan_prompt(repo_name, int(issue["number"]), issue.get("title", ""), issue.get("body") or "", files,
+    prompt = plan_prompt(ref.full_name, int(issue["number"]), issue.get("title", ""), issue.get("body") or "", files,
                          instructions, answer=state.answer, may_ask=state.plan == "")
     plan = await make_plan(settings.llm_base_url or "", settings.llm_api_key.get_secret_value()
                            if settings.llm_api_key else None, config.models.plan or settings.llm_model or "", prompt)
     log.info("plan written", question=bool(plan.question), mode=config.plan)
-    await _post_plan(gh, repo_name, int(issue["number"]), bot.login,
+    await _post_plan(gh, ref, int(issue["number"]), bot.login,
                      render_plan(plan if state.plan == "" else plan.model_copy(update={"question": None}),
                                  state.trigger, author, config.plan))
     if plan.question and state.plan == "":
@@ -65,8 +66,8 @@ async def plan_stage(svc: Services, gh: GitHub, repo_name: str, config: RepoConf
     return Planned(replace(state, plan="approved", plan_text=agreed))
 
 
-async def _post_plan(gh: GitHub, repo: str, number: int, bot_login: str, body: str) -> None:
-    owner, name = repo.split("/", 1)
+async def _post_plan(gh: GitHub, repo: RepoRef, number: int, bot_login: str, body: str) -> None:
+    owner, name = repo.owner, repo.name
     comments: Any = (await gh.rest.issues.async_list_comments(owner, name, number, per_page=100)).json()
     existing = find_plan_comment(comments, bot_login)
     if existing is None:

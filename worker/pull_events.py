@@ -41,8 +41,7 @@ async def on_pull_request(svc: Services, event: Event) -> str:
     if issue is None or pull.get("state") != "open":
         return "not a Mull pull request"
     if not event.sender_is_bot and event.sender != event.bot.login:  # someone pushed: a snooze ends
-        await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, int(pull["number"]),
-                             f"push by @{event.sender}")
+        await snooze.wake_up(svc, event.gh, event.ref, int(pull["number"]), f"push by @{event.sender}")
     if event.payload.get("action") == "reopened":  # a person takes the pull request up again
         await _issue(svc, event, issue).move(Stage.DRAFT, retry=True, pr=int(pull["number"]),
                                              reason=f"reopened by @{event.sender}")
@@ -53,13 +52,12 @@ async def on_pull_request(svc: Services, event: Event) -> str:
 async def on_closed(svc: Services, event: Event) -> str:
     """A merged or closed Mull PR leaves the backlog and frees its review slot; snoozes waiting on it end."""
     pull = event.payload["pull_request"]
-    await snooze.wake_dependants(svc, event.gh, event.repo_id, event.repo_name, int(pull["number"]))
+    await snooze.wake_dependants(svc, event.gh, event.ref, int(pull["number"]))
     issue = mull_issue(pull, event.bot.login)
     if issue is None:
         return "not a Mull pull request"
     outcome = "merged" if pull.get("merged") else "closed"
-    await release.free_slot(svc, event.gh, event.installation_id, event.repo_id, event.repo_name, issue,
-                            int(pull["number"]), outcome)
+    await release.free_slot(svc, event.gh, event.ref, issue, int(pull["number"]), outcome)
     await _issue(svc, event, issue).move(Stage.DONE)
     return outcome
 
@@ -74,8 +72,7 @@ async def on_draft_changed(svc: Services, event: Event) -> str:
     issue_run = _issue(svc, event, issue)
     pr = int(pull["number"])
     if event.payload.get("action") == "converted_to_draft":
-        await release.free_slot(svc, event.gh, event.installation_id, event.repo_id, event.repo_name, issue, pr,
-                                "draft")
+        await release.free_slot(svc, event.gh, event.ref, issue, pr, "draft")
         await issue_run.move(Stage.DRAFT, retry=True, pr=pr, reason=f"moved back to draft by @{event.sender}")
         return "slot freed"
     if await issue_run.stage() is Stage.FAILED:  # a person takes it up again: back to draft on the way
@@ -90,7 +87,7 @@ async def on_issue_closed(svc: Services, event: Event) -> str:
     """Snoozes ``until #N`` end when #N closes; a closed issue leaves the line, and the dashboard once its
     pull request (if any) is gone."""
     number = int(event.payload["issue"]["number"])
-    woken = await snooze.wake_dependants(svc, event.gh, event.repo_id, event.repo_name, number)
+    woken = await snooze.wake_dependants(svc, event.gh, event.ref, number)
     if await trigger.take_out_of_line(svc, event, number, f"the issue was closed by @{event.sender}"):
         return f"woke {woken}, taken out of the line"
     item = await backlogs.of(svc, event.repo_id).get(number)
@@ -114,7 +111,7 @@ async def on_check_suite(svc: Services, event: Event) -> str:
     pr = int(pulls[0]["number"])
     if suite.get("conclusion") in FAILED_SUITE:
         return await _fix_ci(svc, event, pr, suite["head_sha"])
-    return await maybe_release(svc, event.gh, event.repo_name, pr, event.installation_id, event.bot.login, event.log)
+    return await maybe_release(svc, event.gh, event.ref, pr, event.bot.login, event.log)
 
 
 async def _fix_ci(svc: Services, event: Event, pr: int, sha: str) -> str:
@@ -131,7 +128,7 @@ async def _fix_ci(svc: Services, event: Event, pr: int, sha: str) -> str:
             f"Checks still fail on `{sha[:12]}` after {attempts} automatic fix attempt(s); "
             "Mull stops here and leaves this pull request to you."))
         return "ci attempts used up"
-    notes = await readiness.failing_checks(event.gh, event.repo_name, sha)
+    notes = await readiness.failing_checks(event.gh, event.ref, sha)
     await enqueue_revise(svc.redis, ReviseRequest(
         installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name, pr=pr, reason="ci",
         notes=f"Fix attempt {spent} of {attempts}.\n\n{notes or 'The checks failed.'}",
@@ -154,12 +151,12 @@ async def on_review(svc: Services, event: Event) -> str:
                                                                                       "commented"):
         return "nothing to revise"
     pr = int(pull["number"])
-    role = await permission(event.gh, event.repo_name, event.sender)
+    role = await permission(event.gh, event.ref, event.sender)
     if role not in TRIGGER_ROLES:
         event.log.info("review ignored", login=event.sender, pr=pr,
                        reason=f"{role} access; revisions take reviews from write or triage access only")
         return "reviewer may not direct Mull"
-    await snooze.wake_up(svc, event.gh, event.repo_id, event.repo_name, pr, f"review by @{event.sender}")
+    await snooze.wake_up(svc, event.gh, event.ref, pr, f"review by @{event.sender}")
     config = await config_for(svc, event.gh, event.ref)
     await PullState(svc.redis, event.repo_id, pr).touch_review()
     await enqueue_revise(svc.redis, ReviseRequest(

@@ -12,6 +12,7 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
+from bot.jobs import RepoRef
 from worker import defuse, markers
 from worker.agent.base import AgentResult
 
@@ -47,8 +48,8 @@ async def find_open(gh: GitHub, owner: str, name: str, branch: str) -> dict | No
     return pulls[0] if pulls else None
 
 
-async def open_or_update(gh: GitHub, repo: str, branch: str, base: str, title: str, body: str) -> PullRequest:
-    owner, name = repo.split("/", 1)
+async def open_or_update(gh: GitHub, repo: RepoRef, branch: str, base: str, title: str, body: str) -> PullRequest:
+    owner, name = repo.owner, repo.name
     existing = await find_open(gh, owner, name, branch)
     if existing is None:
         try:

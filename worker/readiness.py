@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from githubkit import GitHub
 
+from bot.jobs import RepoRef
+
 Checks = Literal["passed", "pending", "failed", "none"]
 
 READY = "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id}) { clientMutationId } }"
@@ -14,8 +16,8 @@ TO_DRAFT = "mutation($id: ID!) { convertPullRequestToDraft(input: {pullRequestId
 FAILING = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
 
 
-async def checks_state(gh: GitHub, repo: str, sha: str) -> Checks:
-    owner, name = repo.split("/", 1)
+async def checks_state(gh: GitHub, repo: RepoRef, sha: str) -> Checks:
+    owner, name = repo.owner, repo.name
     data: Any = (await gh.rest.checks.async_list_for_ref(owner, name, sha, per_page=100)).json()
     runs = data.get("check_runs") or []
     if not runs:
@@ -27,9 +29,9 @@ async def checks_state(gh: GitHub, repo: str, sha: str) -> Checks:
     return "passed"
 
 
-async def failing_checks(gh: GitHub, repo: str, sha: str, limit: int = 4000) -> str:
+async def failing_checks(gh: GitHub, repo: RepoRef, sha: str, limit: int = 4000) -> str:
     """The failing checks' titles, summaries and text, cut to ``limit`` characters, for the agent to read."""
-    owner, name = repo.split("/", 1)
+    owner, name = repo.owner, repo.name
     data: Any = (await gh.rest.checks.async_list_for_ref(owner, name, sha, per_page=100)).json()
     parts = []
     for run in data.get("check_runs") or []:

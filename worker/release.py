@@ -28,13 +28,13 @@ from worker.services import Services
 AWAITING_LABEL = "mull:awaiting-review"
 
 
-async def reviewer_candidates(gh: GitHub, repo: str, pr: int, configured: tuple[str, ...], labeled_by: str,
+async def reviewer_candidates(gh: GitHub, repo: RepoRef, pr: int, configured: tuple[str, ...], labeled_by: str,
                               ref: str) -> tuple[str, ...]:
     """Who may review: ``reviewers:`` from the config, else CODEOWNERS owners of the changed files, else the
     person who applied the label."""
     if configured:
         return configured
-    owner, name = repo.split("/", 1)
+    owner, name = repo.owner, repo.name
     for path in codeowners.CODEOWNERS_PATHS:
         try:
             found: Any = (await gh.rest.repos.async_get_content(owner, name, path, ref=ref)).json()
@@ -62,8 +62,7 @@ async def offer(issue_run: IssueLifecycle, pr: int, effort: int | None, candidat
                          extra={**item.extra, "candidates": list(candidates)})
     if item.state is ItemState.SNOOZED:
         return " It is snoozed, so it stays a draft until it wakes."
-    repo = issue_run.repo
-    released = await release(issue_run.svc, issue_run.gh, repo.installation_id, repo.repo_id, repo.full_name)
+    released = await release(issue_run.svc, issue_run.gh, issue_run.repo)
     if issue in released:
         reviewers = (await backlog.get(issue) or item).reviewers
         return " Ready for review" + (f"; review requested from {_mentionless(reviewers)}." if reviewers else ".")
@@ -72,9 +71,10 @@ async def offer(issue_run: IssueLifecycle, pr: int, effort: int | None, candidat
             "a draft until a slot frees, then Mull marks it ready and requests the review.")
 
 
-async def release(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str) -> list[int]:
+async def release(svc: Services, gh: GitHub, repo: RepoRef) -> list[int]:
     """Take held pull requests out of draft while review slots are free; the issues released."""
     redis = svc.redis
+    installation_id, repo_id = repo.installation_id, repo.repo_id
     backlog = backlogs.of(svc, repo_id)
     released: list[int] = []
     async with redis.lock(f"{keys.PREFIX}lock:release:{repo_id}", timeout=120, blocking_timeout=120):
@@ -93,16 +93,15 @@ async def release(svc: Services, gh: GitHub, installation_id: int, repo_id: int,
                                            limits.max_awaiting_review)
             if chosen is None:  # every candidate has as many Mull PRs waiting as the cap allows
                 continue
-            issue_run = lifecycle.of(svc, gh, RepoRef.of(installation_id, repo_id, repo), issue,
-                                     (await svc.github.identity(gh)).login)
+            issue_run = lifecycle.of(svc, gh, repo, issue, (await svc.github.identity(gh)).login)
             if not await _out_of_draft(svc, gh, repo, item.pr):  # closed meanwhile, its webhook not yet here
                 await issue_run.move(Stage.DONE)
                 continue
             if await request_review(gh, repo, item.pr, chosen, svc.log):
                 await count(redis, "github", "review_request")
             await issue_run.move(Stage.AWAITING, reviewers=tuple(u for u in chosen if "/" not in u))
-            await stats.awaiting_review(redis, repo, item.pr, True)
-            svc.log.info("released for review", repo=repo, pr=item.pr, reviewers=list(chosen))
+            await stats.awaiting_review(redis, repo.full_name, item.pr, True)
+            svc.log.info("released for review", repo=repo.full_name, pr=item.pr, reviewers=list(chosen))
             released.append(issue)
             slots -= 1
     return released
@@ -123,8 +122,8 @@ async def choose_reviewer(redis: Any, installation_id: int, candidates: tuple[st
     return (free[0][2], *teams)
 
 
-async def _out_of_draft(svc: Services, gh: GitHub, repo: str, pr: int) -> bool:
-    owner, name = repo.split("/", 1)
+async def _out_of_draft(svc: Services, gh: GitHub, repo: RepoRef, pr: int) -> bool:
+    owner, name = repo.owner, repo.name
     pull: Any = (await gh.rest.pulls.async_get(owner, name, pr)).json()
     if pull.get("state") != "open":
         return False
@@ -133,48 +132,47 @@ async def _out_of_draft(svc: Services, gh: GitHub, repo: str, pr: int) -> bool:
     return True
 
 
-async def request_review(gh: GitHub, repo: str, pr: int, reviewers: tuple[str, ...], log: Any) -> bool:
+async def request_review(gh: GitHub, repo: RepoRef, pr: int, reviewers: tuple[str, ...], log: Any) -> bool:
     """One review request, at release; False when there was no one to ask or GitHub refused them (422: not a
     collaborator, say) - the PR goes out all the same."""
     users, teams = codeowners.split_reviewers(reviewers)
     if not users and not teams:
         return False
-    owner, name = repo.split("/", 1)
+    owner, name = repo.owner, repo.name
     try:
         await gh.rest.pulls.async_request_reviewers(owner, name, pr, reviewers=users, team_reviewers=teams)
     except RequestFailed as exc:
         if exc.response.status_code != 422:
             raise
-        log.warning("review request refused", repo=repo, pr=pr, reviewers=list(reviewers), error=str(exc)[:200])
+        log.warning("review request refused", repo=repo.full_name, pr=pr, reviewers=list(reviewers),
+                    error=str(exc)[:200])
         return False
     return True
 
 
-async def free_slot(svc: Services, gh: GitHub, installation_id: int, repo_id: int, repo: str, issue: int,
-                    pr: int, why: str) -> list[int]:
+async def free_slot(svc: Services, gh: GitHub, repo: RepoRef, issue: int, pr: int, why: str) -> list[int]:
     """A PR left the review queue (merged, closed, back to draft, snoozed): release the next ones."""
-    backlog = backlogs.of(svc, repo_id)
-    await backlog.leave_review(issue, installation_id)
-    await stats.awaiting_review(svc.redis, repo, pr, False)
-    owner, name = repo.split("/", 1)
+    backlog = backlogs.of(svc, repo.repo_id)
+    await backlog.leave_review(issue, repo.installation_id)
+    await stats.awaiting_review(svc.redis, repo.full_name, pr, False)
     if why in ("draft", "snoozed"):
-        await labels.remove(gh, owner, name, pr, AWAITING_LABEL)
-    svc.log.info("review slot freed", repo=repo, pr=pr, why=why)
-    released = await release(svc, gh, installation_id, repo_id, repo)
-    await _release_elsewhere(svc, installation_id, repo_id)
+        await labels.remove(gh, repo, pr, AWAITING_LABEL)
+    svc.log.info("review slot freed", repo=repo.full_name, pr=pr, why=why)
+    released = await release(svc, gh, repo)
+    await _release_elsewhere(svc, repo)
     return released
 
 
-async def _release_elsewhere(svc: Services, installation_id: int, freed_repo_id: int) -> None:
+async def _release_elsewhere(svc: Services, freed: RepoRef) -> None:
     """Its reviewer may now have room for a pull request held in another repo of the installation."""
-    for repo_id, owner_installation, repo in await backlogs.known_repos(svc.redis):
-        if owner_installation != installation_id or repo_id == freed_repo_id:
+    for repo in await backlogs.known_refs(svc.redis):
+        if repo.installation_id != freed.installation_id or repo.repo_id == freed.repo_id:
             continue
-        if not await backlogs.of(svc, repo_id).held():
+        if not await backlogs.of(svc, repo.repo_id).held():
             continue
-        other = svc.github.installation(installation_id, repo_id)
+        other = svc.github.installation(repo.installation_id, repo.repo_id)
         async with other:
-            await release(svc, other, installation_id, repo_id, repo)
+            await release(svc, other, repo)
 
 
 def _mentionless(reviewers: tuple[str, ...]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from githubkit import GitHub
 
+from bot.jobs import RepoRef
 from worker.events import TRIGGER_ROLES, permission
 
 THREADS = """query($owner: String!, $name: String!, $number: Int!) {
@@ -35,11 +36,11 @@ class Thread:
     remarks: tuple[Remark, ...]
 
 
-async def open_threads(gh: GitHub, repo: str, pr: int, bot_login: str, log: Any) -> list[Thread]:
+async def open_threads(gh: GitHub, repo: RepoRef, pr: int, bot_login: str, log: Any) -> list[Thread]:
     """Unresolved review threads started by someone other than Mull and not answered by Mull since (a thread
     Mull replied to, "Addressed in …", waits for the reviewer unless they wrote in it again), each holding
     only the remarks of people who may direct Mull."""
-    owner, name = repo.split("/", 1)
+    owner, name = repo.owner, repo.name
     data: Any = await gh.async_graphql(THREADS, {"owner": owner, "name": name, "number": pr})
     nodes = data["repository"]["pullRequest"]["reviewThreads"]["nodes"]
     mull = (bot_login, bot_login.removesuffix("[bot]"))  # GraphQL names a bot without the suffix

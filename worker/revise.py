@@ -65,7 +65,7 @@ async def _revise(job: JobRun, request: ReviseRequest) -> str:
         quiet_left = quiet_seconds(config) - (time.time() - last)
         if quiet_left > 0:  # reviewers are still at it: wait for the burst to end
             raise Retry(defer=timedelta(seconds=quiet_left + 0.2))
-    owner, name = request.repo.split("/", 1)
+    owner, name = request.ref.owner, request.ref.name
     pull: Any = (await gh.rest.pulls.async_get(owner, name, request.pr)).json()
     bot = await app.identity(gh)
     issue_number = mull_issue(pull, bot.login)
@@ -75,7 +75,7 @@ async def _revise(job: JobRun, request: ReviseRequest) -> str:
     threads: list[Thread] = []
     read_at = time.time()
     if request.reason == "review":
-        threads = await open_threads(gh, request.repo, request.pr, bot.login, log)
+        threads = await open_threads(gh, request.ref, request.pr, bot.login, log)
         if not threads and not notes:
             return "nothing to address"
         notes = "\n\n".join(filter(None, [notes, render_threads(threads) if threads else ""]))
@@ -100,7 +100,7 @@ async def _review_came_meanwhile(svc: Services, request: ReviseRequest, config: 
 async def _revise_with(job: JobRun, request: ReviseRequest, pull: Any, issue_number: int, bot: BotIdentity,
                        config: RepoConfig, notes: str, threads: list[Thread]) -> str:
     svc, gh, log = job.svc, job.gh, job.log
-    owner, name = request.repo.split("/", 1)
+    owner, name = request.ref.owner, request.ref.name
     issue: Any = (await gh.rest.issues.async_get(owner, name, issue_number)).json()
     extra, fenced = task_texts(request, notes)
     run = await run_on_branch(

@@ -43,16 +43,13 @@ async def snoozed_until(redis: Any, repo_id: int, number: int) -> int | None:
     return int(raw) if raw else None
 
 
-async def snooze(svc: Services, gh: Any, installation_id: int, repo_id: int, repo: str, number: int,
-                 wake: Wake, by: str) -> str:
+async def snooze(svc: Services, gh: Any, repo: RepoRef, number: int, wake: Wake, by: str) -> str:
     """Snooze and return the reply's text."""
     at_ms = int(wake.at.timestamp() * 1000) if wake.at else int(time.time() * 1000) + UNTIL_FAR_MS
-    redis = svc.redis
-    await remember(svc, installation_id, repo_id, repo, number, at_ms, wake.until_issue, by)
-    await _defer_run(redis, repo_id, number, at_ms)
-    owner, name = repo.split("/", 1)
-    await gh.rest.issues.async_add_labels(owner, name, number, labels=[LABEL])
-    await _aside(svc, gh, installation_id, repo_id, repo, number, wake, at_ms)
+    await remember(svc, repo, number, at_ms, wake.until_issue, by)
+    await _defer_run(svc.redis, repo.repo_id, number, at_ms)
+    await gh.rest.issues.async_add_labels(repo.owner, repo.name, number, labels=[LABEL])
+    await _aside(svc, gh, repo, number, wake, at_ms)
     when = f"until #{wake.until_issue} is closed" if wake.until_issue else \
         f"until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(at_ms / 1000))}"
     note = f" {markers.neutralise(wake.note)}" if wake.note else ""
@@ -75,54 +72,49 @@ def parse_marker(comment: dict[str, Any], bot_login: str) -> tuple[int, int | No
         return None
 
 
-async def remember(svc: Services, installation_id: int, repo_id: int, repo: str, number: int, at_ms: int,
-                   until_issue: int | None, by: str) -> None:
+async def remember(svc: Services, repo: RepoRef, number: int, at_ms: int, until_issue: int | None,
+                   by: str) -> None:
     """The snooze record and its wake job (also how a rebuilt backlog restores a snooze)."""
     redis = svc.redis
-    await reply(redis.hset(_key(repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "", "by": by}))
+    await reply(redis.hset(_key(repo.repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "",
+                                                                "by": by}))
     if until_issue:
-        await reply(redis.sadd(_waiting_on(repo_id, until_issue), number))
-    await enqueue_wake(redis, WakeRequest(installation_id, repo_id, repo, number, at_ms))
+        await reply(redis.sadd(_waiting_on(repo.repo_id, until_issue), number))
+    await enqueue_wake(redis, WakeRequest(repo.installation_id, repo.repo_id, repo.full_name, number, at_ms))
 
 
-async def _aside(svc: Services, gh: Any, installation_id: int, repo_id: int, repo: str, number: int,
-                 wake: Wake, at_ms: int) -> None:
+async def _aside(svc: Services, gh: Any, repo: RepoRef, number: int, wake: Wake, at_ms: int) -> None:
     """A snoozed item leaves the review queue and the digests: a PR awaiting review goes back to draft."""
-    backlog = backlogs.of(svc, repo_id)
-    item = await backlog.find(number)
+    item = await backlogs.of(svc, repo.repo_id).find(number)
     if item is None:
-        await stats.awaiting_review(svc.redis, repo, number, False)
+        await stats.awaiting_review(svc.redis, repo.full_name, number, False)
         return
     was = item.state
-    issue_run = lifecycle.of(svc, gh, RepoRef.of(installation_id, repo_id, repo), item.issue,
-                             (await svc.github.identity(gh)).login)
+    issue_run = lifecycle.of(svc, gh, repo, item.issue, (await svc.github.identity(gh)).login)
     await issue_run.move(Stage.SNOOZED, wake_at=None if wake.until_issue and not wake.at else at_ms / 1000,
                          until_issue=wake.until_issue)
     if was is ItemState.AWAITING and item.pr is not None:
-        owner, name = repo.split("/", 1)
-        pull: Any = (await gh.rest.pulls.async_get(owner, name, item.pr)).json()
+        pull: Any = (await gh.rest.pulls.async_get(repo.owner, repo.name, item.pr)).json()
         if not pull.get("draft"):
             await gh.async_graphql(readiness.TO_DRAFT, {"id": pull["node_id"]})
-        await release.free_slot(svc, gh, installation_id, repo_id, repo, item.issue, item.pr, "snoozed")
+        await release.free_slot(svc, gh, repo, item.issue, item.pr, "snoozed")
 
 
-async def _back(svc: Services, gh: Any, repo_id: int, repo: str, number: int) -> None:
+async def _back(svc: Services, gh: Any, repo: RepoRef, number: int) -> None:
     """Awake again: a queued run takes its place in line, a finished PR is offered for review again."""
-    backlog = backlogs.of(svc, repo_id)
+    backlog = backlogs.of(svc, repo.repo_id)
     item = await backlog.find(number)
-    installation_id = await backlog.installation()
-    if item is None or installation_id is None:
+    if item is None:
         return
-    issue_run = lifecycle.of(svc, gh, RepoRef.of(installation_id, repo_id, repo), item.issue,
-                             (await svc.github.identity(gh)).login)
+    issue_run = lifecycle.of(svc, gh, repo, item.issue, (await svc.github.identity(gh)).login)
     woken = await issue_run.wake()
     if woken is None:
         return
     if woken.state in (ItemState.HELD, ItemState.AWAITING) and woken.pr is not None:
         await issue_run.move(Stage.HELD, pr=woken.pr, effort=woken.effort)  # offered again, in release order
-        await release.release(svc, gh, installation_id, repo_id, repo)
+        await release.release(svc, gh, repo)
     elif woken.state is ItemState.QUEUED:
-        await start_runs(svc, backlog, installation_id, repo)
+        await start_runs(svc, backlog, repo)
 
 
 async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
@@ -132,30 +124,29 @@ async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
         await redis.zadd(QUEUE, {job_id: at_ms}, xx=True)
 
 
-async def wake_up(svc: Services, gh: Any, repo_id: int, repo: str, number: int, reason: str) -> bool:
+async def wake_up(svc: Services, gh: Any, repo: RepoRef, number: int, reason: str) -> bool:
     """End a snooze now; False when the item was not snoozed."""
     redis = svc.redis
-    record = await reply(redis.hgetall(_key(repo_id, number)))
+    record = await reply(redis.hgetall(_key(repo.repo_id, number)))
     if not record:
         return False
-    await redis.delete(_key(repo_id, number))
+    await redis.delete(_key(repo.repo_id, number))
     until = record.get(b"until", b"").decode()
     if until:
-        await reply(redis.srem(_waiting_on(repo_id, int(until)), number))
-    await _defer_run(redis, repo_id, number, int(time.time() * 1000))
-    owner, name = repo.split("/", 1)
-    await labels.remove(gh, owner, name, number, LABEL)
-    await _back(svc, gh, repo_id, repo, number)
-    svc.log.info("woke up", repo=repo, number=number, reason=reason)
+        await reply(redis.srem(_waiting_on(repo.repo_id, int(until)), number))
+    await _defer_run(redis, repo.repo_id, number, int(time.time() * 1000))
+    await labels.remove(gh, repo, number, LABEL)
+    await _back(svc, gh, repo, number)
+    svc.log.info("woke up", repo=repo.full_name, number=number, reason=reason)
     return True
 
 
-async def wake_dependants(svc: Services, gh: Any, repo_id: int, repo: str, closed: int) -> int:
+async def wake_dependants(svc: Services, gh: Any, repo: RepoRef, closed: int) -> int:
     """``until #closed`` snoozes end when ``closed`` closes."""
     woken = 0
-    for raw in await reply(svc.redis.smembers(_waiting_on(repo_id, closed))):
-        woken += await wake_up(svc, gh, repo_id, repo, int(raw), f"#{closed} closed")
-    await svc.redis.delete(_waiting_on(repo_id, closed))
+    for raw in await reply(svc.redis.smembers(_waiting_on(repo.repo_id, closed))):
+        woken += await wake_up(svc, gh, repo, int(raw), f"#{closed} closed")
+    await svc.redis.delete(_waiting_on(repo.repo_id, closed))
     return woken
 
 
@@ -166,5 +157,5 @@ async def wake_item(ctx: dict[str, Any], request: WakeRequest) -> str:
         return "stale"
     gh = svc.github.installation(request.installation_id, request.repo_id)
     async with gh:
-        await wake_up(svc, gh, request.repo_id, request.repo, request.number, "time")
+        await wake_up(svc, gh, request.ref, request.number, "time")
     return "woke"

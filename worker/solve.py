@@ -67,7 +67,7 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
             log.info("run not started", reason=str(exc))
             return "not queued"
         repo: Any = (await gh.rest.repos.async_get(ref.owner, ref.name)).json()
-        planned = await plan_stage(svc, gh, ref.full_name, config, state, issue, repo, bot, log)
+        planned = await plan_stage(svc, gh, ref, config, state, issue, repo, bot, log)
         state = planned.state
         if planned.waits:
             asked = state.plan == "asked"
@@ -102,7 +102,7 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
             state = replace(state, pushed_sha=pushed)
             await issue_run.move(Stage.WORKING, run=state, note="Pushed the agent's work; opening the pull request.")
         body = pull_requests.render_body(request.issue, result, state.revision, request.requested_by)
-        pr = await pull_requests.open_or_update(gh, ref.full_name, branch, repo["default_branch"],
+        pr = await pull_requests.open_or_update(gh, ref, branch, repo["default_branch"],
                                                 issue.get("title") or f"Issue #{request.issue}", body)
         state = replace(state, pr=pr.number)
         await issue_run.move(Stage.DRAFT, run=state, note=_outcome(result), pr=pr.number,

@@ -18,6 +18,7 @@ from githubkit.exception import RequestFailed
 from redis.asyncio import Redis
 
 from bot import keys
+from bot.jobs import RepoRef
 from worker import markers
 from worker.github_pages import every
 from worker.redis_reply import reply
@@ -107,10 +108,10 @@ def render(state: RunState) -> str:
 class StatusComment:
     """Finds, creates and edits the status comment of one issue."""
 
-    def __init__(self, gh: GitHub, repo: str, repo_id: int, issue: int, bot_login: str, redis: Redis) -> None:
+    def __init__(self, gh: GitHub, repo: RepoRef, issue: int, bot_login: str, redis: Redis) -> None:
         self.gh = gh
-        self.owner, self.name = repo.split("/", 1)
-        self.repo_id = repo_id
+        self.owner, self.name = repo.owner, repo.name
+        self.repo_id = repo.repo_id
         self.issue = issue
         self.bot_login = bot_login
         self.redis = redis

@@ -75,7 +75,7 @@ async def on_labeled(svc: Services, event: Event) -> str:
         return "bad config"
     if applied != config.label:
         return "another label"
-    role = await permission(event.gh, event.repo_name, event.sender)
+    role = await permission(event.gh, event.ref, event.sender)
     if role not in TRIGGER_ROLES:
         event.log.info("trigger refused", sender=event.sender, role=role)
         if await once(svc, f"refusal:{event.delivery.guid}"):
@@ -102,7 +102,7 @@ async def take_out_of_line(svc: Services, event: Event, issue: int, why: str) ->
     issue_run = lifecycle.of(svc, event.gh, event.ref, issue, event.bot.login)
     async with svc.redis.lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
         await issue_run.move(Stage.DONE, note=f"**Stopped** before it started: {why}.")
-    await start_runs(svc, backlog, event.installation_id, event.repo_name)
+    await start_runs(svc, backlog, event.ref)
     event.log.info("taken out of the line", issue=issue, why=why)
     return True
 
