@@ -250,6 +250,7 @@ class IssueLifecycle:
             await backlog.forget(self.issue)
             await reply(self.svc.redis.hset(self._done_key, str(self.issue), str(backlog.clock())))
             return None
+        await reply(self.svc.redis.hdel(self._done_key, str(self.issue)))  # back in Mull's hands
         if stage is Stage.SNOOZED:
             snoozed = await backlog.snooze(self.issue, wake_at, until_issue)
             return await backlog.move(self.issue, ItemState.SNOOZED, **record) if record else snoozed
