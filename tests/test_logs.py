@@ -72,12 +72,15 @@ def test_auto_is_console_on_a_terminal() -> None:
     import pty
 
     master, slave = pty.openpty()
-    with os.fdopen(slave, "w") as terminal:
-        logs.configure("INFO", stream=terminal, fmt="auto")
-        logs.get("test").info("worker started", worker_id="abc")
-        terminal.flush()
-        written = os.read(master, 65536).decode()
-    os.close(master)
+    try:
+        with os.fdopen(slave, "w") as terminal:
+            logs.configure("INFO", stream=terminal, fmt="auto")
+            logs.get("test").info("worker started", worker_id="abc")
+            terminal.flush()
+            written = os.read(master, 65536).decode()
+    finally:
+        os.close(master)
+        logs.configure("INFO")  # later tests in this process must not log to the closed terminal
     assert "worker started" in written and not written.startswith("{") and "\x1b[" in written
 
 
