@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from arq import Worker, cron
+from arq import cron
 from arq.worker import func
 
 from bot import logs, redis_target
@@ -93,9 +93,14 @@ def check_ready(settings: MullSettings) -> None:
 def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False, poll_delay: float = 0.5,
                  liveness_ttl: float = 20.0, handle_signals: bool = True,
                  clock: Callable[[], float] = time.time, refresh_delay: float = REFRESH_DELAY_S,
-                 with_cron: bool = True, environ: Mapping[str, str] | None = None) -> Worker:
-    """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast."""
-    check_ready(settings)
+                 with_cron: bool = True, environ: Mapping[str, str] | None = None,
+                 ready_checked: bool = False) -> SteadyWorker:
+    """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast.
+
+    ``ready_checked``: the caller ran check_ready already, before starting anything (it starts a sandbox).
+    """
+    if not ready_checked:
+        check_ready(settings)
     log = logs.get("mull.worker")
     # Before anything connects to Redis: a worker that cannot reach it still clears its dead runs' trees.
     reclaimed = reclaim_runs(settings.data_dir / "repos", stale_run_age(settings))
