@@ -141,8 +141,7 @@ def test_redis_flushed_then_rebuilt_from_github_gives_the_same_queue(tmp_path, r
         after = await snapshot(world)
         assert after == before
         snoozed = next(i for i in await world.backlog().items() if i.state is ItemState.SNOOZED)
-        assert await world.mull.ctx["redis"].hget(f"mull:snooze:{world.double.state.repo(REPO).id}:{snoozed.pr}",
-                                                  "at_ms")
+        assert await world.mull.ctx["redis"].hget(keys.snooze(world.double.state.repo(REPO).id, snoozed.pr), "at_ms")
         await world.mull.drain()  # the line moves on: the three queued issues run now the slot is free
         assert len([p for p in world.double.pulls(REPO) if not p.merged]) == 7
         assert len(world.ready()) == 2

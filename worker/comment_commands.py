@@ -77,11 +77,11 @@ async def on_comment(ctx: dict[str, Any], event: Event) -> str:
     target = await _target(event)
     role = await permission(event.gh, event.repo_name, event.sender)
     if role not in TRIGGER_ROLES:
-        if await once(ctx, f"cmd-refusal:{event.delivery.guid}"):
+        if await once(ctx, keys.once(f"cmd-refusal:{event.delivery.guid}")):
             await _reply(event, target, f"@{event.sender} only people with write or triage access to this "
                                         f"repository can give Mull commands (yours: {role}).")
         return "refused"
-    if not await once(ctx, f"cmd:{event.delivery.guid}"):
+    if not await once(ctx, keys.once(f"cmd:{event.delivery.guid}")):
         return "already handled"
     await _react(event, "eyes")
     if result.error:
@@ -166,7 +166,7 @@ async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: co
             await status.write(replace(current, phase=Phase.FAILED, plan=""), f"**Stopped** by @{event.sender}.")
             return Outcome(True)
         return Outcome(False, f"nothing is queued or running for #{target.issue}.")
-    await ctx["redis"].set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
+    await ctx["redis"].set(keys.stop_flag(event.repo_id, job_id), event.sender, ex=STOP_FLAG_TTL)
     await request_abort(job)
     if state is JobStatus.in_progress:  # the run commits and pushes what it has, then says it was stopped
         return Outcome(True)
@@ -211,7 +211,7 @@ async def answer_if_waiting(ctx: dict[str, Any], event: Event) -> str:
     author = (issue.get("user") or {}).get("login")
     if event.sender != author and await permission(event.gh, event.repo_name, event.sender) not in TRIGGER_ROLES:
         return "not the author"
-    if not await once(ctx, f"answer:{event.delivery.guid}"):
+    if not await once(ctx, keys.once(f"answer:{event.delivery.guid}")):
         return "already handled"
     await _react(event, "eyes")
     body = (event.payload.get("comment") or {}).get("body") or ""
