@@ -18,7 +18,7 @@ from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.redaction import Redactor
 from bot.settings import ConfigError, MullSettings
-from worker import handlers, installations
+from worker import handlers, installations, key_layout
 from worker.agent.presets import PRESETS
 from worker.agent.sandbox import check_bwrap
 from worker.backlog_jobs import REFRESH_DELAY_S
@@ -110,6 +110,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
+        await key_layout.upgrade(redis, log)  # before any job reads a key by its current name
         ctx["settings"] = settings
         ctx["log"] = log
         ctx["redactor"] = Redactor(settings.secret_values())  # what Mull posts or sends never carries them

@@ -89,7 +89,7 @@ async def run_on_branch(ctx: dict[str, Any], gh: GitHub, repo: dict[str, Any], b
         except asyncio.CancelledError:
             # `/mull stop` aborts the job: keep what the agent did. Any other cancellation (a worker
             # shutting down) propagates, and the run is redone elsewhere.
-            stopper = await ctx["redis"].get(keys.stop_flag(ctx.get("job_id", "")))
+            stopper = await ctx["redis"].get(keys.stop_flag(repo_id, ctx.get("job_id", "")))
             if not stopper:
                 raise
             who = stopper.decode()

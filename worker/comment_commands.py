@@ -2,7 +2,8 @@
 
 Every command gets 👀 when Mull picks it up, then 🚀 when done or 😕 with a one-line reply that says what
 was wrong and shows a correct example. Only people with write or triage access may command; the bot's
-own comments (and other bots') never run anything.
+own comments (and other bots') never run anything. Which verbs exist, who may use them and which function
+here acts on each is ``bot.commands.VERBS``: the one verb table, also read by the parser and the help.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Target:
     issue: int | None  # the issue Mull works on: the issue itself, or the one a Mull PR fixes (None for others)
 
 
-Verb = Callable[[dict[str, Any], Event, Target, commands.Command], Awaitable[Outcome]]
+Handler = Callable[[dict[str, Any], Event, Target, commands.Command], Awaitable[Outcome]]
 
 
 async def on_comment(ctx: dict[str, Any], event: Event) -> str:
@@ -76,26 +77,20 @@ async def on_comment(ctx: dict[str, Any], event: Event) -> str:
         return "no command"
     target = await _target(event)
     role = await permission(event.gh, event.repo_name, event.sender)
-    if role not in TRIGGER_ROLES:
-        if await once(ctx, f"cmd-refusal:{event.delivery.guid}"):
+    if not commands.allowed(result.command.verb, role):
+        if await once(ctx, keys.once(f"cmd-refusal:{event.delivery.guid}")):
             await _reply(event, target, f"@{event.sender} only people with write or triage access to this "
                                         f"repository can give Mull commands (yours: {role}).")
         return "refused"
-    if not await once(ctx, f"cmd:{event.delivery.guid}"):
+    if not await once(ctx, keys.once(f"cmd:{event.delivery.guid}")):
         return "already handled"
     await _react(event, "eyes")
     if result.error:
         await _react(event, "confused")
-        extra = f"\n\n{commands.help_text(VERBS)}" if result.unknown else ""
+        extra = f"\n\n{commands.HELP_TEXT}" if result.unknown else ""
         await _reply(event, target, f"@{event.sender} {result.error}{extra}")
         return "bad command"
-    verb = VERBS.get(result.command.verb)
-    if verb is None:  # parsed, but this Mull does not act on it
-        await _react(event, "confused")
-        await _reply(event, target, f"@{event.sender} `/mull {result.command.verb}` is not available here.\n\n"
-                                    f"{commands.help_text(VERBS)}")
-        return "unavailable"
-    outcome = await verb(ctx, event, target, result.command)
+    outcome = await HANDLERS[result.command.verb](ctx, event, target, result.command)
     await _react(event, "rocket" if outcome.ok else "confused")
     if outcome.reply:
         await _reply(event, target, f"@{event.sender} {outcome.reply}")
@@ -135,7 +130,7 @@ async def _reply(event: Event, target: Target, text: str) -> None:
 
 
 async def do_help(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
-    return Outcome(True, "\n\n" + commands.help_text(VERBS))
+    return Outcome(True, "\n\n" + commands.HELP_TEXT)
 
 
 async def do_retry(ctx: dict[str, Any], event: Event, target: Target, command: commands.Command) -> Outcome:
@@ -166,7 +161,7 @@ async def do_stop(ctx: dict[str, Any], event: Event, target: Target, command: co
             await status.write(replace(current, phase=Phase.FAILED, plan=""), f"**Stopped** by @{event.sender}.")
             return Outcome(True)
         return Outcome(False, f"nothing is queued or running for #{target.issue}.")
-    await ctx["redis"].set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
+    await ctx["redis"].set(keys.stop_flag(event.repo_id, job_id), event.sender, ex=STOP_FLAG_TTL)
     await request_abort(job)
     if state is JobStatus.in_progress:  # the run commits and pushes what it has, then says it was stopped
         return Outcome(True)
@@ -211,7 +206,7 @@ async def answer_if_waiting(ctx: dict[str, Any], event: Event) -> str:
     author = (issue.get("user") or {}).get("login")
     if event.sender != author and await permission(event.gh, event.repo_name, event.sender) not in TRIGGER_ROLES:
         return "not the author"
-    if not await once(ctx, f"answer:{event.delivery.guid}"):
+    if not await once(ctx, keys.once(f"answer:{event.delivery.guid}")):
         return "already handled"
     await _react(event, "eyes")
     body = (event.payload.get("comment") or {}).get("body") or ""
@@ -280,6 +275,16 @@ async def do_critique(ctx: dict[str, Any], event: Event, target: Target, command
         head_sha=pull["head"]["sha"], force=True), again=event.delivery.guid))
 
 
-VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue, "go": do_go,
-                          "snooze": do_snooze, "unsnooze": do_unsnooze,
-                          "revise": do_revise, "critique": do_critique}
+def _handlers() -> dict[str, Handler]:
+    """Each verb's handler, found here by the name the verb table gives it."""
+    found: dict[str, Handler] = {}
+    for verb in commands.VERBS.values():
+        handler = globals().get(verb.handler)
+        if not callable(handler):
+            raise ImportError(f"bot/commands.py says worker/comment_commands.py:{verb.handler} acts on "
+                              f"`/mull {verb.name}`, but there is no such function")
+        found[verb.name] = handler
+    return found
+
+
+HANDLERS: dict[str, Handler] = _handlers()

@@ -8,7 +8,6 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from bot import keys
 from bot.jobs import Delivery
 from worker.github_app import BotIdentity
 
@@ -67,5 +66,6 @@ async def permission(gh: GitHub, repo: str, login: str) -> str:
 
 
 async def once(ctx: dict[str, Any], key: str, ttl: int = 7 * 24 * 3600) -> bool:
-    """True the first time ``key`` is claimed: side effects that must not repeat when a job reruns."""
-    return bool(await ctx["redis"].set(f"{keys.PREFIX}once:{key}", 1, nx=True, ex=ttl))
+    """True the first time ``key`` (``keys.once`` or ``keys.repo_once``) is claimed: side effects that must
+    not repeat when a job reruns."""
+    return bool(await ctx["redis"].set(key, 1, nx=True, ex=ttl))

@@ -68,7 +68,8 @@ async def needs_you(ctx: dict[str, Any], gh: GitHub, repo_id: int, repo: str, it
                     *, mention: bool = True) -> bool:
     """Tell the person behind the issue now; False when this event was already told."""
     # labeled_at tells runs apart: a retry after a failure is a new run with its own news.
-    if not await once(ctx, f"needs-you:{repo_id}:{item.issue}:{kind}:{item.labeled_at}:{detail[:80]}", ttl=ONCE_TTL):
+    if not await once(ctx, keys.repo_once(repo_id, f"needs-you:{item.issue}:{kind}:{item.labeled_at}:{detail[:80]}"),
+                      ttl=ONCE_TTL):
         return False
     if mention and item.labeled_by and not item.labeled_by.endswith("[bot]"):
         owner, name = repo.split("/", 1)

@@ -26,17 +26,9 @@ KIND = "snooze"
 UNTIL_FAR_MS = 90 * 24 * 3600 * 1000  # `until #N` waits at most as long as the longest snooze
 
 
-def _key(repo_id: int, number: int) -> str:
-    return f"{keys.PREFIX}snooze:{repo_id}:{number}"
-
-
-def _waiting_on(repo_id: int, number: int) -> str:
-    return f"{keys.PREFIX}snooze-until:{repo_id}:{number}"
-
-
 async def snoozed_until(redis: Any, repo_id: int, number: int) -> int | None:
     """The wake time (ms) of a snoozed item, or None when it is awake."""
-    raw = await redis.hget(_key(repo_id, number), "at_ms")
+    raw = await redis.hget(keys.snooze(repo_id, number), "at_ms")
     return int(raw) if raw else None
 
 
@@ -76,9 +68,9 @@ async def remember(ctx: dict[str, Any], installation_id: int, repo_id: int, repo
                    until_issue: int | None, by: str) -> None:
     """The snooze record and its wake job (also how a rebuilt backlog restores a snooze)."""
     redis = ctx["redis"]
-    await redis.hset(_key(repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "", "by": by})
+    await redis.hset(keys.snooze(repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "", "by": by})
     if until_issue:
-        await redis.sadd(_waiting_on(repo_id, until_issue), number)
+        await redis.sadd(keys.snooze_waiting_on(repo_id, until_issue), number)
     await enqueue_wake(redis, WakeRequest(installation_id, repo_id, repo, number, at_ms))
 
 
@@ -129,13 +121,13 @@ async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
 async def wake_up(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number: int, reason: str) -> bool:
     """End a snooze now; False when the item was not snoozed."""
     redis = ctx["redis"]
-    record = await redis.hgetall(_key(repo_id, number))
+    record = await redis.hgetall(keys.snooze(repo_id, number))
     if not record:
         return False
-    await redis.delete(_key(repo_id, number))
+    await redis.delete(keys.snooze(repo_id, number))
     until = record.get(b"until", b"").decode()
     if until:
-        await redis.srem(_waiting_on(repo_id, int(until)), number)
+        await redis.srem(keys.snooze_waiting_on(repo_id, int(until)), number)
     await _defer_run(redis, repo_id, number, int(time.time() * 1000))
     owner, name = repo.split("/", 1)
     await labels.remove(gh, owner, name, number, LABEL)
@@ -147,9 +139,9 @@ async def wake_up(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, number:
 async def wake_dependants(ctx: dict[str, Any], gh: Any, repo_id: int, repo: str, closed: int) -> int:
     """``until #closed`` snoozes end when ``closed`` closes."""
     woken = 0
-    for raw in await ctx["redis"].smembers(_waiting_on(repo_id, closed)):
+    for raw in await ctx["redis"].smembers(keys.snooze_waiting_on(repo_id, closed)):
         woken += await wake_up(ctx, gh, repo_id, repo, int(raw), f"#{closed} closed")
-    await ctx["redis"].delete(_waiting_on(repo_id, closed))
+    await ctx["redis"].delete(keys.snooze_waiting_on(repo_id, closed))
     return woken
 
 

@@ -77,7 +77,7 @@ async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
     try:
         config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
     except ConfigFileError as err:
-        if applied in (err.label, settings.label) and await once(ctx, f"config-error:{event.delivery.guid}"):
+        if applied in (err.label, settings.label) and await once(ctx, keys.once(f"config-error:{event.delivery.guid}")):
             await event.gh.rest.issues.async_create_comment(owner, name, number,
                                                             body=err.render_markdown(applied))
         event.log.warning("repository configuration is invalid", source=err.source, line=err.line, key=err.key)
@@ -87,7 +87,7 @@ async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
     role = await permission(event.gh, event.repo_name, event.sender)
     if role not in TRIGGER_ROLES:
         event.log.info("trigger refused", sender=event.sender, role=role)
-        if await once(ctx, f"refusal:{event.delivery.guid}"):
+        if await once(ctx, keys.once(f"refusal:{event.delivery.guid}")):
             await event.gh.rest.issues.async_create_comment(owner, name, number, body=(
                 f"@{event.sender} Mull only starts work for people with write or triage access to this "
                 f"repository (yours: {role}). A maintainer can add the `{config.label}` label instead."))
