@@ -4,7 +4,7 @@ A command is a line someone typed that begins with ``/mull``. Markdown then deci
 prose: text in fenced or indented code, inline code, HTML blocks and HTML comments is documentation, and a
 line behind a ``>`` quotes someone else's command, so none of those run. One command counts per comment,
 so an edit or a long comment never fires a surprising batch of actions. Parsing is pure: the worker checks
-permissions and acts.
+permissions (the verb table says whose) and acts.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -24,43 +23,54 @@ if TYPE_CHECKING:
     from markdown_it.token import Token
 
 NONE, TIME, TEXT, IGNORED = "none", "time", "text", "ignored"  # what a verb does with the rest of its line
+COMMANDERS = frozenset({"admin", "maintain", "write", "triage"})  # GitHub roles with write or triage access
 
 
 @dataclass(frozen=True)
 class Verb:
-    """One row of the help table; ``args`` says what the rest of the line means, so errors can say it."""
+    """One row of the verb table. The parser, ``/mull help`` and the worker's dispatcher all read this table,
+    so a verb cannot be known to one and missing from another."""
 
     name: str
-    args: str  # NONE, TIME, TEXT or IGNORED
-    example: str
-    summary: str
+    args: str  # NONE, TIME, TEXT or IGNORED: what the rest of the line means, so errors can say it
+    example: str  # a correct use, shown in the help and in error replies
+    summary: str  # the help line
+    handler: str  # the function of worker.comment_commands that acts on it
+    roles: frozenset[str] = COMMANDERS  # who may use it (the sender's role on the repository)
 
 
 VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("snooze", TIME, "/mull snooze 3d",
          "Put this issue or pull request aside: `30m`, `4h`, `3d`, `2w`, `tomorrow`, `monday`, `next week`, "
-         "`2026-12-01`, `2026-12-01T15:00` or `until #123`. Default 1 day, at most 90 days."),
-    Verb("unsnooze", NONE, "/mull unsnooze", "Wake it now."),
-    Verb("retry", NONE, "/mull retry", "Run the agent again."),
-    Verb("stop", NONE, "/mull stop", "Stop the queued or running agent."),
-    Verb("queue", NONE, "/mull queue", "Show where this issue is in the queue."),
-    Verb("go", NONE, "/mull go", "Start the agent on this issue now."),
+         "`2026-12-01`, `2026-12-01T15:00` or `until #123`. Default 1 day, at most 90 days.", "do_snooze"),
+    Verb("unsnooze", NONE, "/mull unsnooze", "Wake it now.", "do_unsnooze"),
+    Verb("retry", NONE, "/mull retry", "Run the agent again.", "do_retry"),
+    Verb("stop", NONE, "/mull stop", "Stop the queued or running agent.", "do_stop"),
+    Verb("queue", NONE, "/mull queue", "Show where this issue is in the queue.", "do_queue"),
+    Verb("go", NONE, "/mull go", "Start the agent on this issue now.", "do_go"),
     Verb("revise", TEXT, "/mull revise keep the old API",
-         "Revise the pull request, following the instructions on the same line if any."),
-    Verb("critique", NONE, "/mull critique", "Critique the pull request again."),
-    Verb("help", IGNORED, "/mull help", "Show this list."),
+         "Revise the pull request, following the instructions on the same line if any.", "do_revise"),
+    Verb("critique", NONE, "/mull critique", "Critique the pull request again.", "do_critique"),
+    Verb("help", IGNORED, "/mull help", "Show this list.", "do_help"),
 )}
 
-def help_text(available: Iterable[str] | None = None) -> str:
-    """The help table, limited to the verbs this Mull acts on (all when ``available`` is None)."""
-    shown = [v for v in VERBS.values() if available is None or v.name in set(available)]
+
+def help_text() -> str:
+    """The reply to ``/mull help``: every verb of the table with its example and help line."""
     return "\n".join([
         "Mull commands, one per comment, at the start of a line:",
         "",
         "| Command | What it does |",
         "|---|---|",
-        *(f"| `{v.example}` | {v.summary} |" for v in shown),
+        *(f"| `{v.example}` | {v.summary} |" for v in VERBS.values()),
     ])
+
+
+def allowed(verb: str, role: str) -> bool:
+    """Whether someone with ``role`` on the repository may use ``verb``; a verb Mull does not know is answered
+    (with the help) only to those who may give commands at all."""
+    known = VERBS.get(verb)
+    return role in (known.roles if known is not None else COMMANDERS)
 
 
 HELP_TEXT = help_text()

@@ -1,4 +1,13 @@
-"""Redis key names Mull owns (arq's own keys stay arq's). One place, so nothing collides."""
+"""Redis key names Mull owns (arq's own keys stay arq's). One place, so nothing collides.
+
+Two families. Global keys (workers, heartbeats, delivery dedupe, installations, counters) sit right under
+``mull:``. Everything that belongs to one repository sits under ``mull:repo:<repo id>:`` (``repo_prefix``),
+so removing a repository deletes its state with one SCAN of ``repo_keys(repo_id)`` and touches no other
+repository's keys. Every function here whose first argument is ``repo_id`` builds a key under that prefix.
+
+Keys of the layout before the per-repository prefix are moved by ``worker.key_layout`` at worker startup;
+``moved_key`` says where each of them lives now.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +23,124 @@ def seen(guid: str) -> str:
     return f"{PREFIX}seen:{guid}"
 
 
+def once(name: str) -> str:
+    """Claimed once (SET NX) by a side effect of one delivery that must not repeat when its job reruns;
+    ``name`` holds the delivery guid. Per-repository side effects use ``repo_once``."""
+    return f"{PREFIX}once:{name}"
+
+
+# --- per repository: everything under mull:repo:<id>: ------------------------------------------------------
+
+
+def repo_prefix(repo_id: int) -> str:
+    """The prefix of every key that belongs to one repository."""
+    return f"{PREFIX}repo:{int(repo_id)}:"
+
+
+def repo_keys(repo_id: int) -> str:
+    """SCAN pattern of one repository's keys: what removing the repository deletes."""
+    return repo_prefix(repo_id) + "*"
+
+
 def issue_state(repo_id: int, issue: int) -> str:
     """Hash per issue: status comment id, revision, last trigger, PR number."""
-    return f"{PREFIX}issue:{repo_id}:{issue}"
+    return f"{repo_prefix(repo_id)}issue:{issue}"
+
+
+def solve_result(repo_id: int, issue: int, trigger: str) -> str:
+    """An agent run's result (JSON) until its pull request shows it: a rerun after a crash must not lose it."""
+    return f"{issue_state(repo_id, issue)}:result:{trigger}"
 
 
 def issue_lock(repo_id: int, issue: int) -> str:
-    return f"{PREFIX}lock:issue:{repo_id}:{issue}"
+    """Lock: one worker at a time changes an issue's run (trigger, refresh)."""
+    return f"{repo_prefix(repo_id)}lock:issue:{issue}"
 
 
 def mirror_lock(repo_id: int) -> str:
-    return f"{PREFIX}lock:mirror:{repo_id}"
+    """Lock: one worker at a time fetches into the repository's local mirror."""
+    return f"{repo_prefix(repo_id)}lock:mirror"
+
+
+def release_lock(repo_id: int) -> str:
+    """Lock: one worker at a time hands out the repository's review slots."""
+    return f"{repo_prefix(repo_id)}lock:release"
+
+
+def stop_flag(repo_id: int, job_id: str) -> str:
+    """Set by ``/mull stop`` (holding who asked) so a cancelled run pushes its partial work, not reruns."""
+    return f"{repo_prefix(repo_id)}stop:{job_id}"
+
+
+def pull_state(repo_id: int, pr: int) -> str:
+    """Hash per Mull PR: fix rounds and CI fix attempts spent, last review event time."""
+    return f"{repo_prefix(repo_id)}pr:{pr}"
+
+
+def backlog(repo_id: int, part: str) -> str:
+    """One repository's backlog (``worker.backlog``): ``items`` (hash issue -> record), ``waiting`` (sorted set
+    of queued issues by labeled time), ``running`` (agent runs going), ``requests`` (the run each queued issue
+    asked for), ``held`` (finished drafts in release order), ``ready`` (issues whose PR awaits review),
+    ``meta`` (limits from the repo's config, dashboard issue, change counter), ``done`` (hash issue -> when it
+    left: ``worker.lifecycle`` lets only a retry bring it back)."""
+    return f"{repo_prefix(repo_id)}backlog:{part}"
+
+
+def snoozed_items(repo_id: int) -> str:
+    """Prefix of the repository's snooze records: ``snooze(repo_id, n)`` is this plus ``n``. The backlog's
+    start script checks it per queued issue, since a snoozed issue keeps its place but waits."""
+    return f"{repo_prefix(repo_id)}snooze:"
+
+
+def snooze(repo_id: int, number: int) -> str:
+    """Hash per snoozed issue or pull request (``worker.snooze``): wake time, ``until #N``, who snoozed it."""
+    return f"{snoozed_items(repo_id)}{number}"
+
+
+def snooze_waiting_on(repo_id: int, number: int) -> str:
+    """Set of the snoozed items that wake when issue ``number`` closes (``/mull snooze until #N``)."""
+    return f"{repo_prefix(repo_id)}snooze-until:{number}"
+
+
+def config_pointer(repo_id: int) -> str:
+    """Which blob (SHA, ETag) the repository's ``.github/mull.yml`` had when last checked (worker.repo_config)."""
+    return f"{repo_prefix(repo_id)}config"
+
+
+def repo_once(repo_id: int, name: str) -> str:
+    """Claimed once (SET NX) by a side effect about one repository that must not repeat (a notification)."""
+    return f"{repo_prefix(repo_id)}once:{name}"
+
+
+def digest_sent(repo_id: int, login: str, window: str) -> str:
+    """Set once per reviewer, repository and digest window: several workers still send one digest."""
+    return f"{repo_prefix(repo_id)}digest:{login.lower()}:{window}"
+
+
+# --- configuration files shared by repositories ------------------------------------------------------------
+
+
+def owner_config_pointer(owner: str) -> str:
+    """Like ``config_pointer``, for the org defaults in ``{owner}/.github``: shared by the owner's repositories."""
+    return f"{PREFIX}config:owner:{owner.lower()}"
+
+
+def config_fresh(pointer: str) -> str:
+    """Set for a while after a config file was checked: until it expires, loads make no request."""
+    return f"{pointer}:fresh"
+
+
+def config_generation(pointer: str) -> str:
+    """Counter bumped when a push changes the config file: a pointer of an older generation is not trusted."""
+    return f"{pointer}:gen"
+
+
+def config_blob(schema_version: int, sha: str) -> str:
+    """What one config file content parses to, by git blob SHA: content-addressed, shared by repositories."""
+    return f"{PREFIX}config:blob:v{schema_version}:{sha}"
+
+
+# --- workers ------------------------------------------------------------------------------------------------
 
 
 def worker_heartbeat(worker_id: str) -> str:
@@ -43,16 +159,11 @@ def worker_suspect(worker_id: str) -> str:
 
 
 WORKERS = PREFIX + "workers"  # set of worker ids that registered
+KEY_LAYOUT = PREFIX + "key-layout"  # which key layout this Redis holds (worker.key_layout moves older ones)
+KEY_LAYOUT_LOCK = PREFIX + "lock:key-layout"  # one worker at a time moves keys to the current layout
 
 
-def stop_flag(job_id: str) -> str:
-    """Set by ``/mull stop`` (holding who asked) so a cancelled run pushes its partial work, not reruns."""
-    return f"{PREFIX}stop:{job_id}"
-
-
-def pull_state(repo_id: int, pr: int) -> str:
-    """Hash per Mull PR: fix rounds and CI fix attempts spent, last review event time."""
-    return f"{PREFIX}pr:{repo_id}:{pr}"
+# --- installations ------------------------------------------------------------------------------------------
 
 
 def run_slots(installation_id: int) -> str:
@@ -67,6 +178,13 @@ def installation_repos(installation_id: int) -> str:
     """Set of "<repo id>:<owner/name>" an installation covers, as its webhooks told."""
     return f"{PREFIX}installation:{installation_id}:repos"
 
+
+def reviewer_load(installation_id: int, login: str) -> str:
+    """Set of "<repo id>:<issue>" whose pull request awaits this reviewer, across one installation's repos."""
+    return f"{PREFIX}reviewer:{installation_id}:{login.lower()}"
+
+
+# --- counters, failures, deliveries -------------------------------------------------------------------------
 
 STATS = PREFIX + "stats"  # hash of counters the workers keep and /metrics exports
 FAILURES = PREFIX + "failures"  # list of recent failures (JSON), newest first
@@ -84,24 +202,37 @@ def redelivered(guid: str) -> str:
     return f"{PREFIX}redelivered:{guid}"
 
 
-def backlog(repo_id: int, part: str) -> str:
-    """One repository's backlog (``worker.backlog``): ``items`` (hash issue -> record), ``waiting`` (sorted set
-    of queued issues by labeled time), ``running`` (agent runs going), ``requests`` (the run each queued issue
-    asked for), ``held`` (finished drafts in release order), ``ready`` (issues whose PR awaits review),
-    ``meta`` (limits from the repo's config, dashboard issue, change counter), ``done`` (hash issue -> when it
-    left: ``worker.lifecycle`` lets only a retry bring it back)."""
-    return f"{PREFIX}backlog:{repo_id}:{part}"
-
-
 BACKLOG_REPOS = PREFIX + "backlog:repos"  # hash: repo id -> {"installation_id", "repo"} with a backlog
 BACKLOG_EPOCH = PREFIX + "backlog:epoch"  # set once; missing at startup means Redis lost the backlog
 
 
-def reviewer_load(installation_id: int, login: str) -> str:
-    """Set of "<repo id>:<issue>" whose pull request awaits this reviewer, across one installation's repos."""
-    return f"{PREFIX}reviewer:{installation_id}:{login.lower()}"
+# --- the layout before mull:repo:<id>: ----------------------------------------------------------------------
+
+LAYOUT = 2  # 1: repository keys spread under mull:issue:, mull:backlog:, …; 2: under mull:repo:<id>:
+OLD_LAYOUT_KEYS = PREFIX + "*"  # what the one-time move scans; only keys ``moved_key`` knows move
 
 
-def digest_sent(repo_id: int, login: str, window: str) -> str:
-    """Set once per reviewer, repository and digest window: several workers still send one digest."""
-    return f"{PREFIX}digest:{repo_id}:{login.lower()}:{window}"
+def moved_key(old: str) -> str | None:
+    """Where a key of layout 1 lives now; None for a key that keeps its name or is not worth moving.
+
+    Locks and stop flags are not moved: they expire within the hour, and a worker of the new layout never
+    reads the old names, so an old one left behind changes nothing.
+    """
+    if not old.startswith(PREFIX):
+        return None
+    kind, _, rest = old[len(PREFIX):].partition(":")
+    repo, _, tail = rest.partition(":")
+    if not repo.isdigit() or not tail:
+        if kind == "config" and rest.startswith("repo:"):  # config:repo:<id>[:fresh|:gen]
+            repo, _, suffix = rest[len("repo:"):].partition(":")
+            if repo.isdigit() and suffix in ("", "fresh", "gen"):
+                return config_pointer(int(repo)) + (f":{suffix}" if suffix else "")
+        if kind == "once" and rest.startswith("needs-you:"):  # once:needs-you:<id>:<issue>:…
+            repo, _, tail = rest[len("needs-you:"):].partition(":")
+            if repo.isdigit() and tail:
+                return repo_once(int(repo), f"needs-you:{tail}")
+        return None
+    repo_id = int(repo)
+    if kind in ("issue", "pr", "backlog", "snooze", "snooze-until", "digest"):
+        return f"{repo_prefix(repo_id)}{kind}:{tail}"
+    return None

@@ -94,6 +94,9 @@ class MullSettings(BaseSettings):
         "not take (answered with an error, or not at all), which it asks GitHub to redeliver; a period that "
         "divides an hour (10, 15, 20, 30 s or whole minutes such as 60, 120, 300).")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+    log_format: str = Field(
+        "auto", description="How log lines look: auto (readable on a terminal, JSON lines otherwise), console or "
+        "json.")
 
     @field_validator("github_url", "llm_base_url")
     @classmethod
@@ -165,6 +168,15 @@ class MullSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        chosen = value.strip().lower()
+        if chosen not in {"auto", "console", "json"}:
+            raise ValueError("must be auto (readable lines on a terminal, JSON lines otherwise), console (readable "
+                             "lines) or json (one JSON object a line)")
+        return chosen
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from bot import keys
 from bot.jobs import SolveRequest
 from worker.backlog import Backlog, Limits, known_repos, reviewer_load
 from worker.backlog_state import Item, ItemState
@@ -90,11 +91,11 @@ async def test_several_workers_pumping_at_once_start_each_issue_once(redis) -> N
 async def test_a_snoozed_issue_keeps_its_place_but_does_not_start(redis) -> None:
     clock = Clock()
     backlog = await line(redis, clock, [1, 2, 3], limit=1)
-    await redis.hset("mull:snooze:100:1", mapping={"at_ms": 1})
+    await redis.hset(keys.snooze(100, 1), mapping={"at_ms": 1})
     await backlog.snooze(1, clock.now + 3600, None)
     assert [r.issue for r in await backlog.start_next()] == [2]
     assert await backlog.ahead_of(3) == 0  # the sleeper is not ahead
-    await redis.delete("mull:snooze:100:1")
+    await redis.delete(keys.snooze(100, 1))
     woken = await backlog.wake(1)
     assert woken is not None and woken.state is ItemState.QUEUED and woken.snoozes == 1
     await backlog.run_ended(2)

@@ -141,11 +141,59 @@ def test_redis_flushed_then_rebuilt_from_github_gives_the_same_queue(tmp_path, r
         after = await snapshot(world)
         assert after == before
         snoozed = next(i for i in await world.backlog().items() if i.state is ItemState.SNOOZED)
-        assert await world.mull.ctx["redis"].hget(f"mull:snooze:{world.double.state.repo(REPO).id}:{snoozed.pr}",
-                                                  "at_ms")
+        assert await world.mull.ctx["redis"].hget(keys.snooze(world.double.state.repo(REPO).id, snoozed.pr), "at_ms")
         await world.mull.drain()  # the line moves on: the three queued issues run now the slot is free
         assert len([p for p in world.double.pulls(REPO) if not p.merged]) == 7
         assert len(world.ready()) == 2
+
+    run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario, files=config())
+
+
+def old_layout_name(key: str, repo_id: int) -> str | None:
+    """The name a key of the current layout had before repository keys lived under ``mull:repo:<id>:``."""
+    kind, _, tail = key.removeprefix(keys.repo_prefix(repo_id)).partition(":")
+    if kind == "config":
+        return f"mull:config:repo:{repo_id}" + (f":{tail}" if tail else "")
+    if kind == "once":
+        return f"mull:once:needs-you:{repo_id}:{tail.removeprefix('needs-you:')}"
+    return None if kind in ("lock", "stop") else f"mull:{kind}:{repo_id}:{tail}"
+
+
+def test_an_upgrade_from_the_old_key_layout_keeps_the_queue(tmp_path, redis_url, github_double, scripted_model,
+                                                            app_keypair) -> None:
+    async def scenario(world: World) -> None:
+        for _ in range(3):
+            await world.label()
+        await world.mull.drain()
+        held = await world.backlog().held()
+        await world.comment(world.pull_of(held[0]).number, "/mull snooze 3d")
+        await world.mull.ctx["redis"].zadd(world.backlog().key("running"), {"99999": world.clock.now})
+        queued = []
+        for _ in range(2):
+            world.clock.now += 60
+            queued.append(await world.label())
+        await world.mull.drain()
+        before = await snapshot(world)
+        assert len(before["line"]) == 2 and [s for _, s, *_ in before["items"]].count("snoozed") == 1
+
+        # The same Redis as a Mull of the old layout would have left it.
+        redis, repo_id = world.mull.ctx["redis"], world.double.state.repo(REPO).id
+        renamed = 0
+        async for raw in redis.scan_iter(match=keys.repo_keys(repo_id)):
+            old = old_layout_name(raw.decode(), repo_id)
+            if old is not None:
+                assert keys.moved_key(old) == raw.decode()
+                await redis.rename(raw, old)
+                renamed += 1
+        await redis.delete(keys.KEY_LAYOUT)
+        assert renamed > 10 and (await snapshot(world))["items"] == []
+
+        last = queued[-1]
+        await world.comment(last, "/mull queue")  # the worker that takes it starts on the old layout
+        assert await snapshot(world) == before
+        reply = [c.body for c in world.double.comments(REPO, last) if c.user.login == world.double.bot_login][-1]
+        assert f"#{last} is queued with 1 run ahead of it." in reply
+        assert await redis.hget(keys.snooze(repo_id, world.pull_of(held[0]).number), "at_ms")
 
     run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario, files=config())
 

@@ -9,6 +9,7 @@ import pytest
 from doubles.e2e import MAINTAINER, answer_script, pr_opened, settle, wait_for
 from doubles.fixtures import REPO
 
+from bot import keys
 from bot.jobs import WAKE_ITEM, WakeRequest
 
 pytestmark = pytest.mark.e2e
@@ -69,8 +70,8 @@ def test_wakes_by_time_by_closing_issue_and_by_activity(mull, github_double, red
 
     from worker.job_queue import connect
 
-    key = sync_redis.Redis.from_url(redis_url).hget(f"mull:snooze:{github_double.state.repo(REPO).id}:"
-                                                    f"{timed.number}", "at_ms")
+    key = sync_redis.Redis.from_url(redis_url).hget(keys.snooze(github_double.state.repo(REPO).id, timed.number),
+                                                    "at_ms")
     assert key, "the snooze is recorded with its wake time"
 
     async def wake_now() -> None:

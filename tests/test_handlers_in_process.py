@@ -16,6 +16,7 @@ from doubles.fixtures import REPO
 from doubles.in_process_github import InProcessGitHub, in_process_github
 from doubles.services import job_ctx
 
+from bot import keys
 from bot.jobs import (
     QUEUE,
     CritiqueRequest,
@@ -241,8 +242,8 @@ def test_a_solve_job_fails_visibly_on_a_bad_config(tmp_path: Path, redis_url: st
         number = world.double.create_issue(REPO, "Go", "", author=MAINTAINER).number
         await act(world, lambda: world.double.label_issue(REPO, number, "mull", MAINTAINER))
         world.double.commit_files(REPO, "main", {".github/mull.yml": "plan: sometimes\n"}, "bad config")
-        for key in await world.svc.redis.keys("mull:config:*"):  # the cached config goes: the run reads the new one
-            await world.svc.redis.delete(key)
+        pointer = keys.config_pointer(world.ref.repo_id)  # the cached config goes: the run reads the new one
+        await world.svc.redis.delete(pointer, keys.config_fresh(pointer))
         request = SolveRequest(world.ref.installation_id, world.ref.repo_id, REPO, number, MAINTAINER, "t1")
         ctx = job_ctx(world.svc, solve_job_id(world.ref.repo_id, number))
         with pytest.raises(Exception, match="plan"):

@@ -15,6 +15,7 @@ import respx
 from githubkit import GitHub, TokenAuthStrategy
 from githubkit.exception import RequestFailed
 
+from bot import keys
 from bot.job_codec import deserialize, serialize
 from bot.settings import load_settings
 from worker.repo_config import (
@@ -403,7 +404,8 @@ def test_cache_makes_no_request_while_fresh_and_one_conditional_request_after(
         assert (await load(gh, redis)).max_in_flight == 4
         assert (org.call_count, repo.call_count, len(parsed)) == (1, 1, 1)  # within the TTL: no request
 
-        await redis.delete("mull:config:repo:42:fresh", "mull:config:owner:acme:fresh")  # the TTL ran out
+        await redis.delete(keys.config_fresh(keys.config_pointer(42)),
+                           keys.config_fresh(keys.owner_config_pointer("acme")))  # the TTL ran out
         assert (await load(gh, redis)).max_in_flight == 4
         assert (org.call_count, repo.call_count, len(parsed)) == (2, 2, 1)
         assert repo.calls.last.request.headers["If-None-Match"] == response.headers["ETag"]
@@ -522,14 +524,14 @@ def test_push_detection() -> None:
 def test_invalidate_for_push(redis_url: str) -> None:
     async def scenario() -> None:
         redis = aioredis.Redis.from_url(redis_url)
-        await redis.set("mull:config:repo:42", "{}")
-        await redis.set("mull:config:repo:7", "{}")
-        await redis.set("mull:config:owner:acme", "{}")
+        await redis.set(keys.config_pointer(42), "{}")
+        await redis.set(keys.config_pointer(7), "{}")
+        await redis.set(keys.owner_config_pointer("acme"), "{}")
         assert not await invalidate_for_push(redis, push())
         assert await invalidate_for_push(redis, push(modified=[".github/mull.yml"]))
-        assert await redis.exists("mull:config:repo:42", "mull:config:owner:acme") == 1
+        assert await redis.exists(keys.config_pointer(42), keys.owner_config_pointer("acme")) == 1
         assert await invalidate_for_push(redis, push(name=".github", modified=[".github/mull.yml"]))
-        assert await redis.exists("mull:config:repo:7", "mull:config:owner:acme") == 0
+        assert await redis.exists(keys.config_pointer(7), keys.owner_config_pointer("acme")) == 0
         await redis.aclose()
 
     asyncio.run(scenario())

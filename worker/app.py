@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from arq import Worker, cron
+from arq import cron
 from arq.worker import func
 
 from bot import logs, redis_target
@@ -18,7 +18,7 @@ from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.redaction import Redactor
 from bot.settings import ConfigError, MullSettings
-from worker import handlers, installations
+from worker import handlers, installations, key_layout
 from worker.agent.presets import PRESETS
 from worker.agent.sandbox import check_bwrap
 from worker.backlog_reconcile import reconcile_if_lost
@@ -94,9 +94,14 @@ def check_ready(settings: MullSettings) -> None:
 def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False, poll_delay: float = 0.5,
                  liveness_ttl: float = 20.0, handle_signals: bool = True,
                  clock: Callable[[], float] = time.time, refresh_delay: float = REFRESH_DELAY_S,
-                 with_cron: bool = True, environ: Mapping[str, str] | None = None) -> Worker:
-    """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast."""
-    check_ready(settings)
+                 with_cron: bool = True, environ: Mapping[str, str] | None = None,
+                 ready_checked: bool = False) -> SteadyWorker:
+    """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast.
+
+    ``ready_checked``: the caller ran check_ready already, before starting anything (it starts a sandbox).
+    """
+    if not ready_checked:
+        check_ready(settings)
     log = logs.get("mull.worker")
     # Before anything connects to Redis: a worker that cannot reach it still clears its dead runs' trees.
     reclaimed = reclaim_runs(settings.data_dir / "repos", stale_run_age(settings))
@@ -106,6 +111,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
 
     async def startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
+        await key_layout.upgrade(redis, log)  # before any job reads a key by its current name
         redactor = Redactor(settings.secret_values())  # what Mull posts or sends never carries them
         # Closed by shutdown, in reverse: the sinks' client, then the gateway.
         ctx["exits"] = exits = contextlib.AsyncExitStack()

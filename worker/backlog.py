@@ -22,7 +22,6 @@ from worker.repo_config import RepoConfig
 from worker.services import Services
 
 Clock = Callable[[], float]
-SNOOZE_PREFIX = keys.PREFIX + "snooze:"  # worker.snooze's record per snoozed item: a snoozed issue waits
 
 # Start queued issues, oldest first, while fewer than ``limit`` run; snoozed ones keep their place but wait.
 _PUMP = """
@@ -175,7 +174,7 @@ class Backlog:
     async def start_next(self) -> list[SolveRequest]:
         """Move queued issues into free run slots; the caller enqueues their jobs."""
         started = await self._pump(keys=[self.key("waiting"), self.key("running"), self.key("meta")],
-                                   args=[DEFAULT_IN_FLIGHT, self.clock(), f"{SNOOZE_PREFIX}{self.repo_id}:"])
+                                   args=[DEFAULT_IN_FLIGHT, self.clock(), keys.snoozed_items(self.repo_id)])
         requests = []
         for raw in started:
             data = await self.redis.hget(self.key("requests"), raw)
@@ -218,7 +217,7 @@ class Backlog:
             return None
         ahead = 0
         for other in order[:order.index(issue)]:
-            ahead += not await self.redis.exists(f"{SNOOZE_PREFIX}{self.repo_id}:{other}")
+            ahead += not await self.redis.exists(keys.snooze(self.repo_id, other))
         return ahead
 
     # --- review slots ------------------------------------------------------------------------------------------

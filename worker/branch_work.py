@@ -90,7 +90,7 @@ async def run_on_branch(job: JobRun, repo: dict[str, Any], branch: str, prompt_f
         except asyncio.CancelledError:
             # `/mull stop` aborts the job: keep what the agent did. Any other cancellation (a worker
             # shutting down) propagates, and the run is redone elsewhere.
-            stopper = await reply(svc.redis.get(keys.stop_flag(job.job_id)))
+            stopper = await reply(svc.redis.get(keys.stop_flag(repo_id, job.job_id)))
             if not stopper:
                 raise
             who = stopper.decode()

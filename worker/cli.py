@@ -10,27 +10,25 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
+import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bot import logs
-from bot.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from bot.embedded_redis import EmbeddedRedisError
+from bot.listen_socket import ListenError, bind
+from bot.redaction import Redactor
 from bot.settings import ConfigError, MullSettings, load_settings
 from worker.agent.sandbox import SandboxUnavailable
+from worker.redis_access import NothingRunning, RedisUnavailable, redis_for
 from worker.replay import ReplayError
+from worker.supervise import Part, PartFailed, supervise
 
 
 class UsageError(Exception):
     pass
-
-
-def _keep_running_finally_blocks() -> None:
-    """uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down gracefully; with the default
-    handler that kills the process before Mull stops its worker and embedded Redis. Absorb the re-raise."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
 
 
 def run_async(coro) -> object:  # type: ignore[no-untyped-def]
@@ -43,19 +41,47 @@ def run_async(coro) -> object:  # type: ignore[no-untyped-def]
         return runner.run(coro)
 
 
-@contextlib.contextmanager
-def redis_for(settings: MullSettings) -> Iterator[str]:
-    """MULL_REDIS_URL, or the embedded server under MULL_DATA_DIR for the life of the command."""
-    if settings.redis_url:
-        yield settings.redis_url
-        return
-    embedded = EmbeddedRedis(settings.data_dir / "redis")
-    url = embedded.start()
-    logs.get("mull").info("embedded redis started", socket=str(embedded.socket))
-    try:
-        yield url
-    finally:
-        embedded.stop()
+def _with_port(settings: MullSettings, args: argparse.Namespace) -> MullSettings:
+    """``--port`` wins over MULL_PORT."""
+    return settings if args.port is None else settings.model_copy(update={"port": args.port})
+
+
+def _listen(settings: MullSettings) -> socket.socket:
+    """The web server's socket, bound before anything else starts: a taken port is one line, nothing left running."""
+    return bind(settings.host, settings.port)
+
+
+def _web_part(app: Any, sock: socket.socket) -> Part:
+    """uvicorn on the socket already bound; SIGINT/SIGTERM are the supervisor's (worker/supervise.py), not its."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            yield
+
+    config = uvicorn.Config(app, log_config=None, access_log=False, proxy_headers=False, lifespan="on",
+                            timeout_graceful_shutdown=10)
+    server = Server(config)
+
+    def stop(sig: int, force: bool) -> None:
+        server.should_exit = True
+        server.force_exit = server.force_exit or force
+
+    async def run() -> None:
+        host, port = sock.getsockname()[:2]
+        logs.get("mull").info("web server listening", url=f"http://{f'[{host}]' if ':' in host else host}:{port}")
+        await server.serve(sockets=[sock])
+
+    return Part("web server", run, stop)
+
+
+def _worker_part(worker: Any) -> Part:
+    return Part("worker", worker.run_until_stopped, lambda sig, force: worker.request_stop(sig, force=force))
+
+
+def _supervise(settings: MullSettings, parts: Sequence[Part]) -> None:
+    run_async(supervise(parts, logs.get("mull"), Redactor(settings.secret_values())))
 
 
 def _web_app(settings: MullSettings, redis_url: str):  # type: ignore[no-untyped-def]
@@ -68,41 +94,34 @@ def _serve_setup(settings: MullSettings, without: str) -> int:
     """No GitHub App yet: serve only the setup page (bot/setup.py); there is nothing for Redis or a worker to do."""
     from bot.setup import WRITTEN, create_setup_app
 
-    logs.get("mull").warning(f"setup mode: no GitHub App (MULL_APP_ID) is set, so {without}; open "
-                             f"http://{settings.host}:{settings.port}/setup to create the GitHub App, then restart")
-    app = create_setup_app(settings, Path(".env"), overridden=[name for name in WRITTEN if name in os.environ])
-    _keep_running_finally_blocks()
-    run_async(_uvicorn(settings, app).serve())  # type: ignore[attr-defined]
+    with _listen(settings) as sock:
+        port = sock.getsockname()[1]
+        logs.get("mull").warning(f"setup mode: no GitHub App (MULL_APP_ID) is set, so {without}; open "
+                                 f"http://{settings.host}:{port}/setup to create the GitHub App, then restart")
+        app = create_setup_app(settings, Path(".env"), overridden=[name for name in WRITTEN if name in os.environ])
+        _supervise(settings, [_web_part(app, sock)])
     return 0
 
 
-def _uvicorn(settings: MullSettings, app) -> object:  # type: ignore[no-untyped-def]
-    import uvicorn
-
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            proxy_headers=False, lifespan="on", timeout_graceful_shutdown=10)
-    return uvicorn.Server(config)
-
-
 def cmd_web(settings: MullSettings, args: argparse.Namespace) -> int:
+    settings = _with_port(settings, args)
     if settings.app_id is None and settings.webhook_secret is None:  # a receiver needs only the secret
         return _serve_setup(settings, "only the setup page runs (no Redis)")
     settings.require_webhook_secret()
-    with redis_for(settings) as url:
-        _keep_running_finally_blocks()
-        run_async(_uvicorn(settings, _web_app(settings, url)).serve())  # type: ignore[attr-defined]
+    with _listen(settings) as sock, redis_for(settings) as url:
+        _supervise(settings, [_web_part(_web_app(settings, url), sock)])
     return 0
 
 
 def cmd_worker(settings: MullSettings, args: argparse.Namespace) -> int:
-    from worker.app import build_worker
+    from worker.app import build_worker, check_ready
 
-    settings.require_app()  # before Redis starts: a worker has no setup mode
+    check_ready(settings)  # before Redis starts: a worker has no setup mode
 
     async def work(url: str) -> None:
         # arq's Worker binds the running loop when constructed: build it inside the loop it runs on.
-        with contextlib.suppress(asyncio.CancelledError):  # arq cancels its main task on SIGTERM/SIGINT
-            await build_worker(settings, url, burst=args.burst).async_run()
+        worker = build_worker(settings, url, burst=args.burst, handle_signals=False, ready_checked=True)
+        await supervise([_worker_part(worker)], logs.get("mull"), Redactor(settings.secret_values()))
 
     with redis_for(settings) as url:
         run_async(work(url))
@@ -111,27 +130,21 @@ def cmd_worker(settings: MullSettings, args: argparse.Namespace) -> int:
 
 def cmd_serve(settings: MullSettings, args: argparse.Namespace) -> int:
     """Web and worker in one process: the one-machine default."""
-    from worker.app import build_worker
+    from worker.app import build_worker, check_ready
 
+    settings = _with_port(settings, args)
     if settings.app_id is None:
         return _serve_setup(settings, "only the setup page runs: no worker, no Redis")
     settings.require_webhook_secret()
+    check_ready(settings)
 
-    async def both(url: str) -> None:
-        worker = build_worker(settings, url, handle_signals=False)
-        server = _uvicorn(settings, _web_app(settings, url))
-        work = asyncio.create_task(worker.async_run())
-        try:
-            await server.serve()  # type: ignore[attr-defined]  # returns on SIGINT/SIGTERM
-        finally:
-            await worker.close()
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
+    async def both(url: str, sock: socket.socket) -> None:
+        worker = build_worker(settings, url, handle_signals=False, ready_checked=True)
+        parts = [_web_part(_web_app(settings, url), sock), _worker_part(worker)]
+        await supervise(parts, logs.get("mull"), Redactor(settings.secret_values()))
 
-    with redis_for(settings) as url:
-        _keep_running_finally_blocks()
-        run_async(both(url))
+    with _listen(settings) as sock, redis_for(settings) as url:
+        run_async(both(url, sock))
     return 0
 
 
@@ -147,7 +160,7 @@ def cmd_replay(settings: MullSettings, args: argparse.Namespace) -> int:
 def cmd_status(settings: MullSettings, args: argparse.Namespace) -> int:
     from worker.status_report import print_status
 
-    with redis_for(settings) as url:
+    with redis_for(settings, join=True, start=False) as url:
         return asyncio.run(print_status(url, as_json=args.json))
 
 
@@ -157,7 +170,7 @@ def cmd_retry_deliveries(settings: MullSettings, args: argparse.Namespace) -> in
 
     if args.all == bool(args.guids):
         raise UsageError("name the dead letters to retry (GUIDs from `mull status`) or give --all, not both")
-    with redis_for(settings) as url:
+    with redis_for(settings, join=True) as url:
         try:
             return asyncio.run(retry_deliveries(url, None if args.all else args.guids, forget=args.forget))
         except UnknownDeadLetter as exc:
@@ -176,25 +189,110 @@ def cmd_try(settings: MullSettings, args: argparse.Namespace) -> int:
     return asyncio.run(try_local(settings, options, display_for()))
 
 
+SETTINGS_NOTE = "Settings come from MULL_* environment variables, then .env in the working directory."
+REDIS_NOTE = ("  MULL_REDIS_URL     the Redis to use; unset: an embedded Redis under MULL_DATA_DIR, owned by one Mull\n"
+              "  MULL_DATA_DIR      where data and the embedded Redis live (default .mull)")
+WEB_NOTE = ("  MULL_HOST          address the web server binds (default 127.0.0.1)\n"
+            "  MULL_PORT          its port (default 8000); --port wins")
+LOG_NOTE = ("  MULL_LOG_LEVEL     DEBUG, INFO (default), WARNING or ERROR\n"
+            "  MULL_LOG_FORMAT    auto (default: readable on a terminal, JSON lines otherwise), console or json")
+APP_NOTE = ("  MULL_APP_ID, MULL_PRIVATE_KEY or MULL_PRIVATE_KEY_PATH   the GitHub App (`mull serve` without them "
+            "serves /setup)\n"
+            "  MULL_WEBHOOK_SECRET                                      the App's webhook secret")
+MODEL_NOTE = ("  MULL_LLM_BASE_URL, MULL_LLM_MODEL, MULL_LLM_API_KEY      the model the agents use\n"
+              "  MULL_WORKER_JOBS   jobs one worker runs at once (default 4)\n"
+              "  MULL_SANDBOX       run agent commands under bubblewrap (default true)")
+STOP_NOTE = "Ctrl-C or SIGTERM stops it cleanly (running jobs are cancelled and rerun later); a second one at once."
+
+
+def _environment(*notes: str, after: str = "") -> str:
+    return "\n".join([*(after and [after, ""]), "main settings:", *notes, "", SETTINGS_NOTE,
+                      "Every setting: README.md, Configuration."])
+
+
+def _port_number(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number (0 to 65535)")
+    return int(text)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mull")
+    except PackageNotFoundError:  # pragma: no cover - run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="mull", description="Mull: labeled issues become critiqued pull requests.")
+    top = argparse.ArgumentParser(
+        prog="mull", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Mull: a GitHub App that turns labeled issues into critiqued pull requests.",
+        epilog="Start with `mull serve` (or `make run`); without a GitHub App it serves a setup page.\n"
+               "`mull COMMAND --help` says more about each command.\n" + SETTINGS_NOTE)
+    top.add_argument("--version", action="version", version=f"mull {_version()}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("serve", help="web + worker (+ embedded Redis when MULL_REDIS_URL is unset)")
-    sub.add_parser("web", help="the webhook receiver only")
-    worker = sub.add_parser("worker", help="a worker only (run as many as you like)")
+
+    def command(name: str, summary: str, description: str, epilog: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=description, epilog=epilog,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    serve = command(
+        "serve", "web + worker (+ embedded Redis when MULL_REDIS_URL is unset): the one-machine default",
+        "Run the webhook receiver and a worker in one process, plus an embedded Redis when MULL_REDIS_URL is "
+        "unset. Without a GitHub App configured it serves only the setup page that creates one. If either part "
+        "stops, Mull stops, with one line saying why.",
+        _environment(WEB_NOTE, REDIS_NOTE, APP_NOTE, MODEL_NOTE, LOG_NOTE, after=STOP_NOTE))
+    web = command(
+        "web", "the webhook receiver only",
+        "Run the webhook receiver alone: it checks GitHub's signature, stores each delivery in Redis and "
+        "answers 202; workers (`mull worker`) do the rest. Needs MULL_WEBHOOK_SECRET; without it and without "
+        "an App it serves the setup page.",
+        _environment(WEB_NOTE, REDIS_NOTE, "  MULL_WEBHOOK_SECRET   the App's webhook secret", LOG_NOTE,
+                     after=STOP_NOTE))
+    for server in (serve, web):
+        server.add_argument("--port", type=_port_number, metavar="N", help="port to listen on (default MULL_PORT)")
+    worker = command(
+        "worker", "a worker only (run as many as you like against one Redis)",
+        "Run a worker: it takes jobs from Redis (deliveries, agent runs, critiques, revisions, digests) and "
+        "runs them. Run as many as you like against one Redis (MULL_REDIS_URL); the embedded Redis belongs to "
+        "one Mull only.",
+        _environment(REDIS_NOTE, APP_NOTE, MODEL_NOTE, "  MULL_SHUTDOWN_WAIT seconds running jobs may finish "
+                     "when stopping (default 0)", LOG_NOTE, after=STOP_NOTE))
     worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
-    replay = sub.add_parser("replay", help="sign a payload file and POST it to a running Mull")
-    replay.add_argument("file")
+    replay = command(
+        "replay", "sign a payload file and POST it to a running Mull",
+        "Sign a saved webhook payload with MULL_WEBHOOK_SECRET and POST it to a running Mull, as GitHub would.",
+        _environment("  MULL_WEBHOOK_SECRET   the secret to sign with",
+                     "  MULL_HOST, MULL_PORT  where Mull runs, unless --url says"))
+    replay.add_argument("file", help="the JSON payload, e.g. from the App's advanced settings")
     replay.add_argument("--event", required=True, help="X-GitHub-Event, e.g. issues")
     replay.add_argument("--url", help="server base URL (default http://MULL_HOST:MULL_PORT)")
     replay.add_argument("--delivery", help="X-GitHub-Delivery (default: a new uuid)")
-    status = sub.add_parser("status", help="queues, running jobs and workers")
-    status.add_argument("--json", action="store_true")
-    retry = sub.add_parser("retry-deliveries", help="enqueue dead letters (deliveries that failed every try) again")
+    status = command(
+        "status", "queues, running jobs and workers",
+        "Show queued, deferred and running jobs, live workers, the review backlog per repository, "
+        "installations, recent failures and dead letters. It only reads: with the embedded Redis it joins the "
+        "one a running Mull owns in this directory, and says so when nothing runs here.",
+        _environment(REDIS_NOTE))
+    status.add_argument("--json", action="store_true", help="the report as JSON")
+    retry = command(
+        "retry-deliveries", "enqueue dead letters (deliveries that failed every try) again",
+        "Enqueue dead letters again: deliveries whose handling failed on every try (GitHub got 202, so it will "
+        "not redeliver them). GUIDs are listed by `mull status`.",
+        _environment(REDIS_NOTE))
     retry.add_argument("guids", nargs="*", metavar="GUID", help="X-GitHub-Delivery of a dead letter")
     retry.add_argument("--all", action="store_true", help="every dead letter")
     retry.add_argument("--forget", action="store_true", help="remove them instead of retrying")
-    trial = sub.add_parser("try", help="run the agent on a local repo and print the diff; no GitHub needed")
+    trial = command(
+        "try", "run the agent on a local repo and print the diff; no GitHub needed",
+        "Run the agent on the last commit of a local repository with an issue written in a file, and print "
+        "the patch (for `git apply`) and a summary. No GitHub, no Redis, no credentials but the model's. "
+        "Exits 0 with a patch, 1 when the agent changed nothing or stopped early, 2 on bad input.",
+        _environment("  MULL_LLM_BASE_URL, MULL_LLM_MODEL, MULL_LLM_API_KEY   the model the agent uses",
+                     "  MULL_AGENT_COMMAND   a CLI agent instead of the builtin one",
+                     "  MULL_SANDBOX         run agent commands under bubblewrap (default true)"))
     trial.add_argument("--repo", required=True, help="path to a local git repository")
     trial.add_argument("--issue-file", required=True, help="Markdown file: first line the title, then the body")
     trial.add_argument("--patch", metavar="FILE", help="write the patch to FILE instead of printing it; "
@@ -210,16 +308,24 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS = {"serve": cmd_serve, "web": cmd_web, "worker": cmd_worker, "replay": cmd_replay,
             "status": cmd_status, "retry-deliveries": cmd_retry_deliveries, "try": cmd_try}
 
+# Mull could not start as configured (exit 2), or started and could not go on (exit 1); one line each.
+REFUSALS = (ConfigError, EmbeddedRedisError, UsageError, SandboxUnavailable, ReplayError, ListenError,
+            RedisUnavailable)
+FAILURES = (PartFailed, NothingRunning)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = load_settings()
-        logs.configure(settings.log_level, settings.secret_values())
+        logs.configure(settings.log_level, settings.secret_values(), fmt=settings.log_format)
         return COMMANDS[args.command](settings, args)
-    except (ConfigError, EmbeddedRedisError, UsageError, SandboxUnavailable, ReplayError) as exc:
+    except REFUSALS as exc:
         print(f"mull: {exc}", file=sys.stderr)
         return 2
+    except FAILURES as exc:
+        print(f"mull: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

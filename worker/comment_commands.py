@@ -2,7 +2,8 @@
 
 Every command gets 👀 when Mull picks it up, then 🚀 when done or 😕 with a one-line reply that says what
 was wrong and shows a correct example. Only people with write or triage access may command; the bot's
-own comments (and other bots') never run anything.
+own comments (and other bots') never run anything. Which verbs exist, who may use them and which function
+here acts on each is ``bot.commands.VERBS``: the one verb table, also read by the parser and the help.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Target:
     issue: int | None  # the issue Mull works on: the issue itself, or the one a Mull PR fixes (None for others)
 
 
-Verb = Callable[[Services, Event, Target, commands.Command], Awaitable[Outcome]]
+Handler = Callable[[Services, Event, Target, commands.Command], Awaitable[Outcome]]
 
 
 async def on_comment(svc: Services, event: Event) -> str:
@@ -77,26 +78,20 @@ async def on_comment(svc: Services, event: Event) -> str:
         return "no command"
     target = await _target(event)
     role = await permission(event.gh, event.ref, event.sender)
-    if role not in TRIGGER_ROLES:
-        if await once(svc, f"cmd-refusal:{event.delivery.guid}"):
+    if not commands.allowed(result.command.verb, role):
+        if await once(svc, keys.once(f"cmd-refusal:{event.delivery.guid}")):
             await _reply(event, target, f"@{event.sender} only people with write or triage access to this "
                                         f"repository can give Mull commands (yours: {role}).")
         return "refused"
-    if not await once(svc, f"cmd:{event.delivery.guid}"):
+    if not await once(svc, keys.once(f"cmd:{event.delivery.guid}")):
         return "already handled"
     await _react(event, "eyes")
     if result.error:
         await _react(event, "confused")
-        extra = f"\n\n{commands.help_text(VERBS)}" if result.unknown else ""
+        extra = f"\n\n{commands.HELP_TEXT}" if result.unknown else ""
         await _reply(event, target, f"@{event.sender} {result.error}{extra}")
         return "bad command"
-    verb = VERBS.get(result.command.verb)
-    if verb is None:  # parsed, but this Mull does not act on it
-        await _react(event, "confused")
-        await _reply(event, target, f"@{event.sender} `/mull {result.command.verb}` is not available here.\n\n"
-                                    f"{commands.help_text(VERBS)}")
-        return "unavailable"
-    outcome = await verb(svc, event, target, result.command)
+    outcome = await HANDLERS[result.command.verb](svc, event, target, result.command)
     await _react(event, "rocket" if outcome.ok else "confused")
     if outcome.reply:
         await _reply(event, target, f"@{event.sender} {outcome.reply}")
@@ -136,7 +131,7 @@ async def _reply(event: Event, target: Target, text: str) -> None:
 
 
 async def do_help(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
-    return Outcome(True, "\n\n" + commands.help_text(VERBS))
+    return Outcome(True, "\n\n" + commands.HELP_TEXT)
 
 
 async def do_retry(svc: Services, event: Event, target: Target, command: commands.Command) -> Outcome:
@@ -166,7 +161,7 @@ async def do_stop(svc: Services, event: Event, target: Target, command: commands
                                  reason=f"stopped by @{event.sender}")
             return Outcome(True)
         return Outcome(False, f"nothing is queued or running for #{target.issue}.")
-    await svc.redis.set(keys.stop_flag(job_id), event.sender, ex=STOP_FLAG_TTL)
+    await svc.redis.set(keys.stop_flag(event.repo_id, job_id), event.sender, ex=STOP_FLAG_TTL)
     await request_abort(job)
     if state is JobStatus.in_progress:  # the run commits and pushes what it has, then says it was stopped
         return Outcome(True)
@@ -206,7 +201,7 @@ async def answer_if_waiting(svc: Services, event: Event) -> str:
     author = (issue.get("user") or {}).get("login")
     if event.sender != author and await permission(event.gh, event.ref, event.sender) not in TRIGGER_ROLES:
         return "not the author"
-    if not await once(svc, f"answer:{event.delivery.guid}"):
+    if not await once(svc, keys.once(f"answer:{event.delivery.guid}")):
         return "already handled"
     await _react(event, "eyes")
     body = (event.payload.get("comment") or {}).get("body") or ""
@@ -274,6 +269,16 @@ async def do_critique(svc: Services, event: Event, target: Target, command: comm
         head_sha=pull["head"]["sha"], force=True), again=event.delivery.guid))
 
 
-VERBS: dict[str, Verb] = {"help": do_help, "retry": do_retry, "stop": do_stop, "queue": do_queue, "go": do_go,
-                          "snooze": do_snooze, "unsnooze": do_unsnooze,
-                          "revise": do_revise, "critique": do_critique}
+def _handlers() -> dict[str, Handler]:
+    """Each verb's handler, found here by the name the verb table gives it."""
+    found: dict[str, Handler] = {}
+    for verb in commands.VERBS.values():
+        handler = globals().get(verb.handler)
+        if not callable(handler):
+            raise ImportError(f"bot/commands.py says worker/comment_commands.py:{verb.handler} acts on "
+                              f"`/mull {verb.name}`, but there is no such function")
+        found[verb.name] = handler
+    return found
+
+
+HANDLERS: dict[str, Handler] = _handlers()

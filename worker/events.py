@@ -8,7 +8,6 @@ from typing import Any
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from bot import keys
 from bot.jobs import Delivery, RepoRef
 from worker.github_app import BotIdentity
 from worker.services import Services
@@ -71,5 +70,6 @@ async def permission(gh: GitHub, repo: RepoRef, login: str) -> str:
 
 
 async def once(svc: Services, key: str, ttl: int = 7 * 24 * 3600) -> bool:
-    """True the first time ``key`` is claimed: side effects that must not repeat when a job reruns."""
-    return bool(await svc.redis.set(f"{keys.PREFIX}once:{key}", 1, nx=True, ex=ttl))
+    """True the first time ``key`` (``keys.once`` or ``keys.repo_once``) is claimed: side effects that must
+    not repeat when a job reruns."""
+    return bool(await svc.redis.set(key, 1, nx=True, ex=ttl))

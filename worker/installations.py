@@ -18,6 +18,7 @@ from arq.jobs import Job
 
 from bot import keys
 from bot.jobs import QUEUE, repo_of_job
+from worker import backlog as backlogs
 from worker import job_queue
 from worker.fairness import ARQ_RETRY
 from worker.github_pages import every
@@ -42,16 +43,39 @@ async def forget_repos(redis: Any, installation_id: int, repos: list[dict[str, A
     """Cancel the repositories' queued jobs and drop what Mull keeps about them; return jobs cancelled."""
     cancelled = 0
     for repo in repos:
-        cancelled += await _cancel_jobs(redis, int(repo["id"]))
-        stale = [k async for k in redis.scan_iter(match=f"{keys.PREFIX}*:{int(repo['id'])}:*", count=500)]
-        stale += [k async for k in redis.scan_iter(match=f"{keys.PREFIX}config:repo:{int(repo['id'])}*", count=500)]
-        if stale:
-            await redis.delete(*stale)
-        await redis.srem(keys.installation_repos(installation_id), f"{repo['id']}:{repo['full_name']}")
-        await redis.hdel(keys.BACKLOG_REPOS, str(repo["id"]))
+        repo_id = int(repo["id"])
+        cancelled += await _cancel_jobs(redis, repo_id)
+        await _leave_review_queues(redis, installation_id, repo_id, str(repo["full_name"]))
+        await forget_repo_keys(redis, repo_id)
+        await redis.srem(keys.installation_repos(installation_id), f"{repo_id}:{repo['full_name']}")
+        await redis.hdel(keys.BACKLOG_REPOS, str(repo_id))
     if cancelled:
         log.info("cancelled queued jobs of removed repositories", jobs=cancelled)
     return cancelled
+
+
+async def forget_repo_keys(redis: Any, repo_id: int) -> int:
+    """Delete every key of one repository: one SCAN of its prefix, so no other repository's key is looked at."""
+    deleted = 0
+    batch: list[bytes] = []
+    async for key in redis.scan_iter(match=keys.repo_keys(repo_id), count=500):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += await redis.delete(*batch)
+            batch = []
+    if batch:
+        deleted += await redis.delete(*batch)
+    return deleted
+
+
+async def _leave_review_queues(redis: Any, installation_id: int, repo_id: int, full_name: str) -> None:
+    """The repository's pull requests stop counting against their reviewers' load (shared with the
+    installation's other repositories) and against the awaiting-review gauge."""
+    for item in await backlogs.Backlog(redis, repo_id).items():
+        for login in item.reviewers:
+            await redis.srem(keys.reviewer_load(installation_id, login), f"{repo_id}:{item.issue}")
+        if item.pr is not None:
+            await redis.srem(keys.AWAITING_REVIEW, f"{full_name}#{item.pr}")
 
 
 async def _cancel_jobs(redis: Any, repo_id: int) -> int:

@@ -71,7 +71,8 @@ async def needs_you(svc: Services, gh: GitHub, repo: RepoRef, item: Item, kind: 
     """Tell the person behind the issue now; False when this event was already told."""
     repo_id = repo.repo_id
     # labeled_at tells runs apart: a retry after a failure is a new run with its own news.
-    if not await once(svc, f"needs-you:{repo_id}:{item.issue}:{kind}:{item.labeled_at}:{detail[:80]}", ttl=ONCE_TTL):
+    if not await once(svc, keys.repo_once(repo_id, f"needs-you:{item.issue}:{kind}:{item.labeled_at}:{detail[:80]}"),
+                      ttl=ONCE_TTL):
         return False
     if mention and item.labeled_by and not item.labeled_by.endswith("[bot]"):
         await gh.rest.issues.async_create_comment(repo.owner, repo.name, item.issue, body=(

@@ -77,7 +77,7 @@ async def release(svc: Services, gh: GitHub, repo: RepoRef) -> list[int]:
     installation_id, repo_id = repo.installation_id, repo.repo_id
     backlog = backlogs.of(svc, repo_id)
     released: list[int] = []
-    async with redis.lock(f"{keys.PREFIX}lock:release:{repo_id}", timeout=120, blocking_timeout=120):
+    async with redis.lock(keys.release_lock(repo_id), timeout=120, blocking_timeout=120):
         limits = await backlog.limits()
         slots = limits.max_awaiting_review - len(await backlog.ready())
         for issue in await backlog.held():

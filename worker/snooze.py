@@ -29,17 +29,9 @@ KIND = "snooze"
 UNTIL_FAR_MS = 90 * 24 * 3600 * 1000  # `until #N` waits at most as long as the longest snooze
 
 
-def _key(repo_id: int, number: int) -> str:
-    return f"{keys.PREFIX}snooze:{repo_id}:{number}"
-
-
-def _waiting_on(repo_id: int, number: int) -> str:
-    return f"{keys.PREFIX}snooze-until:{repo_id}:{number}"
-
-
 async def snoozed_until(redis: Any, repo_id: int, number: int) -> int | None:
     """The wake time (ms) of a snoozed item, or None when it is awake."""
-    raw = await redis.hget(_key(repo_id, number), "at_ms")
+    raw = await redis.hget(keys.snooze(repo_id, number), "at_ms")
     return int(raw) if raw else None
 
 
@@ -76,10 +68,10 @@ async def remember(svc: Services, repo: RepoRef, number: int, at_ms: int, until_
                    by: str) -> None:
     """The snooze record and its wake job (also how a rebuilt backlog restores a snooze)."""
     redis = svc.redis
-    await reply(redis.hset(_key(repo.repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "",
+    await reply(redis.hset(keys.snooze(repo.repo_id, number), mapping={"at_ms": at_ms, "until": until_issue or "",
                                                                 "by": by}))
     if until_issue:
-        await reply(redis.sadd(_waiting_on(repo.repo_id, until_issue), number))
+        await reply(redis.sadd(keys.snooze_waiting_on(repo.repo_id, until_issue), number))
     await enqueue_wake(redis, WakeRequest(repo.installation_id, repo.repo_id, repo.full_name, number, at_ms))
 
 
@@ -127,13 +119,13 @@ async def _defer_run(redis: Any, repo_id: int, number: int, at_ms: int) -> None:
 async def wake_up(svc: Services, gh: Any, repo: RepoRef, number: int, reason: str) -> bool:
     """End a snooze now; False when the item was not snoozed."""
     redis = svc.redis
-    record = await reply(redis.hgetall(_key(repo.repo_id, number)))
+    record = await reply(redis.hgetall(keys.snooze(repo.repo_id, number)))
     if not record:
         return False
-    await redis.delete(_key(repo.repo_id, number))
+    await redis.delete(keys.snooze(repo.repo_id, number))
     until = record.get(b"until", b"").decode()
     if until:
-        await reply(redis.srem(_waiting_on(repo.repo_id, int(until)), number))
+        await reply(redis.srem(keys.snooze_waiting_on(repo.repo_id, int(until)), number))
     await _defer_run(redis, repo.repo_id, number, int(time.time() * 1000))
     await labels.remove(gh, repo, number, LABEL)
     await _back(svc, gh, repo, number)
@@ -144,9 +136,9 @@ async def wake_up(svc: Services, gh: Any, repo: RepoRef, number: int, reason: st
 async def wake_dependants(svc: Services, gh: Any, repo: RepoRef, closed: int) -> int:
     """``until #closed`` snoozes end when ``closed`` closes."""
     woken = 0
-    for raw in await reply(svc.redis.smembers(_waiting_on(repo.repo_id, closed))):
+    for raw in await reply(svc.redis.smembers(keys.snooze_waiting_on(repo.repo_id, closed))):
         woken += await wake_up(svc, gh, repo, int(raw), f"#{closed} closed")
-    await svc.redis.delete(_waiting_on(repo.repo_id, closed))
+    await svc.redis.delete(keys.snooze_waiting_on(repo.repo_id, closed))
     return woken
 
 

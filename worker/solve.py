@@ -146,19 +146,16 @@ def _reason(exc: BaseException) -> str:
 
 async def _save_result(svc: Services, request: SolveRequest, result: AgentResult) -> None:
     """Keep the agent's summary until the PR shows it: a rerun after a crash post-push must not lose it."""
-    await svc.redis.set(_result_key(request), json.dumps(asdict(result)), ex=7 * 24 * 3600)
+    key = keys.solve_result(request.repo_id, request.issue, request.trigger)
+    await svc.redis.set(key, json.dumps(asdict(result)), ex=7 * 24 * 3600)
 
 
 async def _saved_result(svc: Services, request: SolveRequest) -> AgentResult | None:
-    raw = await svc.redis.get(_result_key(request))
+    raw = await svc.redis.get(keys.solve_result(request.repo_id, request.issue, request.trigger))
     if not raw:
         return None
     fields = json.loads(raw)  # JSON, not a pickle: what Redis holds must never be able to run code here
     return AgentResult(**{**fields, "not_done": tuple(fields["not_done"])})
-
-
-def _result_key(request: SolveRequest) -> str:
-    return f"{keys.issue_state(request.repo_id, request.issue)}:result:{request.trigger}"
 
 
 async def _labeler(gh: Any, login: str) -> tuple[str, int] | None:

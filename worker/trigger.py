@@ -68,7 +68,7 @@ async def on_labeled(svc: Services, event: Event) -> str:
     try:
         config = await config_for(svc, event.gh, event.ref)
     except ConfigFileError as err:
-        if applied in (err.label, settings.label) and await once(svc, f"config-error:{event.delivery.guid}"):
+        if applied in (err.label, settings.label) and await once(svc, keys.once(f"config-error:{event.delivery.guid}")):
             await event.gh.rest.issues.async_create_comment(owner, name, number,
                                                             body=err.render_markdown(applied))
         event.log.warning("repository configuration is invalid", source=err.source, line=err.line, key=err.key)
@@ -78,7 +78,7 @@ async def on_labeled(svc: Services, event: Event) -> str:
     role = await permission(event.gh, event.ref, event.sender)
     if role not in TRIGGER_ROLES:
         event.log.info("trigger refused", sender=event.sender, role=role)
-        if await once(svc, f"refusal:{event.delivery.guid}"):
+        if await once(svc, keys.once(f"refusal:{event.delivery.guid}")):
             await event.gh.rest.issues.async_create_comment(owner, name, number, body=(
                 f"@{event.sender} Mull only starts work for people with write or triage access to this "
                 f"repository (yours: {role}). A maintainer can add the `{config.label}` label instead."))

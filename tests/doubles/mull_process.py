@@ -69,6 +69,36 @@ class MullProcess:
     def alive(self) -> bool:
         return bool(self.process) and self.process.poll() is None
 
+    def wait_log(self, fragment: str, timeout: float = 30) -> None:
+        """Until ``fragment`` is in the log; fails at once when the process exits first."""
+        deadline = time.monotonic() + timeout
+        while fragment not in self.log():
+            assert self.alive(), f"mull {' '.join(self.command)} exited before logging {fragment!r}:\n{self.log()}"
+            assert time.monotonic() < deadline, f"no {fragment!r} within {timeout} s:\n{self.log()}"
+            time.sleep(0.05)
+
+    def wait_ready(self, port: int, timeout: float = 30) -> None:
+        """Until the web server on ``port`` answers /readyz with 200."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.alive(), f"mull {' '.join(self.command)} exited:\n{self.log()}"
+            assert time.monotonic() < deadline, f"not ready within {timeout} s:\n{self.log()}"
+            time.sleep(0.05)
+
+    def wait_exit(self, timeout: float = 20) -> int:
+        """The exit status, once the process has exited on its own (it is killed if it does not in time)."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"still running after {timeout} s:\n{self.log()}") from None
+
 
 class MullCluster:
     """One ``mull web`` and any number of ``mull worker`` processes sharing one environment."""

@@ -1,14 +1,15 @@
 """A repository's settings from GitHub: its ``.github/mull.yml`` over its owner's ``.github`` repo's file.
 
-Both files are cached in Redis so a trigger rarely costs a request (keys under ``mull:config:``):
+Both files are cached in Redis so a trigger rarely costs a request (the keys come from ``bot.keys``):
 
-- ``blob:v<N>:<sha>``: what one file content parses to (its overrides, or its error), by git blob SHA.
-  Content-addressed, so a file is parsed once however many repos share it; ``N`` changes with the schema.
-- ``repo:<repo_id>`` / ``owner:<login>``: which SHA (none: no file) and ETag the file had when last checked.
-- ``…:fresh``: set for ``FRESH_SECONDS`` after a check. While it lives a load makes no request at all;
+- ``config_blob``: what one file content parses to (its overrides, or its error), by git blob SHA.
+  Content-addressed, so a file is parsed once however many repos share it; its version changes with the schema.
+- ``config_pointer`` (under the repository's prefix) / ``owner_config_pointer``: which SHA (none: no file)
+  and ETag the file had when last checked.
+- ``config_fresh``: set for ``FRESH_SECONDS`` after a check. While it lives a load makes no request at all;
   after it, one conditional request (``If-None-Match``; a 304 does not count against GitHub's rate limit).
-- ``…:gen``: bumped by ``invalidate``, which a push that touches the file triggers. A load that fetched
-  before the push and stores after it records the old generation, so its pointer is not trusted.
+- ``config_generation``: bumped by ``invalidate``, which a push that touches the file triggers. A load that
+  fetched before the push and stores after it records the old generation, so its pointer is not trusted.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from worker.repo_config.schema import Defaults, RepoConfig
 
 PATH = ".github/mull.yml"
 ORG_REPO = ".github"
-PREFIX = keys.PREFIX + "config:"
 SCHEMA_VERSION = 1  # bump when a file's meaning changes: cached parses of the old schema are then ignored
 FRESH_SECONDS = 600
 POINTER_SECONDS = 24 * 3600
@@ -61,18 +61,6 @@ class _Fetched:
     result: dict[str, Any] | None = None  # decided without parsing (no file, not a file, too big): kept inline
 
 
-def repo_key(repo_id: int) -> str:
-    return f"{PREFIX}repo:{repo_id}"
-
-
-def owner_key(owner: str) -> str:
-    return f"{PREFIX}owner:{owner.lower()}"
-
-
-def blob_key(sha: str) -> str:
-    return f"{PREFIX}blob:v{SCHEMA_VERSION}:{sha}"
-
-
 async def load_config(gh: GitHub, redis: Redis, owner: str, repo: str, repo_id: int, defaults: Defaults, *,
                       org_gh: GitHub | None = None) -> RepoConfig:
     """The repository's settings: ``defaults``, then ``{owner}/.github``'s file, then the repo's own.
@@ -80,20 +68,21 @@ async def load_config(gh: GitHub, redis: Redis, owner: str, repo: str, repo_id: 
     Raises ConfigFileError when either file is bad. ``org_gh`` reads the org file when ``gh`` is scoped
     to the one repository (a token limited to ``repo_id`` cannot read a private ``.github`` repo).
     """
-    org = await _overrides(org_gh or gh, redis, _Scope(owner_key(owner), owner, ORG_REPO, optional=True))
-    scope = _Scope(repo_key(repo_id), owner, repo, optional=False)
+    org_scope = _Scope(keys.owner_config_pointer(owner), owner, ORG_REPO, optional=True)
+    org = await _overrides(org_gh or gh, redis, org_scope)
+    scope = _Scope(keys.config_pointer(repo_id), owner, repo, optional=False)
     own = await _overrides(gh, redis, scope)
     return build(defaults, org, own, source=scope.source)
 
 
 async def invalidate(redis: Redis, repo_id: int) -> None:
     """Forget what is known about a repository's file: the next load fetches it."""
-    await _invalidate(redis, repo_key(repo_id))
+    await _invalidate(redis, keys.config_pointer(repo_id))
 
 
 async def invalidate_owner(redis: Redis, owner: str) -> None:
     """Forget the org defaults of ``owner``: every one of its repositories sees the new file on next load."""
-    await _invalidate(redis, owner_key(owner))
+    await _invalidate(redis, keys.owner_config_pointer(owner))
 
 
 async def invalidate_for_push(redis: Redis, payload: dict[str, Any]) -> bool:
@@ -135,15 +124,16 @@ def _owner_login(repo: dict[str, Any]) -> str:
 
 async def _invalidate(redis: Redis, key: str) -> None:
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.incr(key + ":gen")
-        pipe.expire(key + ":gen", POINTER_SECONDS * 2)
-        pipe.delete(key, key + ":fresh")
+        pipe.incr(keys.config_generation(key))
+        pipe.expire(keys.config_generation(key), POINTER_SECONDS * 2)
+        pipe.delete(key, keys.config_fresh(key))
         await pipe.execute()
 
 
 async def _overrides(gh: GitHub, redis: Redis, scope: _Scope) -> dict[str, Any]:
     """One file's layer, from the cache when it is fresh, else after one (usually conditional) request."""
-    raw_pointer, fresh, raw_gen = await redis.mget(scope.key, scope.key + ":fresh", scope.key + ":gen")
+    raw_pointer, fresh, raw_gen = await redis.mget(scope.key, keys.config_fresh(scope.key),
+                                                  keys.config_generation(scope.key))
     gen = int(raw_gen or 0)
     pointer = json.loads(raw_pointer) if raw_pointer else None
     if pointer is not None and pointer.get("gen") != gen:
@@ -163,7 +153,7 @@ async def _overrides(gh: GitHub, redis: Redis, scope: _Scope) -> dict[str, Any]:
             pointer["result"] = fetched.result
     async with redis.pipeline(transaction=False) as pipe:
         pipe.set(scope.key, json.dumps(pointer), ex=POINTER_SECONDS)
-        pipe.set(scope.key + ":fresh", 1, ex=FRESH_SECONDS)
+        pipe.set(keys.config_fresh(scope.key), 1, ex=FRESH_SECONDS)
         await pipe.execute()
     return _unpack(result, scope, pointer)
 
@@ -171,7 +161,7 @@ async def _overrides(gh: GitHub, redis: Redis, scope: _Scope) -> dict[str, Any]:
 async def _cached_result(redis: Redis, pointer: dict[str, Any]) -> dict[str, Any] | None:
     if "result" in pointer:
         return dict(pointer["result"])
-    raw = await redis.get(blob_key(pointer["sha"]))
+    raw = await redis.get(keys.config_blob(SCHEMA_VERSION, pointer["sha"]))
     return json.loads(raw) if raw else None
 
 
@@ -180,7 +170,7 @@ async def _result(redis: Redis, fetched: _Fetched, scope: _Scope) -> dict[str, A
     if fetched.result is not None:
         return fetched.result
     assert fetched.sha is not None
-    if cached := await redis.get(blob_key(fetched.sha)):
+    if cached := await redis.get(keys.config_blob(SCHEMA_VERSION, fetched.sha)):
         return dict(json.loads(cached))
     try:
         # A 64 kB file takes PyYAML a fraction of a second: off the event loop the worker shares with other jobs.
@@ -188,7 +178,7 @@ async def _result(redis: Redis, fetched: _Fetched, scope: _Scope) -> dict[str, A
                                                                       scope.source)}
     except ConfigFileError as exc:
         result = {"error": exc.to_json()}
-    await redis.set(blob_key(fetched.sha), json.dumps(result), ex=BLOB_SECONDS)
+    await redis.set(keys.config_blob(SCHEMA_VERSION, fetched.sha), json.dumps(result), ex=BLOB_SECONDS)
     return result
 
 
