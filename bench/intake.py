@@ -4,10 +4,10 @@
 
 Prints relevant_ratio (issues.labeled with the trigger label: verified, filtered, stored in Redis) and
 irrelevant_ratio (issue_comment.created without a command: verified and dropped), each Mull's requests per
-second over bare starlette's; targets 0.6 and 0.85. The machine is shared and noisy, so runs are short and come in
-pairs (bare then Mull, Mull then bare), and the ratio is the median of the pairs' ratios. Also prints each server's CPU time per request, which noise from
-other processes disturbs less than throughput. Uses wrk when installed, else a Python load generator
-(bench/http_load.py, less precise); the first line says which.
+second over bare starlette's; targets 0.6 and 0.85. The machine is shared and noisy, so runs are short and
+come in pairs (bare then Mull, Mull then bare), and the ratio is the median of the pairs' ratios. Also prints
+each server's CPU time per request, which noise from other processes disturbs less than throughput. Uses wrk
+when installed, else a Python load generator (bench/http_load.py, less precise); the first line says which.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def main() -> int:
                 bare_cpu, mull_cpu = statistics.median(cpu["bare"]), statistics.median(cpu["mull"])
                 print(f"{name}: bare {bare:,.0f} req/s, mull {mull:,.0f} req/s (runs: bare "
                       f"{[round(x) for x in rates['bare']]}, mull {[round(x) for x in rates['mull']]}); server CPU "
-                      f"per request: bare {bare_cpu:.0f} us, mull {mull_cpu:.0f} us (bare/mull {bare_cpu / mull_cpu:.2f})")
+                      f"per request: bare {bare_cpu:.0f} us, mull {mull_cpu:.0f} us "
+                      f"(bare/mull {bare_cpu / mull_cpu:.2f})")
             stored = redis.Redis.from_url(redis_url).zcard("arq:queue")
             print(f"deliveries stored by mull during the run: {stored}")
         finally:

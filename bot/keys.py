@@ -14,6 +14,15 @@ def seen(guid: str) -> str:
     return f"{PREFIX}seen:{guid}"
 
 
+def staged_delivery(token: str, number: int) -> str:
+    """A delivery's job payload, written just before the script that dedupes it renames it into arq's job key
+    (or deletes it): unique per request, and it expires within a minute if that script never ran."""
+    return f"{PREFIX}staged:{token}:{number}"
+
+
+STAGED_TTL_MS = 60 * 1000
+
+
 def issue_state(repo_id: int, issue: int) -> str:
     """Hash per issue: status comment id, revision, last trigger, PR number."""
     return f"{PREFIX}issue:{repo_id}:{issue}"

@@ -79,7 +79,10 @@ def _serve_setup(settings: MullSettings, without: str) -> int:
 def _uvicorn(settings: MullSettings, app) -> object:  # type: ignore[no-untyped-def]
     import uvicorn
 
+    from bot.http_protocol import CoalescingHttpToolsProtocol
+
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            http=CoalescingHttpToolsProtocol,
                             proxy_headers=False, lifespan="on", timeout_graceful_shutdown=10)
     return uvicorn.Server(config)
 
