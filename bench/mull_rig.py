@@ -36,16 +36,20 @@ class Rig:
     cluster: MullCluster
     scratch: Path
 
-    def agent_starts(self) -> list[tuple[float, dict[str, Any]]]:
-        """(wall-clock time, log line) of every "agent starting" the workers logged."""
+    def log_events(self, event: str) -> list[tuple[float, dict[str, Any]]]:
+        """(wall-clock time, log line) of every line the workers logged with this ``event``."""
         found = []
         for worker in self.cluster.workers:
             for line in worker.log().splitlines():
-                if '"agent starting"' in line:
-                    event = json.loads(line)
-                    found.append((datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp(),
-                                  event))
+                if f'"{event}"' in line:
+                    parsed = json.loads(line)
+                    if parsed.get("event") == event:
+                        at = datetime.fromisoformat(parsed["timestamp"].replace("Z", "+00:00")).timestamp()
+                        found.append((at, parsed))
         return found
+
+    def agent_starts(self) -> list[tuple[float, dict[str, Any]]]:
+        return self.log_events("agent starting")
 
     def settle(self) -> None:
         """Until no webhook is in flight and no job runs or is due within a second."""

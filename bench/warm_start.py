@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/warm_start.py            (or: make bench)
 
-Builds a repository with many commits and files with ``git fast-import`` (default 12,000 commits over 3,000
+Builds a repository with many commits and files with ``git fast-import`` (default 12,000 commits over 10,000
 files) and serves it from the GitHub double over git's smart HTTP. Real `mull web` and `mull worker`
 processes handle a first labeled issue (which fills the repo cache), then label further issues; each time
 from the label until the worker logs "agent starting" is timed: webhook, queue, the job's GitHub calls,
@@ -104,7 +104,7 @@ def label_and_time(run: Rig, key: str) -> tuple[int, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commits", type=int, default=12_000)
-    parser.add_argument("--files", type=int, default=3_000)
+    parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5, help="warm starts timed (the median is reported)")
     add_argument(parser)
     args = parser.parse_args()
