@@ -69,11 +69,13 @@ def one_pull_request(run: Rig, key: str) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="pull requests timed, one after another")
+    parser.add_argument("--warmup", type=int, default=1, help="pull requests made first and not timed")
     add_argument(parser)
     args = parser.parse_args()
     with bench_redis(args.redis_url) as (redis_url, where), rig(redis_url) as run:
-        print(f"redis: {where}; {args.rounds} pull requests, one at a time, after one to warm up")
-        one_pull_request(run, "SCRIPT-warmup")
+        print(f"redis: {where}; {args.rounds} pull requests, one at a time, after {args.warmup} to warm up")
+        for n in range(args.warmup):
+            one_pull_request(run, f"SCRIPT-warmup-{n}")
         rounds = [one_pull_request(run, f"SCRIPT-pr-{n}") for n in range(args.rounds)]
     for n, (total, runs) in enumerate(rounds):
         print(f"pull request {n + 1}: {total:.2f} s from label to critique comment, {runs:.2f} s of it in the agent "

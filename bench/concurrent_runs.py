@@ -3,7 +3,8 @@
     .venv/bin/python bench/concurrent_runs.py            (or: make bench)
 
 One real `mull worker` (with `mull web`) against the GitHub double and the scripted model, allowed 20 runs at
-once. After one warm-up run, the worker's process tree is measured idle; then 20 issues are labeled and the
+once. After one warm-up run (its imports are the worker's, not a run's), the worker's process tree is measured
+idle; then 20 issues are labeled and the
 model holds each run's first request (it sleeps), so all 20 agents are alive at once, and the tree is
 measured again. Prints the resident memory (RSS, summed over the worker and its children) idle and with
 the runs, the difference per run, and per_run_ratio, per-run MB over the 60 MB target.
@@ -58,6 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--sleep", type=float, default=60, help="seconds the model holds each run's first request")
+    parser.add_argument("--warmup", type=int, default=1, help="runs made before the idle worker is measured")
     add_argument(parser)
     args = parser.parse_args()
     files = {"README.md": "# widgets\n", "src/widgets.py": "def answer():\n    return 41\n",
@@ -67,11 +69,12 @@ def main() -> int:
         worker = run.cluster.workers[0].process
         assert worker is not None
         fresh = sampled(worker.pid)
-        script_run(run, "SCRIPT-warmup", 0)
-        warmup = run.github.create_issue(REPO, "Warm-up", "SCRIPT-warmup", author=MAINTAINER)
-        run.github.label_issue(REPO, warmup.number, "mull", MAINTAINER)
-        wait_until(lambda: run.pr_opened(warmup.number), "the warm-up run's pull request", run)
-        run.settle()
+        for n in range(args.warmup):
+            script_run(run, f"SCRIPT-warmup-{n}", 0)
+            number = run.github.create_issue(REPO, "Warm-up", f"SCRIPT-warmup-{n}", author=MAINTAINER).number
+            run.github.label_issue(REPO, number, "mull", MAINTAINER)
+            wait_until(lambda number=number: run.pr_opened(number), "the warm-up run's pull request", run)
+            run.settle()
         idle = sampled(worker.pid)
         keys = [f"SCRIPT-run-{n}" for n in range(args.runs)]
         for key in keys:
@@ -88,7 +91,8 @@ def main() -> int:
             raise SystemExit(f"the runs did not all wait on the model at once (that took {all_waiting:.1f} s, "
                              f"more than --sleep {args.sleep:g}): raise --sleep")
     per_run = (busy - idle) / args.runs
-    print(f"redis: {where}; worker process tree RSS: fresh {fresh:.0f} MB, idle after a warm-up run {idle:.0f} MB, "
+    print(f"redis: {where}; worker process tree RSS: fresh {fresh:.0f} MB, idle after {args.warmup} warm-up runs "
+          f"{idle:.0f} MB, "
           f"with {args.runs} runs waiting on the model {busy:.0f} MB (all waiting {all_waiting:.1f} s after the "
           f"first label)")
     print(f"against the fresh worker (its first run's imports counted too): {(busy - fresh) / args.runs:.1f} MB "

@@ -85,7 +85,9 @@ def fresh_clone(run: Rig, into: Path) -> float:
 
 
 def label_and_time(run: Rig, key: str) -> tuple[int, float]:
-    """Label a new issue; (issue number, seconds from the label until its agent started). Waits for the PR."""
+    """Label a new issue once the last run is done with (its critique, the webhooks it caused); (issue number,
+    seconds from the label until its agent started). Waits for the pull request."""
+    run.settle()
     run.model.script(key, [
         {"tool_calls": [{"name": "write_file", "arguments": {"path": f"notes/{key}.md", "content": "done\n"}}]},
         {"tool_calls": [{"name": "finish", "arguments": {"summary": "Wrote a note.", "not_done": []}}]},
@@ -97,7 +99,6 @@ def label_and_time(run: Rig, key: str) -> tuple[int, float]:
     started = wait_until(lambda: [at for at, event in run.agent_starts() if event.get("issue") == issue.number],
                          f"the agent to start on #{issue.number}", run)
     wait_until(lambda: run.pr_opened(issue.number), f"the pull request of #{issue.number}", run)
-    run.settle()  # its critique and the webhooks it caused: the next label finds an idle worker
     return issue.number, started[0] - labeled_at
 
 
