@@ -76,7 +76,7 @@ def main() -> int:
         print(f"redis: {where}; {args.rounds} pull requests, one at a time, after {args.warmup} to warm up")
         for n in range(args.warmup):
             one_pull_request(run, f"SCRIPT-warmup-{n}")
-        rounds = [one_pull_request(run, f"SCRIPT-pr-{n}") for n in range(args.rounds)]
+        rounds = [one_pull_request(run, f"SCRIPT-pr-{n:03d}.") for n in range(args.rounds)]
     for n, (total, runs) in enumerate(rounds):
         print(f"pull request {n + 1}: {total:.2f} s from label to critique comment, {runs:.2f} s of it in the agent "
               f"and critique runs")

@@ -76,7 +76,7 @@ def main() -> int:
             wait_until(lambda number=number: run.pr_opened(number), "the warm-up run's pull request", run)
             run.settle()
         idle = sampled(worker.pid)
-        keys = [f"SCRIPT-run-{n}" for n in range(args.runs)]
+        keys = [f"SCRIPT-run-{n:03d}." for n in range(args.runs)]  # none a prefix of another (matched by substring)
         for key in keys:
             script_run(run, key, args.sleep)
         started = time.monotonic()

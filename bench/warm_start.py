@@ -117,7 +117,7 @@ def main() -> int:
               f"(built in {built:.1f} s); redis: {where}")
         clone = fresh_clone(run, run.scratch / "fresh-clone")
         _, cold = label_and_time(run, "SCRIPT-cold")
-        warm = [label_and_time(run, f"SCRIPT-warm-{n}")[1] for n in range(args.rounds)]
+        warm = [label_and_time(run, f"SCRIPT-warm-{n:03d}.")[1] for n in range(args.rounds)]
     median = statistics.median(warm)
     print(f"fresh clone: {clone:.2f} s; first run (cache empty): {cold:.2f} s; warm starts: "
           f"{', '.join(f'{w:.2f}' for w in warm)} s")
