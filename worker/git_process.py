@@ -77,6 +77,10 @@ async def git_bytes(*args: str, git_dir: Path, work_tree: Path | None = None, cw
             process.kill()
             await process.wait()
             raise GitError(f"git {args[0]} timed out after {timeout:.0f} s") from None
+        except asyncio.CancelledError:  # a cancelled job leaves no git running behind it
+            process.kill()
+            await asyncio.shield(process.wait())
+            raise
     finally:
         if source is not None:
             source.close()

@@ -8,6 +8,7 @@ and pushes that commit from the mirror by SHA, with the token given to that one 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bot import keys
+from worker import spare_tree
 from worker.build_caches import BUILD_CACHES
 from worker.git_process import GitError, git
 from worker.run_tree import NO_CONVERSIONS, RunTree, open_run_tree, reclaim
@@ -75,11 +77,12 @@ def reclaim_runs(root: Path, stale_after: float) -> list[Path]:
 
     File system only, no Redis: the worker does it at start-up, before it connects, so a Redis outage never
     keeps killed runs' trees on disk (``worker/app.py``)."""
-    return reclaim(root.resolve() / "runs", stale_after)
+    return reclaim(root.resolve() / "runs", stale_after) + reclaim(root.resolve() / "spares", stale_after)
 
 
 class RepoCache:
-    """Mirrors under ``<root>/mirrors``, run directories under ``<root>/runs``.
+    """Mirrors under ``<root>/mirrors``, run directories under ``<root>/runs``, one spare checked-out tree
+    per repository under ``<root>/spares`` (``worker/spare_tree.py``).
 
     ``stale_after`` must exceed the longest run (agent or critique, with the job's overhead) by a wide
     margin: run directories older than that are reclaimed whenever a new run starts, when a worker starts
@@ -89,8 +92,10 @@ class RepoCache:
     def __init__(self, root: Path, redis: Redis, *, stale_after: float = STALE_RUN_SECONDS) -> None:
         self.root = root.resolve()
         self.runs = self.root / "runs"
+        self.spares = self.root / "spares"
         self._redis = redis
         self._stale_after = stale_after
+        self._refilling: set[int] = set()  # one background checkout per repository at a time
 
     def reclaim_stale(self) -> list[Path]:
         return reclaim_runs(self.root, self._stale_after)
@@ -122,7 +127,33 @@ class RepoCache:
     @contextlib.asynccontextmanager
     async def run_tree(self, repo_id: int, name: str, start: str, *,
                        agent_repo: bool = False) -> AsyncIterator[RunTree]:
-        """A plain tree of ``start`` for one run (see ``open_run_tree``), removed afterwards."""
+        """A plain tree of ``start`` for one run (see ``open_run_tree``), removed afterwards.
+
+        It is the repository's spare tree when there is one; either way a new spare is checked out in the
+        background while the run goes on (the run waits for it at the end, so nothing outlives the job).
+        """
         self.reclaim_stale()
-        async with open_run_tree(self.runs, self.mirror_path(repo_id), name, start, agent_repo=agent_repo) as run:
-            yield run
+        mirror = self.mirror_path(repo_id)
+
+        async def prepared(base: str, into: Path) -> bool:
+            return await spare_tree.claim(self.spares, repo_id, mirror, base, into)
+
+        async with open_run_tree(self.runs, mirror, name, start, agent_repo=agent_repo, prepared=prepared) as run:
+            refill = None if repo_id in self._refilling else asyncio.create_task(self._refill(repo_id, mirror, run))
+            try:
+                yield run
+            except BaseException:
+                if refill is not None:
+                    refill.cancel()
+                raise
+            finally:
+                if refill is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await refill
+
+    async def _refill(self, repo_id: int, mirror: Path, run: RunTree) -> None:
+        self._refilling.add(repo_id)
+        try:
+            await spare_tree.refill(self.spares, repo_id, mirror, run.base_sha)
+        finally:
+            self._refilling.discard(repo_id)

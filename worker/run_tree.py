@@ -21,7 +21,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,23 +60,26 @@ async def resolve_commit(mirror: Path, start: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_run_tree(runs: Path, mirror: Path, name: str, start: str, *,
-                        agent_repo: bool = False) -> AsyncIterator[RunTree]:
+async def open_run_tree(runs: Path, mirror: Path, name: str, start: str, *, agent_repo: bool = False,
+                        prepared: Callable[[str, Path], Awaitable[bool]] | None = None) -> AsyncIterator[RunTree]:
     """A fresh run directory under ``runs`` whose ``tree/`` holds the files of ``start``.
 
     With ``agent_repo`` the tree also gets a disposable repository (``tree/.git``, one commit of the
-    starting files) for agents that want one. Everything is removed afterwards whatever happens.
+    starting files) for agents that want one. ``prepared(commit, path)`` may put a tree of that commit at
+    ``path`` (``worker/spare_tree.py``) and say so; otherwise the files are checked out here. Everything is
+    removed afterwards whatever happens.
     """
     base = await resolve_commit(mirror, start)
     runs.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{_slug(name)}-", dir=runs))
     try:
         tree = run_dir / "tree"
-        tree.mkdir()
-        index = {"GIT_INDEX_FILE": str(run_dir / "checkout.index")}
-        await git("read-tree", base, git_dir=mirror, work_tree=tree, env=index)
-        await git("checkout-index", "--all", "--force", git_dir=mirror, work_tree=tree, env=index)
-        (run_dir / "checkout.index").unlink()
+        if prepared is None or not await prepared(base, tree):
+            tree.mkdir()
+            index = {"GIT_INDEX_FILE": str(run_dir / "checkout.index")}
+            await git("read-tree", base, git_dir=mirror, work_tree=tree, env=index)
+            await git("checkout-index", "--all", "--force", git_dir=mirror, work_tree=tree, env=index)
+            (run_dir / "checkout.index").unlink()
         if agent_repo:
             await _disposable_repo(tree)
         yield RunTree(tree=tree, base_sha=base, mirror=mirror)
