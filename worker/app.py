@@ -91,7 +91,7 @@ def check_ready(settings: MullSettings) -> None:
 
 
 def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False, poll_delay: float = 0.5,
-                 liveness_ttl: float = 20.0, handle_signals: bool = True,
+                 handle_signals: bool = True,
                  clock: Callable[[], float] = time.time, refresh_delay: float = REFRESH_DELAY_S,
                  with_cron: bool = True, environ: Mapping[str, str] | None = None) -> Worker:
     """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast."""
@@ -111,7 +111,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
                                   app_slug=settings.app_slug, redactor=ctx["redactor"])
         ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=stale_run_age(settings))
-        ctx["liveness"] = Liveness(redis, ttl=liveness_ttl, log=log)
+        ctx["liveness"] = Liveness(redis, ttl=settings.worker_heartbeat, log=log)
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
         ctx["clock"] = clock
         ctx["refresh_delay"] = refresh_delay

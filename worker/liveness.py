@@ -69,14 +69,16 @@ return jobs
 
 
 class Liveness:
-    """One worker's registration; ``grace`` (default ``ttl``) is how long a silent worker stays suspect."""
+    """One worker's registration; ``ttl`` is MULL_WORKER_HEARTBEAT, ``grace`` (default ``ttl``) how long a
+    silent worker stays suspect."""
 
-    def __init__(self, redis: Redis, ttl: float = 20.0, interval: float = 3.0, log: Any = None,
+    def __init__(self, redis: Redis, ttl: float = 20.0, interval: float | None = None, log: Any = None,
                  grace: float | None = None) -> None:
         self.redis = redis
         self.worker_id = uuid.uuid4().hex
         self.ttl = ttl
-        self.interval = interval
+        # Several beats within a heartbeat's life: a beat or two lost to a slow moment never lets it expire.
+        self.interval = min(3.0, ttl / 5) if interval is None else interval
         self.grace = ttl if grace is None else grace
         self.log = log
         self.jobs: set[str] = set()  # what this worker runs now: the truth its job set in Redis is rewritten from
