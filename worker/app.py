@@ -111,7 +111,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
                                   app_slug=settings.app_slug, redactor=ctx["redactor"])
         ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=stale_run_age(settings))
-        ctx["liveness"] = Liveness(redis, ttl=settings.worker_heartbeat, log=log)
+        ctx["liveness"] = liveness
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
         ctx["clock"] = clock
         ctx["refresh_delay"] = refresh_delay
@@ -135,14 +135,12 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         if "exits" in ctx:
             await ctx["exits"].aclose()
 
-    async def job_start(ctx: dict[str, Any]) -> None:
-        await ctx["liveness"].job_started(ctx["job_id"])
-
-    async def job_end(ctx: dict[str, Any]) -> None:
-        await ctx["liveness"].job_ended(ctx["job_id"])
-
+    redis = pool(redis_url, keep_trying=WORKER_KEEP_TRYING_S, socket_connect_timeout=2, socket_timeout=10)
+    # Made here, not at startup: the worker takes each job and records itself as its holder in one step.
+    liveness = Liveness(redis, ttl=settings.worker_heartbeat, log=log)
     return SteadyWorker(
         log=log,
+        liveness=liveness,
         functions=[
             func(handle_delivery, name=HANDLE_DELIVERY, timeout=handlers.JOB_TIMEOUT_S, max_tries=handlers.MAX_TRIES),
             # keep_result=0: a finished run must not block the next label (arq refuses ids with a result).
@@ -164,15 +162,13 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             cron(reclaim_run_dirs, minute=set(range(7, 60, 15)), unique=False, timeout=600, keep_result=0),
         ],
         queue_name=QUEUE,
-        redis_pool=pool(redis_url, keep_trying=WORKER_KEEP_TRYING_S, socket_connect_timeout=2, socket_timeout=10),
+        redis_pool=redis,
         # Jobs and results are msgpack (bot/job_codec.py): arq's default, pickle, would make a write to Redis
         # code execution in every worker.
         job_serializer=serialize,
         job_deserializer=deserialize,
         on_startup=startup,
         on_shutdown=shutdown,
-        on_job_start=job_start,
-        on_job_end=job_end,
         max_jobs=settings.worker_jobs,
         keep_result=3600,
         burst=burst,
