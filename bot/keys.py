@@ -23,10 +23,6 @@ def issue_lock(repo_id: int, issue: int) -> str:
     return f"{PREFIX}lock:issue:{repo_id}:{issue}"
 
 
-def mirror_lock(repo_id: int) -> str:
-    return f"{PREFIX}lock:mirror:{repo_id}"
-
-
 def worker_heartbeat(worker_id: str) -> str:
     """Expires when a worker stops beating: its running jobs are then orphans."""
     return f"{PREFIX}worker:{worker_id}:alive"

@@ -110,7 +110,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ctx["redactor"] = Redactor(settings.secret_values())  # what Mull posts or sends never carries them
         ctx["github"] = GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
                                   app_slug=settings.app_slug, redactor=ctx["redactor"])
-        ctx["repos"] = RepoCache(settings.data_dir / "repos", redis, stale_after=stale_run_age(settings))
+        ctx["repos"] = RepoCache(settings.data_dir / "repos", stale_after=stale_run_age(settings))
         ctx["liveness"] = liveness
         ctx["slots"] = RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout)
         ctx["clock"] = clock

@@ -9,13 +9,13 @@ and pushes that commit from the mirror by SHA, with the token given to that one 
 from __future__ import annotations
 
 import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from redis.asyncio import Redis
-
-from bot import keys
 from worker.build_caches import BUILD_CACHES
+from worker.file_lock import file_lock
 from worker.git_process import GitError, git
 from worker.run_tree import NO_CONVERSIONS, RunTree, open_run_tree, reclaim
 
@@ -25,6 +25,7 @@ __all__ = ["EXCLUDES", "GitError", "RepoCache", "RunTree", "git", "init_mirror",
 # and the caches running the project's code writes (an agent that runs the tests writes them).
 EXCLUDES = (".aider*", ".mull-prompt*", *BUILD_CACHES)
 STALE_RUN_SECONDS = 4 * 3600  # a run directory this old belongs to no live run (see RepoCache)
+MIRROR_LOCK_TIMEOUT_S = 900  # a first clone of a large repository takes minutes
 
 
 async def init_mirror(mirror: Path, url: str | None = None) -> None:
@@ -39,12 +40,20 @@ async def init_mirror(mirror: Path, url: str | None = None) -> None:
         await git("init", "--bare", "--quiet", git_dir=mirror)
     info = mirror / "info"
     info.mkdir(exist_ok=True)
-    (info / "exclude").write_text("\n".join(EXCLUDES) + "\n")
-    (info / "attributes").write_text(NO_CONVERSIONS)
+    _replace(info / "exclude", "\n".join(EXCLUDES) + "\n")
+    _replace(info / "attributes", NO_CONVERSIONS)
     if url is not None:
         if any(ch in url for ch in "\n\r\"\\"):
             raise GitError(f"refusing a clone URL with a line break, quote or backslash: {url!r}")
-        (mirror / "config").write_text(_CONFIG.format(url=url))
+        _replace(mirror / "config", _CONFIG.format(url=url))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole in one step: another worker's git, reading it meanwhile (a push beside a fetch),
+    sees the old file or the new one, never a truncated one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 _CONFIG = """[core]
@@ -86,10 +95,9 @@ class RepoCache:
     and periodically (``worker/app.py``).
     """
 
-    def __init__(self, root: Path, redis: Redis, *, stale_after: float = STALE_RUN_SECONDS) -> None:
+    def __init__(self, root: Path, *, stale_after: float = STALE_RUN_SECONDS) -> None:
         self.root = root.resolve()
         self.runs = self.root / "runs"
-        self._redis = redis
         self._stale_after = stale_after
 
     def reclaim_stale(self) -> list[Path]:
@@ -100,8 +108,9 @@ class RepoCache:
 
     @contextlib.asynccontextmanager
     async def _locked(self, repo_id: int) -> AsyncIterator[None]:
-        """Mirror fetches are serialised across every worker on this machine's data dir."""
-        async with self._redis.lock(keys.mirror_lock(repo_id), timeout=900, blocking_timeout=900):
+        """Mirror fetches are serialised across every worker on this machine's data dir (the mirrors are this
+        machine's alone); a killed worker's hold ends with its process."""
+        async with file_lock(self.root / "mirrors" / f"{repo_id}.lock", timeout=MIRROR_LOCK_TIMEOUT_S):
             yield
 
     async def fetch(self, repo_id: int, clone_url: str, token: str) -> Path:
