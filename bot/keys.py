@@ -20,7 +20,13 @@ def issue_state(repo_id: int, issue: int) -> str:
 
 
 def issue_lock(repo_id: int, issue: int) -> str:
+    """A lease (``worker.lease_lock``) on an issue's status comment and its place in the line."""
     return f"{PREFIX}lock:issue:{repo_id}:{issue}"
+
+
+def release_lock(repo_id: int) -> str:
+    """A lease on taking a repository's held pull requests out of draft."""
+    return f"{PREFIX}lock:release:{repo_id}"
 
 
 def worker_heartbeat(worker_id: str) -> str:

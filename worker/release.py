@@ -21,9 +21,11 @@ from worker import codeowners, labels, readiness, stats
 from worker.backlog import reviewer_load
 from worker.backlog_jobs import touch
 from worker.backlog_state import Item, ItemState
+from worker.lease_lock import lease_lock
 from worker.needs_you import count
 
 AWAITING_LABEL = "mull:awaiting-review"
+RELEASE_LOCK_WAIT_S = 120
 
 
 async def reviewer_candidates(gh: GitHub, repo: str, pr: int, configured: tuple[str, ...], labeled_by: str,
@@ -77,7 +79,8 @@ async def release(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id
     redis = ctx["redis"]
     backlog = backlogs.of(ctx, repo_id)
     released: list[int] = []
-    async with redis.lock(f"{keys.PREFIX}lock:release:{repo_id}", timeout=120, blocking_timeout=120):
+    async with lease_lock(redis, keys.release_lock(repo_id), lease=ctx["settings"].worker_heartbeat,
+                          wait=RELEASE_LOCK_WAIT_S, log=ctx["log"]):
         limits = await backlog.limits()
         slots = limits.max_awaiting_review - len(await backlog.ready())
         for issue in await backlog.held():

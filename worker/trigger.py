@@ -22,6 +22,7 @@ from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
+from worker.lease_lock import ISSUE_LOCK_WAIT_S, lease_lock
 from worker.repo_config import ConfigFileError
 from worker.repo_settings import config_for
 from worker.status import Phase, StatusComment
@@ -52,7 +53,8 @@ async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by:
     status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
     request = SolveRequest(installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name,
                            issue=issue, requested_by=requested_by, trigger=trigger or event.delivery.guid)
-    async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
+    async with lease_lock(ctx["redis"], keys.issue_lock(event.repo_id, issue), lease=ctx["settings"].worker_heartbeat,
+                          wait=ISSUE_LOCK_WAIT_S, log=event.log):
         if not await backlog.enqueue(request, title=title):
             return False
         state = await status.load()
@@ -109,7 +111,8 @@ async def take_out_of_line(ctx: dict[str, Any], event: Event, issue: int, why: s
         await request_abort(job)  # it had a slot but had not started
         await backlog.run_ended(issue)
     status = StatusComment(event.gh, event.repo_name, event.repo_id, issue, event.bot.login, ctx["redis"])
-    async with ctx["redis"].lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
+    async with lease_lock(ctx["redis"], keys.issue_lock(event.repo_id, issue), lease=ctx["settings"].worker_heartbeat,
+                          wait=ISSUE_LOCK_WAIT_S, log=event.log):
         state = await status.load()
         if status.comment_id is not None:
             await status.write(replace(state, phase=Phase.FAILED, queue=""), f"**Stopped** before it started: {why}.")
