@@ -19,6 +19,12 @@ def issue_state(repo_id: int, issue: int) -> str:
     return f"{PREFIX}issue:{repo_id}:{issue}"
 
 
+def kept_run(repo_id: int, issue: int, trigger: str) -> str:
+    """An agent run's result and commit for one trigger (``worker.kept_run``): kept before the push, so a
+    rerun of the job resumes instead of running the agent again."""
+    return f"{PREFIX}issue:{repo_id}:{issue}:run:{trigger}"
+
+
 def issue_lock(repo_id: int, issue: int) -> str:
     """A lease (``worker.lease_lock``) on an issue's status comment and its place in the line."""
     return f"{PREFIX}lock:issue:{repo_id}:{issue}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -122,6 +123,12 @@ class RepoCache:
             await git("fetch", "--quiet", "--prune", "--no-tags", "--no-recurse-submodules", "origin",
                       "+refs/heads/*:refs/remotes/origin/*", git_dir=mirror, token=token)
         return mirror
+
+    async def has_commit(self, mirror: Path, sha: str) -> bool:
+        if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+            return False
+        out = await git("cat-file", "-t", sha, git_dir=mirror, check=False)
+        return out.strip() == "commit"
 
     async def remote_sha(self, mirror: Path, branch: str) -> str | None:
         out = await git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}",

@@ -7,8 +7,7 @@ that finds its commit already pushed goes straight to the PR instead of running 
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from arq import Retry
@@ -95,34 +94,28 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
             return "waiting"
         state = planned
         branch = branch_name(request.issue)
-        result: AgentResult
-        pushed: str | None
-        saved = await _saved_result(ctx, request)
-        if saved is not None and state.pushed_sha:
-            log.info("resuming: this revision was already pushed", sha=state.pushed_sha)
-            result, pushed = saved, state.pushed_sha
-        else:
-            co_author = await _labeler(gh, request.requested_by)
-            run = await run_on_branch(
-                ctx, gh, repo, branch,
-                prompt_for=lambda tree: build_prompt(request.repo, request.issue, issue.get("title", ""),
-                                                     issue.get("body") or "", read_instructions(tree),
-                                                     extra=state.plan_text),
-                message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
-                bot=bot, log=log, config=config)
-            result, pushed = run.result, run.sha
-            if pushed is None:
-                reason = result.error or "the agent finished without changing any file"
-                await labels.move(gh, request.repo, request.issue, to=None)
-                await status.write(replace(state, phase=Phase.FAILED),
-                                   f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}")
-                item = await backlog.move(request.issue, ItemState.FAILED, reason=reason)
-                await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
-                                f"the run failed: {reason}. {RETRY_HINT}")
-                return "no changes"
-            await _save_result(ctx, request, result)
-            state = replace(state, pushed_sha=pushed)
-            await status.write(state, "Pushed the agent's work; opening the pull request.")
+        co_author = await _labeler(gh, request.requested_by)
+        # Kept per trigger: a rerun of this revision resumes from its kept run; a new label runs a new one.
+        run = await run_on_branch(
+            ctx, gh, repo, branch,
+            prompt_for=lambda tree: build_prompt(request.repo, request.issue, issue.get("title", ""),
+                                                 issue.get("body") or "", read_instructions(tree),
+                                                 extra=state.plan_text),
+            message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
+            bot=bot, log=log, config=config,
+            keep_as=keys.kept_run(request.repo_id, request.issue, request.trigger))
+        result, pushed = run.result, run.sha
+        if pushed is None:
+            reason = result.error or "the agent finished without changing any file"
+            await labels.move(gh, request.repo, request.issue, to=None)
+            await status.write(replace(state, phase=Phase.FAILED),
+                               f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}")
+            item = await backlog.move(request.issue, ItemState.FAILED, reason=reason)
+            await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
+                            f"the run failed: {reason}. {RETRY_HINT}")
+            return "no changes"
+        state = replace(state, pushed_sha=pushed)
+        await status.write(state, "Pushed the agent's work; opening the pull request.")
         body = pull_requests.render_body(request.issue, result, state.revision, request.requested_by)
         pr = await pull_requests.open_or_update(gh, request.repo, branch, repo["default_branch"],
                                                 issue.get("title") or f"Issue #{request.issue}", body)
@@ -169,23 +162,6 @@ def _quote(text: str) -> str:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return scrub(text)[:300]
-
-
-async def _save_result(ctx: dict[str, Any], request: SolveRequest, result: AgentResult) -> None:
-    """Keep the agent's summary until the PR shows it: a rerun after a crash post-push must not lose it."""
-    await ctx["redis"].set(_result_key(request), json.dumps(asdict(result)), ex=7 * 24 * 3600)
-
-
-async def _saved_result(ctx: dict[str, Any], request: SolveRequest) -> AgentResult | None:
-    raw = await ctx["redis"].get(_result_key(request))
-    if not raw:
-        return None
-    fields = json.loads(raw)  # JSON, not a pickle: what Redis holds must never be able to run code here
-    return AgentResult(**{**fields, "not_done": tuple(fields["not_done"])})
-
-
-def _result_key(request: SolveRequest) -> str:
-    return f"{keys.issue_state(request.repo_id, request.issue)}:result:{request.trigger}"
 
 
 async def _labeler(gh: Any, login: str) -> tuple[str, int] | None:
