@@ -45,6 +45,7 @@ SOLVE_OVERHEAD_S = 600
 
 
 SINK_TIMEOUT_S = 10.0
+CRON_RESULT_KEEP_S = 3600
 
 
 async def _reconcile(ctx: dict[str, Any]) -> None:
@@ -76,6 +77,14 @@ def every(seconds: int) -> dict[str, Any]:
     if seconds < 60:
         return {"second": set(range(0, 60, seconds))}
     return {"minute": set(range(0, 60, seconds // 60)), "second": 0}
+
+
+def unique_cron(coroutine: Any, **kwargs: Any) -> Any:
+    """A cron job one worker runs per firing. Every worker enqueues each firing under the same id, and arq
+    refuses the id only while the job is queued, running, or its result is kept: a worker that enqueues a
+    firing late (its Redis was down at that moment, or it was busy) would run it again once arq's result of
+    it is gone. So the result is kept for an hour, longer than any Redis outage Mull rides out."""
+    return cron(coroutine, unique=True, keep_result=CRON_RESULT_KEEP_S, **kwargs)
 
 
 def check_ready(settings: MullSettings) -> None:
@@ -155,10 +164,9 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ],
         cron_jobs=None if not with_cron else [
             # GitHub never retries a failed delivery: redeliver them (unique: one worker runs each turn).
-            cron(redeliver_failed, **every(settings.redeliver_interval), run_at_startup=True, unique=True,
-                 timeout=300),
-            cron(sweep_backlogs, second=30, unique=True, timeout=300),
-            cron(send_digests, second=0, unique=True, timeout=300),
+            unique_cron(redeliver_failed, **every(settings.redeliver_interval), run_at_startup=True, timeout=300),
+            unique_cron(sweep_backlogs, second=30, timeout=300),
+            unique_cron(send_digests, second=0, timeout=300),
             cron(reclaim_run_dirs, minute=set(range(7, 60, 15)), unique=False, timeout=600, keep_result=0),
         ],
         queue_name=QUEUE,
