@@ -88,7 +88,7 @@ REDELIVER = PREFIX + "redeliver"  # hash: since (epoch s; older deliveries were 
 
 
 def redelivered(guid: str) -> str:
-    """Set, with a TTL, once Mull asked GitHub to redeliver this X-GitHub-Delivery: one retry per guid."""
+    """Hash, with a TTL, of Mull's redeliveries of this X-GitHub-Delivery: tries, last at, given up at."""
     return f"{PREFIX}redelivered:{guid}"
 
 
