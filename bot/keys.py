@@ -53,6 +53,11 @@ def worker_suspect(worker_id: str) -> str:
 WORKERS = PREFIX + "workers"  # set of worker ids that registered
 
 
+def enqueue_call(nonce: str) -> str:
+    """Set by one enqueue (``worker.job_queue``): its retry after a lost reply knows the job is written."""
+    return f"{PREFIX}enqueue:{nonce}"
+
+
 def stop_flag(job_id: str) -> str:
     """Set by ``/mull stop`` (holding who asked) so a cancelled run pushes its partial work, not reruns."""
     return f"{PREFIX}stop:{job_id}"
