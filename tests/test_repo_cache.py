@@ -207,3 +207,31 @@ def test_git_errors_carry_gits_words_and_no_token(tmp_path: Path) -> None:
         assert "ghs_" not in config and "extraheader" not in config.lower()
 
     asyncio.run(scenario())
+
+
+def test_a_fetch_killed_midway_leaves_no_lock_that_stops_the_next(tmp_path: Path, origin: Path) -> None:
+    """git locks a ref it updates with a ``.lock`` file; a worker SIGKILLed during a fetch leaves that file
+    behind, and every later fetch would fail with "cannot lock ref". Under the mirror's lock no other fetch
+    can be running, so such files are stale and go; other git lock files go once they are clearly old."""
+    async def scenario() -> tuple[str | None, str]:
+        cache = RepoCache(tmp_path / "data")
+        mirror = await cache.fetch(7, str(origin), token="")
+        (mirror / "refs" / "remotes" / "origin" / "main.lock").write_text("")
+        packed = mirror / "packed-refs.lock"
+        packed.write_text("")
+        old = time.time() - 3600
+        os.utime(packed, (old, old))
+        fresh = mirror / "refs" / "mull-runs-live.lock"  # a commit in another worker, just now: not ours to take
+        fresh.parent.mkdir(exist_ok=True)
+        fresh.write_text("")
+        work = tmp_path / "work"
+        sh(tmp_path, "clone", "-q", str(origin), str(work))
+        (work / "a.txt").write_text("two\n")
+        sh(work, "-c", "user.name=a", "-c", "user.email=a@x", "commit", "-qam", "two")
+        sh(work, "push", "-q", "origin", "main")
+        await cache.fetch(7, str(origin), token="")
+        assert not packed.exists() and fresh.exists()
+        return await cache.remote_sha(mirror, "main"), sh(origin, "rev-parse", "main")
+
+    fetched, pushed = asyncio.run(scenario())
+    assert fetched == pushed

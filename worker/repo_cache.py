@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = ["EXCLUDES", "GitError", "RepoCache", "RunTree", "git", "init_mirror",
 EXCLUDES = (".aider*", ".mull-prompt*", *BUILD_CACHES)
 STALE_RUN_SECONDS = 4 * 3600  # a run directory this old belongs to no live run (see RepoCache)
 MIRROR_LOCK_TIMEOUT_S = 900  # a first clone of a large repository takes minutes
+STALE_GIT_LOCK_S = 600  # git holds a lock for a moment; one this old was left by a killed git
 
 
 async def init_mirror(mirror: Path, url: str | None = None) -> None:
@@ -80,6 +82,23 @@ async def push(mirror: Path, url: str, sha: str, branch: str, expected: str | No
               f"{sha}:refs/heads/{branch}", git_dir=mirror, token=token)
 
 
+def stale_git_locks(mirror: Path) -> list[Path]:
+    """git's ``.lock`` files in ``mirror`` that no live git holds; call it holding the mirror's lock.
+
+    A git killed with its worker leaves the lock of the ref it was updating, and git then refuses to update
+    that ref ever again ("cannot lock ref"). Remote-tracking refs are written by fetches alone, which the mirror's
+    lock serialises: holding it, any lock among them is stale. Other locks (packed-refs, a commit's temporary
+    ref) may belong to a live git in another worker, which holds one for milliseconds: stale once old."""
+    now = time.time()
+    found = []
+    for path in [*mirror.glob("*.lock"), *(mirror / "refs").rglob("*.lock")]:
+        remote = (mirror / "refs" / "remotes") in path.parents
+        with contextlib.suppress(FileNotFoundError):
+            if remote or now - path.stat().st_mtime > STALE_GIT_LOCK_S:
+                found.append(path)
+    return found
+
+
 def reclaim_runs(root: Path, stale_after: float) -> list[Path]:
     """Remove the run directories under ``root`` older than ``stale_after`` seconds: runs of a worker that died.
 
@@ -119,6 +138,8 @@ class RepoCache:
         mirror = self.mirror_path(repo_id)
         async with self._locked(repo_id):
             await init_mirror(mirror, clone_url)
+            for stale in stale_git_locks(mirror):
+                stale.unlink(missing_ok=True)
             await git("worktree", "prune", git_dir=mirror)  # mirrors from before run trees had worktrees
             await git("fetch", "--quiet", "--prune", "--no-tags", "--no-recurse-submodules", "origin",
                       "+refs/heads/*:refs/remotes/origin/*", git_dir=mirror, token=token)
