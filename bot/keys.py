@@ -101,7 +101,8 @@ def backlog(repo_id: int, part: str) -> str:
     """One repository's backlog (``worker.backlog``): ``items`` (hash issue -> record), ``waiting`` (sorted set
     of queued issues by labeled time), ``running`` (agent runs going), ``requests`` (the run each queued issue
     asked for), ``held`` (finished drafts in release order), ``ready`` (issues whose PR awaits review),
-    ``meta`` (limits from the repo's config, dashboard issue, change counter)."""
+    ``meta`` (limits from the repo's config, dashboard issue, change counter), ``jobs`` (each queued issue's
+    solve job as arq stores it, queued by the same script that starts the run)."""
     return f"{PREFIX}backlog:{repo_id}:{part}"
 
 

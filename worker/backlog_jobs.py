@@ -21,11 +21,11 @@ REFRESH_DELAY_S = 1.0  # changes in a burst (eight labels at once) make one dash
 
 
 async def start_runs(ctx: dict[str, Any], backlog: Backlog, installation_id: int, repo: str) -> list[int]:
-    """Enqueue the runs of the issues that got a slot."""
+    """Start the runs of the issues that get a slot (the backlog queues their jobs as it starts them)."""
     started = []
-    for request in await backlog.start_next():
+    for request, queued in await backlog.start_next():
         job_id = solve_job_id(request.repo_id, request.issue)
-        if not await enqueue_solve(ctx["redis"], request):
+        if not queued and not await enqueue_solve(ctx["redis"], request):
             # arq still holds this id (a previous run is finishing): that run's end starts the queue again.
             ctx["log"].warning("run not started: arq holds this job id", repo=repo, issue=request.issue,
                                status=(await job_queue.job(job_id, ctx["redis"]).status()).value)
