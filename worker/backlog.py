@@ -186,7 +186,7 @@ class Backlog:
             return False
         previous = await self.get(request.issue)
         labeled_at = previous.labeled_at if previous and previous.state is ItemState.QUEUED else now
-        job = serialize_job(SOLVE_ISSUE, (request,), {}, None, int(now * 1000), serializer=serialize)
+        job = serialize_job(SOLVE_ISSUE, (request,), {}, None, int(time.time() * 1000), serializer=serialize)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.key("requests"), str(request.issue), json.dumps(asdict(request)))
             pipe.hset(self.key("jobs"), str(request.issue), job)

@@ -17,6 +17,7 @@ Two of arq's steps are replaced so that a worker's death is always recoverable (
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -27,6 +28,15 @@ from worker.liveness import REDIS_TROUBLE, Liveness
 # What a worker's Redis command waits through before it raises: longer than a failover with Sentinel's
 # default down-after-milliseconds (30 s) plus an election. Job code that still sees an error retries the job.
 WORKER_KEEP_TRYING_S = 60.0
+
+
+def _stop_if_cancelled() -> None:
+    """Stop a poll loop whose task was cancelled but runs on. On Python 3.11, ``asyncio.wait_for`` (which
+    redis-py wraps around every send) swallows a cancellation that arrives just as the send completes: the
+    cancelled worker would poll for ever, and a SIGTERM would never stop it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class SteadyWorker(Worker):
@@ -40,6 +50,7 @@ class SteadyWorker(Worker):
         self._outage_since: float | None = None
 
     async def _poll_iteration(self) -> None:
+        _stop_if_cancelled()
         try:
             await super()._poll_iteration()
         except REDIS_TROUBLE as exc:
@@ -51,6 +62,7 @@ class SteadyWorker(Worker):
         if self._outage_since is not None:
             self._log.info("worker reached Redis again", outage_s=round(time.monotonic() - self._outage_since, 1))
             self._outage_since = None
+        _stop_if_cancelled()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """arq's ``start_jobs`` with the take and the holder's record as one step, and no slot lost on an error."""
