@@ -91,3 +91,31 @@ def test_a_redis_error_while_taking_a_job_costs_no_job_slot(redis_url: str) -> N
     worker, seen = run(redis_url, lambda redis: FlakyLiveness(redis, ttl=30, failures=3), jobs=2)
     assert sorted(n for n, _ in seen) == [0, 1]
     assert worker.job_counter == 0
+
+
+def test_a_cancelled_worker_stops_even_when_a_step_below_swallowed_the_cancellation(redis_url: str) -> None:
+    """Python 3.11's asyncio.wait_for, around every redis-py send, drops a cancellation that arrives as the send
+    completes; the worker's poll loop must still end (a SIGTERM must stop the worker)."""
+    class Swallowing(SteadyWorker):
+        async def heart_beat(self) -> None:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:  # what wait_for does when its inner send has just completed
+                pass
+
+    async def scenario() -> bool:
+        redis = job_queue.pool(redis_url, keep_trying=1)
+        async def nothing(ctx: dict[str, Any]) -> None:
+            return None
+
+        worker = Swallowing([func(nothing, name="nothing")], log=RecordingLog(), liveness=Liveness(redis), queue_name=QUEUE, poll_delay=0.01,
+                            handle_signals=False, redis_pool=redis, job_serializer=serialize,
+                            job_deserializer=deserialize)
+        main = asyncio.create_task(worker.main())
+        await asyncio.sleep(0.3)
+        main.cancel()
+        done, _ = await asyncio.wait([main], timeout=3)
+        await worker.close()
+        return main in done and main.cancelled()
+
+    assert asyncio.run(scenario())

@@ -61,8 +61,7 @@ async def lease_lock(redis: Any, key: str, *, lease: float, wait: float, log: An
         yield
     finally:
         renewal.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewal
+        await asyncio.wait([renewal])  # unlike awaiting it, never swallows a cancellation of this task
         with contextlib.suppress(RedisError, OSError):  # unreleased, it runs out within one lease
             await redis.eval(_RELEASE, 1, key, token)
 

@@ -133,8 +133,7 @@ class Liveness:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])  # unlike awaiting it, never swallows a cancellation of this task
         with contextlib.suppress(*REDIS_TROUBLE):  # Redis down at shutdown: the registration expires or is reclaimed
             await self.redis.delete(keys.worker_heartbeat(self.worker_id), keys.worker_jobs(self.worker_id))
             await self.redis.srem(keys.WORKERS, self.worker_id)
