@@ -103,14 +103,14 @@ def test_a_cancelled_worker_stops_even_when_a_step_below_swallowed_the_cancellat
             except asyncio.CancelledError:  # what wait_for does when its inner send has just completed
                 pass
 
+    async def nothing(ctx: dict[str, Any]) -> None:
+        return None
+
     async def scenario() -> bool:
         redis = job_queue.pool(redis_url, keep_trying=1)
-        async def nothing(ctx: dict[str, Any]) -> None:
-            return None
-
-        worker = Swallowing([func(nothing, name="nothing")], log=RecordingLog(), liveness=Liveness(redis), queue_name=QUEUE, poll_delay=0.01,
-                            handle_signals=False, redis_pool=redis, job_serializer=serialize,
-                            job_deserializer=deserialize)
+        worker = Swallowing([func(nothing, name="nothing")], log=RecordingLog(), liveness=Liveness(redis),
+                            queue_name=QUEUE, poll_delay=0.01, handle_signals=False, redis_pool=redis,
+                            job_serializer=serialize, job_deserializer=deserialize)
         main = asyncio.create_task(worker.main())
         await asyncio.sleep(0.3)
         main.cancel()
