@@ -19,6 +19,11 @@ def issue_state(repo_id: int, issue: int) -> str:
     return f"{PREFIX}issue:{repo_id}:{issue}"
 
 
+def run_asked(guid: str) -> str:
+    """Set once the delivery ``guid`` queued a run: its handling, retried after a worker died, queues no other."""
+    return f"{PREFIX}asked:{guid}"
+
+
 def kept_run(repo_id: int, issue: int, trigger: str) -> str:
     """An agent run's result and commit for one trigger (``worker.kept_run``): kept before the push, so a
     rerun of the job resumes instead of running the agent again."""

@@ -93,6 +93,20 @@ async def test_an_issue_whose_previous_run_arq_still_holds_waits_in_its_place(re
 
 
 @on_redis
+async def test_a_delivery_queues_one_run_even_when_its_handling_is_retried_after_the_run(redis) -> None:
+    """A worker died after queueing the run and the delivery was handled again once that run had ended: it
+    must not queue a second run (and say a second time whatever the first one said)."""
+    clock = Clock()
+    backlog = await line(redis, clock, [], limit=1)
+    assert await backlog.enqueue(request(5), asked_by="guid-1")
+    await backlog.start_next()
+    await backlog.run_ended(5)
+    assert not await backlog.enqueue(request(5), asked_by="guid-1")
+    assert await backlog.waiting() == [] and await backlog.running() == []
+    assert await backlog.enqueue(request(5), asked_by="guid-2")  # a new label is a new run
+
+
+@on_redis
 async def test_a_second_enqueue_is_refused_and_keeps_the_place(redis) -> None:
     clock = Clock()
     backlog = await line(redis, clock, [1, 2, 3], limit=1)

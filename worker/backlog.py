@@ -62,6 +62,20 @@ return started
 """
 SOLVE_JOB_EXPIRES_MS = 24 * 3600 * 1000  # arq's default for a job not yet started
 
+# Queue an issue's run. KEYS: waiting, running, requests, jobs, items, meta, the asking delivery's mark.
+# ARGV: issue, request (JSON), its solve job as arq stores it, labeled at, item (JSON), mark TTL, "1" with a mark.
+_ENQUEUE = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+if ARGV[7] == '1' and not redis.call('SET', KEYS[7], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], 'NX', ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[5])
+redis.call('HINCRBY', KEYS[6], 'version', 1)
+return 1
+"""
+ASKED_TTL_S = keys.SEEN_TTL_MS // 1000  # as long as the receiver dedupes the delivery itself
+
 DEFAULT_IN_FLIGHT = 2
 DEFAULT_AWAITING = 3
 
@@ -90,6 +104,7 @@ class Backlog:
         self.repo_id = repo_id
         self.clock = clock
         self._pump = redis.register_script(_PUMP)
+        self._enqueue = redis.register_script(_ENQUEUE)
 
     def key(self, part: str) -> str:
         return keys.backlog(self.repo_id, part)
@@ -179,23 +194,22 @@ class Backlog:
         return (await self.redis.zscore(self.key("waiting"), str(issue)) is not None
                 or await self.redis.zscore(self.key("running"), str(issue)) is not None)
 
-    async def enqueue(self, request: SolveRequest, title: str = "") -> bool:
-        """Put an issue's run in line; False when it is already queued or running."""
+    async def enqueue(self, request: SolveRequest, title: str = "", asked_by: str | None = None) -> bool:
+        """Put an issue's run in line, in one step; False when it is already queued or running, or when
+        ``asked_by`` (the delivery asking) queued a run before: its handling, retried after a worker died, must
+        not queue a second run once the first has ended."""
         now = self.clock()
-        if await self.is_pending(request.issue):
-            return False
         previous = await self.get(request.issue)
         labeled_at = previous.labeled_at if previous and previous.state is ItemState.QUEUED else now
         job = serialize_job(SOLVE_ISSUE, (request,), {}, None, int(time.time() * 1000), serializer=serialize)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key("requests"), str(request.issue), json.dumps(asdict(request)))
-            pipe.hset(self.key("jobs"), str(request.issue), job)
-            await pipe.execute()
-        await self.redis.zadd(self.key("waiting"), {str(request.issue): labeled_at}, nx=True)
         base = previous or Item(issue=request.issue)  # a rerun keeps its PR, reviewers and snooze count
-        await self.put(replace(base, title=title or base.title, state=ItemState.QUEUED, labeled_at=labeled_at,
-                               since=now, labeled_by=request.requested_by, reason=""))
-        return True
+        item = replace(base, title=title or base.title, state=ItemState.QUEUED, labeled_at=labeled_at, since=now,
+                       labeled_by=request.requested_by, reason="")
+        return bool(await self._enqueue(
+            keys=[self.key("waiting"), self.key("running"), self.key("requests"), self.key("jobs"),
+                  self.key("items"), self.key("meta"), keys.run_asked(asked_by or "-")],
+            args=[str(request.issue), json.dumps(asdict(request)), job, labeled_at, item.to_json(),
+                  ASKED_TTL_S, "1" if asked_by else "0"]))
 
     async def start_next(self) -> list[tuple[SolveRequest, bool]]:
         """Move queued issues into free run slots with their solve jobs; (request, whether its job is queued).

@@ -17,7 +17,7 @@ from bot.jobs import SolveRequest, solve_job_id
 from bot.settings import MullSettings
 from worker import backlog as backlogs
 from worker import job_queue, labels
-from worker.backlog import Limits
+from worker.backlog import Backlog, Limits
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item
 from worker.events import TRIGGER_ROLES, Event, once, permission
@@ -44,7 +44,7 @@ async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by:
     """
     backlog = backlogs.of(ctx, event.repo_id)
     if await run_status(ctx, event.repo_id, issue) in ACTIVE or await backlog.is_pending(issue):
-        return False
+        return await _not_queued(ctx, backlog, event)
     try:
         config = await config_for(ctx, event.gh, event.repo_name, event.repo_id, event.installation_id)
         await backlog.remember_repo(event.installation_id, event.repo_name, Limits.of(config))
@@ -55,17 +55,26 @@ async def queue_run(ctx: dict[str, Any], event: Event, issue: int, requested_by:
                            issue=issue, requested_by=requested_by, trigger=trigger or event.delivery.guid)
     async with lease_lock(ctx["redis"], keys.issue_lock(event.repo_id, issue), lease=ctx["settings"].worker_heartbeat,
                           wait=ISSUE_LOCK_WAIT_S, log=event.log):
-        if not await backlog.enqueue(request, title=title):
-            return False
-        state = await status.load()
-        await status.write(replace(state, phase=Phase.QUEUED, requested_by=requested_by,
-                                   labeled_at=(await backlog.get(issue) or Item(issue)).labeled_at,
-                                   **state_changes))
+        queued = await backlog.enqueue(request, title=title, asked_by=event.delivery.guid)
+        if queued:
+            state = await status.load()
+            await status.write(replace(state, phase=Phase.QUEUED, requested_by=requested_by,
+                                       labeled_at=(await backlog.get(issue) or Item(issue)).labeled_at,
+                                       **state_changes))
+    if not queued:
+        return await _not_queued(ctx, backlog, event)
     await labels.move(event.gh, event.repo_name, issue, to=labels.QUEUED)
     await start_runs(ctx, backlog, event.installation_id, event.repo_name)
     await touch(ctx, event.installation_id, event.repo_id, event.repo_name)
     event.log.info("run queued", issue=issue)
     return True
+
+
+async def _not_queued(ctx: dict[str, Any], backlog: Backlog, event: Event) -> bool:
+    """Nothing new to queue; still move the line on: this may be a delivery retried after its worker died
+    between queueing the run and starting the line."""
+    await start_runs(ctx, backlog, event.installation_id, event.repo_name)
+    return False
 
 
 async def on_labeled(ctx: dict[str, Any], event: Event) -> str:
