@@ -218,7 +218,12 @@ def retry_of(job_id: str) -> int:
 
 
 def solve_job_id(repo_id: int, issue: int) -> str:
-    return f"solve:{repo_id}:{issue}"
+    return f"{solve_job_prefix(repo_id)}{issue}"
+
+
+def solve_job_prefix(repo_id: int) -> str:
+    """What every solve job id of a repository starts with (the backlog's start script appends the issue)."""
+    return f"solve:{repo_id}:"
 
 
 def critique_job_id(repo_id: int, pr: int, head_sha: str) -> str:

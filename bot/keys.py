@@ -61,8 +61,19 @@ def solve_result(repo_id: int, issue: int, trigger: str) -> str:
     return f"{issue_state(repo_id, issue)}:result:{trigger}"
 
 
+def run_asked(guid: str) -> str:
+    """Set once the delivery ``guid`` queued a run: its handling, retried after a worker died, queues no other."""
+    return f"{PREFIX}asked:{guid}"
+
+
+def kept_run(repo_id: int, issue: int, trigger: str) -> str:
+    """An agent run's result and commit for one trigger (``worker.kept_run``): kept before the push, so a
+    rerun of the job resumes instead of running the agent again."""
+    return f"{issue_state(repo_id, issue)}:run:{trigger}"
+
+
 def issue_lock(repo_id: int, issue: int) -> str:
-    """Lock: one worker at a time changes an issue's run (trigger, refresh)."""
+    """A lease (``worker.lease_lock``) on an issue's status comment and its place in the line."""
     return f"{repo_prefix(repo_id)}lock:issue:{issue}"
 
 
@@ -72,7 +83,7 @@ def mirror_lock(repo_id: int) -> str:
 
 
 def release_lock(repo_id: int) -> str:
-    """Lock: one worker at a time hands out the repository's review slots."""
+    """A lease (``worker.lease_lock``) on taking a repository's held pull requests out of draft."""
     return f"{repo_prefix(repo_id)}lock:release"
 
 
@@ -91,7 +102,8 @@ def backlog(repo_id: int, part: str) -> str:
     of queued issues by labeled time), ``running`` (agent runs going), ``requests`` (the run each queued issue
     asked for), ``held`` (finished drafts in release order), ``ready`` (issues whose PR awaits review),
     ``meta`` (limits from the repo's config, dashboard issue, change counter), ``done`` (hash issue -> when it
-    left: ``worker.lifecycle`` lets only a retry bring it back)."""
+    left: ``worker.lifecycle`` lets only a retry bring it back), ``jobs`` (each queued issue's solve job as
+    arq stores it, queued by the same script that starts the run)."""
     return f"{repo_prefix(repo_id)}backlog:{part}"
 
 
@@ -172,6 +184,11 @@ KEY_LAYOUT = PREFIX + "key-layout"  # which key layout this Redis holds (worker.
 KEY_LAYOUT_LOCK = PREFIX + "lock:key-layout"  # one worker at a time moves keys to the current layout
 
 
+def enqueue_call(nonce: str) -> str:
+    """Set by one enqueue (``worker.job_queue``): its retry after a lost reply knows the job is written."""
+    return f"{PREFIX}enqueue:{nonce}"
+
+
 # --- installations ------------------------------------------------------------------------------------------
 
 
@@ -207,7 +224,7 @@ REDELIVER = PREFIX + "redeliver"  # hash: since (epoch s; older deliveries were 
 
 
 def redelivered(guid: str) -> str:
-    """Set, with a TTL, once Mull asked GitHub to redeliver this X-GitHub-Delivery: one retry per guid."""
+    """Hash, with a TTL, of Mull's redeliveries of this X-GitHub-Delivery: tries, last at, given up at."""
     return f"{PREFIX}redelivered:{guid}"
 
 

@@ -90,7 +90,10 @@ class RedisTarget:
         """
         errors: list[type[RedisError]] = [RedisConnectionError, RedisTimeoutError] if retry_timeouts \
             else [RedisConnectionError]
-        kwargs.update(retry=RetryWithin(keep_trying, tuple(errors)), retry_on_error=errors)
+        # redis-py opens a connection with this same policy, outside the command's own retry, and there a
+        # refused or timed-out connect is a bare OSError: without it, a command sent while Redis restarts
+        # fails at once instead of waiting for it.
+        kwargs.update(retry=RetryWithin(keep_trying, (*errors, OSError)), retry_on_error=errors)
         if not self.sentinel:
             return redis_class.from_url(self.url, **kwargs)
         sentinel_kwargs = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
@@ -109,8 +112,8 @@ class RetryWithin(Retry):
 
     __slots__ = ("_seconds",)
 
-    def __init__(self, seconds: float, errors: tuple[type[RedisError], ...]) -> None:
-        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), -1, errors)
+    def __init__(self, seconds: float, errors: tuple[type[Exception], ...]) -> None:
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), -1, errors)  # type: ignore[arg-type]
         self._seconds = seconds
 
     async def call_with_retry(self, do: Callable[[], Awaitable[T]], fail: Callable[[RedisError], Any]) -> T:

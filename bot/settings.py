@@ -79,6 +79,10 @@ class MullSettings(BaseSettings):
     revision_quiet: int = Field(
         300, ge=0, description="Seconds after the last review event before a review-driven revision starts.")
     worker_jobs: int = Field(4, ge=1, description="Jobs one worker process runs at once.")
+    worker_heartbeat: float = Field(
+        20.0, ge=0.5, le=300, description="Seconds a worker's heartbeat in Redis lasts (it beats several times "
+        "within). A worker silent this long is suspect, and its running jobs are released to other workers after "
+        "as long again without a beat: about twice this after a worker dies.")
     installation_runs: int = Field(
         2, ge=1, description="Agent runs one installation (organisation or account) may have going at once, "
         "across all workers, so one cannot starve the others.")

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from bot import keys
-from bot.jobs import SolveRequest
+from bot.jobs import QUEUE, SOLVE_ISSUE, SolveRequest
+from worker import job_queue
 from worker.backlog import Backlog, Limits, known_repos, reviewer_load
 from worker.backlog_state import Item, ItemState
 
@@ -59,13 +60,51 @@ async def test_runs_start_oldest_first_and_never_more_than_max_in_flight(redis) 
     clock = Clock()
     backlog = await line(redis, clock, [5, 3, 9, 4])
     started = await backlog.start_next()
-    assert [r.issue for r in started] == [5, 3]
+    assert [r.issue for r, _ in started] == [5, 3]
     assert await backlog.start_next() == []  # both slots taken
     assert await backlog.ahead_of(9) == 0 and await backlog.ahead_of(4) == 1
     await backlog.run_ended(3)
-    assert [r.issue for r in await backlog.start_next()] == [9]
+    assert [r.issue for r, _ in await backlog.start_next()] == [9]
     assert await backlog.running() == [5, 9] or sorted(await backlog.running()) == [5, 9]
     assert await backlog.waiting() == [4]
+
+
+@on_redis
+async def test_a_run_starts_with_its_solve_job_queued_in_the_same_step(redis) -> None:
+    """No worker death between taking a slot and queueing the job can leave a slot no job will ever free."""
+    clock = Clock()
+    backlog = await line(redis, clock, [5, 3], limit=1)
+    started = await backlog.start_next()
+    assert [(r.issue, queued) for r, queued in started] == [(5, True)]
+    assert await redis.zrange(QUEUE, 0, -1) == [b"solve:100:5"]
+    info = await job_queue.job("solve:100:5", redis).info()
+    assert info is not None and info.function == SOLVE_ISSUE and info.args == (request(5),)
+    await backlog.run_ended(5)
+    assert not await redis.hexists(backlog.key("jobs"), "5")
+
+
+@on_redis
+async def test_an_issue_whose_previous_run_arq_still_holds_waits_in_its_place(redis) -> None:
+    clock = Clock()
+    backlog = await line(redis, clock, [5, 3], limit=1)
+    await redis.set("arq:job:solve:100:5", b"a previous run, finishing")
+    assert [r.issue for r, _ in await backlog.start_next()] == [3]
+    assert await backlog.waiting() == [5]
+    assert await redis.get("arq:job:solve:100:5") == b"a previous run, finishing"
+
+
+@on_redis
+async def test_a_delivery_queues_one_run_even_when_its_handling_is_retried_after_the_run(redis) -> None:
+    """A worker died after queueing the run and the delivery was handled again once that run had ended: it
+    must not queue a second run (and say a second time whatever the first one said)."""
+    clock = Clock()
+    backlog = await line(redis, clock, [], limit=1)
+    assert await backlog.enqueue(request(5), asked_by="guid-1")
+    await backlog.start_next()
+    await backlog.run_ended(5)
+    assert not await backlog.enqueue(request(5), asked_by="guid-1")
+    assert await backlog.waiting() == [] and await backlog.running() == []
+    assert await backlog.enqueue(request(5), asked_by="guid-2")  # a new label is a new run
 
 
 @on_redis
@@ -83,7 +122,7 @@ async def test_several_workers_pumping_at_once_start_each_issue_once(redis) -> N
     clock = Clock()
     await line(redis, clock, list(range(1, 21)), limit=4)
     batches = await asyncio.gather(*(Backlog(redis, 100, clock).start_next() for _ in range(8)))
-    started = [r.issue for batch in batches for r in batch]
+    started = [r.issue for batch in batches for r, _ in batch]
     assert sorted(started) == [1, 2, 3, 4]
 
 
@@ -93,13 +132,13 @@ async def test_a_snoozed_issue_keeps_its_place_but_does_not_start(redis) -> None
     backlog = await line(redis, clock, [1, 2, 3], limit=1)
     await redis.hset(keys.snooze(100, 1), mapping={"at_ms": 1})
     await backlog.snooze(1, clock.now + 3600, None)
-    assert [r.issue for r in await backlog.start_next()] == [2]
+    assert [r.issue for r, _ in await backlog.start_next()] == [2]
     assert await backlog.ahead_of(3) == 0  # the sleeper is not ahead
     await redis.delete(keys.snooze(100, 1))
     woken = await backlog.wake(1)
     assert woken is not None and woken.state is ItemState.QUEUED and woken.snoozes == 1
     await backlog.run_ended(2)
-    assert [r.issue for r in await backlog.start_next()] == [1]  # back at the front: labeled first
+    assert [r.issue for r, _ in await backlog.start_next()] == [1]  # back at the front: labeled first
 
 
 @on_redis

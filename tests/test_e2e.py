@@ -13,10 +13,12 @@ from doubles.e2e import (
     MODEL_KEY,
     READER,
     answer_script,
+    cluster_env,
     open_pulls,
     pr_opened,
     secrets_of,
     settle,
+    start_cluster,
     status_comments,
     wait_for,
 )
@@ -127,6 +129,33 @@ def test_worker_killed_mid_run_resumes_and_still_opens_one_pr(mull, github_doubl
     assert len(open_pulls(github_double)) == 1
     assert len(status_comments(github_double, issue.number)) == 1
     assert "revision" not in status_comments(github_double, issue.number)[0].body.split("<!--")[0]
+
+
+def test_a_worker_killed_between_commit_and_push_resumes_without_running_the_agent_again(
+        tmp_path, redis_url, github_double, scripted_model, app_keypair) -> None:
+    """The agent's result and commit are kept before the push: the rerun pushes that commit."""
+    github_double.set_permission(REPO, MAINTAINER, "write")
+    cluster = start_cluster(tmp_path, github_double, cluster_env(
+        tmp_path, redis_url, github_double, scripted_model, MULL_PRIVATE_KEY=app_keypair[0],
+        MULL_WORKER_HEARTBEAT="2"))
+    try:
+        scripted_model.script("SCRIPT-kept", answer_script("SCRIPT-kept"))
+        github_double.stall_next("POST", r"/git-receive-pack$", 8)  # the push is in flight when the kill lands
+        issue = github_double.create_issue(REPO, "Answer 42", "SCRIPT-kept", author=MAINTAINER)
+        assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
+        wait_for(lambda: "agent result kept" in cluster.workers[0].log(), what="the kept run", cluster=cluster)
+        assert f"mull/issue-{issue.number}" not in github_double.branches(REPO)
+        cluster.workers[0].kill()
+        cluster.start_worker()
+        wait_for(lambda: pr_opened(github_double, issue.number), timeout=60, what="the resumed run",
+                 cluster=cluster)
+    finally:
+        cluster.stop()
+    assert len([r for r in scripted_model.requests_for("SCRIPT-kept") if r["turn"] == 0]) == 1
+    assert "resuming an earlier try's agent run: pushed its commit" in cluster.workers[1].log()
+    assert len(open_pulls(github_double)) == 1
+    assert len(status_comments(github_double, issue.number)) == 1
+    assert "return 42" in github_double.branch_files(REPO, f"mull/issue-{issue.number}")["src/widgets.py"]
 
 
 def test_budget_trip_still_pushes_the_work_and_says_which_budget(mull, github_double, scripted_model) -> None:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from doubles.seed_repo import git_in as sh
 from doubles.seed_repo import seeded_bare
 
@@ -65,12 +64,12 @@ def hostile_repo(where: Path, canary: Path, attacker: Path, origin: Path) -> Non
         (hooks / hook).chmod(0o755)
 
 
-def run_attack(tmp_path: Path, redis_url: str, origin: Path, agent: Callable[[RunTree], None],
+def run_attack(tmp_path: Path, origin: Path, agent: Callable[[RunTree], None],
                agent_repo: bool = False) -> tuple[str | None, list[str]]:
     """Fetch, give ``agent`` the tree, commit and push as Mull does; the commit and the run dir's files."""
 
     async def scenario() -> tuple[str | None, list[str]]:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         mirror = await cache.fetch(9, str(origin), token=TOKEN)
         async with cache.run_tree(9, "9-issue-9", "refs/remotes/origin/main", agent_repo=agent_repo) as run:
             agent(run)
@@ -95,7 +94,7 @@ def fix_typo(tree: Path) -> None:
 
 
 def test_a_poisoned_git_dir_in_the_tree_is_neither_obeyed_nor_committed(tmp_path: Path, origin: Path,
-                                                                        attacker: Path, redis_url: str) -> None:
+                                                                        attacker: Path) -> None:
     canary = tmp_path / "canary"
 
     def agent(run: RunTree) -> None:
@@ -103,7 +102,7 @@ def test_a_poisoned_git_dir_in_the_tree_is_neither_obeyed_nor_committed(tmp_path
         (run.tree / ".gitattributes").write_text("* filter=evil diff=x\n")
         fix_typo(run.tree)
 
-    sha, token_files = run_attack(tmp_path, redis_url, origin, agent)
+    sha, token_files = run_attack(tmp_path, origin, agent)
     assert canaries(tmp_path) == []
     files = pushed(origin)
     assert sorted(files) == [".gitattributes", ".gitignore", "app.py", "gone.txt", "kept.log", "run.sh"]
@@ -112,7 +111,7 @@ def test_a_poisoned_git_dir_in_the_tree_is_neither_obeyed_nor_committed(tmp_path
     assert token_files == []
 
 
-def test_the_workers_own_git_config_is_not_read(tmp_path: Path, origin: Path, attacker: Path, redis_url: str,
+def test_the_workers_own_git_config_is_not_read(tmp_path: Path, origin: Path, attacker: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever HOME, XDG or GIT_* the worker runs with, git reads no global config and prompts for nothing."""
     home = tmp_path / "home"
@@ -127,14 +126,14 @@ def test_the_workers_own_git_config_is_not_read(tmp_path: Path, origin: Path, at
     monkeypatch.setenv("GIT_DIR", str(home / ".git"))
     monkeypatch.setenv("GIT_CONFIG_PARAMETERS", f"'core.hooksPath'='{home / '.git/hooks'}'")
 
-    sha, _ = run_attack(tmp_path, redis_url, origin, lambda run: fix_typo(run.tree))
+    sha, _ = run_attack(tmp_path, origin, lambda run: fix_typo(run.tree))
     assert canaries(tmp_path) == []
     assert sha and sh(origin, "rev-parse", f"refs/heads/{BRANCH}").strip() == sha
     assert sh(attacker, "for-each-ref") == ""
 
 
 def test_a_git_file_pointing_at_the_mirror_and_worktree_poison_are_ignored(tmp_path: Path, origin: Path,
-                                                                           attacker: Path, redis_url: str) -> None:
+                                                                           attacker: Path) -> None:
     canary = tmp_path / "canary"
     evil = tmp_path / "evil-common"
 
@@ -155,19 +154,19 @@ def test_a_git_file_pointing_at_the_mirror_and_worktree_poison_are_ignored(tmp_p
         (upper / ".git. ").write_text("what NTFS calls .git\n")
         fix_typo(run.tree)
 
-    sha, _ = run_attack(tmp_path, redis_url, origin, agent)
+    sha, _ = run_attack(tmp_path, origin, agent)
     assert sha and canaries(tmp_path) == []
     assert sorted(pushed(origin)) == [".gitignore", "app.py", "gone.txt", "kept.log", "pkg/mod.py", "run.sh"]
 
 
-def test_links_are_stored_as_links_and_never_followed(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_links_are_stored_as_links_and_never_followed(tmp_path: Path, origin: Path) -> None:
     def agent(run: RunTree) -> None:
         (run.tree / "passwd").symlink_to("/etc/passwd")
         (run.tree / "root").symlink_to("/")
         (run.tree / "loop").symlink_to("loop")
         fix_typo(run.tree)
 
-    sha, _ = run_attack(tmp_path, redis_url, origin, agent)
+    sha, _ = run_attack(tmp_path, origin, agent)
     files = pushed(origin)
     assert files["passwd"].startswith("120000 blob") and files["root"].startswith("120000 blob")
     assert sh(origin, "cat-file", "blob", f"{sha}:passwd") == "/etc/passwd"
@@ -175,8 +174,7 @@ def test_links_are_stored_as_links_and_never_followed(tmp_path: Path, origin: Pa
     assert not any(path.startswith("root/") for path in files)  # "/" was not walked
 
 
-def test_fifos_and_a_fifo_gitignore_do_not_block_and_are_not_committed(tmp_path: Path, origin: Path,
-                                                                      redis_url: str) -> None:
+def test_fifos_and_a_fifo_gitignore_do_not_block_and_are_not_committed(tmp_path: Path, origin: Path) -> None:
     fifos: list[Path] = []
     rescued: list[Path] = []
 
@@ -201,7 +199,7 @@ def test_fifos_and_a_fifo_gitignore_do_not_block_and_are_not_committed(tmp_path:
     watchdog = threading.Thread(target=lambda: [rescue() for _ in iter(lambda: done.wait(10), True)], daemon=True)
     watchdog.start()
     try:
-        sha, _ = run_attack(tmp_path, redis_url, origin, agent)
+        sha, _ = run_attack(tmp_path, origin, agent)
     finally:
         done.set()
         watchdog.join()
@@ -210,7 +208,7 @@ def test_fifos_and_a_fifo_gitignore_do_not_block_and_are_not_committed(tmp_path:
     assert sha and "pipe" not in files and "sub/.gitignore" not in files and "sub/new.py" in files
 
 
-def test_what_git_add_all_would_take_and_nothing_else(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_what_git_add_all_would_take_and_nothing_else(tmp_path: Path, origin: Path) -> None:
     def agent(run: RunTree) -> None:
         tree = run.tree
         fix_typo(tree)
@@ -229,7 +227,7 @@ def test_what_git_add_all_would_take_and_nothing_else(tmp_path: Path, origin: Pa
         (tree / ":!odd name\nwith newline \"q\"").write_text("any name git can store\n")
         (tree / "empty-dir").mkdir()
 
-    sha, _ = run_attack(tmp_path, redis_url, origin, agent)
+    sha, _ = run_attack(tmp_path, origin, agent)
     files = pushed(origin)
     assert sorted(files) == [".gitignore", ":!odd name\nwith newline \"q\"", "app.py", "kept.log",
                              "pkg/.gitignore", "pkg/mod.py", "run.sh"]
@@ -238,8 +236,8 @@ def test_what_git_add_all_would_take_and_nothing_else(tmp_path: Path, origin: Pa
     assert sh(origin, "rev-list", "--count", f"main..{BRANCH}").strip() == "1"
 
 
-def test_a_renamed_file_reuses_its_blob_and_no_change_is_none(tmp_path: Path, origin: Path, redis_url: str) -> None:
-    sha, _ = run_attack(tmp_path, redis_url, origin, lambda run: None)
+def test_a_renamed_file_reuses_its_blob_and_no_change_is_none(tmp_path: Path, origin: Path) -> None:
+    sha, _ = run_attack(tmp_path, origin, lambda run: None)
     assert sha is None
 
     def agent(run: RunTree) -> None:
@@ -247,13 +245,12 @@ def test_a_renamed_file_reuses_its_blob_and_no_change_is_none(tmp_path: Path, or
         (run.tree / "run.sh").chmod(0o755)
         (run.tree / "run.sh").chmod(0o644)  # changed back: no change
 
-    sha, _ = run_attack(tmp_path, redis_url, origin, agent)
+    sha, _ = run_attack(tmp_path, origin, agent)
     diff = sh(origin, "diff", "--name-status", "-M", "main", sha or "")
     assert diff.split() == ["R100", "app.py", "main.py"]
 
 
-def test_the_agents_disposable_repository_stays_out(tmp_path: Path, origin: Path, attacker: Path,
-                                                    redis_url: str) -> None:
+def test_the_agents_disposable_repository_stays_out(tmp_path: Path, origin: Path, attacker: Path) -> None:
     canary = tmp_path / "canary"
 
     def agent(run: RunTree) -> None:
@@ -262,23 +259,23 @@ def test_the_agents_disposable_repository_stays_out(tmp_path: Path, origin: Path
         sh(run.tree, "-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qam", "the agent's commit")
         hostile_repo(run.tree, canary, attacker, origin)  # re-init keeps the repository, adds the poison
 
-    sha, _ = run_attack(tmp_path, redis_url, origin, agent, agent_repo=True)
+    sha, _ = run_attack(tmp_path, origin, agent, agent_repo=True)
     assert canaries(tmp_path) == []
     assert sorted(pushed(origin)) == [".gitignore", "app.py", "gone.txt", "kept.log", "run.sh"]
     assert sh(origin, "log", "--format=%s", BRANCH).split("\n")[0] == "Fix the typo"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can make device nodes")
-def test_device_nodes_are_left_alone(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_device_nodes_are_left_alone(tmp_path: Path, origin: Path) -> None:
     def agent(run: RunTree) -> None:
         os.mknod(run.tree / "zero", stat.S_IFCHR | 0o666, os.makedev(1, 5))
         fix_typo(run.tree)
 
-    sha, _ = run_attack(tmp_path, redis_url, origin, agent)
+    sha, _ = run_attack(tmp_path, origin, agent)
     assert sha and "zero" not in pushed(origin)
 
 
-def test_a_poisoned_mirror_config_is_rewritten_before_the_push(tmp_path: Path, redis_url: str) -> None:
+def test_a_poisoned_mirror_config_is_rewritten_before_the_push(tmp_path: Path) -> None:
     """Even a write into Mull's own mirror (which no sandbox sees) cannot send the token elsewhere."""
     origin = seeded_bare(tmp_path, {"a.txt": "one\n"})
     attacker = tmp_path / "attacker.git"
@@ -286,7 +283,7 @@ def test_a_poisoned_mirror_config_is_rewritten_before_the_push(tmp_path: Path, r
     canary = tmp_path / "canary"
 
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         mirror = await cache.fetch(3, str(origin), token=TOKEN)
         async with cache.run_tree(3, "3-1", "refs/remotes/origin/main") as run:
             (run.tree / "b.txt").write_text("two\n")

@@ -1,5 +1,6 @@
 """Jobs of a dead worker are released soon instead of after arq's long in-progress expiry, and a live worker's
-jobs never are: its heartbeat survives Redis errors and a flushed Redis, and a lapse is not a death."""
+jobs never are: its heartbeat survives Redis errors and a flushed Redis, a lapse is not a death, a worker takes a
+job and records itself as its holder in one step, and a reclaim releases only what the dead worker still holds."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import redis.asyncio as aioredis
 
 from bot import keys
 from worker.liveness import ARQ_IN_PROGRESS, Liveness
+
+QUEUE = "mull-test:queue"
+HOUR_MS = 3_600_000
+
+
+async def held(liveness: Liveness, job_id: str) -> None:
+    """``job_id`` queued and taken by ``liveness``'s worker, as the worker's poll takes it."""
+    await liveness.redis.zadd(QUEUE, {job_id: 1})
+    assert await liveness.take(job_id, QUEUE, HOUR_MS) == 1
 
 
 class Outage:
@@ -43,10 +53,8 @@ def test_dead_workers_jobs_are_released_after_the_grace_and_live_ones_kept(redis
         alive = Liveness(conn, ttl=30)
         await dead.start()
         await alive.start()
-        await dead.job_started("solve:1:2")
-        await alive.job_started("solve:1:3")
-        for job in ("solve:1:2", "solve:1:3"):
-            await conn.set(ARQ_IN_PROGRESS + job, 1, ex=3600)
+        await held(dead, "solve:1:2")
+        await held(alive, "solve:1:3")
         assert dead._task is not None
         dead._task.cancel()  # the process "dies": no more beats, nothing cleaned up
         await asyncio.sleep(0.4)
@@ -73,8 +81,7 @@ def test_the_heartbeat_survives_redis_errors_and_the_workers_jobs_are_not_reclai
         worker = Liveness(own, ttl=0.3, interval=0.05, grace=0.5)
         observer = Liveness(conn, ttl=30)
         await worker.start()
-        await worker.job_started("solve:1:2")
-        await conn.set(ARQ_IN_PROGRESS + "solve:1:2", 1, ex=3600)
+        await held(worker, "solve:1:2")
         async with Outage(own):
             await worker.job_ended("other")  # job hooks do not raise either
             await asyncio.sleep(0.5)  # many failed beats; the heartbeat key expires
@@ -125,7 +132,7 @@ def test_a_flushed_redis_has_the_worker_and_its_jobs_back_within_a_beat(redis_ur
         conn = aioredis.Redis.from_url(redis_url)
         worker = Liveness(conn, ttl=30, interval=0.1)
         await worker.start()
-        await worker.job_started("solve:1:2")
+        await held(worker, "solve:1:2")
         await conn.flushdb()
         await asyncio.sleep(0.25)
         assert await conn.exists(keys.worker_heartbeat(worker.worker_id))
@@ -135,6 +142,95 @@ def test_a_flushed_redis_has_the_worker_and_its_jobs_back_within_a_beat(redis_ur
         await asyncio.sleep(0.15)
         assert not await conn.exists(keys.worker_jobs(worker.worker_id))
         await worker.stop()
+        await conn.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_taking_a_job_records_its_holder_in_the_same_step(redis_url: str) -> None:
+    async def scenario() -> None:
+        conn = aioredis.Redis.from_url(redis_url)
+        first, second = Liveness(conn, ttl=30), Liveness(conn, ttl=30)
+        await conn.zadd(QUEUE, {"solve:1:2": 1, "later": 2 ** 50})
+        assert await first.take("solve:1:2", QUEUE, HOUR_MS) == 1
+        assert await conn.get(ARQ_IN_PROGRESS + "solve:1:2") == first.worker_id.encode()
+        assert await conn.smembers(keys.worker_jobs(first.worker_id)) == {b"solve:1:2"}
+        assert 0 < await conn.pttl(ARQ_IN_PROGRESS + "solve:1:2") <= HOUR_MS
+        assert first.jobs == {"solve:1:2"}
+        assert await second.take("solve:1:2", QUEUE, HOUR_MS) is None  # running elsewhere
+        assert await second.take("later", QUEUE, HOUR_MS) is None  # not due
+        assert await second.take("gone", QUEUE, HOUR_MS) is None  # not queued (finished meanwhile)
+        assert second.jobs == set() and not await conn.exists(keys.worker_jobs(second.worker_id))
+        await conn.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_reclaim_releases_only_the_jobs_the_dead_worker_still_holds(redis_url: str) -> None:
+    """A job id left in a dead worker's set (its removal failed in an outage) that a live worker has taken
+    since is the live worker's: releasing it would run it twice."""
+    async def scenario() -> None:
+        conn = aioredis.Redis.from_url(redis_url)
+        dead, alive = Liveness(conn, ttl=0.2), Liveness(conn, ttl=30)
+        await dead.start()
+        await alive.start()
+        await held(dead, "solve:1:2")
+        await held(dead, "delivery:abc")
+        await conn.delete(ARQ_IN_PROGRESS + "delivery:abc")  # arq recorded its end (a Retry)…
+        await dead.job_ended("delivery:abc")
+        await conn.sadd(keys.worker_jobs(dead.worker_id), "delivery:abc")  # as if its removal had failed
+        await held(alive, "delivery:abc")  # retried, and taken by the live worker
+        assert dead._task is not None
+        dead._task.cancel()  # SIGKILL: no more beats, nothing cleaned up
+        observer = Liveness(conn, ttl=30, grace=0.2)
+        await asyncio.sleep(0.3)
+        assert await observer.reclaim() == []  # suspect first
+        await asyncio.sleep(0.3)
+        assert await observer.reclaim() == ["solve:1:2"]
+        assert not await conn.exists(ARQ_IN_PROGRESS + "solve:1:2")
+        assert await conn.get(ARQ_IN_PROGRESS + "delivery:abc") == alive.worker_id.encode()
+        await alive.stop()
+        await conn.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_whose_end_was_not_recorded_is_let_go_at_the_next_beat(redis_url: str) -> None:
+    """arq could not record the end (Redis gone for longer than the worker's patience): the job is still held
+    in Redis by a worker that no longer runs it, so nothing would ever reclaim it. The next beat lets it go;
+    an end that was recorded keeps arq's in-progress key (a cron keeps it a while on purpose)."""
+    async def scenario() -> None:
+        conn = aioredis.Redis.from_url(redis_url)
+        worker = Liveness(conn, ttl=30, interval=0.05)
+        await worker.start()
+        await held(worker, "solve:1:2")
+        await held(worker, "cron:sweep:1")
+        await worker.job_ended("solve:1:2", recorded=False)
+        await worker.job_ended("cron:sweep:1")
+        await asyncio.sleep(0.2)
+        assert not await conn.exists(ARQ_IN_PROGRESS + "solve:1:2")
+        assert await conn.get(ARQ_IN_PROGRESS + "cron:sweep:1") == worker.worker_id.encode()
+        assert not await conn.exists(keys.worker_jobs(worker.worker_id))
+        await worker.stop()
+        await conn.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_an_end_that_could_not_be_removed_from_the_set_is_removed_by_the_next_beat(redis_url: str) -> None:
+    async def scenario() -> None:
+        own = aioredis.Redis.from_url(redis_url)
+        conn = aioredis.Redis.from_url(redis_url)
+        worker = Liveness(own, ttl=30, interval=0.05)
+        await worker.start()
+        await held(worker, "solve:1:2")
+        async with Outage(own):
+            await worker.job_ended("solve:1:2")
+        assert await conn.smembers(keys.worker_jobs(worker.worker_id)) == {b"solve:1:2"}
+        await asyncio.sleep(0.3)
+        assert not await conn.exists(keys.worker_jobs(worker.worker_id))
+        await worker.stop()
+        await own.aclose()
         await conn.aclose()
 
     asyncio.run(scenario())

@@ -1,4 +1,5 @@
-"""Failed webhook deliveries are redelivered once, under their guid, through the GitHub double's delivery log."""
+"""Failed webhook deliveries are redelivered under their guid, through the GitHub double's delivery log: once
+when that works, again at later runs when the redelivery fails too, and at most three times."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.flaky: set[str] = set()
+        self.broken: dict[str, int] = {}  # guid -> how many more requests of it get 503
         self.received: list[tuple[str, bytes]] = []
         self.server = BackgroundServer(Starlette(routes=[Route("/webhooks/github", self.hook, methods=["POST"])]))
         self.url = f"{self.server.url}/webhooks/github"
@@ -44,6 +46,9 @@ class Receiver:
         guid = request.headers["x-github-delivery"]
         first = guid not in self.guids()
         self.received.append((guid, await request.body()))
+        if self.broken.get(guid, 0) > 0:
+            self.broken[guid] -= 1
+            return JSONResponse({}, 503)
         return JSONResponse({}, 503 if first and guid in self.flaky else 202)
 
     def guids(self) -> Counter[str]:
@@ -95,6 +100,7 @@ def test_failed_deliveries_are_redelivered_once_under_their_guid(github_double, 
         first = await redeliver_failed(ctx)
         second = await redeliver_failed(ctx)
         assert await services(ctx).redis.ttl(keys.redelivered("flaky-1")) > 2 * 24 * 3600
+        assert await services(ctx).redis.hget(keys.redelivered("flaky-1"), "tries") == b"1"
         assert not await services(ctx).redis.exists(keys.redelivered("ok-1"))
         return first, second, len(services(ctx).log.lines)
 
@@ -105,6 +111,49 @@ def test_failed_deliveries_are_redelivered_once_under_their_guid(github_double, 
     attempts = [(d.id, d.status) for d in github_double.deliveries]
     assert attempts[-2:] == [("flaky-1", 202), ("down-1", 202)]  # oldest failure first
     assert len(github_double.requests("POST", r"/app/hook/deliveries/\d+/attempts$")) == 2
+
+
+def test_a_redelivery_that_fails_too_is_redelivered_at_a_later_run(github_double, app_keypair, redis_url,
+                                                                    receiver):
+    """Redis still down when the redelivery arrives: the next run finds the guid failed again and tries again,
+    not sooner than half a period after the last try."""
+    receiver.broken["late-1"] = 2  # the first attempt and the first redelivery fail
+    assert label(github_double, "late-1") == 503
+
+    async def scenario(ctx: dict[str, Any]) -> list[int]:
+        args = (ctx["github"], ctx["redis"], ctx["log"])
+        counts = [await redeliver(*args, retry_after=0.5)]
+        github_double.hooks.wait_idle()
+        counts.append(await redeliver(*args, retry_after=0.5))  # too soon: left for the next run
+        await asyncio.sleep(0.6)
+        counts.append(await redeliver(*args, retry_after=0.5))
+        github_double.hooks.wait_idle()
+        await asyncio.sleep(0.6)
+        counts.append(await redeliver(*args, retry_after=0.5))  # it went through: nothing left
+        assert await ctx["redis"].hget(keys.redelivered("late-1"), "tries") == b"2"
+        return counts
+
+    assert run(redis_url, github_double, app_keypair[0], scenario) == [1, 0, 1, 0]
+    assert [(d.id, d.status) for d in github_double.deliveries] == [("late-1", 503)] * 2 + [("late-1", 202)]
+
+
+def test_a_delivery_is_redelivered_three_times_at_most_then_given_up_loudly(github_double, app_keypair, redis_url,
+                                                                           receiver):
+    receiver.broken["lost-1"] = 100
+    assert label(github_double, "lost-1") == 503
+
+    async def scenario(ctx: dict[str, Any]) -> list[int]:
+        counts = []
+        for _ in range(5):
+            counts.append(await redeliver(ctx["github"], ctx["redis"], ctx["log"], retry_after=0.2))
+            github_double.hooks.wait_idle()
+            await asyncio.sleep(0.25)
+        errors = [(event, kw) for level, event, kw in ctx["log"].lines if level == "error"]
+        assert len(errors) == 1 and "given up" in errors[0][0] and errors[0][1]["guid"] == "lost-1"
+        return counts
+
+    assert run(redis_url, github_double, app_keypair[0], scenario) == [1, 1, 1, 0, 0]
+    assert receiver.guids() == {"lost-1": 4}  # the delivery and three redeliveries
 
 
 def test_pages_are_followed_by_cursor_and_caps_carry_over(github_double, app_keypair, redis_url, receiver):

@@ -151,3 +151,57 @@ def test_retry_within_gives_up_after_its_time(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(RedisConnectionError):
         asyncio.run(retry.call_with_retry(refuse, nothing))
     assert len(calls) >= 3 and 0.3 <= calls[-1] - calls[0] <= 0.5
+
+
+@pytest.mark.parametrize("connected", [True, False], ids=["stale-connection", "new-connection"])
+def test_a_command_waits_out_a_redis_restart_within_its_patience(tmp_path: Path, connected: bool) -> None:
+    """A restart refuses new connections for a moment; a command sent then waits for Redis to be back, whether
+    its client held a connection (now stale) or must open one (a refused connect is a bare OSError)."""
+    import asyncio
+    import threading
+    import time
+
+    from doubles.redis_process import RedisProcess
+
+    server = RedisProcess(tmp_path / "redis").start()
+
+    async def scenario() -> float:
+        client = parse(server.url).client(Redis, keep_trying=15, socket_connect_timeout=1)
+        if connected:
+            await client.set("kept", "yes")
+        else:
+            server.client().set("kept", "yes")
+        server.kill()
+        threading.Timer(1.0, server.start).start()
+        began = time.monotonic()
+        try:
+            assert await client.get("kept") == b"yes"  # append-only, fsync always: acknowledged, so kept
+        finally:
+            await client.aclose()
+        return time.monotonic() - began
+
+    try:
+        assert 0.8 < asyncio.run(scenario()) < 15
+    finally:
+        time.sleep(0.1)
+        server.kill()
+
+
+def test_a_command_gives_up_when_redis_stays_down_past_its_patience(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from doubles.redis_process import free_port
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def scenario() -> float:
+        client = parse(f"redis://127.0.0.1:{free_port()}").client(Redis, keep_trying=0.6, socket_connect_timeout=1)
+        began = time.monotonic()
+        try:
+            with pytest.raises(RedisConnectionError):
+                await client.get("anything")
+        finally:
+            await client.aclose()
+        return time.monotonic() - began
+
+    assert 0.2 < asyncio.run(scenario()) < 2  # it did wait (a refusal takes microseconds), then gave up

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from doubles.seed_repo import seeded_bare
 
 from worker.repo_cache import GitError, RepoCache, git, push
@@ -26,9 +25,9 @@ def origin(tmp_path: Path) -> Path:
     return seeded_bare(tmp_path, {"a.txt": "one\n"})
 
 
-def test_fetch_run_tree_commit_push_and_cleanup(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_fetch_run_tree_commit_push_and_cleanup(tmp_path: Path, origin: Path) -> None:
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         mirror = await cache.fetch(7, str(origin), token="")
         assert await cache.remote_sha(mirror, "mull/issue-1") is None
         async with cache.run_tree(7, "7-mull/issue-1", "refs/remotes/origin/main") as run:
@@ -73,9 +72,9 @@ def test_fetch_run_tree_commit_push_and_cleanup(tmp_path: Path, origin: Path, re
     asyncio.run(scenario())
 
 
-def test_the_run_dir_goes_when_the_run_fails(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_the_run_dir_goes_when_the_run_fails(tmp_path: Path, origin: Path) -> None:
     async def scenario() -> Path:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         await cache.fetch(7, str(origin), token="")
         async with cache.run_tree(7, "7-1", "refs/remotes/origin/main") as run:
             (run.tree / "deep" / "er").mkdir(parents=True)
@@ -87,9 +86,9 @@ def test_the_run_dir_goes_when_the_run_fails(tmp_path: Path, origin: Path, redis
     assert not Path(str(failed.value)).exists()
 
 
-def test_a_start_that_is_not_a_commit_says_so(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_a_start_that_is_not_a_commit_says_so(tmp_path: Path, origin: Path) -> None:
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         await cache.fetch(7, str(origin), token="")
         async with cache.run_tree(7, "7-1", "refs/remotes/origin/gone"):
             pass
@@ -99,7 +98,7 @@ def test_a_start_that_is_not_a_commit_says_so(tmp_path: Path, origin: Path, redi
     assert not (tmp_path / "data" / "runs").exists() or list((tmp_path / "data" / "runs").iterdir()) == []
 
 
-def test_files_arrive_byte_for_byte_whatever_gitattributes_say(tmp_path: Path, redis_url: str) -> None:
+def test_files_arrive_byte_for_byte_whatever_gitattributes_say(tmp_path: Path) -> None:
     """The base's .gitattributes cannot make checkout convert files (which would also fake changes)."""
     seed = tmp_path / "seed"
     seed.mkdir()
@@ -110,7 +109,7 @@ def test_files_arrive_byte_for_byte_whatever_gitattributes_say(tmp_path: Path, r
     sh(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed")
 
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         await cache.fetch(3, str(seed), token="")
         async with cache.run_tree(3, "3-1", "refs/remotes/origin/main") as run:
             assert (run.tree / "lf.txt").read_bytes() == b"a\nb $Id$\n"
@@ -119,9 +118,9 @@ def test_files_arrive_byte_for_byte_whatever_gitattributes_say(tmp_path: Path, r
     asyncio.run(scenario())
 
 
-def test_agent_repo_is_a_disposable_repository_of_the_base(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_agent_repo_is_a_disposable_repository_of_the_base(tmp_path: Path, origin: Path) -> None:
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         mirror = await cache.fetch(7, str(origin), token="")
         async with cache.run_tree(7, "7-1", "refs/remotes/origin/main", agent_repo=True) as run:
             (run.tree / "a.txt").write_text("changed\n")
@@ -138,7 +137,7 @@ def test_agent_repo_is_a_disposable_repository_of_the_base(tmp_path: Path, origi
     asyncio.run(scenario())
 
 
-def test_gitlinks_of_the_base_stay_as_they_are(tmp_path: Path, redis_url: str) -> None:
+def test_gitlinks_of_the_base_stay_as_they_are(tmp_path: Path) -> None:
     seed = tmp_path / "seed"
     seed.mkdir()
     sh(seed, "init", "-q", "-b", "main")
@@ -149,7 +148,7 @@ def test_gitlinks_of_the_base_stay_as_they_are(tmp_path: Path, redis_url: str) -
     sh(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "seed")
 
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         mirror = await cache.fetch(4, str(seed), token="")
         async with cache.run_tree(4, "4-1", "refs/remotes/origin/main") as run:
             (run.tree / "vendor" / "lib").mkdir(parents=True, exist_ok=True)
@@ -163,9 +162,9 @@ def test_gitlinks_of_the_base_stay_as_they_are(tmp_path: Path, redis_url: str) -
     asyncio.run(scenario())
 
 
-def test_stale_run_dirs_are_reclaimed_and_live_ones_kept(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_stale_run_dirs_are_reclaimed_and_live_ones_kept(tmp_path: Path, origin: Path) -> None:
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url), stale_after=3600)
+        cache = RepoCache(tmp_path / "data", stale_after=3600)
         await cache.fetch(7, str(origin), token="")
         crashed = cache.runs / "7-mull-issue-1-abcd1234"
         (crashed / "tree" / "sub").mkdir(parents=True)
@@ -183,9 +182,9 @@ def test_stale_run_dirs_are_reclaimed_and_live_ones_kept(tmp_path: Path, origin:
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root removes unwritable directories anyway")
-def test_a_tree_made_unwritable_is_still_removed(tmp_path: Path, origin: Path, redis_url: str) -> None:
+def test_a_tree_made_unwritable_is_still_removed(tmp_path: Path, origin: Path) -> None:
     async def scenario() -> Path:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         await cache.fetch(7, str(origin), token="")
         async with cache.run_tree(7, "7-1", "refs/remotes/origin/main") as run:
             locked = run.tree / "locked"
@@ -198,9 +197,9 @@ def test_a_tree_made_unwritable_is_still_removed(tmp_path: Path, origin: Path, r
     assert not asyncio.run(scenario()).exists()
 
 
-def test_git_errors_carry_gits_words_and_no_token(tmp_path: Path, redis_url: str) -> None:
+def test_git_errors_carry_gits_words_and_no_token(tmp_path: Path) -> None:
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         with pytest.raises(GitError) as err:
             await cache.fetch(8, str(tmp_path / "missing.git"), token="ghs_secretsecretsecretsecret")
         assert "fetch failed" in str(err.value) and "ghs_" not in str(err.value)
@@ -208,3 +207,31 @@ def test_git_errors_carry_gits_words_and_no_token(tmp_path: Path, redis_url: str
         assert "ghs_" not in config and "extraheader" not in config.lower()
 
     asyncio.run(scenario())
+
+
+def test_a_fetch_killed_midway_leaves_no_lock_that_stops_the_next(tmp_path: Path, origin: Path) -> None:
+    """git locks a ref it updates with a ``.lock`` file; a worker SIGKILLed during a fetch leaves that file
+    behind, and every later fetch would fail with "cannot lock ref". Under the mirror's lock no other fetch
+    can be running, so such files are stale and go; other git lock files go once they are clearly old."""
+    async def scenario() -> tuple[str | None, str]:
+        cache = RepoCache(tmp_path / "data")
+        mirror = await cache.fetch(7, str(origin), token="")
+        (mirror / "refs" / "remotes" / "origin" / "main.lock").write_text("")
+        packed = mirror / "packed-refs.lock"
+        packed.write_text("")
+        old = time.time() - 3600
+        os.utime(packed, (old, old))
+        fresh = mirror / "refs" / "mull-runs-live.lock"  # a commit in another worker, just now: not ours to take
+        fresh.parent.mkdir(exist_ok=True)
+        fresh.write_text("")
+        work = tmp_path / "work"
+        sh(tmp_path, "clone", "-q", str(origin), str(work))
+        (work / "a.txt").write_text("two\n")
+        sh(work, "-c", "user.name=a", "-c", "user.email=a@x", "commit", "-qam", "two")
+        sh(work, "push", "-q", "origin", "main")
+        await cache.fetch(7, str(origin), token="")
+        assert not packed.exists() and fresh.exists()
+        return await cache.remote_sha(mirror, "main"), sh(origin, "rev-parse", "main")
+
+    fetched, pushed = asyncio.run(scenario())
+    assert fetched == pushed

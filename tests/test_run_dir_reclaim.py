@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from bot.settings import load_settings
 from worker.app import build_worker, reclaim_run_dirs, stale_run_age
 from worker.repo_cache import RepoCache
@@ -47,8 +45,8 @@ def test_the_periodic_job_reclaims_them_from_the_file_system_only(tmp_path: Path
     stale, fresh = run_dirs(tmp_path / "data", 3600)
 
     async def scenario() -> int:
-        dead = aioredis.Redis.from_url(NO_REDIS)  # never used: the sweep must not need Redis
-        cache = RepoCache(tmp_path / "data" / "repos", dead, stale_after=3600)
+        cache = RepoCache(  # no Redis at all: the sweep must not need it
+            tmp_path / "data" / "repos", stale_after=3600)
 
         class Log:
             def warning(self, *args: object, **kw: object) -> None:

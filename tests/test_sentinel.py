@@ -25,6 +25,7 @@ from bot.job_codec import deserialize, serialize
 from bot.jobs import QUEUE, delivery_job_id
 from bot.receiver import create_app
 from worker import installations, job_queue
+from worker.liveness import Liveness
 from worker.steady_worker import SteadyWorker
 
 SECRET = "sentinel-test-secret"
@@ -118,8 +119,9 @@ def test_the_worker_outlives_an_outage_longer_than_its_patience(tmp_path: Path) 
             await asyncio.sleep(0.05)
 
     async def scenario() -> None:
-        worker = SteadyWorker([func(note, name="note")], log=log, queue_name=QUEUE, poll_delay=0.05,
-                              handle_signals=False, redis_pool=job_queue.pool(server.url, keep_trying=0.3),
+        redis = job_queue.pool(server.url, keep_trying=0.3)
+        worker = SteadyWorker([func(note, name="note")], log=log, liveness=Liveness(redis), queue_name=QUEUE,
+                              poll_delay=0.05, handle_signals=False, redis_pool=redis,
                               job_serializer=serialize, job_deserializer=deserialize)
         main = asyncio.create_task(worker.main())
         queue = await job_queue.connect(server.url)

@@ -17,6 +17,17 @@ def test_defaults_match_the_public_contract() -> None:
     assert (s.github_url, s.redis_url, s.data_dir, s.host, s.port, s.label) == (
         "https://api.github.com", None, Path(".mull"), "127.0.0.1", 8000, "mull")
     assert s.redis_embedded and s.sandbox
+    assert s.worker_heartbeat == 20.0
+
+
+def test_the_worker_heartbeat_sets_the_liveness_of_every_worker() -> None:
+    """A short heartbeat (fast tests, quick failover) beats several times within its life."""
+    from worker.liveness import Liveness
+
+    s = load_settings({"MULL_WORKER_HEARTBEAT": "2"}, env_file=None)
+    liveness = Liveness(redis=None, ttl=s.worker_heartbeat)  # type: ignore[arg-type]
+    assert (liveness.ttl, liveness.grace, liveness.interval) == (2.0, 2.0, 0.4)
+    assert Liveness(redis=None, ttl=20.0).interval == 3.0  # type: ignore[arg-type]
 
 
 def test_environment_is_injected_not_read(monkeypatch) -> None:
@@ -38,6 +49,8 @@ def test_env_file_is_read(tmp_path: Path) -> None:
     ({"MULL_LOG_LEVEL": "LOUD"}, ["MULL_LOG_LEVEL"]),
     ({"MULL_LABEL": ""}, ["MULL_LABEL"]),
     ({"MULL_SANDBOX": "perhaps"}, ["MULL_SANDBOX"]),
+    ({"MULL_WORKER_HEARTBEAT": "0"}, ["MULL_WORKER_HEARTBEAT"]),
+    ({"MULL_WORKER_HEARTBEAT": "soon"}, ["MULL_WORKER_HEARTBEAT"]),
 ])
 def test_invalid_values_name_every_variable(environ, names) -> None:
     with pytest.raises(ConfigError) as err:

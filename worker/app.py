@@ -45,6 +45,7 @@ SOLVE_OVERHEAD_S = 600
 
 
 SINK_TIMEOUT_S = 10.0
+CRON_RESULT_KEEP_S = 3600
 
 
 async def _reconcile(svc: Services) -> None:
@@ -79,6 +80,14 @@ def every(seconds: int) -> dict[str, Any]:
     return {"minute": set(range(0, 60, seconds // 60)), "second": 0}
 
 
+def unique_cron(coroutine: Any, **kwargs: Any) -> Any:
+    """A cron job one worker runs per firing. Every worker enqueues each firing under the same id, and arq
+    refuses the id only while the job is queued, running, or its result is kept: a worker that enqueues a
+    firing late (its Redis was down at that moment, or it was busy) would run it again once arq's result of
+    it is gone. So the result is kept for an hour, longer than any Redis outage Mull rides out."""
+    return cron(coroutine, unique=True, keep_result=CRON_RESULT_KEEP_S, **kwargs)
+
+
 def check_ready(settings: MullSettings) -> None:
     """Fail at startup, not at the first job, when something the worker needs is missing."""
     settings.require_app()
@@ -97,7 +106,7 @@ POLL_DELAY_S = 0.05
 
 
 def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False, poll_delay: float = POLL_DELAY_S,
-                 liveness_ttl: float = 20.0, handle_signals: bool = True,
+                 handle_signals: bool = True,
                  clock: Callable[[], float] = time.time, refresh_delay: float = REFRESH_DELAY_S,
                  with_cron: bool = True, environ: Mapping[str, str] | None = None,
                  ready_checked: bool = False) -> SteadyWorker:
@@ -127,8 +136,8 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             redis=redis, settings=settings, log=log, redactor=redactor, http=http, gateway=gateway,
             github=GitHubApp(settings.require_app(), settings.app_private_key(), settings.github_url, redis,
                              app_slug=settings.app_slug, redactor=redactor),
-            repos=RepoCache(settings.data_dir / "repos", redis, stale_after=stale_run_age(settings)),
-            liveness=Liveness(redis, ttl=liveness_ttl, log=log),
+            repos=RepoCache(settings.data_dir / "repos", stale_after=stale_run_age(settings)),
+            liveness=liveness,
             slots=RunSlots(redis, settings.installation_runs, hold_seconds=solve_timeout),
             clock=clock, refresh_delay=refresh_delay,
             environ=os.environ if environ is None else environ)
@@ -145,14 +154,12 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         if "exits" in ctx:
             await ctx["exits"].aclose()
 
-    async def job_start(ctx: dict[str, Any]) -> None:
-        await services(ctx).liveness.job_started(ctx["job_id"])
-
-    async def job_end(ctx: dict[str, Any]) -> None:
-        await services(ctx).liveness.job_ended(ctx["job_id"])
-
+    redis = pool(redis_url, keep_trying=WORKER_KEEP_TRYING_S, socket_connect_timeout=2, socket_timeout=10)
+    # Made here, not at startup: the worker takes each job and records itself as its holder in one step.
+    liveness = Liveness(redis, ttl=settings.worker_heartbeat, log=log)
     return SteadyWorker(
         log=log,
+        liveness=liveness,
         functions=[
             func(handle_delivery, name=HANDLE_DELIVERY, timeout=handlers.JOB_TIMEOUT_S, max_tries=handlers.MAX_TRIES),
             # keep_result=0: a finished run must not block the next label (arq refuses ids with a result).
@@ -167,22 +174,19 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         ],
         cron_jobs=None if not with_cron else [
             # GitHub never retries a failed delivery: redeliver them (unique: one worker runs each turn).
-            cron(redeliver_failed, **every(settings.redeliver_interval), run_at_startup=True, unique=True,
-                 timeout=300),
-            cron(sweep_backlogs, second=30, unique=True, timeout=300),
-            cron(send_digests, second=0, unique=True, timeout=300),
+            unique_cron(redeliver_failed, **every(settings.redeliver_interval), run_at_startup=True, timeout=300),
+            unique_cron(sweep_backlogs, second=30, timeout=300),
+            unique_cron(send_digests, second=0, timeout=300),
             cron(reclaim_run_dirs, minute=set(range(7, 60, 15)), unique=False, timeout=600, keep_result=0),
         ],
         queue_name=QUEUE,
-        redis_pool=pool(redis_url, keep_trying=WORKER_KEEP_TRYING_S, socket_connect_timeout=2, socket_timeout=10),
+        redis_pool=redis,
         # Jobs and results are msgpack (bot/job_codec.py): arq's default, pickle, would make a write to Redis
         # code execution in every worker.
         job_serializer=serialize,
         job_deserializer=deserialize,
         on_startup=startup,
         on_shutdown=shutdown,
-        on_job_start=job_start,
-        on_job_end=job_end,
         max_jobs=settings.worker_jobs,
         keep_result=3600,
         burst=burst,

@@ -15,15 +15,26 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from arq import constants as arq_keys
+from arq.jobs import serialize_job
+
 from bot import keys
-from bot.jobs import RepoRef, SolveRequest
+from bot.job_codec import serialize
+from bot.jobs import QUEUE, SOLVE_ISSUE, RepoRef, SolveRequest, solve_job_prefix
 from worker.backlog_state import Item, ItemState, held_order
 from worker.repo_config import RepoConfig
 from worker.services import Services
 
 Clock = Callable[[], float]
+ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX = arq_keys.job_key_prefix, arq_keys.result_key_prefix
 
 # Start queued issues, oldest first, while fewer than ``limit`` run; snoozed ones keep their place but wait.
+# Starting one is one step: it moves to ``running`` and its solve job goes into arq's queue together (the job as
+# arq stores it was made when the issue was queued), so no worker death between the two can leave a slot taken
+# by a run that no job will ever do. An issue whose previous run arq still holds keeps its place, and waits.
+# KEYS: waiting, running, meta, jobs, arq's queue. ARGV: default limit, now (s), snooze prefix, arq job prefix
+# and arq result prefix of this repo's solve jobs, job expiry (ms), now (ms), solve job id prefix.
+# Returns the issues started; "?<issue>" for one queued before jobs were kept here (its caller enqueues it).
 _PUMP = """
 local limit = tonumber(redis.call('HGET', KEYS[3], 'max_in_flight') or ARGV[1])
 local free = limit - redis.call('ZCARD', KEYS[2])
@@ -32,14 +43,38 @@ if free <= 0 then return started end
 for _, issue in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if free <= 0 then break end
   if redis.call('EXISTS', ARGV[3] .. issue) == 0 then
-    redis.call('ZREM', KEYS[1], issue)
-    redis.call('ZADD', KEYS[2], ARGV[2], issue)
-    table.insert(started, issue)
-    free = free - 1
+    local job = redis.call('HGET', KEYS[4], issue)
+    if not job or redis.call('EXISTS', ARGV[4] .. issue, ARGV[5] .. issue) == 0 then
+      redis.call('ZREM', KEYS[1], issue)
+      redis.call('ZADD', KEYS[2], ARGV[2], issue)
+      if job then
+        redis.call('PSETEX', ARGV[4] .. issue, ARGV[6], job)
+        redis.call('ZADD', KEYS[5], ARGV[7], ARGV[8] .. issue)
+        table.insert(started, issue)
+      else
+        table.insert(started, '?' .. issue)
+      end
+      free = free - 1
+    end
   end
 end
 return started
 """
+SOLVE_JOB_EXPIRES_MS = 24 * 3600 * 1000  # arq's default for a job not yet started
+
+# Queue an issue's run. KEYS: waiting, running, requests, jobs, items, meta, the asking delivery's mark.
+# ARGV: issue, request (JSON), its solve job as arq stores it, labeled at, item (JSON), mark TTL, "1" with a mark.
+_ENQUEUE = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+if ARGV[7] == '1' and not redis.call('SET', KEYS[7], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], 'NX', ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[5])
+redis.call('HINCRBY', KEYS[6], 'version', 1)
+return 1
+"""
+ASKED_TTL_S = keys.SEEN_TTL_MS // 1000  # as long as the receiver dedupes the delivery itself
 
 DEFAULT_IN_FLIGHT = 2
 DEFAULT_AWAITING = 3
@@ -69,6 +104,7 @@ class Backlog:
         self.repo_id = repo_id
         self.clock = clock
         self._pump = redis.register_script(_PUMP)
+        self._enqueue = redis.register_script(_ENQUEUE)
 
     def key(self, part: str) -> str:
         return keys.backlog(self.repo_id, part)
@@ -135,6 +171,7 @@ class Backlog:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self.key("items"), str(issue))
             pipe.hdel(self.key("requests"), str(issue))
+            pipe.hdel(self.key("jobs"), str(issue))
             for part in ("waiting", "running", "held"):
                 pipe.zrem(self.key(part), str(issue))
             pipe.srem(self.key("ready"), str(issue))
@@ -157,37 +194,46 @@ class Backlog:
         return (await self.redis.zscore(self.key("waiting"), str(issue)) is not None
                 or await self.redis.zscore(self.key("running"), str(issue)) is not None)
 
-    async def enqueue(self, request: SolveRequest, title: str = "") -> bool:
-        """Put an issue's run in line; False when it is already queued or running."""
+    async def enqueue(self, request: SolveRequest, title: str = "", asked_by: str | None = None) -> bool:
+        """Put an issue's run in line, in one step; False when it is already queued or running, or when
+        ``asked_by`` (the delivery asking) queued a run before: its handling, retried after a worker died, must
+        not queue a second run once the first has ended."""
         now = self.clock()
-        if await self.is_pending(request.issue):
-            return False
         previous = await self.get(request.issue)
         labeled_at = previous.labeled_at if previous and previous.state is ItemState.QUEUED else now
-        await self.redis.hset(self.key("requests"), str(request.issue), json.dumps(asdict(request)))
-        await self.redis.zadd(self.key("waiting"), {str(request.issue): labeled_at}, nx=True)
+        job = serialize_job(SOLVE_ISSUE, (request,), {}, None, int(time.time() * 1000), serializer=serialize)
         base = previous or Item(issue=request.issue)  # a rerun keeps its PR, reviewers and snooze count
-        await self.put(replace(base, title=title or base.title, state=ItemState.QUEUED, labeled_at=labeled_at,
-                               since=now, labeled_by=request.requested_by, reason=""))
-        return True
+        item = replace(base, title=title or base.title, state=ItemState.QUEUED, labeled_at=labeled_at, since=now,
+                       labeled_by=request.requested_by, reason="")
+        return bool(await self._enqueue(
+            keys=[self.key("waiting"), self.key("running"), self.key("requests"), self.key("jobs"),
+                  self.key("items"), self.key("meta"), keys.run_asked(asked_by or "-")],
+            args=[str(request.issue), json.dumps(asdict(request)), job, labeled_at, item.to_json(),
+                  ASKED_TTL_S, "1" if asked_by else "0"]))
 
-    async def start_next(self) -> list[SolveRequest]:
-        """Move queued issues into free run slots; the caller enqueues their jobs."""
-        started = await self._pump(keys=[self.key("waiting"), self.key("running"), self.key("meta")],
-                                   args=[DEFAULT_IN_FLIGHT, self.clock(), keys.snoozed_items(self.repo_id)])
+    async def start_next(self) -> list[tuple[SolveRequest, bool]]:
+        """Move queued issues into free run slots with their solve jobs; (request, whether its job is queued).
+        A job not queued here is the caller's to enqueue (an issue queued before jobs were kept with it)."""
+        prefix = solve_job_prefix(self.repo_id)
+        started = await self._pump(
+            keys=[self.key("waiting"), self.key("running"), self.key("meta"), self.key("jobs"), QUEUE],
+            args=[DEFAULT_IN_FLIGHT, self.clock(), keys.snoozed_items(self.repo_id), ARQ_JOB_PREFIX + prefix,
+                  ARQ_RESULT_PREFIX + prefix, SOLVE_JOB_EXPIRES_MS, int(time.time() * 1000), prefix])
         requests = []
         for raw in started:
-            data = await self.redis.hget(self.key("requests"), raw)
+            issue = raw.decode().lstrip("?")
+            data = await self.redis.hget(self.key("requests"), issue)
             if data:
-                requests.append(SolveRequest(**json.loads(data)))
+                requests.append((SolveRequest(**json.loads(data)), not raw.startswith(b"?")))
             else:  # no request to run: nothing can start it, so it must not hold a slot
-                await self.redis.zrem(self.key("running"), raw)
+                await self.redis.zrem(self.key("running"), issue)
         return requests
 
     async def run_ended(self, issue: int) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.key("running"), str(issue))
             pipe.hdel(self.key("requests"), str(issue))
+            pipe.hdel(self.key("jobs"), str(issue))
             await pipe.execute()
 
     async def requeue(self, issue: int) -> None:
@@ -202,6 +248,7 @@ class Backlog:
         """``/mull stop`` before the run started: it leaves the line."""
         removed = await self.redis.zrem(self.key("waiting"), str(issue))
         await self.redis.hdel(self.key("requests"), str(issue))
+        await self.redis.hdel(self.key("jobs"), str(issue))
         return bool(removed)
 
     async def waiting(self) -> list[int]:

@@ -19,11 +19,11 @@ from worker.services import Services
 
 
 async def start_runs(svc: Services, backlog: Backlog, repo: RepoRef) -> list[int]:
-    """Enqueue the runs of the issues that got a slot."""
+    """Start the runs of the issues that get a slot (the backlog queues their jobs as it starts them)."""
     started = []
-    for request in await backlog.start_next():
+    for request, queued in await backlog.start_next():
         job_id = solve_job_id(request.repo_id, request.issue)
-        if not await enqueue_solve(svc.redis, request):
+        if not queued and not await enqueue_solve(svc.redis, request):
             # arq still holds this id (a previous run is finishing): that run's end starts the queue again.
             svc.log.warning("run not started: arq holds this job id", repo=repo.full_name, issue=request.issue,
                             status=(await job_queue.job(job_id, svc.redis).status()).value)

@@ -26,6 +26,7 @@ from worker.dashboard_view import KIND as DASHBOARD
 from worker.dashboard_view import TITLE, held_positions, local_time, positions, render_dashboard
 from worker.digest_window import next_fire
 from worker.github_pages import every
+from worker.lease_lock import ISSUE_LOCK_WAIT_S, lease_lock
 from worker.needs_you import html_base
 from worker.services import Services, services
 from worker.status import StatusComment
@@ -93,8 +94,8 @@ async def show_positions(svc: Services, gh: GitHub, request: RefreshRequest, bac
         if shown.get(item.issue, "") == line:
             continue
         status = StatusComment(gh, request.ref, item.issue, bot_login, svc.redis)
-        async with svc.redis.lock(keys.issue_lock(request.repo_id, item.issue), timeout=60,
-                                  blocking_timeout=60):
+        async with lease_lock(svc.redis, keys.issue_lock(request.repo_id, item.issue),
+                              lease=svc.settings.worker_heartbeat, wait=ISSUE_LOCK_WAIT_S, log=svc.log):
             state = await status.load()
             if status.comment_id is not None and state.queue != line:
                 await status.write(replace(state, queue=line))

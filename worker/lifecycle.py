@@ -18,6 +18,7 @@ a retry, and a failed one never goes straight to review.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -30,6 +31,7 @@ from worker import backlog as backlogs
 from worker import labels
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import Item, ItemState
+from worker.lease_lock import ISSUE_LOCK_WAIT_S, lease_lock
 from worker.needs_you import needs_you
 from worker.redis_reply import reply
 from worker.services import Services
@@ -130,6 +132,12 @@ class IssueLifecycle:
         self.backlog = backlogs.of(svc, repo.repo_id)
         self._status: StatusComment | None = None
 
+    def issue_lock(self) -> AbstractAsyncContextManager[None]:
+        """A lease (``worker/lease_lock.py``) on the issue's status comment and its place in the line: it
+        lapses with a killed worker's heartbeat instead of holding the issue for a fixed minute."""
+        return lease_lock(self.svc.redis, keys.issue_lock(self.repo.repo_id, self.issue),
+                          lease=self.svc.settings.worker_heartbeat, wait=ISSUE_LOCK_WAIT_S, log=self.svc.log)
+
     async def status(self) -> StatusComment:
         """The issue's status comment, loaded once per lifecycle."""
         if self._status is None:
@@ -181,16 +189,17 @@ class IssueLifecycle:
         await touch(self.svc, self.repo)
         return moved
 
-    async def queue(self, request: SolveRequest, *, retry: bool, title: str = "", **run_changes: Any) -> bool:
-        """Put the issue's run in the repo's line (``request``); False when it is already queued or running.
+    async def queue(self, request: SolveRequest, *, retry: bool, title: str = "", asked_by: str | None = None,
+                    **run_changes: Any) -> bool:
+        """Put the issue's run in the repo's line (``request``); False when it is already queued or running, or
+        when the delivery ``asked_by`` queued it before (its handling retried after a worker died).
 
         ``run_changes`` go into the status marker with the queued phase (a plan approved, an answer).
         """
         before = await self.stage()
         check(self.issue, before, Stage.QUEUED, retry=retry)
-        async with self.svc.redis.lock(keys.issue_lock(self.repo.repo_id, self.issue), timeout=60,
-                                       blocking_timeout=60):
-            if not await self.backlog.enqueue(request, title=title):
+        async with self.issue_lock():
+            if not await self.backlog.enqueue(request, title=title, asked_by=asked_by):
                 return False
             await reply(self.svc.redis.hdel(self._done_key, str(self.issue)))
             item = await self.backlog.get(self.issue) or Item(self.issue)

@@ -1,9 +1,13 @@
 """Redeliver webhooks Mull failed to take: GitHub shows a failed delivery but never retries it by itself.
 
 A cron job reads the App's delivery log (``GET /app/hook/deliveries``, newest first) back to the last run's
-mark and asks GitHub to redeliver every guid with no 2xx attempt. Each guid is redelivered at most once in
-``REDELIVERED_TTL_S``; the receiver dedupes on X-GitHub-Delivery, so an extra redelivery is harmless anyway.
-Work per run is capped; a scan cut short resumes from its cursor next run, so a backlog is never skipped.
+mark and asks GitHub to redeliver every guid with no 2xx attempt. A redelivery can fail too (Redis was still
+down, the receiver restarting): its failed attempt is in the log, so a later run finds the guid again and
+redelivers it once more, at most ``TRIES_PER_GUID`` times and no sooner than half a period after the last
+(one try per run: with the default period, five minutes apart); then Mull gives up on it with an error in the
+log. The receiver dedupes on X-GitHub-Delivery, so an extra redelivery is harmless anyway. Work per run is
+capped; a scan cut short resumes from its cursor next run, and the mark never passes a guid left for a later
+run, so a backlog is never skipped.
 """
 
 from __future__ import annotations
@@ -29,6 +33,24 @@ REDELIVERED_TTL_S = 3 * 24 * 3600  # GitHub keeps deliveries (and allows redeliv
 PER_PAGE = 100
 MAX_ITEMS = 500
 MAX_REDELIVERIES = 50
+TRIES_PER_GUID = 3
+
+# KEYS: the guid's record. ARGV: now (s), least gap (s), tries allowed, record TTL (s). The try this claims
+# (1, 2, ...), 0 when the last one is too recent, -1 when every try is spent (-2 the first time: say so).
+_CLAIM = """
+local tries = tonumber(redis.call('HGET', KEYS[1], 'tries') or '0')
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
+if tries >= tonumber(ARGV[3]) then
+  if redis.call('HSETNX', KEYS[1], 'given_up', ARGV[1]) == 1 then return -2 end
+  return -1
+end
+if tries > 0 and tonumber(ARGV[1]) - at < tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'tries', tries + 1, 'at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return tries + 1
+"""
 
 
 @dataclass
@@ -51,12 +73,14 @@ class Scan:
 async def redeliver_failed(ctx: dict[str, Any]) -> int:
     """arq cron job: the number of deliveries GitHub was asked to redeliver (0 when GitHub failed us)."""
     svc = services(ctx)
-    return await redeliver(svc.github, svc.redis, svc.log)
+    return await redeliver(svc.github, svc.redis, svc.log, retry_after=svc.settings.redeliver_interval / 2)
 
 
 async def redeliver(github: GitHubApp, redis: Any, log: Any, *, per_page: int = PER_PAGE,
-                    max_items: int = MAX_ITEMS, max_redeliveries: int = MAX_REDELIVERIES) -> int:
-    """One pass; page size and caps are parameters so tests can drive paging and carry-over cheaply."""
+                    max_items: int = MAX_ITEMS, max_redeliveries: int = MAX_REDELIVERIES,
+                    retry_after: float = 150.0) -> int:
+    """One pass; page size and caps are parameters so tests can drive paging and carry-over cheaply.
+    ``retry_after``: least seconds between two redeliveries of one guid (one per run: half the period)."""
     state = {k.decode(): v.decode() for k, v in (await redis.hgetall(keys.REDELIVER)).items()}
     since = float(state.get("since") or time.time() - LOOKBACK_S)
     resume = state.get("cursor")
@@ -69,7 +93,7 @@ async def redeliver(github: GitHubApp, redis: Any, log: Any, *, per_page: int = 
             if resume and _status(exc) in (400, 404, 422):  # a stale cursor must not wedge every later run
                 await redis.hdel(keys.REDELIVER, "cursor", "ceiling")
             return 0
-        count, pending_from = await _redeliver(gh, redis, log, scan, max_redeliveries)
+        count, pending_from = await _redeliver(gh, redis, log, scan, max_redeliveries, retry_after)
     await _save(redis, log, state, since, scan, pending_from)
     if count or pending_from is not None:
         log.info("webhook redelivery", redelivered=count, scanned=scan.items,
@@ -104,29 +128,59 @@ async def _scan(gh: GitHub, since: float, cursor: str | None, per_page: int, max
             return scan
 
 
-async def _redeliver(gh: GitHub, redis: Any, log: Any, scan: Scan, limit: int) -> tuple[int, float | None]:
-    """Redeliver failed guids oldest first; also returns when the first one left for next run was sent."""
+async def _redeliver(gh: GitHub, redis: Any, log: Any, scan: Scan, limit: int,
+                     retry_after: float) -> tuple[int, float | None]:
+    """Redeliver failed guids oldest first; also returns when the first one left for a later run was sent."""
     failed = sorted((g for g in scan.guids.items() if not g[1].ok), key=lambda g: (g[1].first_at, g[1].delivery_id))
     count = 0
+    pending_from: float | None = None
     for guid, seen in failed:
         if count >= limit:
             log.warning("webhook redelivery capped; the rest go next run", limit=limit,
                         left=len(failed) - failed.index((guid, seen)))
-            return count, seen.first_at
-        if not await redis.set(keys.redelivered(guid), 1, nx=True, ex=REDELIVERED_TTL_S):
-            continue  # redelivered already (or another run is on it)
+            return count, _earliest(pending_from, seen.first_at)
+        key = keys.redelivered(guid)
+        previous = await redis.hgetall(key)
+        claimed = await redis.eval(_CLAIM, 1, key, str(time.time()), str(retry_after), str(TRIES_PER_GUID),
+                                   str(REDELIVERED_TTL_S))
+        if claimed == 0:
+            # Redelivered a moment ago (or another run is on it). Should that redelivery fail, its attempt is
+            # listed after this run's mark, so a later run finds the guid again.
+            continue
+        if claimed < 0:
+            if claimed == -2:
+                log.error("webhook redelivery given up: every redelivery of this delivery failed; redeliver it "
+                          "from the GitHub App's advanced settings once Mull is healthy", guid=guid,
+                          tries=TRIES_PER_GUID)
+            continue
         try:
             await gh.rest.apps.async_redeliver_webhook_delivery(seen.delivery_id)
         except GitHubException as exc:
             if is_transient(exc):
-                await redis.delete(keys.redelivered(guid))
+                await _unclaim(redis, key, previous)
                 log.error("webhook redelivery: GitHub failed, trying again next run", guid=guid,
                           error=_describe(exc), status=_status(exc))
-                return count, seen.first_at
+                return count, _earliest(pending_from, seen.first_at)
             log.warning("webhook redelivery refused", guid=guid, error=_describe(exc), status=_status(exc))
             continue
+        if claimed > 1:
+            log.warning("webhook redelivered again: its last redelivery failed too", guid=guid, attempt=claimed)
         count += 1
-    return count, None
+    return count, pending_from
+
+
+def _earliest(when: float | None, other: float) -> float:
+    return other if when is None else min(when, other)
+
+
+async def _unclaim(redis: Any, key: str, previous: dict[bytes, bytes]) -> None:
+    """GitHub did not take the redelivery: it is not a try."""
+    async with redis.pipeline(transaction=True) as tx:
+        tx.delete(key)
+        if previous:
+            tx.hset(key, mapping=previous)
+            tx.expire(key, REDELIVERED_TTL_S)
+        await tx.execute()
 
 
 async def _save(redis: Any, log: Any, state: dict[str, str], since: float, scan: Scan,

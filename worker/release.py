@@ -21,11 +21,13 @@ from worker import backlog as backlogs
 from worker import codeowners, labels, lifecycle, readiness, stats
 from worker.backlog import reviewer_load
 from worker.backlog_state import Item, ItemState
+from worker.lease_lock import lease_lock
 from worker.lifecycle import IssueLifecycle, Stage
 from worker.needs_you import count
 from worker.services import Services
 
 AWAITING_LABEL = "mull:awaiting-review"
+RELEASE_LOCK_WAIT_S = 120
 
 
 async def reviewer_candidates(gh: GitHub, repo: RepoRef, pr: int, configured: tuple[str, ...], labeled_by: str,
@@ -77,7 +79,8 @@ async def release(svc: Services, gh: GitHub, repo: RepoRef) -> list[int]:
     installation_id, repo_id = repo.installation_id, repo.repo_id
     backlog = backlogs.of(svc, repo_id)
     released: list[int] = []
-    async with redis.lock(keys.release_lock(repo_id), timeout=120, blocking_timeout=120):
+    async with lease_lock(redis, keys.release_lock(repo_id), lease=svc.settings.worker_heartbeat,
+                          wait=RELEASE_LOCK_WAIT_S, log=svc.log):
         limits = await backlog.limits()
         slots = limits.max_awaiting_review - len(await backlog.ready())
         for issue in await backlog.held():

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from redis.asyncio import Redis
-
-from bot import keys
 from worker import spare_tree
 from worker.build_caches import BUILD_CACHES
+from worker.file_lock import file_lock
 from worker.git_process import GitError, git
 from worker.run_tree import NO_CONVERSIONS, RunTree, open_run_tree, reclaim
 
@@ -27,6 +29,8 @@ __all__ = ["EXCLUDES", "GitError", "RepoCache", "RunTree", "git", "init_mirror",
 # and the caches running the project's code writes (an agent that runs the tests writes them).
 EXCLUDES = (".aider*", ".mull-prompt*", *BUILD_CACHES)
 STALE_RUN_SECONDS = 4 * 3600  # a run directory this old belongs to no live run (see RepoCache)
+MIRROR_LOCK_TIMEOUT_S = 900  # a first clone of a large repository takes minutes
+STALE_GIT_LOCK_S = 600  # git holds a lock for a moment; one this old was left by a killed git
 
 
 async def init_mirror(mirror: Path, url: str | None = None) -> None:
@@ -41,12 +45,20 @@ async def init_mirror(mirror: Path, url: str | None = None) -> None:
         await git("init", "--bare", "--quiet", git_dir=mirror)
     info = mirror / "info"
     info.mkdir(exist_ok=True)
-    (info / "exclude").write_text("\n".join(EXCLUDES) + "\n")
-    (info / "attributes").write_text(NO_CONVERSIONS)
+    _replace(info / "exclude", "\n".join(EXCLUDES) + "\n")
+    _replace(info / "attributes", NO_CONVERSIONS)
     if url is not None:
         if any(ch in url for ch in "\n\r\"\\"):
             raise GitError(f"refusing a clone URL with a line break, quote or backslash: {url!r}")
-        (mirror / "config").write_text(_CONFIG.format(url=url))
+        _replace(mirror / "config", _CONFIG.format(url=url))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole in one step: another worker's git, reading it meanwhile (a push beside a fetch),
+    sees the old file or the new one, never a truncated one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 _CONFIG = """[core]
@@ -72,6 +84,23 @@ async def push(mirror: Path, url: str, sha: str, branch: str, expected: str | No
               f"{sha}:refs/heads/{branch}", git_dir=mirror, token=token)
 
 
+def stale_git_locks(mirror: Path) -> list[Path]:
+    """git's ``.lock`` files in ``mirror`` that no live git holds; call it holding the mirror's lock.
+
+    A git killed with its worker leaves the lock of the ref it was updating, and git then refuses to update
+    that ref ever again ("cannot lock ref"). Remote-tracking refs are written by fetches alone, which the mirror's
+    lock serialises: holding it, any lock among them is stale. Other locks (packed-refs, a commit's temporary
+    ref) may belong to a live git in another worker, which holds one for milliseconds: stale once old."""
+    now = time.time()
+    found = []
+    for path in [*mirror.glob("*.lock"), *(mirror / "refs").rglob("*.lock")]:
+        remote = (mirror / "refs" / "remotes") in path.parents
+        with contextlib.suppress(FileNotFoundError):
+            if remote or now - path.stat().st_mtime > STALE_GIT_LOCK_S:
+                found.append(path)
+    return found
+
+
 def reclaim_runs(root: Path, stale_after: float) -> list[Path]:
     """Remove the run directories under ``root`` older than ``stale_after`` seconds: runs of a worker that died.
 
@@ -89,11 +118,10 @@ class RepoCache:
     and periodically (``worker/app.py``).
     """
 
-    def __init__(self, root: Path, redis: Redis, *, stale_after: float = STALE_RUN_SECONDS) -> None:
+    def __init__(self, root: Path, *, stale_after: float = STALE_RUN_SECONDS) -> None:
         self.root = root.resolve()
         self.runs = self.root / "runs"
         self.spares = self.root / "spares"
-        self._redis = redis
         self._stale_after = stale_after
         self._refilling: set[int] = set()  # one background checkout per repository at a time
 
@@ -105,8 +133,9 @@ class RepoCache:
 
     @contextlib.asynccontextmanager
     async def _locked(self, repo_id: int) -> AsyncIterator[None]:
-        """Mirror fetches are serialised across every worker on this machine's data dir."""
-        async with self._redis.lock(keys.mirror_lock(repo_id), timeout=900, blocking_timeout=900):
+        """Mirror fetches are serialised across every worker on this machine's data dir (the mirrors are this
+        machine's alone); a killed worker's hold ends with its process."""
+        async with file_lock(self.root / "mirrors" / f"{repo_id}.lock", timeout=MIRROR_LOCK_TIMEOUT_S):
             yield
 
     async def fetch(self, repo_id: int, clone_url: str, token: str) -> Path:
@@ -114,10 +143,18 @@ class RepoCache:
         mirror = self.mirror_path(repo_id)
         async with self._locked(repo_id):
             await init_mirror(mirror, clone_url)
+            for stale in stale_git_locks(mirror):
+                stale.unlink(missing_ok=True)
             await git("worktree", "prune", git_dir=mirror)  # mirrors from before run trees had worktrees
             await git("fetch", "--quiet", "--prune", "--no-tags", "--no-recurse-submodules", "origin",
                       "+refs/heads/*:refs/remotes/origin/*", git_dir=mirror, token=token)
         return mirror
+
+    async def has_commit(self, mirror: Path, sha: str) -> bool:
+        if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+            return False
+        out = await git("cat-file", "-t", sha, git_dir=mirror, check=False)
+        return out.strip() == "commit"
 
     async def remote_sha(self, mirror: Path, branch: str) -> str | None:
         out = await git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}",

@@ -7,8 +7,7 @@ that finds its commit already pushed goes straight to the PR instead of running 
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from arq import Retry
@@ -24,7 +23,7 @@ from worker.job_boundary import JobRun, job_boundary
 from worker.lifecycle import Alert, IllegalMove, Stage
 from worker.plan_stage import plan_stage
 from worker.repo_settings import config_for
-from worker.services import Services, services
+from worker.services import services
 
 RETRY_HINT = "Comment `/mull retry` to run it again."
 
@@ -76,31 +75,24 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
                 alert=Alert("question", "the agent's plan asks a question.", mention=False) if asked else None)
             return "waiting"
         branch = branch_name(request.issue)
-        result: AgentResult
-        pushed: str | None
-        saved = await _saved_result(svc, request)
-        if saved is not None and state.pushed_sha:
-            log.info("resuming: this revision was already pushed", sha=state.pushed_sha)
-            result, pushed = saved, state.pushed_sha
-        else:
-            co_author = await _labeler(gh, request.requested_by)
-            run = await run_on_branch(
-                job, repo, branch,
-                prompt_for=lambda tree: build_prompt(ref.full_name, request.issue, issue.get("title", ""),
-                                                     issue.get("body") or "", read_instructions(tree),
-                                                     extra=state.plan_text),
-                message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
-                bot=bot, config=config)
-            result, pushed = run.result, run.sha
-            if pushed is None:
-                reason = result.error or "the agent finished without changing any file"
-                await issue_run.move(Stage.FAILED, run=state, reason=reason,
-                                     note=f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}",
-                                     alert=Alert("failed", f"the run failed: {reason}. {RETRY_HINT}"))
-                return "no changes"
-            await _save_result(svc, request, result)
-            state = replace(state, pushed_sha=pushed)
-            await issue_run.move(Stage.WORKING, run=state, note="Pushed the agent's work; opening the pull request.")
+        co_author = await _labeler(gh, request.requested_by)
+        # Kept per trigger: a rerun of this revision resumes from its kept run; a new label runs a new one.
+        run = await run_on_branch(
+            job, repo, branch,
+            prompt_for=lambda tree: build_prompt(ref.full_name, request.issue, issue.get("title", ""),
+                                                 issue.get("body") or "", read_instructions(tree),
+                                                 extra=state.plan_text),
+            message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
+            bot=bot, config=config, keep_as=keys.kept_run(request.repo_id, request.issue, request.trigger))
+        result, pushed = run.result, run.sha
+        if pushed is None:
+            reason = result.error or "the agent finished without changing any file"
+            await issue_run.move(Stage.FAILED, run=state, reason=reason,
+                                 note=f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}",
+                                 alert=Alert("failed", f"the run failed: {reason}. {RETRY_HINT}"))
+            return "no changes"
+        state = replace(state, pushed_sha=pushed)
+        await issue_run.move(Stage.WORKING, run=state, note="Pushed the agent's work; opening the pull request.")
         body = pull_requests.render_body(request.issue, result, state.revision, request.requested_by)
         pr = await pull_requests.open_or_update(gh, ref, branch, repo["default_branch"],
                                                 issue.get("title") or f"Issue #{request.issue}", body)
@@ -142,20 +134,6 @@ def _quote(text: str) -> str:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return scrub(text)[:300]
-
-
-async def _save_result(svc: Services, request: SolveRequest, result: AgentResult) -> None:
-    """Keep the agent's summary until the PR shows it: a rerun after a crash post-push must not lose it."""
-    key = keys.solve_result(request.repo_id, request.issue, request.trigger)
-    await svc.redis.set(key, json.dumps(asdict(result)), ex=7 * 24 * 3600)
-
-
-async def _saved_result(svc: Services, request: SolveRequest) -> AgentResult | None:
-    raw = await svc.redis.get(keys.solve_result(request.repo_id, request.issue, request.trigger))
-    if not raw:
-        return None
-    fields = json.loads(raw)  # JSON, not a pickle: what Redis holds must never be able to run code here
-    return AgentResult(**{**fields, "not_done": tuple(fields["not_done"])})
 
 
 async def _labeler(gh: Any, login: str) -> tuple[str, int] | None:

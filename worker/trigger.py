@@ -16,7 +16,7 @@ from bot.jobs import SolveRequest, solve_job_id
 from bot.settings import MullSettings
 from worker import backlog as backlogs
 from worker import job_queue, lifecycle
-from worker.backlog import Limits
+from worker.backlog import Backlog, Limits
 from worker.backlog_jobs import start_runs
 from worker.events import TRIGGER_ROLES, Event, once, permission
 from worker.installations import request_abort
@@ -42,7 +42,7 @@ async def queue_run(svc: Services, event: Event, issue: int, requested_by: str, 
     """
     backlog = backlogs.of(svc, event.repo_id)
     if await run_status(svc, event.repo_id, issue) in ACTIVE or await backlog.is_pending(issue):
-        return False
+        return await _not_queued(svc, backlog, event)
     try:
         config = await config_for(svc, event.gh, event.ref)
         await backlog.remember_repo(event.installation_id, event.repo_name, Limits.of(config))
@@ -51,10 +51,18 @@ async def queue_run(svc: Services, event: Event, issue: int, requested_by: str, 
     request = SolveRequest(installation_id=event.installation_id, repo_id=event.repo_id, repo=event.repo_name,
                            issue=issue, requested_by=requested_by, trigger=trigger or event.delivery.guid)
     issue_run = lifecycle.of(svc, event.gh, event.ref, issue, event.bot.login)
-    if not await issue_run.queue(request, retry=trigger is None, title=title, **state_changes):
-        return False
+    if not await issue_run.queue(request, retry=trigger is None, title=title,
+                                 asked_by=event.delivery.guid, **state_changes):
+        return await _not_queued(svc, backlog, event)
     event.log.info("run queued", issue=issue)
     return True
+
+
+async def _not_queued(svc: Services, backlog: Backlog, event: Event) -> bool:
+    """Nothing new to queue; still move the line on: this may be a delivery retried after its worker died
+    between queueing the run and starting the line."""
+    await start_runs(svc, backlog, event.ref)
+    return False
 
 
 async def on_labeled(svc: Services, event: Event) -> str:
@@ -100,7 +108,7 @@ async def take_out_of_line(svc: Services, event: Event, issue: int, why: str) ->
         await request_abort(job)  # it had a slot but had not started
         await backlog.run_ended(issue)
     issue_run = lifecycle.of(svc, event.gh, event.ref, issue, event.bot.login)
-    async with svc.redis.lock(keys.issue_lock(event.repo_id, issue), timeout=60, blocking_timeout=60):
+    async with issue_run.issue_lock():
         await issue_run.move(Stage.DONE, note=f"**Stopped** before it started: {why}.")
     await start_runs(svc, backlog, event.ref)
     event.log.info("taken out of the line", issue=issue, why=why)

@@ -172,6 +172,12 @@ class GitHubDouble(PeopleMixin):
                               dict(headers or {}))
             self.state.failures.append(failure)
 
+    def stall_next(self, method: str, path_pattern: str, seconds: float, *, times: int = 1) -> None:
+        """The next ``times`` matching requests wait ``seconds`` before they are served (a slow push)."""
+        with self.state.lock:
+            self.state.failures.append(Failure(method.upper(), re.compile(path_pattern), 0, times, None, {},
+                                               delay=seconds))
+
     def rate_limit_next(self, method: str, path_pattern: str, *, times: int = 1, reset_in: int = 60) -> None:
         """GitHub's primary rate limit answer: 403 with ``x-ratelimit-remaining: 0`` and a reset time."""
         reset = str(int(time.time()) + reset_in)

@@ -6,6 +6,7 @@ installation token; git wants the token as a Basic password (or Bearer).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -191,7 +192,9 @@ class GitHubMiddleware:
                             token=value if kind in ("token", "basic") else None)
         state.record(rec)
         failure = state.take_failure(scope["method"], scope["path"])
-        if failure is not None:
+        if failure is not None and failure.delay:
+            await asyncio.sleep(failure.delay)
+        if failure is not None and failure.status:
             rec.injected, rec.status = True, failure.status
             body = failure.body
             if body is None:

@@ -178,12 +178,15 @@ class RequestRecord:
 
 @dataclass
 class Failure:
+    """An injected answer; ``status`` 0 with a ``delay`` stalls the request, then serves it as usual."""
+
     method: str
     path: re.Pattern[str]
     status: int
     remaining: int
     body: dict | None
     headers: dict[str, str]
+    delay: float = 0.0
 
 
 @dataclass
