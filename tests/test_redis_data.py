@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import respx
-from doubles.services import make_services
 
 from bot import keys
 from bot.jobs import SolveRequest
 from worker import stats
 from worker.agent.base import AgentResult
 from worker.github_app import GitHubApp
-from worker.solve import _save_result, _saved_result
+from worker.kept_run import BranchRun, keep, kept
 
 API = "https://ghe.example.com/api/v3"
 TOKEN = "ghs_" + "S3cr3tT0ken" * 4
@@ -79,16 +78,18 @@ REQUEST = SolveRequest(1, 2, "acme/widgets", 3, "rick", "delivery-1")
 def test_the_agents_saved_summary_is_json(redis_url: str) -> None:
     result = AgentResult("Renamed `helo`.", ("the docs",), "steps (40)", None, steps=40, tokens=1234)
 
-    async def scenario() -> tuple[AgentResult | None, bytes]:
+    key = keys.kept_run(REQUEST.repo_id, REQUEST.issue, REQUEST.trigger)
+
+    async def scenario() -> tuple[BranchRun | None, bytes]:
         redis = aioredis.Redis.from_url(redis_url)
-        await _save_result(make_services(redis), REQUEST, result)
-        raw = await redis.get(f"{keys.issue_state(2, 3)}:result:delivery-1")
-        back = await _saved_result(make_services(redis), REQUEST)
+        await keep(redis, key, BranchRun(result=result, sha="a" * 40, base_sha=None))
+        raw = await redis.get(key)
+        back = await kept(redis, key)
         await redis.aclose()
         return back, raw
 
     back, raw = asyncio.run(scenario())
-    assert back == result
+    assert back is not None and back.result == result and back.sha == "a" * 40
     assert raw.startswith(b"{") and b'"summary"' in raw
 
 
@@ -107,10 +108,11 @@ def test_a_pickle_planted_as_the_agents_summary_never_runs(redis_url: str, tmp_p
 
     async def scenario() -> None:
         redis = aioredis.Redis.from_url(redis_url)
-        await redis.set(f"{keys.issue_state(2, 3)}:result:delivery-1", planted)
+        key = keys.kept_run(REQUEST.repo_id, REQUEST.issue, REQUEST.trigger)
+        await redis.set(key, planted)
         try:
             with pytest.raises(ValueError):  # not JSON: the rerun fails loudly instead of running it
-                await _saved_result(make_services(redis), REQUEST)
+                await kept(redis, key)
         finally:
             await redis.aclose()
 
