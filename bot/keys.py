@@ -77,11 +77,6 @@ def issue_lock(repo_id: int, issue: int) -> str:
     return f"{repo_prefix(repo_id)}lock:issue:{issue}"
 
 
-def mirror_lock(repo_id: int) -> str:
-    """Lock: one worker at a time fetches into the repository's local mirror."""
-    return f"{repo_prefix(repo_id)}lock:mirror"
-
-
 def release_lock(repo_id: int) -> str:
     """A lease (``worker.lease_lock``) on taking a repository's held pull requests out of draft."""
     return f"{repo_prefix(repo_id)}lock:release"

@@ -122,8 +122,6 @@ class SteadyWorker(Worker):
             self.tasks = {job_id: task for job_id, task in self.tasks.items() if not task.done()}
             await self.close()
 
-        _stop_if_cancelled()
-
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """arq's ``start_jobs`` with the take and the holder's record as one step, and no slot lost on an error."""
         for raw in job_ids:
