@@ -121,7 +121,8 @@ def test_a_redelivery_that_fails_too_is_redelivered_at_a_later_run(github_double
     assert label(github_double, "late-1") == 503
 
     async def scenario(ctx: dict[str, Any]) -> list[int]:
-        args = (ctx["github"], ctx["redis"], ctx["log"])
+        svc = services(ctx)
+        args = (svc.github, svc.redis, svc.log)
         counts = [await redeliver(*args, retry_after=0.5)]
         github_double.hooks.wait_idle()
         counts.append(await redeliver(*args, retry_after=0.5))  # too soon: left for the next run
@@ -130,7 +131,7 @@ def test_a_redelivery_that_fails_too_is_redelivered_at_a_later_run(github_double
         github_double.hooks.wait_idle()
         await asyncio.sleep(0.6)
         counts.append(await redeliver(*args, retry_after=0.5))  # it went through: nothing left
-        assert await ctx["redis"].hget(keys.redelivered("late-1"), "tries") == b"2"
+        assert await services(ctx).redis.hget(keys.redelivered("late-1"), "tries") == b"2"
         return counts
 
     assert run(redis_url, github_double, app_keypair[0], scenario) == [1, 0, 1, 0]
@@ -145,10 +146,10 @@ def test_a_delivery_is_redelivered_three_times_at_most_then_given_up_loudly(gith
     async def scenario(ctx: dict[str, Any]) -> list[int]:
         counts = []
         for _ in range(5):
-            counts.append(await redeliver(ctx["github"], ctx["redis"], ctx["log"], retry_after=0.2))
+            counts.append(await redeliver(services(ctx).github, services(ctx).redis, services(ctx).log, retry_after=0.2))
             github_double.hooks.wait_idle()
             await asyncio.sleep(0.25)
-        errors = [(event, kw) for level, event, kw in ctx["log"].lines if level == "error"]
+        errors = [(event, kw) for level, event, kw in services(ctx).log.lines if level == "error"]
         assert len(errors) == 1 and "given up" in errors[0][0] and errors[0][1]["guid"] == "lost-1"
         return counts
 

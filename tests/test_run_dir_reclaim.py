@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from doubles.services import job_ctx, make_services
+
 from bot.settings import load_settings
 from worker.app import build_worker, reclaim_run_dirs, stale_run_age
 from worker.repo_cache import RepoCache
@@ -52,7 +54,7 @@ def test_the_periodic_job_reclaims_them_from_the_file_system_only(tmp_path: Path
             def warning(self, *args: object, **kw: object) -> None:
                 pass
 
-        return await reclaim_run_dirs({"repos": cache, "log": Log()})
+        return await reclaim_run_dirs(job_ctx(make_services(None, repos=cache, log=Log())))
 
     assert asyncio.run(scenario()) == 1
     assert not stale.exists() and fresh.exists()

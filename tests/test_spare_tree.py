@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from doubles.seed_repo import seeded_bare
 
 from worker.repo_cache import RepoCache
@@ -43,7 +42,7 @@ def push_change(tmp_path: Path, origin: Path) -> None:
 def test_the_next_run_takes_a_clean_spare_brought_to_its_commit(tmp_path: Path, origin: Path,
                                                                 redis_url: str) -> None:
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         mirror = await cache.fetch(7, str(origin), token="")
         spare = cache.spares / "7"
         async with cache.run_tree(7, "first", START) as run:
@@ -70,7 +69,7 @@ def test_the_next_run_takes_a_clean_spare_brought_to_its_commit(tmp_path: Path, 
 def test_a_broken_spare_is_discarded_and_the_run_checks_out_afresh(tmp_path: Path, origin: Path,
                                                                    redis_url: str) -> None:
     async def scenario() -> None:
-        cache = RepoCache(tmp_path / "data", aioredis.Redis.from_url(redis_url))
+        cache = RepoCache(tmp_path / "data")
         await cache.fetch(7, str(origin), token="")
         async with cache.run_tree(7, "first", START):
             pass
