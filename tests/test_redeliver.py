@@ -146,7 +146,8 @@ def test_a_delivery_is_redelivered_three_times_at_most_then_given_up_loudly(gith
     async def scenario(ctx: dict[str, Any]) -> list[int]:
         counts = []
         for _ in range(5):
-            counts.append(await redeliver(services(ctx).github, services(ctx).redis, services(ctx).log, retry_after=0.2))
+            svc = services(ctx)
+            counts.append(await redeliver(svc.github, svc.redis, svc.log, retry_after=0.2))
             github_double.hooks.wait_idle()
             await asyncio.sleep(0.25)
         errors = [(event, kw) for level, event, kw in services(ctx).log.lines if level == "error"]
