@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot import redis_target
+from bot.app_key import AppKeyError, read_app_key
 from bot.sandbox_paths import guarded, invoking_homes, refusal
 
 ENV_PREFIX = "MULL_"
@@ -189,21 +190,13 @@ class MullSettings(BaseSettings):
         return not self.redis_url
 
     def app_private_key(self) -> str:
-        """The App's PEM, from MULL_PRIVATE_KEY or MULL_PRIVATE_KEY_PATH."""
-        if self.private_key is not None:
-            return self.private_key.get_secret_value().replace("\\n", "\n")
-        if self.private_key_path is not None:
-            try:
-                return self.private_key_path.read_text()
-            except OSError as exc:
-                raise ConfigError(
-                    f"MULL_PRIVATE_KEY_PATH={self.private_key_path} cannot be read ({exc.strerror}): "
-                    "point it at the .pem file downloaded from the GitHub App's settings page"
-                ) from None
-        raise ConfigError(
-            "no GitHub App private key: set MULL_PRIVATE_KEY (PEM text) or MULL_PRIVATE_KEY_PATH "
-            "(the .pem file from the App's settings page, 'Generate a private key')"
-        )
+        """The App's PEM, from MULL_PRIVATE_KEY or MULL_PRIVATE_KEY_PATH, parsed: a ConfigError says what is wrong
+        with it (missing, unreadable, not PEM, public, encrypted) without a byte of the key."""
+        try:
+            return read_app_key(self.private_key.get_secret_value() if self.private_key is not None else None,
+                                self.private_key_path)
+        except AppKeyError as exc:
+            raise ConfigError(str(exc)) from None
 
     def require_app(self) -> int:
         """The App id, or a ConfigError naming what to set."""

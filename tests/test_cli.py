@@ -99,7 +99,9 @@ def test_serve_runs_everything_in_one_process_on_the_embedded_redis(
                                                             "MULL_SANDBOX": "false"}, "missing.md"),
     (["replay", "missing.json", "--event", "issues"], {"MULL_WEBHOOK_SECRET": "s"}, "cannot read missing.json"),
 ])
-def test_bad_configuration_and_arguments_get_one_clear_line(tmp_path: Path, args, env, message) -> None:
+def test_bad_configuration_and_arguments_get_one_clear_line(tmp_path: Path, args, env, message,
+                                                            app_keypair) -> None:
+    env = {name: app_keypair[0] if value == "PEM" else value for name, value in env.items()}  # a real key
     if env.get("PATH") == "/nonexistent":
         env = {**env, "PATH": "/nonexistent"}
         result = subprocess.run([MULL, *args], env={"HOME": "/tmp", **env}, cwd=tmp_path, capture_output=True,

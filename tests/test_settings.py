@@ -64,14 +64,6 @@ def test_missing_app_settings_say_what_to_set(tmp_path: Path) -> None:
     load_settings({"MULL_LLM_BASE_URL": "http://llm/v1", "MULL_LLM_MODEL": "qwen"}, env_file=None).require_model()
 
 
-def test_private_key_from_text_or_file(tmp_path: Path) -> None:
-    pem = "-----BEGIN RSA PRIVATE KEY-----\\nabc\\n-----END RSA PRIVATE KEY-----"
-    assert "\nabc\n" in load_settings({"MULL_PRIVATE_KEY": pem}, env_file=None).app_private_key()
-    key = tmp_path / "app.pem"
-    key.write_text("PEM")
-    assert load_settings({"MULL_PRIVATE_KEY_PATH": str(key)}, env_file=None).app_private_key() == "PEM"
-
-
 def test_secret_values_are_listed_for_redaction_and_hidden_in_repr() -> None:
     s = load_settings({"MULL_WEBHOOK_SECRET": "hook-secret-value", "MULL_LLM_API_KEY": "sk-model-key"},
                       env_file=None)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import respx
 import yaml
+from doubles.github import generate_app_keypair
 from doubles.mull_process import MULL, MullProcess, free_port
 from starlette.testclient import TestClient
 
@@ -25,7 +26,7 @@ from bot.settings import MullSettings, load_settings
 from bot.setup import create_setup_app, github_web_url
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "app-manifest.yml").read_text())
-PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1x+test/key=\nAbCdEf0123\n-----END RSA PRIVATE KEY-----\n"
+PEM = generate_app_keypair(1024)[0]  # a real key: Mull parses the App key when it loads it
 CONVERSION = {"id": 4242, "slug": "mull-acme", "pem": PEM, "webhook_secret": "0f" * 20, "client_id": "Iv1.abc",
               "client_secret": "c" * 40, "html_url": "https://github.com/apps/mull-acme", "name": "Mull"}
 CONVERT = "https://api.github.com/app-manifests/code123/conversions"
@@ -317,7 +318,7 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
 
     assert client.get("/setup").status_code == 404 and open_setup(client).status_code == 404
     assert client.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 404
-    for secret in ("MIIEpAIBAAKCAQEA1x", CONVERSION["webhook_secret"], CONVERSION["client_secret"]):
+    for secret in (PEM.splitlines()[1], CONVERSION["webhook_secret"], CONVERSION["client_secret"]):
         assert secret not in out.getvalue() and secret not in response.text
     assert "4242" in out.getvalue()
 
