@@ -39,7 +39,8 @@ def read_app_key(text: str | None, path: Path | None) -> str:
             raise AppKeyError(f"{PATH_VAR}={path} cannot be read ({exc.strerror or type(exc).__name__}): point it "
                               f"at {_DOWNLOAD}, readable by the user Mull runs as") from None
     else:
-        raise AppKeyError(f"no GitHub App private key: set {TEXT_VAR} (PEM text) or {PATH_VAR} ({_DOWNLOAD})")
+        raise AppKeyError(f"{TEXT_VAR} and {PATH_VAR} are not set: the GitHub App's private key is needed; set "
+                          f"{PATH_VAR} to {_DOWNLOAD}, or {TEXT_VAR} to its text")
     check_app_key(pem, source)
     return pem
 

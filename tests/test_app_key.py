@@ -86,5 +86,5 @@ def test_the_key_variable_holding_a_path_points_to_the_path_variable(tmp_path: P
     with pytest.raises(ConfigError, match="MULL_PRIVATE_KEY holds a file path, not the key: set "
                                           "MULL_PRIVATE_KEY_PATH"):
         _key({"MULL_PRIVATE_KEY": str(path)})
-    with pytest.raises(ConfigError, match="no GitHub App private key: set MULL_PRIVATE_KEY"):
+    with pytest.raises(ConfigError, match="MULL_PRIVATE_KEY and MULL_PRIVATE_KEY_PATH are not set"):
         _key({})
