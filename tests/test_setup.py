@@ -424,11 +424,13 @@ def test_mull_without_an_app_serves_only_the_setup_page(tmp_path: Path, command:
     assert not (tmp_path / "data" / "redis").exists()  # no embedded Redis
 
 
-def test_mull_worker_without_an_app_still_stops_with_one_line(tmp_path: Path) -> None:
+def test_mull_worker_without_an_app_still_stops_with_one_message(tmp_path: Path) -> None:
     result = subprocess.run([MULL, "worker"], env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-                                                   "MULL_DATA_DIR": str(tmp_path / "data")},
+                                                   "MULL_DATA_DIR": str(tmp_path / "data"), "MULL_SANDBOX": "false"},
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "MULL_APP_ID" in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [line.split()[1] for line in result.stderr.splitlines()[1:]] == [
+        "MULL_APP_ID", "MULL_PRIVATE_KEY", "MULL_LLM_BASE_URL", "MULL_LLM_MODEL"]
     assert not (tmp_path / "data" / "redis").exists()  # it stops before starting the embedded Redis
 
 

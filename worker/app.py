@@ -17,10 +17,8 @@ from bot import logs, redis_target
 from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.redaction import Redactor
-from bot.settings import ConfigError, MullSettings
-from worker import handlers, installations
-from worker.agent.presets import PRESETS
-from worker.agent.sandbox import check_bwrap
+from bot.settings import MullSettings
+from worker import handlers, installations, startup_check
 from worker.backlog_jobs import REFRESH_DELAY_S
 from worker.backlog_reconcile import reconcile_if_lost
 from worker.backlog_refresh import refresh_backlog
@@ -79,15 +77,8 @@ def every(seconds: int) -> dict[str, Any]:
 
 
 def check_ready(settings: MullSettings) -> None:
-    """Fail at startup, not at the first job, when something the worker needs is missing."""
-    settings.require_app()
-    settings.require_model()
-    unknown = [name for name in settings.enabled_presets if name not in PRESETS]
-    if unknown:
-        raise ConfigError(f"MULL_AGENT_PRESETS names an unknown preset '{unknown[0]}': use some of "
-                          f"{', '.join(PRESETS)}, separated by commas")
-    if settings.sandbox:
-        check_bwrap()
+    """Fail at startup, not at the first job, when something the worker needs is missing: all of it at once."""
+    startup_check.check(settings, startup_check.WORKER)
 
 
 def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False, poll_delay: float = 0.5,
