@@ -18,7 +18,7 @@ from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.redaction import Redactor
 from bot.settings import MullSettings
-from worker import handlers, installations, startup_check
+from worker import failed_work, handlers, installations, job_log, startup_check
 from worker.backlog_jobs import REFRESH_DELAY_S
 from worker.backlog_reconcile import reconcile_if_lost
 from worker.backlog_refresh import refresh_backlog
@@ -87,6 +87,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
                  with_cron: bool = True, environ: Mapping[str, str] | None = None) -> Worker:
     """``clock`` is the backlog's idea of now (queue order, ages, digest windows): simulations run a week fast."""
     check_ready(settings)
+    job_log.install()
     log = logs.get("mull.worker")
     # Before anything connects to Redis: a worker that cannot reach it still clears its dead runs' trees.
     reclaimed = reclaim_runs(settings.data_dir / "repos", stale_run_age(settings))
@@ -128,6 +129,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
 
     async def job_start(ctx: dict[str, Any]) -> None:
         await ctx["liveness"].job_started(ctx["job_id"])
+        await failed_work.started(ctx["redis"], ctx["job_id"])
 
     async def job_end(ctx: dict[str, Any]) -> None:
         await ctx["liveness"].job_ended(ctx["job_id"])
@@ -135,16 +137,17 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
     return SteadyWorker(
         log=log,
         functions=[
-            func(handle_delivery, name=HANDLE_DELIVERY, timeout=handlers.JOB_TIMEOUT_S, max_tries=handlers.MAX_TRIES),
+            func(failed_work.watched(handle_delivery), name=HANDLE_DELIVERY, timeout=handlers.JOB_TIMEOUT_S,
+                 max_tries=handlers.MAX_TRIES),
             # keep_result=0: a finished run must not block the next label (arq refuses ids with a result).
-            func(solve_issue, name=SOLVE_ISSUE, timeout=solve_timeout, keep_result=0, max_tries=5),
-            func(critique_pr, name=CRITIQUE_PR, timeout=settings.critique_timeout + SOLVE_OVERHEAD_S,
-                 keep_result=7 * 24 * 3600, max_tries=5),
+            func(failed_work.watched(solve_issue), name=SOLVE_ISSUE, timeout=solve_timeout, keep_result=0, max_tries=5),
+            func(failed_work.watched(critique_pr), name=CRITIQUE_PR,
+                 timeout=settings.critique_timeout + SOLVE_OVERHEAD_S, keep_result=7 * 24 * 3600, max_tries=5),
             # Many tries: a review-driven revision re-defers itself (arq Retry) until reviewers are quiet.
-            func(revise_pr, name=REVISE_PR, timeout=solve_timeout, keep_result=0, max_tries=200),
-            func(wake_item, name=WAKE_ITEM, timeout=120, keep_result=0, max_tries=5),
+            func(failed_work.watched(revise_pr), name=REVISE_PR, timeout=solve_timeout, keep_result=0, max_tries=200),
+            func(failed_work.watched(wake_item), name=WAKE_ITEM, timeout=120, keep_result=0, max_tries=5),
             # keep_result=0: the next change must be able to ask for the next refresh at once.
-            func(refresh_backlog, name=REFRESH_BACKLOG, timeout=600, keep_result=0, max_tries=5),
+            func(failed_work.watched(refresh_backlog), name=REFRESH_BACKLOG, timeout=600, keep_result=0, max_tries=5),
         ],
         cron_jobs=None if not with_cron else [
             # GitHub never retries a failed delivery: redeliver them (unique: one worker runs each turn).

@@ -33,6 +33,7 @@ from worker.critique.prompt import build_within_budget
 from worker.critique.review import split_findings
 from worker.critique.run import CritiqueFailed, CritiqueTask, make_critic
 from worker.critique.schema import Critique
+from worker.failed_work import work_of
 from worker.gateway import ModelGateway
 from worker.github_app import GitHubApp
 from worker.github_pages import every
@@ -100,7 +101,8 @@ async def _critique(ctx: dict[str, Any], request: CritiqueRequest, gh: GitHub) -
                            else outcome.critique.verdict, time.monotonic() - started, outcome.tokens)
     if isinstance(outcome, CritiqueFailed):
         log.warning("critique failed", reason=outcome.reason)
-        await stats.record_failure(ctx["redis"], "critique", request.repo, request.pr, outcome.reason)
+        await stats.record_failure(ctx["redis"], "critique", request.repo, request.pr, outcome.reason,
+                                   job=ctx.get("job_id") or "", fix=work_of(request).fix)
         await write_comment(gh, request.repo, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
         await note_on_issue(ctx, gh, request, bot.login, f"Critique of `{request.head_sha[:12]}`: "

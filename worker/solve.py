@@ -24,6 +24,7 @@ from worker.agent.prompt import build_prompt, read_instructions
 from worker.backlog_jobs import start_runs, touch
 from worker.backlog_state import ItemState
 from worker.branch_work import run_on_branch
+from worker.failed_work import work_of
 from worker.fairness import wait_for_slot
 from worker.github_app import GitHubApp
 from worker.installations import pause_if_suspended
@@ -117,6 +118,8 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
                 await status.write(replace(state, phase=Phase.FAILED),
                                    f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}")
                 item = await backlog.move(request.issue, ItemState.FAILED, reason=reason)
+                await stats.record_failure(ctx["redis"], "implement", request.repo, request.issue, reason,
+                                           job=ctx.get("job_id") or "", fix=work_of(request).fix)
                 await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
                                 f"the run failed: {reason}. {RETRY_HINT}")
                 return "no changes"
@@ -141,11 +144,9 @@ async def _solve(ctx: dict[str, Any], request: SolveRequest, gh: GitHub) -> str:
         return f"#{pr.number}"
     except Exception as exc:  # the job's boundary: say what failed where the user looks, then let arq see it
         if failures.is_transient(exc) and ctx.get("job_try", 1) < failures.MAX_TRIES:
-            log.warning("transient failure, retrying", error=_reason(exc), job_try=ctx.get("job_try"))
-            raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc
+            raise failures.retry_later(exc, ctx.get("job_try", 1)) from exc  # noted and logged by failed_work
         await labels.move(gh, request.repo, request.issue, to=None)
         await status.write(replace(state, phase=Phase.FAILED), f"**Reason:** {defuse.markdown(_reason(exc))}")
-        await stats.record_failure(ctx["redis"], "implement", request.repo, request.issue, _reason(exc))
         item = await backlog.move(request.issue, ItemState.FAILED, reason=_reason(exc))
         await needs_you(ctx, gh, request.repo_id, request.repo, item, "failed",
                         f"the run failed: {_reason(exc)}. {RETRY_HINT}")
