@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot import keys
+from worker import failures
 
 ARQ_IN_PROGRESS = arq_keys.in_progress_key_prefix
 REDIS_TROUBLE = (RedisError, OSError)
@@ -117,9 +118,10 @@ class Liveness:
                 await self.reclaim()
             except REDIS_TROUBLE as exc:
                 self._outage(exc)
-            except Exception:  # the loop's own boundary: a bug must not silence the heartbeat for good
-                if self.log:
-                    self.log.exception("heartbeat failed")
+            except Exception as exc:  # the loop's own boundary: a bug must not silence the heartbeat for good
+                if self.log:  # one line; the traceback only for DEBUG logs
+                    self.log.error(f"heartbeat failed: {failures.describe(exc)}")
+                    self.log.debug("traceback of the heartbeat failure", exc_info=True)
             else:
                 self._recovered()
 
