@@ -10,6 +10,7 @@ snooze frees the slot, and the next one goes.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import Any
 
 from githubkit import GitHub
@@ -21,7 +22,8 @@ from worker import codeowners, labels, readiness, stats
 from worker.backlog import reviewer_load
 from worker.backlog_jobs import touch
 from worker.backlog_state import Item, ItemState
-from worker.needs_you import count
+from worker.needs_you import count, html_base
+from worker.reviewer_cap import HELD_BY, at_cap, busy_reviewers
 
 AWAITING_LABEL = "mull:awaiting-review"
 
@@ -68,6 +70,11 @@ async def offer(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id: 
         reviewers = (await backlog.get(issue) or item).reviewers
         return " Ready for review" + (f"; review requested from {_mentionless(reviewers)}." if reviewers else ".")
     limits = await backlog.limits()
+    held = await backlog.get(issue)
+    busy = held.extra.get(HELD_BY) if held is not None else None
+    if busy:
+        return (f" It stays a draft: {at_cap(busy, limits.max_awaiting_review)}. When one of those is reviewed, "
+                "Mull marks it ready and requests the review.")
     return (f" The review queue is full ({limits.max_awaiting_review} Mull pull requests await review): it stays "
             "a draft until a slot frees, then Mull marks it ready and requests the review.")
 
@@ -77,21 +84,28 @@ async def release(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id
     redis = ctx["redis"]
     backlog = backlogs.of(ctx, repo_id)
     released: list[int] = []
+
+    def pull_url(other_repo: str, pr: int) -> str:
+        return f"{html_base(ctx['settings'], other_repo)}/pull/{pr}"
+
     async with redis.lock(f"{keys.PREFIX}lock:release:{repo_id}", timeout=120, blocking_timeout=120):
         limits = await backlog.limits()
         slots = limits.max_awaiting_review - len(await backlog.ready())
         for issue in await backlog.held():
-            if slots <= 0:
-                break
             item = await backlog.get(issue)
             if item is None or item.pr is None:
                 await backlog.leave_review(issue, installation_id)
                 continue
             if item.state is ItemState.SNOOZED:
                 continue
-            chosen = await choose_reviewer(redis, installation_id, tuple(item.extra.get("candidates") or ()),
-                                           limits.max_awaiting_review)
-            if chosen is None:  # every candidate has as many Mull PRs waiting as the cap allows
+            if slots <= 0:  # the repository's own review queue is full: that is why it waits
+                await _held_by(backlog, item, None)
+                continue
+            candidates = tuple(item.extra.get("candidates") or ())
+            chosen = await choose_reviewer(redis, installation_id, candidates, limits.max_awaiting_review)
+            if chosen is None:  # every candidate has as many Mull PRs waiting as the cap allows, here or elsewhere
+                await _held_by(backlog, item, await busy_reviewers(
+                    redis, installation_id, [c for c in candidates if "/" not in c], pull_url))
                 continue
             if not await _out_of_draft(ctx, gh, repo, item.pr):
                 await backlog.forget(issue)
@@ -104,6 +118,14 @@ async def release(ctx: dict[str, Any], gh: GitHub, installation_id: int, repo_id
             released.append(issue)
             slots -= 1
     return released
+
+
+async def _held_by(backlog: backlogs.Backlog, item: Item, busy: list[dict[str, Any]] | None) -> None:
+    """Remember why a held pull request waits (None: the repository's queue is full), when that changed."""
+    if item.extra.get(HELD_BY) == busy:
+        return
+    extra = {k: v for k, v in item.extra.items() if k != HELD_BY}
+    await backlog.put(replace(item, extra={**extra, HELD_BY: busy} if busy is not None else extra))
 
 
 async def choose_reviewer(redis: Any, installation_id: int, candidates: tuple[str, ...],
