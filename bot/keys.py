@@ -209,6 +209,7 @@ def reviewer_load(installation_id: int, login: str) -> str:
 
 STATS = PREFIX + "stats"  # hash of counters the workers keep and /metrics exports
 FAILURES = PREFIX + "failures"  # list of recent failures (JSON), newest first
+RETRYING = PREFIX + "retrying"  # hash: job id -> why it waits for another try (JSON; worker.failed_work)
 DEAD_LETTERS = PREFIX + "dead-letters"  # hash: delivery guid -> dead letter (JSON, body included; worker.dead_letters)
 DEAD_LETTER_ORDER = PREFIX + "dead-letters:order"  # sorted set: guid by failure time (ms), for the cap and listing
 DEAD_LETTERS_DROPPED = PREFIX + "dead-letters:dropped"  # counter: letters dropped, oldest first, at the cap

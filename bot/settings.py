@@ -10,18 +10,30 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot import redis_target
+from bot.app_key import AppKeyError, read_app_key
 from bot.sandbox_paths import guarded, invoking_homes, refusal
 
 ENV_PREFIX = "MULL_"
+_URL_EXAMPLES = {"github_url": "https://api.github.com (GitHub Enterprise Server: https://HOST/api/v3)",
+                 "llm_base_url": "http://localhost:11434/v1 or https://api.openai.com/v1"}
 
 
 class ConfigError(Exception):
-    """A configuration problem, worded so the message alone tells the user what to set."""
+    """Configuration problems, worded so the message alone tells the user what to set: every problem found at
+    once, one per line, each naming its variable, what is wrong and the fix (never the value, which may be a
+    secret)."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = tuple(problems)
+        super().__init__(self.problems[0] if len(self.problems) == 1 else
+                         f"{len(self.problems)} problems to fix before Mull can start:\n"
+                         + "\n".join(f"  - {problem}" for problem in self.problems))
 
 
 class MullSettings(BaseSettings):
@@ -104,8 +116,26 @@ class MullSettings(BaseSettings):
 
     @field_validator("github_url", "llm_base_url")
     @classmethod
-    def _strip_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _web_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An http(s) URL with a host, refused at start-up otherwise (a bare host or ``localhost:11434`` would
+        be read as a path or a scheme and fail at the first request). Never echoed: it may carry a password."""
+        if not value:
+            return value
+        example = _URL_EXAMPLES[str(info.field_name)]
+        if "://" not in value:
+            raise ValueError(f"has no scheme: write the whole URL, e.g. {example}")
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError(f"has the scheme '{parts.scheme[:20]}': only http:// and https:// work here, e.g. "
+                             f"{example}")
+        try:
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            host = None
+        if not host or not value.isprintable() or " " in value:
+            raise ValueError(f"is not a valid URL (no host, a bad port, or spaces): write it like {example}")
+        return value.rstrip("/")
 
     @field_validator("redis_url")
     @classmethod
@@ -205,49 +235,58 @@ class MullSettings(BaseSettings):
         return not self.redis_url
 
     def app_private_key(self) -> str:
-        """The App's PEM, from MULL_PRIVATE_KEY or MULL_PRIVATE_KEY_PATH."""
-        if self.private_key is not None:
-            return self.private_key.get_secret_value().replace("\\n", "\n")
-        if self.private_key_path is not None:
+        """The App's PEM, from MULL_PRIVATE_KEY or MULL_PRIVATE_KEY_PATH, parsed: a ConfigError says what is wrong
+        with it (missing, unreadable, not PEM, public, encrypted) without a byte of the key."""
+        try:
+            return read_app_key(self.private_key.get_secret_value() if self.private_key is not None else None,
+                                self.private_key_path)
+        except AppKeyError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def unmet(self, *, app: bool = False, webhook: bool = False, model: bool = False) -> list[str]:
+        """Every setting a command needs and lacks (or whose key will not parse), all at once: one restart fixes
+        them all, rather than one per restart."""
+        problems = []
+        if app:
+            if self.app_id is None:
+                problems.append("MULL_APP_ID is not set: create the GitHub App (README, 'Create the GitHub App'), "
+                                "or open /setup on `mull serve`, and set MULL_APP_ID to the id on its settings page")
             try:
-                return self.private_key_path.read_text()
-            except OSError as exc:
-                raise ConfigError(
-                    f"MULL_PRIVATE_KEY_PATH={self.private_key_path} cannot be read ({exc.strerror}): "
-                    "point it at the .pem file downloaded from the GitHub App's settings page"
-                ) from None
-        raise ConfigError(
-            "no GitHub App private key: set MULL_PRIVATE_KEY (PEM text) or MULL_PRIVATE_KEY_PATH "
-            "(the .pem file from the App's settings page, 'Generate a private key')"
-        )
+                self.app_private_key()
+            except ConfigError as exc:
+                problems += exc.problems
+        if webhook and (self.webhook_secret is None or not self.webhook_secret.get_secret_value()):
+            problems.append("MULL_WEBHOOK_SECRET is not set: set it to the webhook secret configured on the GitHub "
+                            "App (its settings page, 'Webhook secret')")
+        if model:
+            why = ("every agent (the builtin one and CLI agents alike) talks to an OpenAI-compatible endpoint "
+                   "through Mull's model gateway")
+            if not self.llm_base_url:
+                problems.append(f"MULL_LLM_BASE_URL is not set: {why}; set its base URL, ending in /v1, e.g. "
+                                "http://localhost:11434/v1 for Ollama")
+            if not self.llm_model:
+                problems.append(f"MULL_LLM_MODEL is not set: {why}; set the model name it serves, e.g. "
+                                "qwen2.5-coder")
+        return problems
 
     def require_app(self) -> int:
         """The App id, or a ConfigError naming what to set."""
-        if self.app_id is None:
-            raise ConfigError(
-                "MULL_APP_ID is not set: create the GitHub App (README, 'Create the GitHub App') "
-                "and set MULL_APP_ID to the id shown on its settings page"
-            )
-        self.app_private_key()
+        problems = self.unmet(app=True)
+        if problems or self.app_id is None:
+            raise ConfigError(*problems)
         return self.app_id
 
     def require_webhook_secret(self) -> str:
-        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
-            raise ConfigError(
-                "MULL_WEBHOOK_SECRET is not set: set it to the webhook secret configured on the GitHub App"
-            )
+        problems = self.unmet(webhook=True)
+        if problems or self.webhook_secret is None:
+            raise ConfigError(*problems)
         return self.webhook_secret.get_secret_value()
 
     def require_model(self) -> None:
         """Every agent, builtin or CLI, reaches its model through Mull's gateway, which forwards here."""
-        missing = [name for name, value in (("MULL_LLM_BASE_URL", self.llm_base_url),
-                                            ("MULL_LLM_MODEL", self.llm_model)) if not value]
-        if missing:
-            raise ConfigError(
-                f"{' and '.join(missing)} not set: every agent (the builtin one and CLI agents alike) talks to an "
-                "OpenAI-compatible endpoint through Mull's model gateway; set its base URL (ending in /v1) and a "
-                "model name"
-            )
+        problems = self.unmet(model=True)
+        if problems:
+            raise ConfigError(*problems)
 
     def secret_values(self) -> list[str]:
         """Every configured secret value, so logs can redact them wherever they appear."""
@@ -262,16 +301,66 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
 
     Raises ConfigError with every invalid variable named, instead of pydantic's raw report.
     """
+    settings, problems = read_settings(environ, env_file)
+    if problems:
+        raise ConfigError(*problems)
+    return settings
+
+
+def read_settings(environ: Mapping[str, str] | None = None,
+                  env_file: str | Path | None = ".env") -> tuple[MullSettings, list[str]]:
+    """Settings with every invalid variable at its default, and what was wrong with each.
+
+    The defaults stand in only so that what a command needs can be checked too: the caller reports the
+    invalid values together with the missing ones, in one message, and starts nothing.
+    """
     source = os.environ if environ is None else environ
-    values = {k[len(ENV_PREFIX):].lower(): v for k, v in source.items() if k.startswith(ENV_PREFIX)}
+    values: dict[str, Any] = {k[len(ENV_PREFIX):].lower(): v for k, v in source.items() if k.startswith(ENV_PREFIX)}
     env_path = Path(env_file) if env_file else None
+    if env_path is not None and not env_path.is_file():
+        env_path = None
     try:
-        if env_path is not None and env_path.is_file():
-            return MullSettings(_env_file=env_path, **values)  # type: ignore[call-arg,arg-type]
-        return MullSettings(**values)  # type: ignore[arg-type]
+        return _build(values, env_path), []
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
-            problems.append(f"{name}: {err['msg']}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+        errors = exc.errors()
+    problems = list(dict.fromkeys(_worded(err) for err in errors))
+    fields = MullSettings.model_fields
+    bad = {str(err["loc"][0]) for err in errors if err["loc"] and str(err["loc"][0]) in fields}
+    defaults = {name: fields[name].get_default(call_default_factory=True) for name in bad}
+    try:
+        return _build({**values, **defaults}, env_path), problems
+    except ValidationError:  # one value's check needed another that is invalid: all defaults then
+        return MullSettings.model_construct(), problems
+
+
+def _build(values: dict[str, Any], env_path: Path | None) -> MullSettings:
+    if env_path is not None:
+        return MullSettings(_env_file=env_path, **values)  # type: ignore[call-arg]
+    return MullSettings(**values)
+
+
+def _worded(err: Any) -> str:
+    """One of pydantic's errors as a line that names the variable, says what is wrong and how to fix it, and
+    never repeats the value (it may be a secret)."""
+    field = str(err["loc"][0]) if err["loc"] else ""
+    name = ENV_PREFIX + field.upper()
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "value_error":  # a validator of Mull's: its words already say what to do
+        return f"{name}: {ctx.get('error', err['msg'])}"
+    what = {
+        "int_parsing": "is not a whole number",
+        "int_from_float": "is not a whole number",
+        "bool_parsing": "is not true or false (write true or false)",
+        "greater_than_equal": f"is below its least value, {ctx.get('ge')}",
+        "less_than_equal": f"is above its largest value, {ctx.get('le')}",
+        "string_too_short": "is empty",
+        "string_too_long": f"is longer than {ctx.get('max_length')} characters",
+        "json_invalid": "is not valid JSON",
+    }.get(kind) or "is invalid (" + str(err["msg"]).rstrip(".").lower() + ")"
+    info = MullSettings.model_fields.get(field)
+    if info is None:
+        return f"{name} {what}"
+    default = info.get_default(call_default_factory=True)
+    shown = str(default).lower() if isinstance(default, bool) else default
+    fix = f"; unset it for the default, {shown}" if default not in (None, "", []) else ""
+    return f"{name} {what}: {(info.description or 'see the README').rstrip('.')}{fix}"

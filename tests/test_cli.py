@@ -87,23 +87,28 @@ def test_serve_runs_everything_in_one_process_on_the_embedded_redis(
         assert secret not in serve.log()
 
 
+MODEL = {"MULL_LLM_BASE_URL": "http://127.0.0.1:1/v1", "MULL_LLM_MODEL": "m"}
+WORKER = {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9", "MULL_APP_ID": "1", "MULL_PRIVATE_KEY": "PEM", **MODEL,
+          "MULL_SANDBOX": "false"}
+
+
 @pytest.mark.parametrize(("args", "env", "message"), [
-    (["serve"], {"MULL_APP_ID": "1"}, "MULL_WEBHOOK_SECRET"),
+    (["serve"], {**WORKER, "MULL_REDIS_URL": ""}, "MULL_WEBHOOK_SECRET"),
     (["web"], {"MULL_PORT": "http"}, "MULL_PORT"),
-    (["worker"], {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9"}, "MULL_APP_ID"),
-    (["worker"], {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9", "MULL_APP_ID": "1", "MULL_PRIVATE_KEY": "PEM"},
-     "MULL_LLM_BASE_URL"),
-    (["worker"], {"MULL_REDIS_URL": "redis://127.0.0.1:6379/9", "MULL_APP_ID": "1", "MULL_PRIVATE_KEY": "PEM",
-                  "MULL_LLM_BASE_URL": "http://x", "MULL_LLM_MODEL": "m", "PATH": "/nonexistent"},
-     "apt-get install bubblewrap"),
-    (["try", "--repo", ".", "--issue-file", "missing.md"], {"MULL_LLM_BASE_URL": "http://x", "MULL_LLM_MODEL": "m",
-                                                            "MULL_SANDBOX": "false"}, "missing.md"),
+    (["worker"], {**WORKER, "MULL_APP_ID": ""}, "MULL_APP_ID"),
+    (["worker"], {**WORKER, "MULL_LLM_BASE_URL": ""}, "MULL_LLM_BASE_URL"),
+    (["worker"], {**WORKER, "MULL_PRIVATE_KEY": "-----BEGIN PUBLIC KEY-----"}, "holds a public key"),
+    (["worker"], {**WORKER, "MULL_SANDBOX": "true", "PATH": "/nonexistent"}, "apt-get install bubblewrap"),
+    (["worker"], {**WORKER, "MULL_AGENT_COMMAND": "claude"}, "`npm install -g @anthropic-ai/claude-code`"),
+    (["try", "--repo", ".", "--issue-file", "missing.md"], {**MODEL, "MULL_SANDBOX": "false"}, "missing.md"),
     (["replay", "missing.json", "--event", "issues"], {"MULL_WEBHOOK_SECRET": "s"}, "cannot read missing.json"),
     (["status"], {"MULL_LOG_FORMAT": "pretty"}, "MULL_LOG_FORMAT: Value error, must be auto"),
     (["serve", "--port", "http"], {}, "argument --port: 'http' is not a port number"),
     (["frobnicate"], {}, "invalid choice: 'frobnicate'"),
 ])
-def test_bad_configuration_and_arguments_get_one_clear_line(tmp_path: Path, args, env, message) -> None:
+def test_bad_configuration_and_arguments_get_one_clear_line(tmp_path: Path, args, env, message,
+                                                            app_keypair) -> None:
+    env = {name: app_keypair[0] if value == "PEM" else value for name, value in env.items() if value}  # a real key
     if env.get("PATH") == "/nonexistent":
         env = {**env, "PATH": "/nonexistent"}
         result = subprocess.run([MULL, *args], env={"HOME": "/tmp", **env}, cwd=tmp_path, capture_output=True,

@@ -40,7 +40,8 @@ def backlog() -> list[Item]:
         Item(7, "Parser", S.AWAITING, pr=12, since=NOW - 3 * DAY, effort=2, reviewers=("alice", "bob")),
         Item(8, "Typo", S.AWAITING, pr=13, since=NOW - 5 * HOUR, effort=1),
         Item(6, "Older, same effort", S.AWAITING, pr=14, since=NOW - 4 * DAY, effort=2),
-        Item(9, "Held later", S.HELD, pr=15, labeled_at=NOW - 10 * HOUR, effort=1),
+        Item(9, "Held later", S.HELD, pr=15, labeled_at=NOW - 10 * HOUR, effort=1, extra={"held_by": [
+            {"login": "rita", "prs": [["acme/gadgets", 4, "https://github.com/acme/gadgets/pull/4"]]}]}),
         Item(10, "Held first", S.HELD, pr=16, labeled_at=NOW - 20 * HOUR, effort=4),
         Item(11, "Critiqued", S.DRAFT, pr=17, since=NOW - 2 * HOUR),
         Item(18, "Busy", S.WORKING, since=NOW - 600),
@@ -76,7 +77,7 @@ def test_exports_the_issue_title_and_marker():
 def test_sections_come_in_order_and_empty_ones_are_left_out():
     body = render(backlog())
     assert re.findall(r"^### (.+)$", body, re.M) == [
-        "Awaiting review (3 of 3)", "Held as drafts — the review queue is full", "Drafts under critique", "Working",
+        "Awaiting review (3 of 3)", "Held as drafts — waiting for a review slot", "Drafts under critique", "Working",
         "Queued", "Waiting for an answer", "Snoozed", "Failed"]
     only_failed = render([Item(25, "Broken", S.FAILED, since=NOW - HOUR, reason="x")], in_flight=0)
     assert re.findall(r"^### (.+)$", only_failed, re.M) == ["Failed"]
@@ -97,8 +98,9 @@ def test_held_and_queued_places_are_the_ones_status_comments_use():
     assert held_positions(items) == {10: 0, 9: 1}
     assert positions(items) == {20: 0, 19: 1, 21: 2}
     body = render(items)
-    assert [row[:3] for row in rows(section(body, "Held as drafts — the review queue is full"))] == [
-        ["next", "#16", "#10"], ["2nd in line", "#15", "#9"]]
+    held = rows(section(body, "Held as drafts — waiting for a review slot"))
+    assert [row[:3] for row in held] == [["next", "#16", "#10"], ["2nd in line", "#15", "#9"]]
+    assert [row[5] for row in held] == ["a slot in this repository", "`rita` (1 awaiting their review)"]
     assert [row[:3] for row in rows(section(body, "Queued"))] == [
         ["#20", "First", "next"], ["#19", "Second", "1 ahead"], ["#21", "Third", "2 ahead"]]
     assert [ordinal_place(n) for n in (0, 1, 2, 3, 10, 11, 20, 21, 111)] == [

@@ -282,6 +282,11 @@ def test_snoozing_or_drafting_a_ready_pull_request_releases_the_next(tmp_path, r
     run_world(tmp_path, redis_url, github_double, scripted_model, app_keypair, scenario, files=config(in_flight=2))
 
 
+def status_of(world: World, repo: str, issue: int) -> str:
+    return next(c.body for c in world.double.comments(repo, issue)
+                if c.user.login == world.double.bot_login and "mull:status" in c.body)
+
+
 def test_the_cap_holds_per_reviewer_across_repositories(tmp_path, redis_url, github_double, scripted_model,
                                                         app_keypair) -> None:
     other = "acme/gadgets"
@@ -298,9 +303,21 @@ def test_the_cap_holds_per_reviewer_across_repositories(tmp_path, redis_url, git
         await world.mull.drain()
         assert world.ready(other) == []  # rita already has two to review
         assert (await world.backlog(other).get(gadget)).state is ItemState.HELD
+        # None await review in acme/gadgets: the comments say who is at their cap, with links to theirs.
+        web = world.double.url
+        waiting = ", ".join(f"[{REPO}#{n}]({web}/{REPO}/pull/{n})" for n in world.ready())
+        at_cap = (f"its reviewer `{REVIEWER}` already has 2 Mull pull requests awaiting their review ({waiting}), "
+                  "the most one person is given at a time")
+        gadget_pr = world.pull_of(gadget, other).number
+        assert (f"**Review queue:** finished, but {at_cap}; so #{gadget_pr} stays a draft until one of those is "
+                "reviewed: next in line.") in status_of(world, other, gadget)
+        assert "already await review" not in status_of(world, other, gadget)
+        assert f"It stays a draft: {at_cap}." in " ".join(
+            c.body for c in world.double.comments(other, gadget_pr) if c.user.login == world.double.bot_login)
         world.double.merge_pull(REPO, world.ready()[0], REVIEWER)
         await world.mull.drain()
         assert world.ready(other) == [world.pull_of(gadget, other).number]
+        assert f"**Review queue:** #{gadget_pr} is ready for review" in status_of(world, other, gadget)
         assert await sweep_backlogs(world.mull.ctx) == 0  # nothing left to move
         assert await world.mull.ctx["redis"].scard(keys.reviewer_load(777, REVIEWER)) == 2
 

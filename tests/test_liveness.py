@@ -234,3 +234,31 @@ def test_an_end_that_could_not_be_removed_from_the_set_is_removed_by_the_next_be
         await conn.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_bug_in_the_heartbeat_is_one_error_line_and_the_traceback_only_at_debug(redis_url: str) -> None:
+    from doubles.recording_log import RecordingLog
+
+    async def scenario() -> list[tuple[str, str, dict]]:
+        conn = aioredis.Redis.from_url(redis_url)
+        log = RecordingLog()
+        worker = Liveness(conn, ttl=1, interval=0.02, log=log)
+        beats = 0
+
+        async def broken_beat() -> None:
+            nonlocal beats
+            beats += 1
+            raise KeyError("worker_id")
+
+        await worker.start()
+        worker.beat = broken_beat  # type: ignore[method-assign]  # from the loop's next beat on
+        while beats < 2:  # the loop goes on after a bug: it beats again
+            await asyncio.sleep(0.01)
+        await worker.stop()
+        await conn.aclose()
+        return log.lines
+
+    lines = asyncio.run(scenario())
+    assert ("error", "heartbeat failed: KeyError: 'worker_id'", {}) in lines
+    assert ("debug", "traceback of the heartbeat failure", {"exc_info": True}) in lines
+    assert all(level in ("error", "debug") for level, _, _ in lines)

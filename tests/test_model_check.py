@@ -79,3 +79,22 @@ def test_probe_lets_a_server_without_a_model_list_through() -> None:
 ])
 def test_diagnose(records, needs_tools: bool, expected: str | None) -> None:
     assert diagnose(records, URL, "m", needs_tools=needs_tools) == expected
+
+
+def test_a_404_from_a_base_url_without_v1_asks_whether_v1_was_meant() -> None:
+    records = [{"status": 404, "route": "/v1/chat/completions", "response": {"error": "404 page not found"}}]
+    assert diagnose(records, "http://127.0.0.1:11434", "m", needs_tools=True) == (
+        "the model server at http://127.0.0.1:11434 answered HTTP 404 for http://127.0.0.1:11434/chat/completions: "
+        "did you mean http://127.0.0.1:11434/v1? OpenAI-compatible servers answer under /v1; set "
+        "MULL_LLM_BASE_URL=http://127.0.0.1:11434/v1")
+    assert "did you mean" not in (diagnose(records, URL, "m", needs_tools=True) or "")  # /v1 there: the model
+
+
+def test_probe_of_a_base_url_without_v1_asks_whether_v1_was_meant() -> None:
+    with ScriptedModel() as model:
+        with pytest.raises(ConfigError) as missing_v1:
+            asyncio.run(probe(model.base_url, None, "scripted"))
+        asyncio.run(probe(model.url, None, "scripted"))
+    assert str(missing_v1.value) == (
+        f"the model server at {model.base_url} answered HTTP 404 for {model.base_url}/models: did you mean "
+        f"{model.base_url}/v1? OpenAI-compatible servers answer under /v1; set MULL_LLM_BASE_URL={model.base_url}/v1")

@@ -106,8 +106,10 @@ def test_a_bad_url_is_refused_at_start_up_by_every_command(tmp_path: Path, monke
     for command in (["web"], ["worker"], ["status"], ["retry-deliveries", "--all"]):
         assert cli.main(command) == 2
         err = capsys.readouterr().err
-        assert err.startswith("mull: invalid configuration: MULL_REDIS_URL:") and "names the master" in err
-        assert err.count("\n") == 1 and PASSWORD not in err
+        first = err.splitlines()[1].removeprefix("  - ") if command == ["worker"] else err.removeprefix("mull: ")
+        assert first.startswith("MULL_REDIS_URL:") and "names the master" in first  # a worker lists the rest too
+        assert err.count("\n") == 1 or command == ["worker"]
+        assert PASSWORD not in err
 
 
 def test_settings_hand_the_passwords_to_the_redactor() -> None:

@@ -119,8 +119,20 @@ LIMITS = Limits(max_in_flight=2, max_awaiting_review=3)
     (Item(1, state=ItemState.QUEUED), {1: 40}, {},
      "**Queue:** more than 10 ahead of it (up to 2 agent runs at a time in this repository)."),
     (Item(1, state=ItemState.HELD, pr=9), {}, {1: 1},
-     "**Review queue:** finished, but 3 Mull pull requests already await review, so #9 stays a draft: "
-     "1 ahead of it."),
+     "**Review queue:** finished, but 3 Mull pull requests already await review in this repository, so #9 stays a "
+     "draft: 1 ahead of it."),
+    (Item(1, state=ItemState.HELD, pr=9, extra={"held_by": [
+        {"login": "rita", "prs": [["acme/gadgets", 4, "https://github.com/acme/gadgets/pull/4"]]}]}), {}, {1: 0},
+     "**Review queue:** finished, but its reviewer `rita` already has 1 Mull pull request awaiting their review "
+     "([acme/gadgets#4](https://github.com/acme/gadgets/pull/4)), the most one person is given at a time; so #9 "
+     "stays a draft until one of those is reviewed: next in line."),
+    (Item(1, state=ItemState.HELD, pr=9, extra={"held_by": [
+        {"login": "rita", "prs": [["acme/a", 4, "u4"], ["acme/b", 5, "u5"], ["acme/c", 6, "u6"]]},
+        {"login": "sam", "prs": [["acme/a", 7, "u7"], ["acme/a", 8, "u8"], ["acme/a", 9, "u9"]]}]}), {}, {1: 2},
+     "**Review queue:** finished, but each of its possible reviewers already has 3 Mull pull requests awaiting their "
+     "review, the most one person is given at a time (`rita`: [acme/a#4](u4), [acme/b#5](u5), [acme/c#6](u6); "
+     "`sam`: [acme/a#7](u7), [acme/a#8](u8), [acme/a#9](u9)); so #9 stays a draft until one of those is reviewed: "
+     "2 ahead of it."),
     (Item(1, state=ItemState.AWAITING, pr=9, reviewers=("rita",)), {}, {},
      "**Review queue:** #9 is ready for review; review requested from `rita`."),
     (Item(1, state=ItemState.SNOOZED, until_issue=4), {}, {}, "**Snoozed** until #4 is closed."),

@@ -228,12 +228,13 @@ def test_a_repository_picks_only_presets_the_operator_enabled() -> None:
         parse_config("", SRC, DEFAULTS, base=org)
 
 
-def test_the_operator_preset_list_is_checked_at_worker_start() -> None:
+def test_the_operator_preset_list_is_checked_at_worker_start(app_keypair) -> None:
     from bot.settings import ConfigError
     from worker.app import check_ready
 
     settings = load_settings({"MULL_AGENT_PRESETS": "aider,evil", "MULL_SANDBOX": "false", "MULL_APP_ID": "1",
-                              "MULL_PRIVATE_KEY": "pem", "MULL_LLM_BASE_URL": "http://m/v1", "MULL_LLM_MODEL": "m"},
+                              "MULL_PRIVATE_KEY": app_keypair[0], "MULL_LLM_BASE_URL": "http://m/v1",
+                              "MULL_LLM_MODEL": "m"},
                              env_file=None)
     with pytest.raises(ConfigError, match="unknown preset 'evil'"):
         check_ready(settings)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import ConfigError, load_settings
+from bot.settings import ConfigError, load_settings, read_settings
 
 
 def test_defaults_match_the_public_contract() -> None:
@@ -57,10 +57,75 @@ def test_invalid_values_name_every_variable(environ, names) -> None:
         load_settings(environ, env_file=None)
     for name in names:
         assert name in str(err.value)
+    assert len(err.value.problems) == len(names)
 
 
-def test_missing_app_settings_say_what_to_set(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("environ", "line"), [
+    ({"MULL_PORT": "s3cret-port"}, "MULL_PORT is not a whole number: Port the web server binds; unset it for the "
+                                   "default, 8000"),
+    ({"MULL_PORT": "70000"}, "MULL_PORT is above its largest value, 65535"),
+    ({"MULL_AGENT_TIMEOUT": "5"}, "MULL_AGENT_TIMEOUT is below its least value, 10"),
+    ({"MULL_SANDBOX": "s3cret"}, "MULL_SANDBOX is not true or false (write true or false)"),
+    ({"MULL_APP_ID": "s3cret-id"}, "MULL_APP_ID is not a whole number: GitHub App id (from the App's settings page)"),
+    ({"MULL_LOG_LEVEL": "s3cret"}, "MULL_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"),
+])
+def test_each_problem_says_what_is_wrong_and_how_to_fix_it_without_the_value(environ, line: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ, env_file=None)
+    assert str(err.value).startswith(line)
+    assert "s3cret" not in str(err.value)
+
+
+def test_every_invalid_value_is_listed_in_one_message_one_line_each(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("MULL_WORKER_JOBS=many\n")  # .env values are checked alongside the environment
+    environ = {"MULL_PORT": "http", "MULL_APP_ID": "abc", "MULL_GITHUB_URL": "github.example.com"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ, env_file=env)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "4 problems to fix before Mull can start:"
+    assert sorted(line.split()[1] for line in lines[1:]) == ["MULL_APP_ID", "MULL_GITHUB_URL:", "MULL_PORT",
+                                                             "MULL_WORKER_JOBS"]
+
+
+def test_reading_leniently_keeps_the_valid_values_and_defaults_the_invalid_ones() -> None:
+    settings, problems = read_settings({"MULL_PORT": "http", "MULL_APP_ID": "7", "MULL_LABEL": "bot"}, env_file=None)
+    assert (settings.port, settings.app_id, settings.label) == (8000, 7, "bot")
+    assert len(problems) == 1 and problems[0].startswith("MULL_PORT ")
+    assert read_settings({"MULL_PORT": "9000"}, env_file=None)[1] == []
+
+
+@pytest.mark.parametrize(("name", "value", "problem"), [
+    ("MULL_GITHUB_URL", "api.github.com", "MULL_GITHUB_URL: has no scheme: write the whole URL, e.g. "
+                                          "https://api.github.com"),
+    ("MULL_GITHUB_URL", "ghe.example.com/api/v3", "MULL_GITHUB_URL: has no scheme"),
+    ("MULL_LLM_BASE_URL", "localhost:11434/v1", "MULL_LLM_BASE_URL: has no scheme: write the whole URL, e.g. "
+                                                "http://localhost:11434/v1"),
+    ("MULL_LLM_BASE_URL", "ftp://user:s3cret@models.example/v1", "MULL_LLM_BASE_URL: has the scheme 'ftp': only "
+                                                                 "http:// and https:// work here"),
+    ("MULL_GITHUB_URL", "git://github.com", "MULL_GITHUB_URL: has the scheme 'git'"),
+    ("MULL_LLM_BASE_URL", "http:///v1", "MULL_LLM_BASE_URL: is not a valid URL (no host"),
+    ("MULL_LLM_BASE_URL", "http://models:port/v1", "MULL_LLM_BASE_URL: is not a valid URL (no host, a bad port"),
+    ("MULL_LLM_BASE_URL", "http://models.example/ v1", "MULL_LLM_BASE_URL: is not a valid URL"),
+])
+def test_urls_without_a_scheme_or_with_another_are_refused(name: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings({name: value}, env_file=None)
+    assert str(err.value).startswith(problem)
+    assert "s3cret" not in str(err.value)
+
+
+def test_good_urls_are_kept_without_a_trailing_slash() -> None:
+    settings = load_settings({"MULL_GITHUB_URL": "https://ghe.example.com/api/v3/",
+                              "MULL_LLM_BASE_URL": "HTTP://127.0.0.1:11434/v1/"}, env_file=None)
+    assert (settings.github_url, settings.llm_base_url) == ("https://ghe.example.com/api/v3",
+                                                            "HTTP://127.0.0.1:11434/v1")
+
+
+def test_missing_settings_say_what_to_set_all_at_once(tmp_path: Path) -> None:
     s = load_settings({}, env_file=None)
+    assert [line.split()[0] for line in s.unmet(app=True, webhook=True, model=True)] == [
+        "MULL_APP_ID", "MULL_PRIVATE_KEY", "MULL_WEBHOOK_SECRET", "MULL_LLM_BASE_URL", "MULL_LLM_MODEL"]
     with pytest.raises(ConfigError, match="MULL_APP_ID"):
         s.require_app()
     with pytest.raises(ConfigError, match="MULL_WEBHOOK_SECRET"):
@@ -70,19 +135,14 @@ def test_missing_app_settings_say_what_to_set(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
         load_settings({"MULL_APP_ID": "1", "MULL_PRIVATE_KEY_PATH": str(tmp_path / "nope.pem")},
                       env_file=None).require_app()
-    with pytest.raises(ConfigError, match="MULL_LLM_BASE_URL and MULL_LLM_MODEL"):
+    with pytest.raises(ConfigError) as both:
         s.require_model()
+    assert [line.split()[1] for line in str(both.value).splitlines()[1:]] == ["MULL_LLM_BASE_URL",
+                                                                              "MULL_LLM_MODEL"]
     with pytest.raises(ConfigError, match="CLI agents alike"):  # a CLI agent reaches its model through the gateway
         load_settings({"MULL_AGENT_COMMAND": "aider {prompt_file}"}, env_file=None).require_model()
     load_settings({"MULL_LLM_BASE_URL": "http://llm/v1", "MULL_LLM_MODEL": "qwen"}, env_file=None).require_model()
-
-
-def test_private_key_from_text_or_file(tmp_path: Path) -> None:
-    pem = "-----BEGIN RSA PRIVATE KEY-----\\nabc\\n-----END RSA PRIVATE KEY-----"
-    assert "\nabc\n" in load_settings({"MULL_PRIVATE_KEY": pem}, env_file=None).app_private_key()
-    key = tmp_path / "app.pem"
-    key.write_text("PEM")
-    assert load_settings({"MULL_PRIVATE_KEY_PATH": str(key)}, env_file=None).app_private_key() == "PEM"
+    assert s.unmet() == []
 
 
 def test_secret_values_are_listed_for_redaction_and_hidden_in_repr() -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import respx
 import yaml
+from doubles.github import generate_app_keypair
 from doubles.mull_process import MULL, MullProcess, free_port
 from starlette.testclient import TestClient
 
@@ -25,7 +26,7 @@ from bot.settings import MullSettings, load_settings
 from bot.setup import create_setup_app, github_web_url
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "app-manifest.yml").read_text())
-PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1x+test/key=\nAbCdEf0123\n-----END RSA PRIVATE KEY-----\n"
+PEM = generate_app_keypair(1024)[0]  # a real key: Mull parses the App key when it loads it
 CONVERSION = {"id": 4242, "slug": "mull-acme", "pem": PEM, "webhook_secret": "0f" * 20, "client_id": "Iv1.abc",
               "client_secret": "c" * 40, "html_url": "https://github.com/apps/mull-acme", "name": "Mull"}
 CONVERT = "https://api.github.com/app-manifests/code123/conversions"
@@ -317,7 +318,7 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
 
     assert client.get("/setup").status_code == 404 and open_setup(client).status_code == 404
     assert client.get("/setup/callback", params={"code": "code123", "state": state}).status_code == 404
-    for secret in ("MIIEpAIBAAKCAQEA1x", CONVERSION["webhook_secret"], CONVERSION["client_secret"]):
+    for secret in (PEM.splitlines()[1], CONVERSION["webhook_secret"], CONVERSION["client_secret"]):
         assert secret not in out.getvalue() and secret not in response.text
     assert "4242" in out.getvalue()
 
@@ -423,11 +424,13 @@ def test_mull_without_an_app_serves_only_the_setup_page(tmp_path: Path, command:
     assert not (tmp_path / "data" / "redis").exists()  # no embedded Redis
 
 
-def test_mull_worker_without_an_app_still_stops_with_one_line(tmp_path: Path) -> None:
+def test_mull_worker_without_an_app_still_stops_with_one_message(tmp_path: Path) -> None:
     result = subprocess.run([MULL, "worker"], env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-                                                   "MULL_DATA_DIR": str(tmp_path / "data")},
+                                                   "MULL_DATA_DIR": str(tmp_path / "data"), "MULL_SANDBOX": "false"},
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "MULL_APP_ID" in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [line.split()[1] for line in result.stderr.splitlines()[1:]] == [
+        "MULL_APP_ID", "MULL_PRIVATE_KEY", "MULL_LLM_BASE_URL", "MULL_LLM_MODEL"]
     assert not (tmp_path / "data" / "redis").exists()  # it stops before starting the embedded Redis
 
 

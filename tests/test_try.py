@@ -298,8 +298,8 @@ def test_a_model_that_fails_its_first_request_is_one_line(tmp_path: Path, script
 
 @pytest.mark.parametrize(("url_of", "model", "expected"), [
     (lambda model: model.base_url, "scripted",
-     "the model server at {base} has no {base}/models (HTTP 404): OpenAI-compatible servers answer under /v1; "
-     "set MULL_LLM_BASE_URL={base}/v1"),
+     "the model server at {base} answered HTTP 404 for {base}/models: did you mean {base}/v1? OpenAI-compatible "
+     "servers answer under /v1; set MULL_LLM_BASE_URL={base}/v1"),
     (lambda model: model.url, "qwen2.5-coder",
      "the model server at {url} has no model 'qwen2.5-coder' (it has scripted): set MULL_LLM_MODEL to one it has"),
 ], ids=["no-v1", "unknown-model"])

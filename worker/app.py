@@ -17,10 +17,8 @@ from bot import logs, redis_target
 from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.redaction import Redactor
-from bot.settings import ConfigError, MullSettings
-from worker import handlers, installations, key_layout
-from worker.agent.presets import PRESETS
-from worker.agent.sandbox import check_bwrap
+from bot.settings import MullSettings
+from worker import failed_work, handlers, installations, job_log, key_layout, startup_check
 from worker.backlog_reconcile import reconcile_if_lost
 from worker.backlog_refresh import refresh_backlog
 from worker.backlog_sweep import sweep_backlogs
@@ -89,15 +87,8 @@ def unique_cron(coroutine: Any, **kwargs: Any) -> Any:
 
 
 def check_ready(settings: MullSettings) -> None:
-    """Fail at startup, not at the first job, when something the worker needs is missing."""
-    settings.require_app()
-    settings.require_model()
-    unknown = [name for name in settings.enabled_presets if name not in PRESETS]
-    if unknown:
-        raise ConfigError(f"MULL_AGENT_PRESETS names an unknown preset '{unknown[0]}': use some of "
-                          f"{', '.join(PRESETS)}, separated by commas")
-    if settings.sandbox:
-        check_bwrap()
+    """Fail at startup, not at the first job, when something the worker needs is missing: all of it at once."""
+    startup_check.check(settings, startup_check.WORKER)
 
 
 # arq finds new jobs by polling; its default half second is paid twice between a label and its agent (the
@@ -116,6 +107,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
     """
     if not ready_checked:
         check_ready(settings)
+    job_log.install()
     log = logs.get("mull.worker")
     # Before anything connects to Redis: a worker that cannot reach it still clears its dead runs' trees.
     reclaimed = reclaim_runs(settings.data_dir / "repos", stale_run_age(settings))
@@ -154,6 +146,9 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         if "exits" in ctx:
             await ctx["exits"].aclose()
 
+    async def job_start(ctx: dict[str, Any]) -> None:
+        await failed_work.started(services(ctx).redis, ctx["job_id"])
+
     redis = pool(redis_url, keep_trying=WORKER_KEEP_TRYING_S, socket_connect_timeout=2, socket_timeout=10)
     # Made here, not at startup: the worker takes each job and records itself as its holder in one step.
     liveness = Liveness(redis, ttl=settings.worker_heartbeat, log=log)
@@ -161,16 +156,17 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         log=log,
         liveness=liveness,
         functions=[
-            func(handle_delivery, name=HANDLE_DELIVERY, timeout=handlers.JOB_TIMEOUT_S, max_tries=handlers.MAX_TRIES),
+            func(failed_work.watched(handle_delivery), name=HANDLE_DELIVERY, timeout=handlers.JOB_TIMEOUT_S,
+                 max_tries=handlers.MAX_TRIES),
             # keep_result=0: a finished run must not block the next label (arq refuses ids with a result).
-            func(solve_issue, name=SOLVE_ISSUE, timeout=solve_timeout, keep_result=0, max_tries=5),
-            func(critique_pr, name=CRITIQUE_PR, timeout=settings.critique_timeout + SOLVE_OVERHEAD_S,
-                 keep_result=7 * 24 * 3600, max_tries=5),
+            func(failed_work.watched(solve_issue), name=SOLVE_ISSUE, timeout=solve_timeout, keep_result=0, max_tries=5),
+            func(failed_work.watched(critique_pr), name=CRITIQUE_PR,
+                 timeout=settings.critique_timeout + SOLVE_OVERHEAD_S, keep_result=7 * 24 * 3600, max_tries=5),
             # Many tries: a review-driven revision re-defers itself (arq Retry) until reviewers are quiet.
-            func(revise_pr, name=REVISE_PR, timeout=solve_timeout, keep_result=0, max_tries=200),
-            func(wake_item, name=WAKE_ITEM, timeout=120, keep_result=0, max_tries=5),
+            func(failed_work.watched(revise_pr), name=REVISE_PR, timeout=solve_timeout, keep_result=0, max_tries=200),
+            func(failed_work.watched(wake_item), name=WAKE_ITEM, timeout=120, keep_result=0, max_tries=5),
             # keep_result=0: the next change must be able to ask for the next refresh at once.
-            func(refresh_backlog, name=REFRESH_BACKLOG, timeout=600, keep_result=0, max_tries=5),
+            func(failed_work.watched(refresh_backlog), name=REFRESH_BACKLOG, timeout=600, keep_result=0, max_tries=5),
         ],
         cron_jobs=None if not with_cron else [
             # GitHub never retries a failed delivery: redeliver them (unique: one worker runs each turn).
@@ -187,6 +183,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         job_deserializer=deserialize,
         on_startup=startup,
         on_shutdown=shutdown,
+        on_job_start=job_start,
         max_jobs=settings.worker_jobs,
         keep_result=3600,
         burst=burst,

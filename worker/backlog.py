@@ -339,6 +339,19 @@ async def reviewer_load(redis: Any, installation_id: int, login: str) -> int:
     return int(await redis.scard(keys.reviewer_load(installation_id, login)))
 
 
+async def awaiting_reviewer(redis: Any, installation_id: int, login: str) -> list[tuple[str, int]]:
+    """(owner/name, pull request) of the Mull pull requests awaiting ``login``'s review, in any repository of
+    the installation, oldest repository id and issue first."""
+    names = {repo_id: repo for repo_id, _installation, repo in await known_repos(redis)}
+    found = []
+    for member in sorted(await redis.smembers(keys.reviewer_load(installation_id, login))):
+        repo_id, _, issue = (member.decode() if isinstance(member, bytes) else str(member)).partition(":")
+        item = await Backlog(redis, int(repo_id)).get(int(issue))
+        if int(repo_id) in names and item is not None and item.pr is not None:
+            found.append((names[int(repo_id)], item.pr))
+    return found
+
+
 async def known_repos(redis: Any) -> list[tuple[int, int, str]]:
     """(repo id, installation id, owner/name) of every repository with a backlog."""
     found = []

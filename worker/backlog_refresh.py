@@ -28,6 +28,7 @@ from worker.digest_window import next_fire
 from worker.github_pages import every
 from worker.lease_lock import ISSUE_LOCK_WAIT_S, lease_lock
 from worker.needs_you import html_base
+from worker.reviewer_cap import HELD_BY, at_cap
 from worker.services import Services, services
 from worker.status import StatusComment
 
@@ -63,9 +64,13 @@ def queue_line(item: Item, ahead: dict[int, int], held_ahead: dict[int, int], li
             f" (up to {limits.max_in_flight} agent runs at a time in this repository)." if n else "")
     if item.state is ItemState.HELD:
         n = held_ahead.get(item.issue, 0)
+        place = "next in line." if n == 0 else f"{_places(n)} ahead of it."
+        busy = item.extra.get(HELD_BY)
+        if busy:  # this repository has room; the people who would review it do not
+            return (f"**Review queue:** finished, but {at_cap(busy, limits.max_awaiting_review)}; so #{item.pr} "
+                    f"stays a draft until one of those is reviewed: {place}")
         return (f"**Review queue:** finished, but {limits.max_awaiting_review} Mull pull requests already await "
-                f"review, so #{item.pr} stays a draft: " + ("next in line." if n == 0 else
-                                                            f"{_places(n)} ahead of it."))
+                f"review in this repository, so #{item.pr} stays a draft: {place}")
     if item.state is ItemState.AWAITING:
         who = ", ".join(f"`{r}`" for r in item.reviewers)
         return f"**Review queue:** #{item.pr} is ready for review" + (f"; review requested from {who}." if who

@@ -18,10 +18,15 @@ class ItemState(StrEnum):
     WORKING = "working"  # an agent run is going
     WAITING = "waiting"  # the plan asked a question or waits for `/mull go`
     DRAFT = "draft"  # draft pull request under critique or automatic revision
-    HELD = "held"  # finished, but the review queue is full (max_awaiting_review): stays a draft
+    HELD = "held"  # finished, but the review queue or every reviewer is full (max_awaiting_review): stays a draft
     AWAITING = "awaiting"  # out of draft, review requested
     SNOOZED = "snoozed"
     FAILED = "failed"
+
+
+# Item.extra of a held pull request whose reviewers are all at their cap (worker/reviewer_cap.py):
+# [{"login": ..., "prs": [[owner/name, number, url], ...]}, ...]; absent when this repository's queue is full.
+HELD_BY = "held_by"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from bot import logs
 from bot.embedded_redis import EmbeddedRedisError
 from bot.listen_socket import ListenError, bind
 from bot.redaction import Redactor
-from bot.settings import ConfigError, MullSettings, load_settings
+from bot.settings import ConfigError, MullSettings, read_settings
+from worker import startup_check
 from worker.agent.sandbox import SandboxUnavailable
 from worker.redis_access import NothingRunning, RedisUnavailable, redis_for
 from worker.replay import ReplayError
@@ -317,11 +319,28 @@ REFUSALS = (ConfigError, EmbeddedRedisError, UsageError, SandboxUnavailable, Rep
 FAILURES = (PartFailed, NothingRunning)
 
 
+def needs_of(args: argparse.Namespace, settings: MullSettings) -> startup_check.Needs:
+    """What ``args.command`` needs before it starts; ``serve`` and ``web`` without an App serve /setup only."""
+    if args.command == "serve":
+        return startup_check.NOTHING if settings.app_id is None else replace(startup_check.SERVE, probe=True)
+    if args.command == "web":
+        no_app = settings.app_id is None and settings.webhook_secret is None
+        return startup_check.NOTHING if no_app else startup_check.Needs(webhook=True)
+    if args.command == "worker":
+        return replace(startup_check.WORKER, probe=True)
+    if args.command == "replay":
+        return startup_check.Needs(webhook=True)
+    if args.command == "try":  # its own model check comes with its progress display (worker/try_local.py)
+        return startup_check.Needs(model=True, agent=True, critique=args.critique, sandbox=True)
+    return startup_check.NOTHING
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings, invalid = read_settings()
         logs.configure(settings.log_level, settings.secret_values(), fmt=settings.log_format)
+        startup_check.check_before_start(settings, needs_of(args, settings), invalid, logs.get("mull"))
         return COMMANDS[args.command](settings, args)
     except REFUSALS as exc:
         print(f"mull: {exc}", file=sys.stderr)

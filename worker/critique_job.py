@@ -30,6 +30,7 @@ from worker.critique.prompt import build_within_budget
 from worker.critique.review import split_findings
 from worker.critique.run import CritiqueFailed, CritiqueTask, make_critic
 from worker.critique.schema import Critique
+from worker.failed_work import work_of
 from worker.gateway import ModelGateway
 from worker.github_app import GitHubApp
 from worker.github_pages import every
@@ -96,7 +97,8 @@ async def _critique(job: JobRun, request: CritiqueRequest) -> str:
                            else outcome.critique.verdict, time.monotonic() - started, outcome.tokens)
     if isinstance(outcome, CritiqueFailed):
         log.warning("critique failed", reason=outcome.reason)
-        await stats.record_failure(svc.redis, "critique", request.repo, request.pr, outcome.reason)
+        await stats.record_failure(svc.redis, "critique", request.repo, request.pr, outcome.reason,
+                                   job=job.job_id, fix=work_of(request).fix)
         await write_comment(gh, request.ref, request.pr, comment_id, render_failure(outcome.reason,
                                                                                      request.head_sha))
         await issue_run.move(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from worker import defuse, markers
-from worker.backlog_state import Item, ItemState, held_order, queue_order
+from worker.backlog_state import HELD_BY, Item, ItemState, held_order, queue_order
 
 TITLE = "Mull review queue"
 KIND = "dashboard"
@@ -152,9 +152,18 @@ def _awaiting(awaiting: list[Item], cap: int, now: float, html_base: str, rows: 
 
 def _held(items: list[Item], held: list[Item], rows: int) -> str:
     place = held_positions(items)
-    return _table("Held as drafts — the review queue is full", sorted(held, key=lambda i: place[i.issue]), rows,
-                  ("Place", "PR", "Issue", "Title", "Effort"),
-                  lambda i: (ordinal_place(place[i.issue]), _ref(i.pr), _ref(i.issue), _title(i), _effort(i)))
+    return _table("Held as drafts — waiting for a review slot", sorted(held, key=lambda i: place[i.issue]), rows,
+                  ("Place", "PR", "Issue", "Title", "Effort", "Waits for"),
+                  lambda i: (ordinal_place(place[i.issue]), _ref(i.pr), _ref(i.issue), _title(i), _effort(i),
+                             _held_for(i)))
+
+
+def _held_for(item: Item) -> str:
+    """This repository's queue, or the reviewers who are at their cap (``worker/reviewer_cap.py``), unpinged."""
+    busy = item.extra.get(HELD_BY)
+    if not busy:
+        return "a slot in this repository"
+    return " or ".join(f"`{entry['login']}` ({len(entry['prs'])} awaiting their review)" for entry in busy)
 
 
 def _working(working: list[Item], in_flight: int, now: float, rows: int) -> str:

@@ -79,19 +79,19 @@ async def handle_delivery(ctx: dict[str, Any], delivery: Delivery) -> str:
         if isinstance(exc, TimeoutError):
             exc = TimeoutError(f"handling took longer than {HANDLING_BUDGET_S} s")
         if failures.is_transient(exc) and job_try < MAX_TRIES:
-            svc.log.warning("transient failure, retrying", delivery=delivery.guid, error=str(exc)[:200],
-                            job_try=job_try)
-            raise failures.retry_later(exc, job_try) from exc
+            raise failures.retry_later(exc, job_try) from exc  # noted and logged by worker/failed_work.py
         try:
             dropped = await dead_letters.record(svc.redis, delivery, exc, job_id)
         except (RedisError, OSError) as lost:  # Redis itself is the trouble: the log is all that is left
-            svc.log.error("delivery lost: could not keep it as a dead letter", delivery=delivery.guid,
-                          error=str(lost)[:200], cause=str(exc)[:200])
+            svc.log.error(f"delivery lost: could not keep it as a dead letter: {failures.describe(exc)}",
+                             delivery=delivery.guid, job_id=job_id, error=failures.describe(lost))
         else:
-            svc.log.error("delivery failed on its last try; kept as a dead letter (mull retry-deliveries)",
-                          delivery=delivery.guid, job_id=job_id, error=str(exc)[:200])
+            svc.log.error(f"delivery failed on its last try: {failures.describe(exc)}; kept as a dead letter, "
+                             f"retry with `mull retry-deliveries {delivery.guid}`", delivery=delivery.guid,
+                             job_id=job_id, error_type=type(exc).__name__)
             if dropped:
                 svc.log.error("dead letters at their cap: the oldest were dropped", dropped=dropped)
+        failures.mark_reported(exc)
         raise
     if retry_of(job_id) or provisional:
         await dead_letters.forget(svc.redis, delivery.guid)

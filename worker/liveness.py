@@ -45,6 +45,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot import keys
+from worker import failures
 from worker.redis_reply import reply
 
 ARQ_IN_PROGRESS = arq_keys.in_progress_key_prefix
@@ -168,9 +169,10 @@ class Liveness:
                 await self.reclaim()
             except REDIS_TROUBLE as exc:
                 self._outage(exc)
-            except Exception:  # the loop's own boundary: a bug must not silence the heartbeat for good
-                if self.log:
-                    self.log.exception("heartbeat failed")
+            except Exception as exc:  # the loop's own boundary: a bug must not silence the heartbeat for good
+                if self.log:  # one line; the traceback only for DEBUG logs
+                    self.log.error(f"heartbeat failed: {failures.describe(exc)}")
+                    self.log.debug("traceback of the heartbeat failure", exc_info=True)
             else:
                 self._recovered()
 

@@ -30,6 +30,11 @@ _TOOL_MODEL_HINT = "e.g. qwen2.5-coder or llama3.1"
 _REASON_CHARS = 300
 
 
+class ModelUnreachable(ConfigError):
+    """No answer at all (refused, unknown host, timeout): the server may only be down for now, unlike a refused
+    key or a wrong URL, so a worker starting up warns about it rather than refusing to start."""
+
+
 def _one_line(text: str) -> str:
     """A server's words in one short line. (Not ``model_text.one_line``: that module loads pydantic-ai, which
     takes seconds, and this check runs first so that a dead server costs one.)"""
@@ -84,10 +89,10 @@ async def probe(base_url: str, api_key: str | None, model: str, *, anthropic: bo
             response = await client.get(base_url.rstrip("/") + "/models", headers=_auth_headers(api_key, anthropic))
             body: Any = response.json() if response.status_code == 200 else None
         except httpx.TimeoutException:
-            raise ConfigError(f"the model server at {shown} did not answer within {seconds:g} s: "
+            raise ModelUnreachable(f"the model server at {shown} did not answer within {seconds:g} s: "
                               f"{_server_fix(base_url)}") from None
         except httpx.HTTPError as exc:
-            raise ConfigError(f"cannot connect to the model server at {shown} ({_connect_reason(exc)}): "
+            raise ModelUnreachable(f"cannot connect to the model server at {shown} ({_connect_reason(exc)}): "
                               f"{_server_fix(base_url)}") from None
         except ValueError:
             body = None  # a 200 that is not JSON: not a model list, so nothing to check it against
@@ -95,11 +100,16 @@ async def probe(base_url: str, api_key: str | None, model: str, *, anthropic: bo
         raise ConfigError(f"the model server at {shown} refused the API key (HTTP {response.status_code}): set "
                           "MULL_LLM_API_KEY to a valid key for it")
     if response.status_code == 404 and "/v1" not in urlsplit(base_url).path:
-        raise ConfigError(f"the model server at {shown} has no {shown}/models (HTTP 404): OpenAI-compatible "
-                          f"servers answer under /v1; set MULL_LLM_BASE_URL={shown}/v1")
+        raise ConfigError(_did_you_mean_v1(base_url, f"{shown}/models"))
     listed = _model_ids(body)
     if listed and not _lists(listed, model):
         raise ConfigError(_no_such_model(base_url, model, "it has " + ", ".join(_first(sorted(listed)))))
+
+
+def _did_you_mean_v1(base_url: str, asked: str) -> str:
+    shown = shown_url(base_url)
+    return (f"the model server at {shown} answered HTTP 404 for {asked}: did you mean {shown}/v1? "
+            f"OpenAI-compatible servers answer under /v1; set MULL_LLM_BASE_URL={shown}/v1")
 
 
 def _connect_reason(exc: BaseException) -> str:
@@ -191,6 +201,8 @@ def diagnose(records: Iterable[Mapping[str, Any]], base_url: str, model: str, *,
                 "valid key for it")
     if status == 400 and "tool" in why.lower():
         return _cannot_call_tools(base_url, model, why)
+    if status == 404 and "/v1" not in urlsplit(base_url).path:
+        return _did_you_mean_v1(base_url, shown + str(failed.get("route") or "/chat/completions").removeprefix("/v1"))
     if status == 404 or (status == 400 and "model" in why.lower() and "not" in why.lower()):
         return _no_such_model(base_url, model, why)
     return f"the model server at {shown} answered HTTP {status} ({why}): check MULL_LLM_BASE_URL and MULL_LLM_MODEL"

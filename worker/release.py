@@ -10,6 +10,7 @@ snooze frees the slot, and the next one goes.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import Any
 
 from githubkit import GitHub
@@ -23,7 +24,8 @@ from worker.backlog import reviewer_load
 from worker.backlog_state import Item, ItemState
 from worker.lease_lock import lease_lock
 from worker.lifecycle import IssueLifecycle, Stage
-from worker.needs_you import count
+from worker.needs_you import count, html_base
+from worker.reviewer_cap import HELD_BY, at_cap, busy_reviewers
 from worker.services import Services
 
 AWAITING_LABEL = "mull:awaiting-review"
@@ -69,6 +71,11 @@ async def offer(issue_run: IssueLifecycle, pr: int, effort: int | None, candidat
         reviewers = (await backlog.get(issue) or item).reviewers
         return " Ready for review" + (f"; review requested from {_mentionless(reviewers)}." if reviewers else ".")
     limits = await backlog.limits()
+    held = await backlog.get(issue)
+    busy = held.extra.get(HELD_BY) if held is not None else None
+    if busy:
+        return (f" It stays a draft: {at_cap(busy, limits.max_awaiting_review)}. When one of those is reviewed, "
+                "Mull marks it ready and requests the review.")
     return (f" The review queue is full ({limits.max_awaiting_review} Mull pull requests await review): it stays "
             "a draft until a slot frees, then Mull marks it ready and requests the review.")
 
@@ -79,22 +86,29 @@ async def release(svc: Services, gh: GitHub, repo: RepoRef) -> list[int]:
     installation_id, repo_id = repo.installation_id, repo.repo_id
     backlog = backlogs.of(svc, repo_id)
     released: list[int] = []
+
+    def pull_url(other_repo: str, pr: int) -> str:
+        return f"{html_base(svc.settings, other_repo)}/pull/{pr}"
+
     async with lease_lock(redis, keys.release_lock(repo_id), lease=svc.settings.worker_heartbeat,
                           wait=RELEASE_LOCK_WAIT_S, log=svc.log):
         limits = await backlog.limits()
         slots = limits.max_awaiting_review - len(await backlog.ready())
         for issue in await backlog.held():
-            if slots <= 0:
-                break
             item = await backlog.get(issue)
             if item is None or item.pr is None:
                 await backlog.leave_review(issue, installation_id)
                 continue
             if item.state is ItemState.SNOOZED:
                 continue
-            chosen = await choose_reviewer(redis, installation_id, tuple(item.extra.get("candidates") or ()),
-                                           limits.max_awaiting_review)
-            if chosen is None:  # every candidate has as many Mull PRs waiting as the cap allows
+            if slots <= 0:  # the repository's own review queue is full: that is why it waits
+                await _held_by(backlog, item, None)
+                continue
+            candidates = tuple(item.extra.get("candidates") or ())
+            chosen = await choose_reviewer(redis, installation_id, candidates, limits.max_awaiting_review)
+            if chosen is None:  # every candidate has as many Mull PRs waiting as the cap allows, here or elsewhere
+                await _held_by(backlog, item, await busy_reviewers(
+                    redis, installation_id, [c for c in candidates if "/" not in c], pull_url))
                 continue
             issue_run = lifecycle.of(svc, gh, repo, issue, (await svc.github.identity(gh)).login)
             if not await _out_of_draft(svc, gh, repo, item.pr):  # closed meanwhile, its webhook not yet here
@@ -108,6 +122,14 @@ async def release(svc: Services, gh: GitHub, repo: RepoRef) -> list[int]:
             released.append(issue)
             slots -= 1
     return released
+
+
+async def _held_by(backlog: backlogs.Backlog, item: Item, busy: list[dict[str, Any]] | None) -> None:
+    """Remember why a held pull request waits (None: the repository's queue is full), when that changed."""
+    if item.extra.get(HELD_BY) == busy:
+        return
+    extra = {k: v for k, v in item.extra.items() if k != HELD_BY}
+    await backlog.put(replace(item, extra={**extra, HELD_BY: busy} if busy is not None else extra))
 
 
 async def choose_reviewer(redis: Any, installation_id: int, candidates: tuple[str, ...],

@@ -19,6 +19,7 @@ from worker import defuse, lifecycle, pull_requests, stats
 from worker.agent.base import AgentResult
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.branch_work import run_on_branch
+from worker.failed_work import work_of
 from worker.job_boundary import JobRun, job_boundary
 from worker.lifecycle import Alert, IllegalMove, Stage
 from worker.plan_stage import plan_stage
@@ -87,6 +88,8 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
         result, pushed = run.result, run.sha
         if pushed is None:
             reason = result.error or "the agent finished without changing any file"
+            await stats.record_failure(svc.redis, "implement", ref.full_name, request.issue, reason,
+                                       job=job.job_id, fix=work_of(request).fix)
             await issue_run.move(Stage.FAILED, run=state, reason=reason,
                                  note=f"**Reason:** {defuse.markdown(reason)}.\n\n{_quote(result.summary)}",
                                  alert=Alert("failed", f"the run failed: {reason}. {RETRY_HINT}"))
@@ -110,7 +113,8 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
     except Exception as exc:  # the job's boundary: say what failed where the user looks, then let arq see it
         if job.will_retry(exc):  # the boundary tries it again: nothing failed yet
             raise
-        await stats.record_failure(svc.redis, "implement", ref.full_name, request.issue, _reason(exc))
+        await stats.record_failure(svc.redis, "implement", ref.full_name, request.issue, _reason(exc),
+                                   job=job.job_id, fix=work_of(request).fix)
         await issue_run.move(Stage.FAILED, run=state, note=f"**Reason:** {defuse.markdown(_reason(exc))}",
                              reason=_reason(exc),
                              alert=Alert("failed", f"the run failed: {_reason(exc)}. {RETRY_HINT}"))

@@ -26,10 +26,12 @@ async def record_run(redis: Any, stage: str, outcome: str, seconds: float, token
         await pipe.execute()
 
 
-async def record_failure(redis: Any, stage: str, repo: str, number: int, reason: str) -> None:
-    """``reason`` is scrubbed of credential-shaped text: Redis holds no secret, whatever an error message said."""
+async def record_failure(redis: Any, stage: str, repo: str, number: int, reason: str, *, job: str = "",
+                         fix: str = "") -> None:
+    """``reason`` is scrubbed of credential-shaped text: Redis holds no secret, whatever an error message said.
+    ``job`` is the arq job id, ``fix`` what a person can do about it (``mull status`` shows both)."""
     entry = json.dumps({"at": int(time.time()), "stage": stage, "repo": repo, "number": number,
-                        "reason": scrub(reason)})
+                        "reason": scrub(reason), "job": job, "fix": fix})
     async with redis.pipeline(transaction=False) as pipe:
         pipe.lpush(keys.FAILURES, entry)
         pipe.ltrim(keys.FAILURES, 0, FAILURES_KEPT - 1)

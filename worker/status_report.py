@@ -1,4 +1,5 @@
-"""``mull status``: what is queued, what runs, which workers are alive."""
+"""``mull status``: what is queued, what runs, which workers are alive, and what failed or waits to be tried
+again after a failure, each with what to do about it."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from arq import constants as arq_keys
 
 from bot import keys
 from bot.jobs import QUEUE
-from worker import dead_letters
+from worker import dead_letters, failed_work
 from worker.backlog import Backlog, known_repos
 from worker.job_queue import connect
 from worker.redis_reply import reply
 
 DEAD_LETTERS_SHOWN = 5
+FAILURES_SHOWN = 10
 
 
 async def collect(redis_url: str) -> dict:
@@ -48,13 +50,14 @@ async def collect(redis_url: str) -> dict:
             states = Counter(item.state.value for item in await line.items())
             lines[repo] = {"states": dict(sorted(states.items())), "queued": await line.waiting(),
                            "held": await line.held()}
-        failures = [json.loads(x) for x in await reply(pool.lrange(keys.FAILURES, 0, 9))]
+        failures = [json.loads(x) for x in await reply(pool.lrange(keys.FAILURES, 0, FAILURES_SHOWN - 1))]
+        retrying = await failed_work.retrying(pool, set(deferred) | set(queued) | set(running))
         count, letters, dropped = await dead_letters.newest(pool, DEAD_LETTERS_SHOWN)
         dead = {"count": count, "dropped_at_cap": dropped, "newest": [letter.summary() for letter in letters]}
         installs = {k.decode(): json.loads(v) for k, v in (await reply(pool.hgetall(keys.INSTALLATIONS))).items()}
         return {"queued": queued, "deferred": deferred, "running": running, "workers": workers,
                 "awaiting_review": {repo: sorted(prs) for repo, prs in sorted(backlog.items())}, "backlogs": lines,
-                "recent_failures": failures, "dead_letters": dead, "installations": installs}
+                "retrying": retrying, "recent_failures": failures, "dead_letters": dead, "installations": installs}
     finally:
         await pool.aclose()
 
@@ -83,10 +86,17 @@ async def print_status(redis_url: str, as_json: bool = False) -> int:
     print(f"installations: {len(report['installations'])}"
           + "".join(f"\n  {i} {v['account']}{' (suspended)' if v['suspended'] else ''}"
                     for i, v in report["installations"].items()))
-    print(f"recent failures: {len(report['recent_failures'])}")
+    print(f"retrying after a failure: {len(report['retrying'])}")
+    for note in report["retrying"]:
+        wait = max(0, round(note.get("next_at", 0) - time.time()))
+        print(f"  {note['job']} {_where(note)}: try {note['try']} of {note['max_tries']} failed ({note['reason']}); "
+              f"next try in {wait} s, by itself; if every try fails: {note['fix']}")
+    print(f"failed: {len(report['recent_failures'])}" + (" (newest first)" if report["recent_failures"] else ""))
     for failure in report["recent_failures"]:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(failure["at"]))
-        print(f"  {when} {failure['stage']} {failure['repo']}#{failure['number']}: {failure['reason']}")
+        job = f" ({failure['job']})" if failure.get("job") else ""
+        print(f"  {when} {failure['stage']} {_where(failure)}{job}: {failure['reason']}; "
+              f"to try again: {failure.get('fix') or 'see the status comment on ' + _where(failure)}")
     dead = report["dead_letters"]
     print(f"dead letters: {dead['count']}" + (" (retry with `mull retry-deliveries --all` or GUID...)"
                                               if dead["count"] else "")
@@ -96,3 +106,7 @@ async def print_status(redis_url: str, as_json: bool = False) -> int:
         retried = f" (retried {letter['retries']}x)" if letter["retries"] else ""
         print(f"  {when} {letter['guid']} {letter['event']}{retried}: {letter['error']}")
     return 0
+
+
+def _where(entry: dict) -> str:
+    return f"{entry['repo']}#{entry['number']}" if entry.get("number") else entry.get("repo") or "?"

@@ -22,14 +22,14 @@ from pathlib import Path
 from bot.settings import ConfigError, MullSettings
 from worker.agent import TemplateError, make_agent
 from worker.agent.base import AgentTask, ModelAccess
-from worker.agent.presets import resolve_preset
 from worker.agent.prompt import build_prompt, read_instructions
 from worker.agent.sandbox import check_bwrap
 from worker.branch_work import budget_of, new_run_id, sandbox_for
 from worker.critique.diff import GIT_DIFF_ARGS, from_git_diff
 from worker.critique.run import CritiqueOutcome
 from worker.gateway.local import local_gateway
-from worker.model_check import diagnose, probe, read_transcript, shown_url
+from worker.model_check import diagnose, read_transcript, shown_url
+from worker.model_probe import check_models, configured_models
 from worker.repo_cache import git, init_mirror
 from worker.run_tree import open_run_tree
 from worker.tree_commit import commit
@@ -134,20 +134,10 @@ async def try_local(settings: MullSettings, options: TryOptions, display: TryDis
 
 async def _check_models(settings: MullSettings, options: TryOptions, display: TryDisplay) -> None:
     """The agent's model, and the critique's when it is another, must be there before the run starts."""
-    assert settings.llm_base_url is not None and settings.llm_model is not None
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    models = [settings.llm_model]
-    if options.critique and settings.critique_model and settings.critique_model != settings.llm_model:
-        models.append(settings.critique_model)
+    assert settings.llm_base_url is not None
+    models = configured_models(settings, critique=options.critique)
     display.phase(f"checking {' and '.join(models)} at {shown_url(settings.llm_base_url)}")
-    for model in models:
-        await probe(settings.llm_base_url, key, model, anthropic=_speaks_anthropic(settings))
-
-
-def _speaks_anthropic(settings: MullSettings) -> bool:
-    """A Claude Code preset talks to an Anthropic endpoint, which wants its key as ``x-api-key``."""
-    return bool(settings.agent_command) and "ANTHROPIC_API_KEY" in \
-        resolve_preset(settings.agent_command or "").api_key_vars
+    await check_models(settings, models)
 
 
 def _agent_name(settings: MullSettings) -> str:

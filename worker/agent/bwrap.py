@@ -81,6 +81,15 @@ def bwrap_binary() -> str | None:
         return None
 
 
+def seen_by_sandbox(path: Path, ro_paths: tuple[Path, ...]) -> bool:
+    """Whether ``path`` (resolved: where its links lead) lies in what every sandbox binds: the toolchain
+    (``/usr``, the system directories that are not links into it) or an operator's read-only path."""
+    real = Path(os.path.realpath(path))
+    roots = [Path("/usr"), *(Path(name) for name in _SYSTEM_DIRS if not Path(name).is_symlink()),
+             *(Path(os.path.realpath(extra)) for extra in ro_paths)]
+    return any(real.is_relative_to(root) for root in roots)
+
+
 def mull_python() -> tuple[str, tuple[Path, ...]]:
     """Mull's own interpreter (not the virtualenv's link to it) and what must be bound for it to start."""
     executable = Path(os.path.realpath(sys.executable))

@@ -30,6 +30,8 @@ class Preset:
     base_url_vars: tuple[str, ...] = ("OPENAI_BASE_URL",)  # receive the gateway's URL inside the sandbox
     model_vars: tuple[str, ...] = ()  # receive the model name
     api_path: str = "/v1"  # appended to the gateway URL: OpenAI clients want /v1, Anthropic's adds it itself
+    program: str = ""  # the executable the template runs, checked at start-up (empty: the template's first word)
+    install: str = ""  # how to install it, for the start-up check's message
 
 
 PRESETS: dict[str, Preset] = {
@@ -44,6 +46,8 @@ PRESETS: dict[str, Preset] = {
         ),
         env=_LITELLM_OFFLINE,
         base_url_vars=("OPENAI_API_BASE", "OPENAI_BASE_URL"),
+        program="aider",
+        install="`pipx install aider-chat`",
     ),
     "claude": Preset(
         # Claude Code's print mode reads the prompt from stdin when given none as an argument.
@@ -57,6 +61,8 @@ PRESETS: dict[str, Preset] = {
         base_url_vars=("ANTHROPIC_BASE_URL",),
         model_vars=("ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL"),
         api_path="",
+        program="claude",
+        install="`npm install -g @anthropic-ai/claude-code`",
     ),
     "codex": Preset(
         # `-` reads the prompt from stdin; the final message becomes the PR summary. A provider of its own
@@ -67,6 +73,8 @@ PRESETS: dict[str, Preset] = {
             "-c model_providers.mull.env_key=OPENAI_API_KEY -c \"model_providers.mull.base_url=$OPENAI_BASE_URL\" "
             "--output-last-message \"$2\" - < \"$1\"' mull-agent {prompt_file} {summary_file} {model}"
         ),
+        program="codex",
+        install="`npm install -g @openai/codex`",
     ),
     "mini-swe-agent": Preset(
         # -l 0: no cost limit of its own (Mull's gateway holds the budgets); the trajectory stays in the
@@ -79,6 +87,8 @@ PRESETS: dict[str, Preset] = {
         env={"MSWEA_CONFIGURED": "true", "MSWEA_COST_TRACKING": "ignore_errors", "MSWEA_SILENT_STARTUP": "1",
              "MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT": "2", **_LITELLM_OFFLINE},
         base_url_vars=("OPENAI_API_BASE", "OPENAI_BASE_URL"),
+        program="mini",
+        install="`pipx install mini-swe-agent`",
     ),
 }
 
