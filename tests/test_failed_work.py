@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from arq import Retry
 from doubles.burst_worker import API, run_burst
 from doubles.recording_log import RecordingLog
+from doubles.services import job_ctx, make_services
 from githubkit.exception import RequestError, RequestFailed
 from githubkit.response import Response
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from bot import keys, logs
 from bot.jobs import HANDLE_DELIVERY, QUEUE, Delivery, SolveRequest, delivery_job_id
 from worker import failed_work, failures, installations, job_log, job_queue
+from worker.services import services
 from worker.status_report import print_status
 
 ISSUE_URL = "https://api.github.com/repos/acme/widgets/issues/7"
@@ -59,7 +61,7 @@ def test_a_failure_is_described_in_one_line_with_where_it_failed() -> None:
 
 
 def _ctx(redis: Any, job_id: str = JOB, job_try: int = 1) -> dict[str, Any]:
-    return {"redis": redis, "log": RecordingLog(), "job_id": job_id, "job_try": job_try}
+    return job_ctx(make_services(redis, log=RecordingLog()), job_id=job_id, job_try=job_try)
 
 
 async def _with_redis(redis_url: str, work: Any) -> Any:
@@ -85,7 +87,7 @@ def test_a_retried_failure_is_noted_with_its_url_and_forgotten_when_the_job_runs
         return ctx, noted, gone_from_queue, await failed_work.retrying(redis, {JOB})
 
     ctx, [noted], gone_from_queue, after_start = asyncio.run(_with_redis(redis_url, main))
-    [(event, fields)] = ctx["log"].warnings()
+    [(event, fields)] = services(ctx).log.warnings()
     assert event == f"implement failed, trying again in 30 s: GET {ISSUE_URL}"
     assert fields["error"] == f"RequestFailed: HTTP 502 Bad Gateway from GET {ISSUE_URL}"
     assert (fields["job_try"], fields["max_tries"], fields["repo"], fields["number"]) == (2, 5, "acme/widgets", 7)
@@ -106,7 +108,8 @@ def test_a_final_failure_is_one_error_line_and_joins_the_failed_list(redis_url: 
         return ctx, [json.loads(x) for x in await redis.lrange(keys.FAILURES, 0, -1)], caught.value
 
     ctx, [failure], exc = asyncio.run(_with_redis(redis_url, main))
-    assert [(level, event) for level, event, _ in ctx["log"].lines] == [("error", "implement failed: KeyError: 'head'")]
+    lines = services(ctx).log.lines
+    assert [(level, event) for level, event, _ in lines] == [("error", "implement failed: KeyError: 'head'")]
     assert {k: failure[k] for k in ("stage", "repo", "number", "reason", "job", "fix")} == {
         "stage": "implement", "repo": "acme/widgets", "number": 7, "reason": "KeyError: 'head'", "job": JOB,
         "fix": "comment `/mull retry` on acme/widgets#7"}
@@ -125,7 +128,8 @@ def test_waits_that_are_not_failures_and_successes_leave_no_note(redis_url: str)
         with pytest.raises(Retry):
             await failed_work.watched(quiet_reviewers)(ctx, SOLVE)
         assert await failed_work.watched(fine)(ctx, SOLVE) == "done"
-        return ctx["log"].lines, await failed_work.retrying(redis, {JOB}), await redis.lrange(keys.FAILURES, 0, -1)
+        lines = services(ctx).log.lines
+        return lines, await failed_work.retrying(redis, {JOB}), await redis.lrange(keys.FAILURES, 0, -1)
 
     assert asyncio.run(_with_redis(redis_url, main)) == ([], [], [])
 

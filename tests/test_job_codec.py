@@ -217,6 +217,6 @@ def test_a_worker_fails_a_planted_pickle_loudly_and_runs_the_next_job(
     assert isinstance(planted.result, JobFailed)  # type: ignore[attr-defined]
     assert "not Mull's msgpack" in planted.result.message  # type: ignore[attr-defined]
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR and "planted" in r.getMessage()]
-    assert logged and logged[0].exc_info, "the refusal is logged with its reason"
-    cause = logged[0].exc_info[1].__cause__  # type: ignore[index,union-attr]
-    assert isinstance(cause, CodecError) and "something else wrote to Redis" in str(cause)
+    # One line with its reason (worker/job_log.py), the traceback only at DEBUG.
+    assert logged and not logged[0].exc_info, "the refusal is logged as one line"
+    assert "something else wrote to Redis" in logged[0].getMessage(), logged[0].getMessage()

@@ -29,15 +29,17 @@ class OneLineJobFailures(logging.Filter):
             traceback_log.debug("traceback of %s", job, exc_info=record.exc_info)
         if failures.was_reported(exc):  # Mull's boundary logged its line already
             return False
-        record.msg, record.args = "%s", (f"{job} failed: {failures.describe(exc)}",)
+        cause = f" ({failures.describe(exc.__cause__)})" if exc.__cause__ is not None else ""
+        record.msg, record.args = "%s", (f"{job} failed: {failures.describe(exc)}{cause}",)
         record.exc_info, record.exc_text = None, None
         return True
 
 
 def _job_of(record: logging.LogRecord) -> str:
-    """arq's message is ``'%6.2fs ! %s failed, %s: %s'`` with the job's ref second: keep it, drop the rest."""
+    """arq's message is ``'%6.2fs ! %s failed, %s: %s'`` with the job's ref second, or ``'deserializing job %s
+    failed'`` with its id alone: keep the job, drop the rest."""
     args = record.args if isinstance(record.args, tuple) else ()
-    return f"job {args[1]}" if len(args) > 1 else "a job"
+    return f"job {args[1]}" if len(args) > 1 else f"job {args[0]}" if args else "a job"
 
 
 def install() -> None:
