@@ -157,7 +157,7 @@ UNREACHABLE_COMMANDS = {
 
 @pytest.mark.parametrize("command", list(UNREACHABLE_COMMANDS))
 def test_an_unreachable_redis_is_one_line_naming_it_for_every_command(tmp_path: Path, command: str,
-                                                                     app_keypair: Any) -> None:
+                                                                     app_keypair: tuple[str, str]) -> None:
     args, env = UNREACHABLE_COMMANDS[command]
     env = {name: app_keypair[0] if value == "PEM" else value for name, value in env.items()}  # a key that parses
     port = free_port()  # nothing listens there
