@@ -28,7 +28,7 @@ run: $(RUN_STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/ruff check bot worker tests bench
 	$(BIN)/mypy bot worker
-	$(BIN)/python -m pytest -q -n 3
+	$(BIN)/python -m pytest -q -n 3 --maxschedchunk 1
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check bot worker tests bench
@@ -44,6 +44,7 @@ bench: $(DEV_STAMP)
 	-$(BIN)/python bench/notifications.py
 	-$(BIN)/python bench/gateway.py
 	-$(BIN)/python bench/sandbox.py
+	-$(BIN)/python bench/warm_setup.py
 
 # requirements.lock: every dependency the container image installs (deploy/Dockerfile), pinned with its hashes,
 # plus setuptools to build Mull itself. Resolved on PyPI alone for Python 3.11 (the image's): this machine's pip

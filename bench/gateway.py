@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     process, url = start_model(root / "scripts.json")
     try:
         try:
-            import uvloop  # the worker's loop (worker/cli.py)
+            import uvloop  # the worker's loop (worker/ops/cli.py)
             runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
         except ImportError:
             runner = asyncio.Runner()

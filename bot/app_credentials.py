@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 
 WRITTEN = ("MULL_APP_ID", "MULL_APP_SLUG", "MULL_PRIVATE_KEY", "MULL_WEBHOOK_SECRET")
+# Written when GitHub's answer has them: the App's OAuth credentials, for signing in to session pages.
+OAUTH = ("MULL_GITHUB_CLIENT_ID", "MULL_GITHUB_CLIENT_SECRET")
 _PLAIN = re.compile(r"[A-Za-z0-9+/=_.:\\ -]*")  # written to .env unquoted, as README tells people to
 
 
@@ -67,6 +69,10 @@ async def exchange(github_url: str, code: str) -> dict[str, str]:
     if data["webhook_secret"] is None or not all(_PLAIN.fullmatch(app[name]) for name in WRITTEN):
         raise ExchangeError("GitHub's answer holds no webhook secret, or values Mull cannot write to .env.")
     app["html_url"] = page_url if valid_url(page_url) else f"{github_web_url(github_url)}/apps/{app['MULL_APP_SLUG']}"
+    oauth = {"MULL_GITHUB_CLIENT_ID": str(data.get("client_id") or ""),
+             "MULL_GITHUB_CLIENT_SECRET": str(data.get("client_secret") or "")}
+    if all(value and _PLAIN.fullmatch(value) for value in oauth.values()):
+        app.update(oauth)
     return app
 
 

@@ -7,6 +7,7 @@ the key itself.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -53,7 +54,7 @@ def check_app_key(pem: str, source: str) -> None:
         raise AppKeyError(f"{source} is not a PEM private key (no '-----BEGIN RSA PRIVATE KEY-----' block): use "
                           f"{_DOWNLOAD}")
     try:
-        key = load_pem_private_key(pem.encode(), password=None)
+        is_rsa = _is_rsa_private_key(pem.encode())
     except TypeError:  # cryptography's word for "encrypted, and no password given"
         raise AppKeyError(f"{source} is encrypted with a passphrase, which Mull cannot enter: decrypt it once "
                           "(`openssl pkey -in key.pem -out app.pem`) or download a new key from the App's "
@@ -64,8 +65,15 @@ def check_app_key(pem: str, source: str) -> None:
     except Exception as exc:  # noqa: BLE001 - cryptography's parser errors are many; none may leak the key
         raise AppKeyError(f"{source} cannot be parsed as a private key ({type(exc).__name__}): use "
                           f"{_DOWNLOAD}") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
+    if not is_rsa:
         raise AppKeyError(f"{source} is not an RSA key; GitHub Apps sign with RSA: use {_DOWNLOAD}")
+
+
+@functools.lru_cache(maxsize=4)
+def _is_rsa_private_key(pem: bytes) -> bool:
+    """Parsing checks the key's numbers, about 40 ms of CPU: done once per key and process, not at every start
+    of a worker's services (``MullSettings.app_private_key`` is read by each)."""
+    return isinstance(load_pem_private_key(pem, password=None), rsa.RSAPrivateKey)
 
 
 def _names_a_file(value: str) -> bool:

@@ -35,7 +35,7 @@ class Verb:
     args: str  # NONE, TIME, TEXT or IGNORED: what the rest of the line means, so errors can say it
     example: str  # a correct use, shown in the help and in error replies
     summary: str  # the help line
-    handler: str  # the function of worker.comment_commands that acts on it
+    handler: str  # the function of worker.webhooks.comment_commands that acts on it
     roles: frozenset[str] = COMMANDERS  # who may use it (the sender's role on the repository)
 
 
@@ -50,6 +50,9 @@ VERBS: dict[str, Verb] = {v.name: v for v in (
     Verb("go", NONE, "/mull go", "Start the agent on this issue now.", "do_go"),
     Verb("revise", TEXT, "/mull revise keep the old API",
          "Revise the pull request, following the instructions on the same line if any.", "do_revise"),
+    Verb("base", TEXT, "/mull base dev",
+         "Start this issue's run from another branch, and aim its pull request at it (default: the repository's "
+         "default branch).", "do_base"),
     Verb("critique", NONE, "/mull critique", "Critique the pull request again.", "do_critique"),
     Verb("help", IGNORED, "/mull help", "Show this list.", "do_help"),
 )}
@@ -232,6 +235,35 @@ def _command(rest: str, line: int) -> Command | None:
         return Command("help", "", line)
     verb = _drop_trailing_junk(words[0]) or words[0]  # `/mull retry,` is retry; `/mull 🚀 x` is unknown
     return Command(verb.lower(), " ".join(words[1:]), line)
+
+
+def mentions(body: str | None, slug: str) -> bool:
+    """Whether ``@<slug>`` stands in the comment's own prose, where GitHub shows it as a mention.
+
+    Code spans and blocks, HTML and HTML comments document a mention; a block quote repeats someone
+    else's. None of those ask Mull for anything.
+    """
+    if not body or not slug or f"@{slug}".lower() not in body.lower():
+        return False
+    pattern = re.compile(rf"(?<![\w@/.`-])@{re.escape(slug)}(?![\w-])", re.IGNORECASE)
+    quoted = 0
+    tokens = _markdown().parse(body.replace("\0", "\ufffd"))
+    for before, token in zip(tokens, tokens[1:], strict=False):
+        quoted += {"blockquote_open": 1, "blockquote_close": -1}.get(before.type, 0)
+        if token.type == "inline" and before.type in _PROSE_BLOCKS and not quoted:
+            if pattern.search(_prose_text(token.children or [])):
+                return True
+    return False
+
+
+def new_mention(old: str | None, new: str | None, slug: str) -> bool:
+    """An edit asks Mull only when it adds the mention; fixing a typo in a comment that had one does not."""
+    return mentions(new, slug) and not mentions(old, slug)
+
+
+def _prose_text(children: list[Token]) -> str:
+    """The inline text a reader sees as prose; code, HTML and line breaks become a space, ending any word."""
+    return "".join(child.content if child.type in ("text", "text_special") else " " for child in children)
 
 
 def _drop_trailing_junk(text: str) -> str:

@@ -7,7 +7,9 @@ dedupes the deliveries by X-GitHub-Delivery and renames each new one's payload i
 deletes it). Payloads are kept out of the script's arguments because Redis copies and hashes every byte of
 an argument into Lua: a 12 KB payload costs some 30 us of Redis CPU there and 2 us as a SET's value.
 Concurrent requests share a round trip (group commit): each waits until the batch holding its delivery is
-written, so nothing is acknowledged before Redis has it, and under load one pipeline carries many.
+written, so nothing is acknowledged before Redis has it, and under load one pipeline carries many. The pipeline
+is written as RESP here and sent on one of the client's connections (its retry and Sentinel lookup included):
+redis-py's pipeline packs and parses argument by argument, and a batch's script has four keys per delivery.
 
 Behind Sentinel, "Redis has it" must mean a replica has it too: replication is asynchronous, and a master
 killed right after answering takes its last writes with it when a replica is promoted. There the script is
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import itertools
 import struct
 import time
@@ -29,7 +32,7 @@ from typing import Any
 import msgpack
 from arq import constants as arq_keys
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from bot import keys
 from bot.job_codec import JOB, TUPLE
@@ -122,12 +125,16 @@ class DeliveryStore:
         self._redis = redis
         self._queue = queue
         self._replicas = replicas
-        self._script = redis.register_script(_ENQUEUE)
         self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._writing = False
         self._jobs = JobEncoder()
         self._token = uuid.uuid4().hex[:12]  # staging keys: this store's token and a counter
         self._staged = itertools.count()
+        self._queue_key = queue.encode()
+        self._source = _ENQUEUE.encode()
+        self._sha = hashlib.sha1(self._source).hexdigest().encode()  # EVALSHA's name for the script
+        self._seen_ttl, self._job_ttl = str(keys.SEEN_TTL_MS).encode(), str(JOB_EXPIRES_MS).encode()
+        self._staged_ttl = str(keys.STAGED_TTL_MS).encode()
 
     async def put(self, delivery: Delivery) -> bool:
         """True when stored, False when this delivery id was seen before. Raises on Redis errors."""
@@ -159,20 +166,24 @@ class DeliveryStore:
 
     async def _write(self, deliveries) -> list[int]:  # type: ignore[no-untyped-def]
         now_ms = int(time.time() * 1000)
-        payloads: list[tuple[str, bytes]] = []
-        script_keys: list[str] = [self._queue]
-        args: list[Any] = [keys.SEEN_TTL_MS, JOB_EXPIRES_MS, now_ms]
+        commands: list[bytes] = []
+        script_keys: list[bytes] = [self._queue_key]
+        job_ids: list[bytes] = []
         for delivery in deliveries:
             job_id = delivery_job_id(delivery.guid)
-            staged = keys.staged_delivery(self._token, next(self._staged))
-            payloads.append((staged, self._jobs.encode(delivery, now_ms)))
-            script_keys += [keys.seen(delivery.guid), ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id, staged]
-            args.append(job_id)
-        replies = await self._round_trip(payloads, "EVALSHA", self._script.sha, script_keys, args)
-        staging, replies = replies[:len(payloads)], replies[len(payloads):]
+            staged = keys.staged_delivery(self._token, next(self._staged)).encode()
+            commands += _command(b"SET", staged, self._jobs.encode(delivery, now_ms), b"PX", self._staged_ttl)
+            job = job_id.encode()
+            script_keys += [keys.seen(delivery.guid).encode(), _JOB + job, _RESULT + job, staged]
+            job_ids.append(job)
+        staging = len(job_ids)
+        args = [self._seen_ttl, self._job_ttl, str(now_ms).encode(), *job_ids]
+        replies = await self._round_trip([*commands, *self._script_call(b"EVALSHA", self._sha, script_keys, args)],
+                                         staging)
+        staging_replies, replies = replies[:staging], replies[staging:]
         if isinstance(replies[0], NoScriptError):  # a restarted or newly promoted server: EVAL also caches it
-            replies = await self._round_trip([], "EVAL", self._script.script, script_keys, args)
-        for reply in (*staging, *replies):
+            replies = await self._round_trip(self._script_call(b"EVAL", self._source, script_keys, args), 0)
+        for reply in (*staging_replies, *replies):
             if isinstance(reply, Exception):
                 raise reply
         if self._replicas and replies[1] < self._replicas:
@@ -182,14 +193,51 @@ class DeliveryStore:
             raise RedisError("a delivery's payload was not staged in Redis; it was not stored")
         return replies[0]
 
-    async def _round_trip(self, payloads: list[tuple[str, bytes]], command: str, script: Any,
-                          script_keys: list[str], args: list[Any]) -> list[Any]:
-        """The payloads' SETs, the script, then WAIT when replicas must confirm, in one pipeline; errors come
-        back as replies."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for staged, payload in payloads:
-                pipe.execute_command("SET", staged, payload, "PX", keys.STAGED_TTL_MS)
-            pipe.execute_command(command, script, len(script_keys), *script_keys, *args)
-            if self._replicas:
-                pipe.execute_command("WAIT", self._replicas, REPLICA_WAIT_MS)
-            return await pipe.execute(raise_on_error=False)
+    def _script_call(self, command: bytes, script: bytes, script_keys: list[bytes], args: list[bytes]) -> list[bytes]:
+        """The script's command, then WAIT when replicas must confirm, as RESP."""
+        packed = _command(command, script, str(len(script_keys)).encode(), *script_keys, *args)
+        if self._replicas:
+            packed += _command(b"WAIT", str(self._replicas).encode(), str(REPLICA_WAIT_MS).encode())
+        return packed
+
+    async def _round_trip(self, packed: list[bytes], staging: int) -> list[Any]:
+        """Send ``packed`` (the payloads' SETs, the script, then WAIT when replicas must confirm) in one write and
+        read every reply; error replies come back as values. The client's own retry covers a lost connection:
+        the SETs and the script's dedupe make a replay harmless (a delivery it had stored reads as a duplicate).
+
+        RESP is written here rather than by redis-py's pipeline, whose packing and parsing, argument by argument
+        (a batch's script has four keys per delivery), took most of a delivery's cost in the receiver."""
+        expected = staging + 1 + (1 if self._replicas else 0)
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()
+        try:
+            async def exchange() -> list[Any]:
+                await connection.send_packed_command(packed)
+                replies: list[Any] = []
+                for _ in range(expected):
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as exc:  # an error reply: the connection is still in step
+                        replies.append(exc)
+                return replies
+
+            async def lost(error: Exception) -> None:
+                await connection.disconnect()
+
+            return await connection.retry.call_with_retry(exchange, lost)
+        except BaseException:
+            await connection.disconnect()  # a reply may be unread: the connection is no longer in step
+            raise
+        finally:
+            await pool.release(connection)
+
+
+_JOB, _RESULT = ARQ_JOB_PREFIX.encode(), ARQ_RESULT_PREFIX.encode()
+
+
+def _command(*args: bytes) -> list[bytes]:
+    """One command in RESP, as chunks for one ``writelines`` (a payload is never copied into a bigger buffer)."""
+    chunks = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        chunks += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return chunks

@@ -7,6 +7,7 @@ decides again, fully, on what was stored: this filter may keep too much, never t
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ _WAITING = b'"mull:waiting"'  # the label Mull puts on an issue whose plan asked
 _SNOOZED = b'"mull:snoozed"'  # any comment on a snoozed issue or PR wakes it
 # A Mull branch or Mull's config file is named in the payload; JSON puts no escapes in these ASCII names.
 _MULL_BRANCH = re.compile(rb'refs/heads/mull/|"mull/issue-|\.github/mull\.yml')
+_ANY_MENTION = re.compile(rb"@[a-z0-9]")  # before the bot's login is known, any mention might be Mull's
 _PR_CLOSED = re.compile(rb'^\s*\{\s*"action"\s*:\s*"closed"')
 # GitHub writes "action" first; when it is there, the issue action is read without parsing the body.
 _LEADING_ACTION = re.compile(rb'^\s*\{\s*"action"\s*:\s*"([a-z_]+)"')
@@ -56,6 +58,8 @@ def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
         if bot_login and _sender(payload) == bot_login:
             return Verdict(False, "sent by mull itself")
         action = payload.get("action")
+        if not isinstance(action, str):  # a list or an object is unhashable: it must not reach the set
+            raise MalformedPayload("issues payload without a string \"action\"")
         if action not in ISSUE_ACTIONS:
             return Verdict(False, f"issues.{action} is not acted on")
         return Verdict(True, f"issues.{action}")
@@ -64,16 +68,19 @@ def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
     if event in ALWAYS_EVENTS:
         return Verdict(True, event)
     if event in COMMAND_EVENTS:
-        if event == "pull_request_review" or _names_mull_anywhere(body) and (
-                _COMMAND.search(body) or _WAITING in body or _SNOOZED in body):
-            # Reviews matter on Mull PRs only; the worker checks the branch. Comments need a command.
+        lowered = body.lower()
+        names_mull = _names_mull_anywhere(lowered)
+        if event == "pull_request_review" or names_mull and (
+                _COMMAND.search(body) or _WAITING in body or _SNOOZED in body) or \
+                _mentions_bot(lowered, bot_login, names_mull):
+            # Reviews matter on Mull PRs only; the worker checks the branch. Comments need a command or a mention.
             if event == "pull_request_review" and not _names_mull_branch(body):
                 return Verdict(False, "review on a pull request mull did not open")
             payload = parse(body)
             if bot_login and _sender(payload) == bot_login:
                 return Verdict(False, "sent by mull itself")
             return Verdict(True, event)
-        return Verdict(False, "no /mull command and no question waiting")
+        return Verdict(False, "no /mull command, no mention and no question waiting")
     if event in BRANCH_EVENTS:
         if _names_mull_branch(body) or (event == "pull_request" and _PR_CLOSED.search(body)):
             return Verdict(True, event)
@@ -81,13 +88,32 @@ def decide(event: str, body: bytes, bot_login: str | None) -> Verdict:
     return Verdict(False, f"event {event!r} is not acted on")
 
 
-def _names_mull_anywhere(body: bytes) -> bool:
-    """Whether "mull" appears in any case: a command, a waiting or snoozed label all contain it.
+def _names_mull_anywhere(lowered: bytes) -> bool:
+    """Whether "mull" appears in any case (``lowered`` is the body in lower case): a command, a waiting or
+    snoozed label all contain it.
 
     Most comments are not for Mull; lowering the body and one literal search rule them out twice as fast as
     the case-insensitive command pattern alone would, and that pattern and two more searches are then skipped.
     """
-    return _MULL.search(body.lower()) is not None
+    return _MULL.search(lowered) is not None
+
+
+def _mentions_bot(lowered: bytes, bot_login: str | None, names_mull: bool) -> bool:
+    """``@<slug>`` appears somewhere (``lowered``: the body in lower case); the worker decides whether it is a
+    mention in the comment's prose. A slug with "mull" in it needs no search of a body without "mull"; one
+    literal search rules out most of the rest, and the pattern checks what is left."""
+    if bot_login is None:
+        return _ANY_MENTION.search(lowered) is not None
+    literal, pattern = _mention_pattern(bot_login)
+    if not names_mull and b"mull" in literal:
+        return False
+    return literal in lowered and pattern.search(lowered) is not None
+
+
+@functools.cache
+def _mention_pattern(bot_login: str) -> tuple[bytes, re.Pattern[bytes]]:
+    literal = b"@" + bot_login.removesuffix("[bot]").lower().encode()
+    return literal, re.compile(re.escape(literal) + rb"(?![a-z0-9_-])")
 
 
 def _names_mull_branch(body: bytes) -> bool:

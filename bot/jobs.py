@@ -95,7 +95,7 @@ class CritiqueRequest(_OnRepo):
     force: bool = False  # `/mull critique`: critique again even if this head was critiqued
 
 
-RevisionReason = Literal["critique", "review", "ci", "command"]
+RevisionReason = Literal["critique", "review", "ci", "command", "update"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,10 @@ class ReviseRequest(_OnRepo):
     reason: RevisionReason
     notes: str  # what to address, as the agent will read it
     requested_by: str
+    # reason "update" after a conflicting base update: the head and base commits whose merge (with conflict
+    # markers) the revision starts from; empty: it starts from the branch as pushed.
+    update_head: str = ""
+    update_base: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Two families. Global keys (workers, heartbeats, delivery dedupe, installations, 
 so removing a repository deletes its state with one SCAN of ``repo_keys(repo_id)`` and touches no other
 repository's keys. Every function here whose first argument is ``repo_id`` builds a key under that prefix.
 
-Keys of the layout before the per-repository prefix are moved by ``worker.key_layout`` at worker startup;
+Keys of the layout before the per-repository prefix are moved by ``worker.ops.key_layout`` at worker startup;
 ``moved_key`` says where each of them lives now.
 """
 
@@ -67,18 +67,30 @@ def run_asked(guid: str) -> str:
 
 
 def kept_run(repo_id: int, issue: int, trigger: str) -> str:
-    """An agent run's result and commit for one trigger (``worker.kept_run``): kept before the push, so a
+    """An agent run's result and commit for one trigger (``worker.jobs.kept_run``): kept before the push, so a
     rerun of the job resumes instead of running the agent again."""
     return f"{issue_state(repo_id, issue)}:run:{trigger}"
 
 
+def test_run(repo_id: int, sha: str) -> str:
+    """Mull's own run of the repository's ``test:`` command on the commit ``sha`` (JSON, no secret: the output's
+    tail is scrubbed): the pull request body, the critique and the release for review read it."""
+    return f"{repo_prefix(repo_id)}tests:{sha}"
+
+
+def issue_spend(repo_id: int, issue: int) -> str:
+    """Hash of the model use of one issue and its pull request, every run and critique together: input,
+    output, cost_micro, unpriced, runs (as ``installation_spend``)."""
+    return f"{repo_prefix(repo_id)}spend:{issue}"
+
+
 def issue_lock(repo_id: int, issue: int) -> str:
-    """A lease (``worker.lease_lock``) on an issue's status comment and its place in the line."""
+    """A lease (``worker.jobs.lease_lock``) on an issue's status comment and its place in the line."""
     return f"{repo_prefix(repo_id)}lock:issue:{issue}"
 
 
 def release_lock(repo_id: int) -> str:
-    """A lease (``worker.lease_lock``) on taking a repository's held pull requests out of draft."""
+    """A lease (``worker.jobs.lease_lock``) on taking a repository's held pull requests out of draft."""
     return f"{repo_prefix(repo_id)}lock:release"
 
 
@@ -92,13 +104,20 @@ def pull_state(repo_id: int, pr: int) -> str:
     return f"{repo_prefix(repo_id)}pr:{pr}"
 
 
+def base_update(repo_id: int, pr: int) -> str:
+    """Hash per held Mull PR (``worker.backlog.freshen``): the base commit it was last brought up to, the head
+    that made, that head's re-test, and the base and head its one revision round was given at."""
+    return f"{repo_prefix(repo_id)}pr:{pr}:base-update"
+
+
 def backlog(repo_id: int, part: str) -> str:
-    """One repository's backlog (``worker.backlog``): ``items`` (hash issue -> record), ``waiting`` (sorted set
+    """One repository's backlog (``worker.backlog.store``): ``items`` (hash issue -> record), ``waiting`` (sorted set
     of queued issues by labeled time), ``running`` (agent runs going), ``requests`` (the run each queued issue
     asked for), ``held`` (finished drafts in release order), ``ready`` (issues whose PR awaits review),
     ``meta`` (limits from the repo's config, dashboard issue, change counter), ``done`` (hash issue -> when it
     left: ``worker.lifecycle`` lets only a retry bring it back), ``jobs`` (each queued issue's solve job as
-    arq stores it, queued by the same script that starts the run)."""
+    arq stores it, queued by the same script that starts the run), ``bases`` (hash issue -> the branch its
+    runs start from and its pull request targets, when not the default branch: ``worker.github.base_branch``)."""
     return f"{repo_prefix(repo_id)}backlog:{part}"
 
 
@@ -109,7 +128,7 @@ def snoozed_items(repo_id: int) -> str:
 
 
 def snooze(repo_id: int, number: int) -> str:
-    """Hash per snoozed issue or pull request (``worker.snooze``): wake time, ``until #N``, who snoozed it."""
+    """Hash per snoozed issue or pull request (``worker.backlog.snooze``): wake time, ``until #N``, who snoozed it."""
     return f"{snoozed_items(repo_id)}{number}"
 
 
@@ -175,12 +194,12 @@ def worker_suspect(worker_id: str) -> str:
 
 
 WORKERS = PREFIX + "workers"  # set of worker ids that registered
-KEY_LAYOUT = PREFIX + "key-layout"  # which key layout this Redis holds (worker.key_layout moves older ones)
+KEY_LAYOUT = PREFIX + "key-layout"  # which key layout this Redis holds (worker.ops.key_layout moves older ones)
 KEY_LAYOUT_LOCK = PREFIX + "lock:key-layout"  # one worker at a time moves keys to the current layout
 
 
 def enqueue_call(nonce: str) -> str:
-    """Set by one enqueue (``worker.job_queue``): its retry after a lost reply knows the job is written."""
+    """Set by one enqueue (``worker.jobs.queue``): its retry after a lost reply knows the job is written."""
     return f"{PREFIX}enqueue:{nonce}"
 
 
@@ -200,6 +219,12 @@ def installation_repos(installation_id: int) -> str:
     return f"{PREFIX}installation:{installation_id}:repos"
 
 
+def installation_spend(installation_id: int, month: str) -> str:
+    """Hash of an installation's model use in one month (``YYYY-MM``, UTC): input, output, cost_micro (US
+    micro-dollars of priced tokens), unpriced (tokens of models without a price), runs."""
+    return f"{PREFIX}spend:{installation_id}:{month}"
+
+
 def reviewer_load(installation_id: int, login: str) -> str:
     """Set of "<repo id>:<issue>" whose pull request awaits this reviewer, across one installation's repos."""
     return f"{PREFIX}reviewer:{installation_id}:{login.lower()}"
@@ -209,8 +234,8 @@ def reviewer_load(installation_id: int, login: str) -> str:
 
 STATS = PREFIX + "stats"  # hash of counters the workers keep and /metrics exports
 FAILURES = PREFIX + "failures"  # list of recent failures (JSON), newest first
-RETRYING = PREFIX + "retrying"  # hash: job id -> why it waits for another try (JSON; worker.failed_work)
-DEAD_LETTERS = PREFIX + "dead-letters"  # hash: delivery guid -> dead letter (JSON, body included; worker.dead_letters)
+RETRYING = PREFIX + "retrying"  # hash: job id -> why it waits for another try (JSON; worker.jobs.failed_work)
+DEAD_LETTERS = PREFIX + "dead-letters"  # hash: delivery guid -> dead letter (JSON; worker.webhooks.dead_letters)
 DEAD_LETTER_ORDER = PREFIX + "dead-letters:order"  # sorted set: guid by failure time (ms), for the cap and listing
 DEAD_LETTERS_DROPPED = PREFIX + "dead-letters:dropped"  # counter: letters dropped, oldest first, at the cap
 AWAITING_REVIEW = PREFIX + "awaiting-review"  # set of "owner/repo#pr" out of draft and open
@@ -226,6 +251,15 @@ def redelivered(guid: str) -> str:
 
 BACKLOG_REPOS = PREFIX + "backlog:repos"  # hash: repo id -> {"installation_id", "repo"} with a backlog
 BACKLOG_EPOCH = PREFIX + "backlog:epoch"  # set once; missing at startup means Redis lost the backlog
+
+
+def session(run_id: str) -> str:
+    """A finished run's session page (zlib-compressed JSON, ``bot.session_store``), kept for the retention."""
+    return f"{PREFIX}session:{run_id}"
+
+
+# sorted set: run id -> when its session expires, for sessions kept in MULL_SESSION_BUCKET (which has no TTL)
+SESSION_EXPIRY = PREFIX + "session-expiry"
 
 
 # --- the layout before mull:repo:<id>: ----------------------------------------------------------------------

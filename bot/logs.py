@@ -104,7 +104,8 @@ def configure(level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO |
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpx2", "httpcore", "hishel", "asyncio"):
+    # markdown_it logs every rule it tries at DEBUG: some 50 KB of lines per comment parsed, 70x the parse.
+    for noisy in ("httpx", "httpx2", "httpcore", "hishel", "asyncio", "markdown_it"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # arq logs every poll of a running job at DEBUG ("already running elsewhere"): keep it at INFO.
     logging.getLogger("arq").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -38,6 +38,12 @@ class WorkerStats(Collector):
         tokens = CounterMetricFamily("mull_model_tokens", "Model tokens used by stage", labels=["stage"])
         told = CounterMetricFamily("mull_notifications", "Notifications people got from Mull, by channel and kind",
                                    labels=["channel", "kind"])
+        spent_tokens = CounterMetricFamily("mull_installation_tokens", "Model tokens used by installation, input "
+                                           "or output", labels=["installation", "direction"])
+        cost = CounterMetricFamily("mull_installation_cost_dollars", "What the model tokens of priced models cost, "
+                                   "US dollars (MULL_MODEL_PRICES), by installation", labels=["installation"])
+        unpriced = CounterMetricFamily("mull_installation_unpriced_tokens", "Model tokens of models without a "
+                                       "price in MULL_MODEL_PRICES, by installation", labels=["installation"])
         for name, value in sorted(self.fields.items()):
             kind, *labels = name.split("|")
             if kind == "runs" and len(labels) == 2:
@@ -46,10 +52,16 @@ class WorkerStats(Collector):
                 tokens.add_metric(labels, float(value))
             elif kind == "notifications" and len(labels) == 2:
                 told.add_metric(labels, float(value))
+            elif kind == "spend_tokens" and len(labels) == 2:
+                spent_tokens.add_metric(labels, float(value))
+            elif kind == "spend_cost_micro" and len(labels) == 1:
+                cost.add_metric(labels, float(value) / 1_000_000)
+            elif kind == "spend_unpriced" and len(labels) == 1:
+                unpriced.add_metric(labels, float(value))
             elif kind == "count" and len(labels) == 1:
                 total = float(self.fields.get(f"seconds|{labels[0]}", 0))
                 seconds.add_metric(labels, count_value=int(value), sum_value=total)
-        yield from (runs, seconds, tokens, told)
+        yield from (runs, seconds, tokens, told, spent_tokens, cost, unpriced)
         if self.awaiting is not None:
             yield GaugeMetricFamily("mull_prs_awaiting_review", "Mull pull requests out of draft and open",
                                     value=self.awaiting)

@@ -28,6 +28,7 @@ from bot import intake, keys, logs, redis_target
 from bot.delivery_store import DeliveryStore, NotReplicated
 from bot.jobs import QUEUE, Delivery
 from bot.metrics import ReceiverMetrics
+from bot.session_site import SessionSite, SessionSiteConfig
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 # A request waits this long for Redis to come back (a stale connection after a failover reconnects at once)
@@ -178,8 +179,10 @@ class WebhookFirst:
 
 
 def create_app(secret: str, redis_url: str, app_slug: str | None = None,
-               metrics: ReceiverMetrics | None = None) -> WebhookFirst:
+               metrics: ReceiverMetrics | None = None, sessions: SessionSiteConfig | None = None) -> WebhookFirst:
     """The web app; it opens its Redis connection pool at startup and closes it at shutdown.
+
+    ``sessions``: how the run pages (``/runs/<id>``) sign people in; without it, they answer 404 to everyone.
 
     ``redis_url`` is any form bot/redis_target.py accepts; behind Sentinel a delivery counts as stored once a
     replica has it too.
@@ -218,6 +221,9 @@ def create_app(secret: str, redis_url: str, app_slug: str | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         endpoint.store = DeliveryStore(redis, replicas=1 if target.sentinel else 0)
+        # Bound once, now that logging is configured: structlog's lazy logger binds again on every call, a few
+        # microseconds of each stored delivery even when its debug line is filtered out.
+        endpoint.log = logs.get("mull.receiver").bind()
         task = asyncio.create_task(_learn_bot_login(endpoint, redis, app_slug))
         try:
             yield
@@ -233,6 +239,7 @@ def create_app(secret: str, redis_url: str, app_slug: str | None = None,
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_view),
+            *SessionSite(sessions or SessionSiteConfig(cookie_secret=secret), redis).routes(),
         ],
         lifespan=lifespan,
     )

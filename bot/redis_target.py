@@ -26,9 +26,10 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialBackoff
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -95,12 +96,75 @@ class RedisTarget:
         # fails at once instead of waiting for it.
         kwargs.update(retry=RetryWithin(keep_trying, (*errors, OSError)), retry_on_error=errors)
         if not self.sentinel:
-            return redis_class.from_url(self.url, **kwargs)
+            client = redis_class.from_url(self.url, **kwargs)
+            pool = client.connection_pool
+            pool.connection_class = STEADY_CONNECTIONS.get(pool.connection_class, pool.connection_class)
+            return client
         sentinel_kwargs = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
         sentinel_kwargs.update(username=self.sentinel_username, password=self.sentinel_password, ssl=self.tls)
         sentinels = Sentinel(list(self.sentinels), sentinel_kwargs=sentinel_kwargs)
         return sentinels.master_for(self.master, redis_class=redis_class, db=self.db, username=self.username,
-                                    password=self.password, ssl=self.tls, **kwargs)
+                                    password=self.password, ssl=self.tls,
+                                    connection_class=MasterConnectionTLS if self.tls else MasterConnection,
+                                    **kwargs)
+
+
+class ClosedTransportIsConnectionLost:
+    """A write on a connection whose socket has closed raises redis' ConnectionError, which the client retries.
+
+    On uvloop (Mull's event loop) that write raises ``RuntimeError: unable to perform operation on
+    <TCPTransport closed=True>; the handler is closed``, where asyncio's own loop lets the next read report
+    the lost connection. redis-py passes the RuntimeError through untouched, so a Redis restart that closed a
+    connection between its check and its use ended the caller (a worker's poll loop, a job) instead of
+    reconnecting.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except RuntimeError as exc:
+            if "handler is closed" not in str(exc):
+                raise
+            raise RedisConnectionError("Error writing to Redis: the connection had closed") from exc
+
+
+class SteadyConnection(ClosedTransportIsConnectionLost, Connection):
+    pass
+
+
+class SteadySSLConnection(ClosedTransportIsConnectionLost, SSLConnection):
+    pass
+
+
+class SteadyUnixConnection(ClosedTransportIsConnectionLost, UnixDomainSocketConnection):
+    pass
+
+
+STEADY_CONNECTIONS: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: SteadyConnection, SSLConnection: SteadySSLConnection, UnixDomainSocketConnection: SteadyUnixConnection}
+
+
+class MasterConnection(ClosedTransportIsConnectionLost, SentinelManagedConnection):
+    """A connection to the master that asks the Sentinels again before every attempt to connect.
+
+    redis-py's own asks once, then retries that one address with the connection's retry policy: a client
+    that asked while the old master was down (Sentinel still names it until the failover) keeps knocking on
+    it, and when the old master is restarted it gets in, before Sentinel has turned it into a replica (about
+    ten seconds). That client then writes to a stale master whose writes the resync throws away, while the
+    others write to the new one: jobs run twice or read as expired. Here each attempt is a single try at
+    the address Sentinel gives now, and the retry is the outer loop around both.
+    """
+
+    async def connect_to(self, address: Any) -> None:
+        retry, self.retry = self.retry, Retry(NoBackoff(), 0)
+        try:
+            await super().connect_to(address)
+        finally:
+            self.retry = retry
+
+
+class MasterConnectionTLS(MasterConnection, SSLConnection):
+    pass
 
 
 class RetryWithin(Retry):

@@ -15,13 +15,15 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot import redis_target
+from bot import budgets, egress_hosts, prices, redis_target
 from bot.app_key import AppKeyError, read_app_key
 from bot.sandbox_paths import guarded, invoking_homes, refusal
+from bot.session_bucket import Bucket, check_url
 
 ENV_PREFIX = "MULL_"
 _URL_EXAMPLES = {"github_url": "https://api.github.com (GitHub Enterprise Server: https://HOST/api/v3)",
-                 "llm_base_url": "http://localhost:11434/v1 or https://api.openai.com/v1"}
+                 "llm_base_url": "http://localhost:11434/v1 or https://api.openai.com/v1",
+                 "public_url": "https://mull.example.org"}
 
 
 class ConfigError(Exception):
@@ -49,6 +51,22 @@ class MullSettings(BaseSettings):
     private_key_path: Path | None = Field(None, description="Path to the App private key PEM file.")
     webhook_secret: SecretStr | None = Field(None, description="Webhook secret set on the GitHub App.")
     github_url: str = Field("https://api.github.com", description="GitHub REST base URL (GHES: https://HOST/api/v3).")
+    public_url: str | None = Field(
+        None, description="The address people open Mull's pages at (`https://mull.example.org`): pull requests "
+        "and comments link to each run's session page there; unset: no links. /setup writes it.")
+    github_client_id: str | None = Field(
+        None, description="The GitHub App's client id: signing in to session pages with GitHub. /setup writes it.")
+    github_client_secret: SecretStr | None = Field(
+        None, description="The GitHub App's client secret (with MULL_GITHUB_CLIENT_ID). /setup writes it.")
+    session_retention_days: int = Field(
+        30, ge=1, le=365, description="Days a run's session page is kept after the run (Redis or the bucket).")
+    session_bucket: str | None = Field(
+        None, description="An S3-compatible bucket for session pages instead of Redis, path-style: "
+        "`https://HOST/BUCKET[/PREFIX]` (AWS: `https://s3.REGION.amazonaws.com/BUCKET`; MinIO, R2, Ceph alike).")
+    session_bucket_region: str = Field("us-east-1", description="The bucket's region, for request signing.")
+    session_bucket_key_id: str | None = Field(None, description="Access key id for MULL_SESSION_BUCKET.")
+    session_bucket_secret: SecretStr | None = Field(
+        None, description="Secret access key for MULL_SESSION_BUCKET (it signs requests; it is never sent).")
     github_org: str | None = Field(
         None, description="Organisation that owns the App /setup creates; unset: the signed-in user's account.")
     redis_url: str | None = Field(
@@ -74,10 +92,26 @@ class MullSettings(BaseSettings):
     sandbox_ro_paths: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="Extra host directories the sandbox sees read-only (where CLI agents "
         "are installed): absolute paths, colon-separated or a JSON list.")
+    sandbox_allow_hosts: str = Field(
+        egress_hosts.DEFAULT_ALLOW, description="Hosts sandboxed commands may reach through Mull's egress proxy "
+        "(comma-separated: `pypi.org`, `*.example.org` for its subdomains, `host:port` for a port other than 443 "
+        "and 80); repositories may narrow it with `network.allow`. The default is the common package registries "
+        "and GitHub's archive and release hosts (see Sandbox network); empty: no network at all. A host that "
+        "resolves to a loopback, private or link-local address is reached only when listed here exactly.")
     agent_timeout: int = Field(1800, ge=10, description="Wall-clock budget of one agent run, seconds.")
     agent_max_steps: int = Field(40, ge=1, description="Model requests one agent run may make.")
     agent_max_tokens: int = Field(400_000, ge=1000, description="Model tokens (in + out) one agent run may use.")
     command_timeout: int = Field(120, ge=1, description="Timeout of one command the agent runs, seconds.")
+    setup_timeout: int = Field(
+        600, ge=10, le=3600, description="Wall-clock budget of a repository's `setup:` commands together, seconds "
+        "(its `.github/mull.yml` may set `setup_timeout`).")
+    env_cache_mb: int = Field(
+        2048, ge=0, description="Disk, in MB, for warm environments on this machine: what repositories' `setup:` "
+        "prepared (a `.venv`, `node_modules`), kept so a later run with the same setup and lock files restores it "
+        "instead of running setup; least recently used go first. 0: off.")
+    test_timeout: int = Field(
+        600, ge=10, le=3600, description="Wall-clock budget of Mull's own run of a repository's `test:` command, "
+        "seconds (its `.github/mull.yml` may set `test_timeout`).")
     critique_model: str | None = Field(None, description="Model of the critique; defaults to MULL_LLM_MODEL.")
     critique_command: str | None = Field(
         None, description="A CLI critic instead of the builtin one: a template with {prompt_file}; prints JSON or "
@@ -109,12 +143,23 @@ class MullSettings(BaseSettings):
         300, ge=10, le=3600, description="Seconds between looks at GitHub's delivery log for deliveries Mull did "
         "not take (answered with an error, or not at all), which it asks GitHub to redeliver; a period that "
         "divides an hour (10, 15, 20, 30 s or whole minutes such as 60, 120, 300).")
+    model_prices: str = Field(
+        "", description="What model tokens cost, US dollars per million input/output tokens: `model=in/out` "
+        "pairs separated by commas (`gpt-4o=2.5/10, claude-sonnet-4=3/15`) or a JSON object "
+        "(`{\"gpt-4o\": [2.5, 10]}`). Costs are shown in pull requests, status comments, `mull status` and "
+        "/metrics; a model not listed shows its tokens with an unknown price.")
+    installation_budget: str = Field(
+        "", description="Monthly budget of every installation: tokens (`5000000 tokens`) or US dollars (`$50`, "
+        "counted with MULL_MODEL_PRICES); empty: none. Once spent, new runs wait until the next month or a raise.")
+    installation_budgets: str = Field(
+        "", description="Per-installation overrides of MULL_INSTALLATION_BUDGET, by installation id or account "
+        "login: `acme=$200, 12345=5000000 tokens, big-corp=none`.")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
     log_format: str = Field(
         "auto", description="How log lines look: auto (readable on a terminal, JSON lines otherwise), console or "
         "json.")
 
-    @field_validator("github_url", "llm_base_url")
+    @field_validator("github_url", "llm_base_url", "public_url")
     @classmethod
     def _web_address(cls, value: str | None, info: ValidationInfo) -> str | None:
         """An http(s) URL with a host, refused at start-up otherwise (a bare host or ``localhost:11434`` would
@@ -136,6 +181,11 @@ class MullSettings(BaseSettings):
         if not host or not value.isprintable() or " " in value:
             raise ValueError(f"is not a valid URL (no host, a bad port, or spaces): write it like {example}")
         return value.rstrip("/")
+
+    @field_validator("session_bucket")
+    @classmethod
+    def _bucket_url(cls, value: str | None) -> str | None:
+        return check_url(value) if value else None
 
     @field_validator("redis_url")
     @classmethod
@@ -172,6 +222,16 @@ class MullSettings(BaseSettings):
                 raise ValueError(f"'{entry}' is not a host name, IP address or network; separate entries by commas")
         return ",".join(entries)
 
+    @field_validator("sandbox_allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, value: str) -> str:
+        entries = egress_hosts.split(value)
+        try:
+            egress_hosts.parse_list(entries)
+        except egress_hosts.BadHostEntry as exc:
+            raise ValueError(f"{exc}; separate entries by commas, or leave it empty for no network") from None
+        return ",".join(entries)
+
     @field_validator("sandbox_ro_paths", mode="before")
     @classmethod
     def _path_list(cls, value: Any) -> Any:
@@ -194,6 +254,19 @@ class MullSettings(BaseSettings):
             if problem:
                 raise ValueError(problem)
         return paths
+
+    @field_validator("model_prices", "installation_budget", "installation_budgets")
+    @classmethod
+    def _spending(cls, value: str, info: ValidationInfo) -> str:
+        """Prices and budgets are parsed where they are used; here only so that a bad one stops the start."""
+        parse, bad = {"model_prices": (prices.parse, prices.BadPrices),
+                      "installation_budget": (budgets.parse_budget, budgets.BadBudget),
+                      "installation_budgets": (budgets.parse_overrides, budgets.BadBudget)}[str(info.field_name)]
+        try:
+            parse(value)
+        except bad as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -231,6 +304,21 @@ class MullSettings(BaseSettings):
         return tuple(entry.strip("[]") for entry in self.sink_allow_hosts.split(",") if entry)
 
     @property
+    def sandbox_allowed(self) -> tuple[str, ...]:
+        """The hosts sandboxed commands may reach at most (a repository may narrow them)."""
+        return tuple(egress_hosts.split(self.sandbox_allow_hosts))
+
+    @property
+    def prices(self) -> dict[str, prices.Price]:
+        """Price per model; a model not listed has no known price."""
+        return prices.parse(self.model_prices)
+
+    def budget_for(self, installation_id: int, account: str | None) -> budgets.Budget:
+        """The installation's monthly budget: its override (by id, then account), else the default."""
+        return budgets.budget_of(budgets.parse_budget(self.installation_budget),
+                                 budgets.parse_overrides(self.installation_budgets), installation_id, account)
+
+    @property
     def redis_embedded(self) -> bool:
         return not self.redis_url
 
@@ -258,6 +346,7 @@ class MullSettings(BaseSettings):
         if webhook and (self.webhook_secret is None or not self.webhook_secret.get_secret_value()):
             problems.append("MULL_WEBHOOK_SECRET is not set: set it to the webhook secret configured on the GitHub "
                             "App (its settings page, 'Webhook secret')")
+        problems += self._bucket_problems()
         if model:
             why = ("every agent (the builtin one and CLI agents alike) talks to an OpenAI-compatible endpoint "
                    "through Mull's model gateway")
@@ -268,6 +357,25 @@ class MullSettings(BaseSettings):
                 problems.append(f"MULL_LLM_MODEL is not set: {why}; set the model name it serves, e.g. "
                                 "qwen2.5-coder")
         return problems
+
+    def _bucket_problems(self) -> list[str]:
+        if not self.session_bucket:
+            return []
+        missing = [name for name, value in (("MULL_SESSION_BUCKET_KEY_ID", self.session_bucket_key_id),
+                                            ("MULL_SESSION_BUCKET_SECRET", self.session_bucket_secret)) if not value]
+        return [f"{name} is not set: MULL_SESSION_BUCKET needs an access key to sign its requests; set both "
+                "MULL_SESSION_BUCKET_KEY_ID and MULL_SESSION_BUCKET_SECRET, or unset MULL_SESSION_BUCKET to keep "
+                "sessions in Redis" for name in missing]
+
+    def bucket(self) -> Bucket | None:
+        """The session bucket, or None (sessions live in Redis); ConfigError when it lacks its key."""
+        problems = self._bucket_problems()
+        if problems:
+            raise ConfigError(*problems)
+        if not self.session_bucket or not self.session_bucket_key_id or not self.session_bucket_secret:
+            return None
+        return Bucket(self.session_bucket, self.session_bucket_region, self.session_bucket_key_id,
+                      self.session_bucket_secret.get_secret_value())
 
     def require_app(self) -> int:
         """The App id, or a ConfigError naming what to set."""
@@ -290,7 +398,8 @@ class MullSettings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret value, so logs can redact them wherever they appear."""
-        values = [s.get_secret_value() for s in (self.private_key, self.webhook_secret, self.llm_api_key) if s]
+        values = [s.get_secret_value() for s in (self.private_key, self.webhook_secret, self.llm_api_key,
+                                                 self.github_client_secret, self.session_bucket_secret) if s]
         if self.redis_url:
             values += redis_target.parse(self.redis_url).secrets()
         return [v for v in values if len(v) >= 6]

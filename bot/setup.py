@@ -29,8 +29,8 @@ from starlette.routing import Route
 from bot import logs
 from bot import setup_choices as choices
 from bot import setup_pages as pages
+from bot.app_credentials import OAUTH, ExchangeError, exchange, github_web_url, write_env
 from bot.app_credentials import WRITTEN as CREDENTIALS
-from bot.app_credentials import ExchangeError, exchange, github_web_url, write_env
 from bot.settings import MullSettings
 from bot.setup_choices import GITHUB_COM_API, Choice
 from bot.setup_guard import COOKIE, SetupGuard, StateRefused, new_browser, new_code
@@ -51,17 +51,27 @@ def find_manifest(beside: Path = SOURCE_MANIFEST, prefix: str = sys.prefix) -> P
 MANIFEST_PATH = find_manifest()
 MAX_FORM = 16 * 1024  # the setup form holds a code, a few answers and URLs
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,200}")
-# What /setup may write to .env: the App's credentials, and which GitHub it lives on.
-WRITTEN = (*CREDENTIALS, "MULL_GITHUB_URL")
+# What /setup may write to .env: the App's credentials, which GitHub it lives on, and Mull's public address.
+WRITTEN = (*CREDENTIALS, *OAUTH, "MULL_GITHUB_URL", "MULL_PUBLIC_URL")
+WEBHOOK_PATH = "/webhooks/github"
+
+
+def public_url(webhook_url: str) -> str | None:
+    """Mull's own public address, when the webhook URL reaches Mull directly (a tunnel, a proxy); a relay such
+    as smee.io is not Mull's address."""
+    return webhook_url[: -len(WEBHOOK_PATH)] if webhook_url.endswith(WEBHOOK_PATH) else None
 
 
 def build_manifest(template: Mapping[str, Any], base_url: str, webhook_url: str) -> dict[str, Any]:
     """app-manifest.yml with this deployment's addresses; the homepage is the public side of the webhook URL."""
-    suffix = "/webhooks/github"
     parts = urlsplit(webhook_url)
-    homepage = webhook_url[: -len(suffix)] if webhook_url.endswith(suffix) else f"{parts.scheme}://{parts.netloc}"
-    return {**template, "url": homepage, "hook_attributes": {**template.get("hook_attributes", {}), "url": webhook_url},
-            "redirect_url": f"{base_url}/setup/callback"}
+    homepage = public_url(webhook_url) or f"{parts.scheme}://{parts.netloc}"
+    manifest = {**template, "url": homepage,
+                "hook_attributes": {**template.get("hook_attributes", {}), "url": webhook_url},
+                "redirect_url": f"{base_url}/setup/callback"}
+    if public_url(webhook_url):  # where GitHub sends people back after they sign in to a session page
+        manifest["callback_urls"] = [f"{homepage}/login/github/callback"]
+    return manifest
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -156,7 +166,9 @@ class SetupFlow:
             except ExchangeError as exc:
                 self.log.warning("github app manifest exchange failed", reason=str(exc), github=choice.api_url)
                 return page("GitHub did not hand over the App", self._orphan(str(exc), choice), 502)
-            values = {name: app[name] for name in CREDENTIALS}
+            values = {name: app[name] for name in (*CREDENTIALS, *OAUTH) if name in app}
+            if address := public_url(choice.webhook_url):
+                values["MULL_PUBLIC_URL"] = address
             if choice.enterprise or self.settings.github_url != GITHUB_COM_API:  # replace another GitHub's URL too
                 values["MULL_GITHUB_URL"] = choice.api_url
             try:

@@ -12,14 +12,27 @@ import redis
 from bot.embedded_redis import EmbeddedRedis
 
 LONGEST_FIRST = ("test_week_simulation.py",)  # minutes each: started first, they run beside everything else
+# Tests that start mull processes without being end-to-end ones: seconds each, like the e2e tests.
+PROCESS_TESTS = ("test_try.py", "test_cli.py", "test_serve_lifecycle.py", "test_bench_smoke.py", "test_sentinel.py",
+                 "test_worker_stop.py", "test_agent_command.py", "test_startup_check.py", "test_setup_browser.py")
 TEST_DBS = range(2, 16)  # keep clear of whatever a developer keeps in db 0; one per concurrent test run
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first: with ``-n 3`` (make test) they start at once on their own process instead of
-    leaving one running alone at the end. The rest keep their order, end-to-end and unit tests mixed, which
-    keeps the two cores evenly busy."""
-    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
+    """The longest tests first, then those that start processes, then the quick ones.
+
+    With ``-n 3 --maxschedchunk 1`` (make test) each worker takes the next test when it is done with its
+    current one, so the run follows this order across workers and ends on tests of milliseconds. In chunks
+    (xdist's default), one worker is handed a run of end-to-end tests near the end and runs them alone while
+    the others wait."""
+    def weight(item: pytest.Item) -> int:
+        if item.path.name in LONGEST_FIRST:
+            return 0
+        if item.get_closest_marker("e2e") or item.path.name in PROCESS_TESTS:
+            return 1
+        return 2
+
+    items.sort(key=weight)
 
 
 def _local_redis() -> str | None:
@@ -81,6 +94,7 @@ def data_dir(tmp_path: Path) -> Path:
     return path
 
 
+from doubles.browser import browser  # noqa: E402,F401  (fixture)
 from doubles.e2e import mull  # noqa: E402,F401  (fixture)
 from doubles.fixtures import app_keypair, github_double, scripted_model  # noqa: E402,F401  (fixtures)
 from doubles.sentinel import sentinel_pair  # noqa: E402,F401  (fixture)

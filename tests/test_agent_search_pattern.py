@@ -19,6 +19,9 @@ from worker.agent.workspace import Workspace, WorkspaceError
 from worker.critique import builtin as critic
 
 CATASTROPHIC = "(a|a)+$"  # exponential backtracking in re and regex alike
+# Unbounded, the pattern backtracks 2**40 times over data.txt: hours. Ending within the budget plus this slack
+# (room for a loaded machine, not a timing claim) shows the budget stopped it.
+SLACK_S = 20
 
 
 @pytest.fixture
@@ -40,7 +43,7 @@ def test_a_catastrophic_pattern_ends_in_a_clear_error_within_the_budget(tree: Pa
     started = time.monotonic()
     with pytest.raises(WorkspaceError, match=r"took longer than the search's 1 s \(at 'data.txt'\); simplify it"):
         Workspace(tree).search(CATASTROPHIC)
-    assert time.monotonic() - started < budget + 2
+    assert time.monotonic() - started < budget + SLACK_S
 
 
 def test_the_event_loop_keeps_running_while_a_pattern_backtracks(tree: Path, budget: float) -> None:
@@ -69,7 +72,7 @@ def test_the_critics_search_tool_gets_the_same_error(tree: Path, budget: float) 
     ctx: Any = SimpleNamespace(deps=critic._Deps(workspace=Workspace(tree), files={}))
     started = time.monotonic()
     assert critic.search(ctx, CATASTROPHIC).startswith(f"error: the pattern {CATASTROPHIC!r} took longer than")
-    assert time.monotonic() - started < budget + 2
+    assert time.monotonic() - started < budget + SLACK_S
     assert critic.search(ctx, r"return \d+") == "app.py:2: return 42"
 
 

@@ -10,9 +10,9 @@ import redis.asyncio as aioredis
 
 from bot import keys
 from bot.jobs import QUEUE, SOLVE_ISSUE, SolveRequest
-from worker import job_queue
-from worker.backlog import Backlog, Limits, known_repos, reviewer_load
-from worker.backlog_state import Item, ItemState
+from worker.backlog.state import Item, ItemState
+from worker.backlog.store import Backlog, Limits, known_repos, reviewer_load
+from worker.jobs import queue as job_queue
 
 
 class Clock:

@@ -15,10 +15,10 @@ import pytest
 from doubles.seed_repo import git_in as git
 from doubles.seed_repo import seeded_bare
 
-from worker.build_caches import is_bytecode
-from worker.repo_cache import init_mirror
-from worker.run_tree import open_run_tree
-from worker.tree_commit import commit
+from worker.trees.build_caches import is_bytecode
+from worker.trees.repo_cache import init_mirror
+from worker.trees.run_tree import open_run_tree
+from worker.trees.tree_commit import commit
 
 
 def committed(tmp_path: Path, files: dict[str, str], agent: Callable[[Path], None]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.codeowners import CODEOWNERS_PATHS, Rule, owners_for, owners_of, parse, split_reviewers
+from worker.github.codeowners import CODEOWNERS_PATHS, Rule, owners_for, owners_of, parse, split_reviewers
 
 # Shaped like the example in GitHub's "About code owners" page.
 FILE = """\

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.commands import COMMANDERS, HELP_TEXT, IGNORED, NONE, TEXT, TIME, VERBS, Command, Verb, allowed, parse
-from worker import comment_commands
-from worker.comment_commands import HANDLERS
+from worker.webhooks import comment_commands
+from worker.webhooks.comment_commands import HANDLERS
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 GITHUB_ROLES = {"admin", "maintain", "write", "triage", "read", "none"}
@@ -71,6 +71,6 @@ def test_a_verb_whose_role_list_is_narrower_is_refused_to_the_others(monkeypatch
 
 def test_a_table_row_without_its_handler_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(VERBS, "frob", Verb("frob", NONE, "/mull frob", "Frob it.", "do_frob"))
-    with pytest.raises(ImportError, match=r"worker/comment_commands.py:do_frob acts on `/mull frob`"):
+    with pytest.raises(ImportError, match=r"worker/webhooks/comment_commands.py:do_frob acts on `/mull frob`"):
         comment_commands._handlers()
 

@@ -13,10 +13,10 @@ from doubles.recording_log import RecordingLog
 from bot.job_codec import deserialize, serialize
 from bot.jobs import QUEUE
 from bot.settings import load_settings
-from worker import job_queue
 from worker.app import CRON_RESULT_KEEP_S, build_worker, unique_cron
-from worker.liveness import Liveness
-from worker.steady_worker import SteadyWorker
+from worker.jobs import queue as job_queue
+from worker.ops.liveness import Liveness
+from worker.ops.steady_worker import SteadyWorker
 
 
 def test_every_unique_cron_keeps_its_result_for_an_hour(tmp_path: Path, app_keypair: Any) -> None:
@@ -25,7 +25,7 @@ def test_every_unique_cron_keeps_its_result_for_an_hour(tmp_path: Path, app_keyp
                               "MULL_SANDBOX": "false", "MULL_DATA_DIR": str(tmp_path)}, env_file=None)
     worker = build_worker(settings, "redis://127.0.0.1:1/0", burst=True, handle_signals=False)
     unique = {job.name: job.keep_result_s for job in worker.cron_jobs if job.unique}
-    assert set(unique) == {"cron:redeliver_failed", "cron:sweep_backlogs", "cron:send_digests"}
+    assert set(unique) == {"cron:redeliver_failed", "cron:sweep_backlogs", "cron:send_digests", "cron:expire_sessions"}
     assert set(unique.values()) == {CRON_RESULT_KEEP_S}
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from markdown_it import MarkdownIt
 
-from worker.backlog_state import Item, ItemState
-from worker.dashboard_view import (
+from worker.backlog.state import Item, ItemState
+from worker.views.dashboard import (
     BODY_LIMIT,
     MARKER,
     TITLE,

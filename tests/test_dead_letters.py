@@ -18,7 +18,10 @@ from doubles.services import job_ctx, make_services
 
 from bot import keys
 from bot.jobs import HANDLE_DELIVERY, Delivery, delivery_job_id
-from worker import cli, dead_letters, failures, handlers, installations, job_queue
+from worker.github import failures
+from worker.jobs import queue as job_queue
+from worker.ops import cli
+from worker.webhooks import dead_letters, handlers, installations
 
 GUID = "5f3c0e2a-dead-4e11-8d7b-0123456789ab"
 TOKEN = "ghs_" + "a" * 36

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from worker.agent.base import AgentResult
-from worker.defuse import ZWJ, github_image, markdown, slack
-from worker.pull_requests import render_body
+from worker.github.pull_requests import MULL_MARKERS, render_body
+from worker.views.defuse import ZWJ, github_image, markdown, slack
 
 
 @pytest.mark.parametrize("text", ["thanks @octocat", "cc @acme/reviewers", "(@octocat)", "\\@octocat"])
@@ -71,4 +71,5 @@ def test_the_pr_body_keeps_mulls_own_fixes_line_and_mention_only() -> None:
     assert body.startswith("Fixes #9\n") and "for @ann," in body
     assert "Closes #3" not in body and "fixes owner/repo#4" not in body and "resolves https" not in body
     assert "@acme" not in body and "@octocat" not in body and "<!-- mull:status" not in body
-    assert "![p]" not in body and body.count("<!--") == 1  # Mull's own marker only
+    assert "![p]" not in body and body.count("<!--") == len(MULL_MARKERS)  # Mull's own markers only
+    assert all(body.count(marker) == 1 for marker in MULL_MARKERS)

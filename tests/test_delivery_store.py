@@ -81,3 +81,36 @@ def test_a_payload_redis_refused_is_an_error_and_the_delivery_can_come_again(
     assert put_all(redis_url, [delivery]) == [True]
     assert conn.zcard(QUEUE) == 1 and staged_keys(conn) == []
     conn.close()
+
+
+def test_one_client_rides_out_a_flushed_script_a_killed_connection_and_an_error_reply(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch is written as raw RESP on the client's own connection: a server that forgot the script gets
+    it again, a connection killed under the store is replaced by the client's retry, and after an error reply
+    the connection is still in step for the next batch."""
+    from bot.redis_target import parse
+
+    conn = redis.Redis.from_url(redis_url)
+
+    async def run() -> list[list[bool]]:
+        client = parse(redis_url).client(Redis, keep_trying=5)
+        store = DeliveryStore(client)
+        made = [Delivery(str(uuid.uuid4()), "issues", b'{"n": %d}' % n, 1) for n in range(6)]
+        try:
+            outcomes = [list(await asyncio.gather(*(store.put(d) for d in made[:2])))]
+            conn.script_flush()
+            outcomes.append([await store.put(made[2])])
+            conn.client_kill_filter(_type="normal", skipme=True)
+            outcomes.append([await store.put(made[3])])
+            monkeypatch.setattr(keys, "STAGED_TTL_MS", -1)  # a store on the same connections, whose SETs Redis refuses
+            with pytest.raises(RedisError):
+                await DeliveryStore(client).put(made[4])
+            monkeypatch.undo()
+            outcomes.append([await store.put(made[4]), await store.put(made[5]), await store.put(made[0])])
+            return outcomes
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == [[True, True], [True], [True], [True, True, False]]
+    assert conn.zcard(QUEUE) == 6 and staged_keys(conn) == []
+    conn.close()

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from bot.settings import ConfigError, MullSettings, load_settings
-from worker.cli import COMMANDS
+from worker.ops.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -518,8 +518,9 @@ def test_web_gets_only_the_secrets_it_needs() -> None:
     assert not any("secretRef" in source for source in container.get("envFrom", [])), (
         "the receiver needs the webhook secret and the Redis URL, not the App key or the model key"
     )
-    from_secret = {env["name"] for env in container["env"] if "valueFrom" in env}
-    assert from_secret == {"MULL_WEBHOOK_SECRET", "MULL_REDIS_URL"}
+    from_secret = {env["name"]: env["valueFrom"]["secretKeyRef"] for env in container["env"] if "valueFrom" in env}
+    assert set(from_secret) == {"MULL_WEBHOOK_SECRET", "MULL_REDIS_URL", "MULL_GITHUB_CLIENT_SECRET"}
+    assert from_secret["MULL_GITHUB_CLIENT_SECRET"].get("optional") is True  # session pages are optional
 
 
 def test_service_ingress_and_pdbs_select_the_right_pods() -> None:
@@ -539,8 +540,12 @@ def test_service_ingress_and_pdbs_select_the_right_pods() -> None:
     ingress = k8s_object("Ingress", "mull-web")
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
     assert paths and all(path["backend"]["service"]["name"] == "mull-web" for path in paths)
-    assert all("/webhooks/github".startswith(path["path"]) for path in paths), "expose the webhook route only"
+    public = ("/webhooks/github", "/runs/x", "/login/github", "/login/github/callback")
+    assert all(any(route.startswith(path["path"]) for route in public) for path in paths), \
+        "expose the webhook route and the session pages only"
+    assert not any("/metrics".startswith(path["path"]) or "/setup".startswith(path["path"]) for path in paths)
     assert receiver_answers("POST", "/webhooks/github") not in (404, 405)
+    assert receiver_answers("GET", "/login/github") == 404  # the route exists; without OAuth it is the one 404
     body_size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
     assert body_size == "25m", "GitHub sends payloads up to 25 MB"
 

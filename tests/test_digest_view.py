@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.backlog_state import Item, ItemState
-from worker.digest_view import ASK_AFTER, asks_to_split, digest_data, digest_markdown, digest_slack, needs_you
+from worker.backlog.state import Item, ItemState
+from worker.views.digest import ASK_AFTER, asks_to_split, digest_data, digest_markdown, digest_slack, needs_you
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()  # a Monday
 HOUR, DAY = 3600, 86400

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from worker.digest_window import next_fire, window_key, window_start
+from worker.views.digest_window import next_fire, window_key, window_start
 
 BERLIN = "Europe/Berlin"  # 2026: clocks spring forward on Sunday 03-29 (02:00 → 03:00), fall back on Sunday 10-25
 NEW_YORK = "America/New_York"  # 2026: forward on Sunday 03-08, back on Sunday 11-01

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import functools
 import hashlib
 import hmac
@@ -838,6 +839,29 @@ def test_model_scripts_over_http_and_sleep(scripted_model):
     assert len(call("GET", f"{base}/_requests").json()) == 1
     call("POST", f"{base}/_reset")
     assert call("GET", f"{base}/_requests").json() == [] and scripted_model.scripts.scripts == {}
+
+
+def test_model_meetings_hold_the_first_runs_until_they_are_all_there(scripted_model):
+    """A ``meet`` turn answers its first ``count`` matching requests together; a lone one waits its timeout."""
+    scripted_model.script("meet-", [{"meet": {"match": "meet-a", "count": 2, "timeout": 5}, "content": "a"}])
+    scripted_model.script("alone-", [{"meet": {"match": "alone-b", "count": 2, "timeout": 0.3}, "content": "b"}])
+    url = f"{scripted_model.url}/chat/completions"
+
+    def ask(text: str) -> float:
+        call("POST", url, json={"messages": [{"role": "user", "content": text}]})
+        return time.monotonic()
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first = pool.submit(ask, "meet-a 1")
+        time.sleep(0.5)
+        assert not first.done()  # waits for the second
+        second_sent = time.monotonic()
+        second = pool.submit(ask, "meet-a 2")
+        assert first.result(5) >= second_sent and second.result(5) >= second_sent
+    started = time.monotonic()
+    assert ask("meet-a 3") - started < 0.3  # the meeting is over: later requests pass
+    assert ask("alone-b 1") - started >= 0.3  # nobody came: it answers at its timeout
+    assert ask("meet-other") - started < 1  # no match in its messages: no meeting
 
 
 def test_openai_client_parses_tool_calls_and_streams(scripted_model):

@@ -13,12 +13,11 @@ from doubles.e2e import (
     MODEL_KEY,
     READER,
     answer_script,
-    cluster_env,
+    cluster_with,
     open_pulls,
     pr_opened,
     secrets_of,
     settle,
-    start_cluster,
     status_comments,
     wait_for,
 )
@@ -116,29 +115,30 @@ def test_sender_without_write_access_is_refused(mull, github_double, scripted_mo
     assert not status_comments(github_double, issue.number)
 
 
-def test_worker_killed_mid_run_resumes_and_still_opens_one_pr(mull, github_double, scripted_model) -> None:
-    scripted_model.script("SCRIPT-slow", answer_script("SCRIPT-slow", sleep=4))
-    issue = github_double.create_issue(REPO, "Answer 42 slowly", "SCRIPT-slow", author=MAINTAINER)
-    assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
-    wait_for(lambda: scripted_model.requests_for("SCRIPT-slow"), what="agent started", cluster=mull)
-    mull.workers[0].kill()
-    restarted_at = time.monotonic()
-    mull.start_worker()
-    wait_for(lambda: pr_opened(github_double, issue.number), timeout=60, what="resumed run", cluster=mull)
-    assert time.monotonic() - restarted_at < 60
-    assert len(open_pulls(github_double)) == 1
-    assert len(status_comments(github_double, issue.number)) == 1
-    assert "revision" not in status_comments(github_double, issue.number)[0].body.split("<!--")[0]
+def test_worker_killed_mid_run_resumes_and_still_opens_one_pr(
+        tmp_path, redis_url, github_double, scripted_model, app_keypair) -> None:
+    """A two-second heartbeat (as a deployment may set) so that the dead worker's job is reclaimed quickly."""
+    with cluster_with(tmp_path, redis_url, github_double, scripted_model, app_keypair,
+                      MULL_WORKER_HEARTBEAT="2") as mull:
+        scripted_model.script("SCRIPT-slow", answer_script("SCRIPT-slow", sleep=4))
+        issue = github_double.create_issue(REPO, "Answer 42 slowly", "SCRIPT-slow", author=MAINTAINER)
+        assert github_double.label_issue(REPO, issue.number, "mull", MAINTAINER) == 202
+        wait_for(lambda: scripted_model.requests_for("SCRIPT-slow"), what="agent started", cluster=mull)
+        mull.workers[0].kill()
+        restarted_at = time.monotonic()
+        mull.start_worker()
+        wait_for(lambda: pr_opened(github_double, issue.number), timeout=60, what="resumed run", cluster=mull)
+        assert time.monotonic() - restarted_at < 60
+        assert len(open_pulls(github_double)) == 1
+        assert len(status_comments(github_double, issue.number)) == 1
+        assert "revision" not in status_comments(github_double, issue.number)[0].body.split("<!--")[0]
 
 
 def test_a_worker_killed_between_commit_and_push_resumes_without_running_the_agent_again(
         tmp_path, redis_url, github_double, scripted_model, app_keypair) -> None:
     """The agent's result and commit are kept before the push: the rerun pushes that commit."""
-    github_double.set_permission(REPO, MAINTAINER, "write")
-    cluster = start_cluster(tmp_path, github_double, cluster_env(
-        tmp_path, redis_url, github_double, scripted_model, MULL_PRIVATE_KEY=app_keypair[0],
-        MULL_WORKER_HEARTBEAT="2"))
-    try:
+    with cluster_with(tmp_path, redis_url, github_double, scripted_model, app_keypair,
+                      MULL_WORKER_HEARTBEAT="2") as cluster:
         scripted_model.script("SCRIPT-kept", answer_script("SCRIPT-kept"))
         github_double.stall_next("POST", r"/git-receive-pack$", 8)  # the push is in flight when the kill lands
         issue = github_double.create_issue(REPO, "Answer 42", "SCRIPT-kept", author=MAINTAINER)
@@ -149,8 +149,6 @@ def test_a_worker_killed_between_commit_and_push_resumes_without_running_the_age
         cluster.start_worker()
         wait_for(lambda: pr_opened(github_double, issue.number), timeout=60, what="the resumed run",
                  cluster=cluster)
-    finally:
-        cluster.stop()
     assert len([r for r in scripted_model.requests_for("SCRIPT-kept") if r["turn"] == 0]) == 1
     assert "resuming an earlier try's agent run: pushed its commit" in cluster.workers[1].log()
     assert len(open_pulls(github_double)) == 1
@@ -184,7 +182,9 @@ def test_run_without_changes_fails_visibly_with_how_to_retry(mull, github_double
     assert "without changing any file" in failed[0].body
     assert "comment `/mull retry`" in failed[0].body
     assert open_pulls(github_double) == [] and f"mull/issue-{issue.number}" not in github_double.branches(REPO)
-    assert set(github_double.issue(REPO, issue.number).labels) == {"mull"}
+    # The lifecycle edits the status comment, then the labels: wait for the second view too.
+    wait_for(lambda: set(github_double.issue(REPO, issue.number).labels) == {"mull"}, what="the labels",
+             cluster=mull)
 
 
 def test_github_server_errors_and_rate_limits_are_retried(mull, github_double, scripted_model) -> None:

@@ -18,8 +18,10 @@ ISSUES = 8
 
 def agent(key: str) -> list[dict]:
     return [
-        {"sleep": 2.0, "tool_calls": [{"name": "edit_file", "arguments": {
-            "path": "src/widgets.py", "old": "return 41", "new": f"return 42  # {key}"}}]},
+        # A file per task: merging one must not make the next conflict (that gets a revision before release:
+        # tests/test_e2e_fresh_release.py).
+        {"sleep": 2.0, "tool_calls": [{"name": "write_file", "arguments": {
+            "path": f"tasks/{key}.py", "content": f"ANSWER = 42  # {key}\n"}}]},
         {"tool_calls": [{"name": "finish", "arguments": {"summary": "Answer fixed.", "not_done": []}}]},
     ]
 

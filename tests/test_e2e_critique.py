@@ -58,7 +58,7 @@ def pull_number(double, issue: int) -> int:
 def rerun_critique(redis_url: str, repo_id: int, pr: int, sha: str) -> None:
     """Enqueue the critique job again under a fresh id, as a rerun after arq dropped its result would."""
     from bot.jobs import CRITIQUE_PR, CritiqueRequest
-    from worker.job_queue import connect
+    from worker.jobs.queue import connect
 
     async def enqueue() -> None:
         pool = await connect(redis_url)

@@ -17,8 +17,11 @@ LIMIT = 2  # MULL_INSTALLATION_RUNS default
 
 
 def agent_turns() -> list[dict]:
+    # The first two runs of the busy installation wait for each other: with a limit of two they overlap on
+    # any machine; were the limit one, the first would wait out the meeting alone and the overlap stay one.
     return [
-        {"sleep": 0.4, "tool_calls": [{"name": "edit_file", "arguments": {
+        {"sleep": 0.4, "meet": {"match": "SCALE-A-", "count": LIMIT, "timeout": 60},
+         "tool_calls": [{"name": "edit_file", "arguments": {
             "path": "src/widgets.py", "old": "return 41", "new": "return 42"}}]},
         {"tool_calls": [{"name": "finish", "arguments": {"summary": "Done.", "not_done": []}}]},
     ]

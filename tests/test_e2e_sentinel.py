@@ -61,7 +61,7 @@ def test_a_failover_mid_run_loses_no_delivery_and_duplicates_no_run(
         sentinel_pair.wait_promoted(old)
         old.start()  # the dead machine comes back, and Sentinel makes it the new master's replica
 
-        wait_for(lambda: all(pr_opened(github_double, number) for number, _ in issues), timeout=75,
+        wait_for(lambda: all(pr_opened(github_double, number) for number, _ in issues), timeout=150,
                  what="six pull requests after the failover", cluster=cluster)
         # Mull's own actions (PRs opened, comments) are delivered too, and those refused during the failover
         # come back with Mull's periodic redelivery, which may be after the last PR opened.

@@ -68,7 +68,7 @@ def test_wakes_by_time_by_closing_issue_and_by_activity(mull, github_double, red
     # The timed wake is an arq job deferred to the wake time; run the one for this snooze now, as the clock would.
     import redis as sync_redis
 
-    from worker.job_queue import connect
+    from worker.jobs.queue import connect
 
     key = sync_redis.Redis.from_url(redis_url).hget(keys.snooze(github_double.state.repo(REPO).id, timed.number),
                                                     "at_ms")

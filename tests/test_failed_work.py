@@ -25,9 +25,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot import keys, logs
 from bot.jobs import HANDLE_DELIVERY, QUEUE, Delivery, SolveRequest, delivery_job_id
-from worker import failed_work, failures, installations, job_log, job_queue
-from worker.services import services
-from worker.status_report import print_status
+from worker.github import failures
+from worker.jobs import failed_work
+from worker.jobs import log as job_log
+from worker.jobs import queue as job_queue
+from worker.jobs.services import services
+from worker.ops.status_report import print_status
+from worker.webhooks import installations
 
 ISSUE_URL = "https://api.github.com/repos/acme/widgets/issues/7"
 SOLVE = SolveRequest(installation_id=1, repo_id=12, repo="acme/widgets", issue=7, requested_by="maria", trigger="g")
@@ -113,7 +117,7 @@ def test_a_final_failure_is_one_error_line_and_joins_the_failed_list(redis_url: 
     assert {k: failure[k] for k in ("stage", "repo", "number", "reason", "job", "fix")} == {
         "stage": "implement", "repo": "acme/widgets", "number": 7, "reason": "KeyError: 'head'", "job": JOB,
         "fix": "comment `/mull retry` on acme/widgets#7"}
-    assert failures.was_reported(exc)  # arq's own report of it is dropped (worker/job_log.py)
+    assert failures.was_reported(exc)  # arq's own report of it is dropped (worker/jobs/log.py)
 
 
 def test_waits_that_are_not_failures_and_successes_leave_no_note(redis_url: str) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.file_lock import LockTimeout, file_lock
-from worker.repo_cache import RepoCache
+from worker.trees.file_lock import LockTimeout, file_lock
+from worker.trees.repo_cache import RepoCache
 
 HOLD = """
 import fcntl, os, sys, time

@@ -19,9 +19,9 @@ import pytest
 from doubles.seed_repo import git_in as sh
 from doubles.seed_repo import seeded_bare
 
-from worker.repo_cache import RepoCache, push
-from worker.run_tree import RunTree
-from worker.tree_commit import commit
+from worker.trees.repo_cache import RepoCache, push
+from worker.trees.run_tree import RunTree
+from worker.trees.tree_commit import commit
 
 TOKEN = "ghs_isolationtesttokenisolationtest"
 BRANCH = "mull/issue-9"

@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 import respx
 from arq import Retry
-from githubkit.exception import RequestFailed
+from githubkit.exception import GitHubException, RequestFailed
 
-from worker import failures
-from worker.github_app import BoundedRetry, GitHubApp
+from worker.github import failures
+from worker.github.app import BoundedRetry, GitHubApp
 
 API = "https://ghe.example.com/api/v3"
 
@@ -128,3 +128,48 @@ def test_retry_decision_never_hands_githubkit_a_zero_wait() -> None:
     option = decision(exc, 0)
     assert option.do_retry and option.retry_after and option.retry_after.total_seconds() >= 1
     assert not decision(exc, 1).do_retry
+
+
+def test_jobs_starting_together_mint_one_token_per_installation_and_scope(app: GitHubApp) -> None:
+    """A burst of jobs on one installation: the first to miss the cache mints, the others wait for its token."""
+    async def scenario() -> None:
+        with respx.mock(assert_all_called=False) as mock:
+            minted = 0
+
+            async def slow_mint(request: httpx.Request) -> httpx.Response:
+                nonlocal minted
+                minted += 1
+                await asyncio.sleep(0.2)  # GitHub takes a while: every job asks before the first token is back
+                return httpx.Response(201, json={"token": f"ghs_{minted:036d}", "expires_at": "2099-01-01T00:00:00Z"})
+
+            mock.post(f"{API}/app/installations/5/access_tokens").mock(side_effect=slow_mint)
+            route = mock.get(f"{API}/repos/o/r").respond(200, json={"id": 1})
+            jobs = [app.installation(5) for _ in range(6)]  # each job opens its own client
+            await asyncio.gather(*(gh.rest.repos.async_get("o", "r") for gh in jobs))
+            assert minted == 1 and route.call_count == 6
+            assert {call.request.headers["authorization"] for call in route.calls} == {f"token ghs_{1:036d}"}
+            scoped = [app.installation(5, 9) for _ in range(3)]
+            await asyncio.gather(*(gh.rest.repos.async_get("o", "r") for gh in scoped))
+            assert minted == 2  # another scope (one repository) is another token, minted once too
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_mint_lets_the_next_caller_mint(app: GitHubApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.github import token_cache
+
+    monkeypatch.setattr(token_cache, "WAIT_S", 0.3)
+
+    async def scenario() -> None:
+        with respx.mock(assert_all_called=False) as mock:
+            mint = mock.post(f"{API}/app/installations/5/access_tokens").mock(side_effect=[
+                httpx.Response(422, json={"message": "nope"}),
+                httpx.Response(201, json={"token": "ghs_" + "t" * 36, "expires_at": "2099-01-01T00:00:00Z"})])
+            mock.get(f"{API}/repos/o/r").respond(200, json={"id": 1})
+            first, second = app.installation(5), app.installation(5)
+            with pytest.raises(GitHubException):  # the mint's own failure, as githubkit wraps it
+                await first.rest.repos.async_get("o", "r")
+            assert (await second.rest.repos.async_get("o", "r")).json() == {"id": 1}
+            assert mint.call_count == 2
+
+    asyncio.run(scenario())

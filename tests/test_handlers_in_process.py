@@ -27,14 +27,15 @@ from bot.jobs import (
     critique_job_id,
     solve_job_id,
 )
-from worker import backlog as backlogs
-from worker import lifecycle, pull_requests
-from worker.backlog_state import ItemState
-from worker.critique_job import critique_pr
-from worker.handlers import handle_delivery
+from worker import lifecycle
+from worker.backlog import store as backlogs
+from worker.backlog.state import ItemState
+from worker.github import pull_requests
+from worker.jobs.critique import critique_pr
+from worker.jobs.revise import revise_pr
+from worker.jobs.solve import solve_issue
 from worker.lifecycle import Stage
-from worker.revise import revise_pr
-from worker.solve import solve_issue
+from worker.webhooks.handlers import handle_delivery
 
 
 def run(tmp_path: Path, redis_url: str, app_keypair: tuple[str, str], scenario: Any) -> Any:
@@ -282,7 +283,7 @@ def test_a_job_of_a_suspended_installation_waits_without_spending_a_try(
         tmp_path: Path, redis_url: str, app_keypair: tuple[str, str]) -> None:
     from arq import Retry
 
-    from worker import installations
+    from worker.webhooks import installations
 
     async def scenario(world: InProcessGitHub) -> None:
         await installations.record(world.svc.redis, {"id": world.ref.installation_id, "account": {"login": "acme"},

@@ -11,8 +11,8 @@ from doubles.services import job_ctx, make_services
 
 from bot import keys
 from bot.jobs import SOLVE_ISSUE, SolveRequest, solve_job_id
-from worker import installations
-from worker.job_queue import connect
+from worker.jobs.queue import connect
+from worker.webhooks import installations
 
 
 class Log:

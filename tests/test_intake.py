@@ -78,7 +78,8 @@ def test_installation_events_are_always_kept_and_unknown_events_dropped() -> Non
 
 
 @pytest.mark.parametrize(("event", "body"), [("issues", b'{"action":"labeled"'), ("issues", b"[]"),
-                                             ("issue_comment", b"/mull"), ("push", b"")])
+                                             ("issue_comment", b"/mull"), ("push", b""),
+                                             ("issues", b'{"action":[]}'), ("issues", b'{"action":{"x":1}}')])
 def test_bodies_that_are_not_json_objects_are_refused(event, body) -> None:
     with pytest.raises(MalformedPayload):
         decide(event, body, None)

@@ -15,10 +15,10 @@ from arq import Retry
 from doubles.in_process_github import InProcessGitHub, in_process_github
 from doubles.services import job_ctx
 
-from worker import installations
-from worker.job_boundary import job_boundary
+from worker.jobs.boundary import job_boundary
+from worker.jobs.services import SERVICES, services
 from worker.lifecycle import Stage, of
-from worker.services import SERVICES, services
+from worker.webhooks import installations
 
 
 def test_a_context_without_services_says_where_they_come_from() -> None:

@@ -33,7 +33,7 @@ from bot.jobs import (
     SolveRequest,
     WakeRequest,
 )
-from worker import job_queue
+from worker.jobs import queue as job_queue
 
 EVERY_JOB = [
     Delivery("6f1e", "issues", b'{"action": "labeled"}', 1_764_000_000_000),
@@ -217,6 +217,6 @@ def test_a_worker_fails_a_planted_pickle_loudly_and_runs_the_next_job(
     assert isinstance(planted.result, JobFailed)  # type: ignore[attr-defined]
     assert "not Mull's msgpack" in planted.result.message  # type: ignore[attr-defined]
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR and "planted" in r.getMessage()]
-    # One line with its reason (worker/job_log.py), the traceback only at DEBUG.
+    # One line with its reason (worker/jobs/log.py), the traceback only at DEBUG.
     assert logged and not logged[0].exc_info, "the refusal is logged as one line"
     assert "something else wrote to Redis" in logged[0].getMessage(), logged[0].getMessage()

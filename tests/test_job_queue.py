@@ -12,7 +12,7 @@ import pytest
 from arq import constants as arq_keys
 
 from bot.jobs import QUEUE, SolveRequest, enqueue_solve
-from worker import job_queue
+from worker.jobs import queue as job_queue
 
 
 class CuttingProxy:

@@ -18,7 +18,7 @@ from bot.jobs import (
     SolveRequest,
     WakeRequest,
 )
-from worker import job_queue
+from worker.jobs import queue as job_queue
 
 
 def test_each_helper_enqueues_once_under_its_deterministic_id(redis_url: str) -> None:

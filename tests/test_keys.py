@@ -13,12 +13,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bot import keys
-from worker import installations, key_layout
-from worker.backlog import Backlog
-from worker.backlog_state import Item, ItemState
+from worker.backlog.state import Item, ItemState
+from worker.backlog.store import Backlog
+from worker.ops import key_layout
+from worker.webhooks import installations
 
 ROOT = Path(__file__).parent.parent
-GITHUB_LABEL_MODULE = Path("worker/labels.py")
+GITHUB_LABEL_MODULE = Path("worker/views/labels.py")
 
 
 class Log:
@@ -87,7 +88,7 @@ def test_keys_of_distinct_things_are_distinct() -> None:
 def _key_literals(path: Path, root: Path = ROOT) -> list[str]:
     """String literals in ``path`` that read as a Mull Redis key (``mull:`` then a name), and ``keys.PREFIX``
     used to build one. GitHub label names (``mull:queued``) look alike: they are the constants of
-    worker/labels.py and module constants named ``…LABEL``, and are not keys."""
+    worker/views/labels.py and module constants named ``…LABEL``, and are not keys."""
     tree = ast.parse(path.read_text())
     labels: set[int] = set()
     for node in tree.body:
@@ -124,6 +125,7 @@ def test_the_literal_check_catches_a_key(tmp_path: Path) -> None:
                       'B = keys.PREFIX + "x"\nC = "mull: not a key"\n')
     assert [hit.split(": ", 1)[1] for hit in _key_literals(module, tmp_path)] == ["'mull:thing:'", "keys.PREFIX"]
     labels = tmp_path / GITHUB_LABEL_MODULE
+    labels.parent.mkdir(parents=True, exist_ok=True)
     labels.write_text('QUEUED = "mull:queued"\n')
     assert _key_literals(labels, tmp_path) == []
 

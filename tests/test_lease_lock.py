@@ -16,7 +16,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from worker.lease_lock import LeaseTimeout, lease_lock
+from worker.jobs.lease_lock import LeaseTimeout, lease_lock
 
 KEY = "mull:lock:issue:1:2"
 
@@ -40,7 +40,7 @@ def test_a_holder_keeps_the_lease_for_as_long_as_it_works(redis_url: str) -> Non
 HOLD = """
 import asyncio, sys
 import redis.asyncio as aioredis
-from worker.lease_lock import lease_lock
+from worker.jobs.lease_lock import lease_lock
 
 async def main():
     async with lease_lock(aioredis.Redis.from_url(sys.argv[1]), sys.argv[2], lease=1.0, wait=5):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,13 @@ from doubles.fixtures import REPO
 from doubles.in_process_github import InProcessGitHub, in_process_github
 
 from bot.jobs import SolveRequest
-from worker import backlog as backlogs
-from worker import labels, lifecycle
-from worker.backlog import Limits
-from worker.backlog_state import ItemState
+from worker import lifecycle
+from worker.backlog import store as backlogs
+from worker.backlog.state import ItemState
+from worker.backlog.store import Limits
 from worker.lifecycle import NEXT, Alert, IllegalMove, Stage, check, label_of, phase_of
-from worker.status import Phase
+from worker.views import labels
+from worker.views.status_comment import Phase
 
 # How to bring a freshly queued issue to each stage, through the lifecycle itself.
 PATHS: dict[Stage, list[Stage]] = {
@@ -106,7 +108,7 @@ async def go(world: InProcessGitHub, issue_run: lifecycle.IssueLifecycle, after:
 def run(tmp_path: Path, redis_url: str, app_keypair: tuple[str, str], scenario: Any) -> Any:
     async def main() -> Any:
         async with in_process_github(tmp_path, redis_url, app_keypair) as world:
-            # Every queued issue gets its run at once: the line's order is worker/backlog.py's to test.
+            # Every queued issue gets its run at once: the line's order is worker/backlog/store.py's to test.
             await backlogs.of(world.svc, world.ref.repo_id).remember_repo(
                 world.ref.installation_id, REPO, Limits(max_in_flight=1000))
             async with world.gh as gh:
@@ -235,5 +237,33 @@ def test_a_snoozed_issue_moves_underneath_and_wakes_where_it_went(
         await world.refresh_queued()
         woken = await issue_run.wake()
         assert woken is not None and woken.state is ItemState.DRAFT and await world.refresh_queued()
+
+    run(tmp_path, redis_url, app_keypair, scenario)
+
+
+def test_a_jobs_move_keeps_the_queue_line_written_since_the_job_began(
+        tmp_path: Path, redis_url: str, app_keypair: tuple[str, str]) -> None:
+    """A job reads the issue's run state when it begins and moves the issue minutes later; meanwhile the backlog
+    refresh has written the issue's place in line into the same comment (and remembers it shows it). The job's
+    write must not put back the line it read, nor the critique's news its lifecycle read before."""
+    line = "**Review queue:** finished, but 3 Mull pull requests already await review in this repository"
+
+    async def scenario(world: InProcessGitHub, gh: Any) -> None:
+        job = await issue_at(world, gh, Stage.WORKING, "Slow run")
+        state = await job.run_state()  # read at the job's start
+        refresh = lifecycle.of(world.svc, gh, world.ref, job.issue, world.double.bot_login)
+        shown = await refresh.status()
+        await shown.write(replace(shown.state, queue=line))
+        await job.move(Stage.DRAFT, run=state, pr=900 + job.issue)
+        _, body = status_of(world, job.issue)
+        assert f'"queue":"{line}"' in body and line in body.split("<!--")[0]
+
+        critic = lifecycle.of(world.svc, gh, world.ref, job.issue, world.double.bot_login)
+        await critic.status()  # loaded when the critique began
+        newer = await refresh.status(fresh=True)
+        await newer.write(replace(newer.state, queue=line + ": next in line."))
+        await critic.note("Critique of the PR: **pass**.")
+        _, body = status_of(world, job.issue)
+        assert f'"queue":"{line}: next in line."' in body and "**pass**" in body
 
     run(tmp_path, redis_url, app_keypair, scenario)

@@ -9,7 +9,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from bot import keys
-from worker.liveness import ARQ_IN_PROGRESS, Liveness
+from worker.ops.liveness import ARQ_IN_PROGRESS, Liveness
 
 QUEUE = "mull-test:queue"
 HOUR_MS = 3_600_000
@@ -161,6 +161,35 @@ def test_taking_a_job_records_its_holder_in_the_same_step(redis_url: str) -> Non
         assert await second.take("later", QUEUE, HOUR_MS) is None  # not due
         assert await second.take("gone", QUEUE, HOUR_MS) is None  # not queued (finished meanwhile)
         assert second.jobs == set() and not await conn.exists(keys.worker_jobs(second.worker_id))
+        await conn.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_queued_job_held_in_the_workers_own_name_is_taken_again_but_never_while_it_runs(redis_url: str) -> None:
+    """Across a Sentinel failover a worker can find a queued job held in its own name that it does not run: a
+    take replayed by the client's retry after its reply was lost, or an end recorded on the old master only.
+    No reclaim frees a live worker's job, so unless the holder takes it again it waits most of an hour."""
+    async def scenario() -> None:
+        conn = aioredis.Redis.from_url(redis_url)
+        worker, other = Liveness(conn, ttl=30), Liveness(conn, ttl=30)
+        await conn.zadd(QUEUE, {"solve:1:2": 1, "solve:1:3": 1})
+        # The take landed, its reply did not: the client sends it again.
+        await conn.set(ARQ_IN_PROGRESS + "solve:1:2", worker.worker_id, px=HOUR_MS)
+        assert await other.take("solve:1:2", QUEUE, HOUR_MS) is None  # another worker's: still not to be taken
+        assert await worker.take("solve:1:2", QUEUE, HOUR_MS) == 1
+        assert worker.jobs == {"solve:1:2"}
+        assert await conn.smembers(keys.worker_jobs(worker.worker_id)) == {b"solve:1:2"}
+        # While it runs here, the next poll lists it again (arq keeps running jobs queued): not taken twice.
+        assert await worker.take("solve:1:2", QUEUE, HOUR_MS) is None
+        assert worker.jobs == {"solve:1:2"}
+        # Its end was recorded on a master that died before the replica had it: queued and held, run nowhere.
+        await worker.job_ended("solve:1:2")
+        assert await worker.take("solve:1:2", QUEUE, HOUR_MS) == 1
+        await worker.job_ended("solve:1:2")
+        await conn.zrem(QUEUE, "solve:1:2")  # this time the end was recorded for good
+        assert await worker.take("solve:1:2", QUEUE, HOUR_MS) is None
+        assert worker.jobs == set()
         await conn.aclose()
 
     asyncio.run(scenario())

@@ -89,3 +89,16 @@ def test_an_unknown_format_is_refused() -> None:
 
     with pytest.raises(ValueError, match="'pretty' is not one of auto, console, json"):
         logs.configure("INFO", stream=io.StringIO(), fmt="pretty")
+
+
+def test_debug_level_leaves_out_markdown_its_rule_by_rule_lines() -> None:
+    """At DEBUG, Mull's own debug lines show; markdown-it's trace of every rule it tries (kilobytes per comment
+    parsed, and most of a worker's time at DEBUG) does not."""
+    from markdown_it import MarkdownIt
+
+    out = io.StringIO()
+    logs.configure("DEBUG", stream=out)
+    logs.get("mull.test").debug("own debug line")
+    MarkdownIt().parse("# Title\n\n- a\n- b\n\n```\ncode\n```\n")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["own debug line"]

@@ -13,10 +13,10 @@ from doubles.services import make_services
 
 from bot.commands import Command
 from bot.jobs import RepoRef
-from worker import markers
-from worker.comment_commands import Target, do_go
-from worker.solve import _quote
-from worker.status import Phase, RunState, StatusComment, render
+from worker.jobs.solve import _quote
+from worker.views import markers
+from worker.views.status_comment import Phase, RunState, StatusComment, render
+from worker.webhooks.comment_commands import Target, do_go
 
 BOT = "mull[bot]"
 FORGED_STATE = {"issue": 7, "phase": "waiting", "revision": 1, "trigger": "t", "plan": "proposed",

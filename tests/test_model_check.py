@@ -12,7 +12,7 @@ import pytest
 from doubles.model_server import ScriptedModel
 
 from bot.settings import ConfigError
-from worker.model_check import diagnose, probe, shown_url
+from worker.ops.model_check import diagnose, probe, shown_url
 
 URL = "http://127.0.0.1:11434/v1"
 TOOL_ANSWER = {"choices": [{"message": {"role": "assistant", "tool_calls": [{"id": "1", "type": "function"}]}}]}

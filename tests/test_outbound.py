@@ -20,12 +20,12 @@ from bot import keys
 from bot.jobs import RepoRef
 from bot.redaction import REDACTED, Redactor
 from worker.agent.base import AgentResult
-from worker.backlog_state import Item, ItemState
-from worker.defuse import ZWJ
-from worker.github_app import GitHubApp
-from worker.needs_you import needs_you
-from worker.plan import PlanFailed, make_plan
-from worker.pull_requests import open_or_update, render_body
+from worker.backlog.state import Item, ItemState
+from worker.github.app import GitHubApp
+from worker.github.pull_requests import open_or_update, render_body
+from worker.jobs.plan import PlanFailed, make_plan
+from worker.views.defuse import ZWJ
+from worker.views.needs_you import needs_you
 
 API = "https://ghe.example.com/api/v3"
 SECRET = "llm-key-0123456789"

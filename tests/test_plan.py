@@ -8,7 +8,7 @@ import socket
 import pytest
 from doubles.model_server import ScriptedModel
 
-from worker.plan import Plan, PlanFailed, make_plan, plan_for_agent, plan_prompt, render_plan
+from worker.jobs.plan import Plan, PlanFailed, make_plan, plan_for_agent, plan_prompt, render_plan
 
 
 def free_port() -> int:

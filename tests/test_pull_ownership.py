@@ -24,11 +24,11 @@ from doubles.pull_webhooks import (
 )
 
 from bot.jobs import ReviseRequest, critique_job_id, revise_job_id
-from worker.critique_job import maybe_release
-from worker.job_boundary import JobRun
-from worker.pull_events import on_closed, on_pull_request, on_review, on_review_comment
-from worker.pull_ownership import mull_issue
-from worker.revise import _revise
+from worker.github.pull_ownership import mull_issue
+from worker.jobs.boundary import JobRun
+from worker.jobs.critique import maybe_release
+from worker.jobs.revise import _revise
+from worker.webhooks.pull_events import on_closed, on_pull_request, on_review, on_review_comment
 
 FORK = pull(head_repo_id=99)
 DELETED_FORK = pull(head_repo_id=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.settings import MullSettings
-from worker.cli import COMMANDS
+from worker.ops.cli import COMMANDS
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 

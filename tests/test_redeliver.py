@@ -27,9 +27,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot import keys
-from worker.github_app import BoundedRetry, GitHubApp
-from worker.redeliver import redeliver, redeliver_failed
-from worker.services import services
+from worker.github.app import BoundedRetry, GitHubApp
+from worker.jobs.services import services
+from worker.webhooks.redeliver import redeliver, redeliver_failed
 
 
 class Receiver:

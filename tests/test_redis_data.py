@@ -14,10 +14,10 @@ import respx
 
 from bot import keys
 from bot.jobs import SolveRequest
-from worker import stats
 from worker.agent.base import AgentResult
-from worker.github_app import GitHubApp
-from worker.kept_run import BranchRun, keep, kept
+from worker.github.app import GitHubApp
+from worker.jobs.kept_run import BranchRun, keep, kept
+from worker.ops import stats
 
 API = "https://ghe.example.com/api/v3"
 TOKEN = "ghs_" + "S3cr3tT0ken" * 4
@@ -76,7 +76,8 @@ REQUEST = SolveRequest(1, 2, "acme/widgets", 3, "rick", "delivery-1")
 
 
 def test_the_agents_saved_summary_is_json(redis_url: str) -> None:
-    result = AgentResult("Renamed `helo`.", ("the docs",), "steps (40)", None, steps=40, tokens=1234)
+    result = AgentResult("Renamed `helo`.", ("the docs",), "steps (40)", None, steps=40, tokens=1234,
+                         blocked=(("evil.test:443", 3), ("[::1]:8080", 1)))
 
     key = keys.kept_run(REQUEST.repo_id, REQUEST.issue, REQUEST.trigger)
 

@@ -13,7 +13,7 @@ from bot import redis_target
 from bot.redaction import Redactor
 from bot.redis_target import RedisUrlError, parse
 from bot.settings import ConfigError, load_settings
-from worker import cli
+from worker.ops import cli
 
 PASSWORD = "hunter2-data-password"
 SENTINEL_PASSWORD = "sentinel-only-password"
@@ -207,3 +207,46 @@ def test_a_command_gives_up_when_redis_stays_down_past_its_patience(tmp_path: Pa
         return time.monotonic() - began
 
     assert 0.2 < asyncio.run(scenario()) < 2  # it did wait (a refusal takes microseconds), then gave up
+
+
+def test_a_write_on_a_connection_closed_under_uvloop_is_a_lost_connection_not_a_crash(tmp_path: Path) -> None:
+    """uvloop raises RuntimeError for a write on a closed transport; redis-py let it through, and a Redis restart
+    that closed a connection between its check and its use ended a worker's poll loop. It is a ConnectionError
+    now: a plain command reconnects and goes on, a WATCHed transaction fails as a WatchError its caller retries."""
+    import asyncio
+
+    import uvloop
+    from doubles.redis_process import RedisProcess
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import WatchError
+
+    server = RedisProcess(tmp_path / "redis").start()
+
+    async def scenario() -> None:
+        client = parse(server.url).client(Redis, keep_trying=5)
+        try:
+            await client.set("k", "1")
+            connection = await client.connection_pool.get_connection()
+            connection._writer.transport.abort()
+            await asyncio.sleep(0.01)
+            with pytest.raises(RedisConnectionError, match="the connection had closed"):
+                await connection.send_command("PING")
+            await client.connection_pool.release(connection)
+            async with client.pipeline(transaction=True) as pipe:
+                await pipe.watch("k")
+                pipe.connection._writer.transport.abort()
+                await asyncio.sleep(0.01)
+                pipe.multi()
+                pipe.set("k", "2")
+                with pytest.raises(WatchError):
+                    await pipe.execute()
+            assert await client.get("k") == b"1"
+            assert await client.incr("k") == 2
+        finally:
+            await client.aclose()
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(scenario())
+    finally:
+        server.kill()

@@ -16,10 +16,10 @@ from githubkit.exception import RequestFailed
 
 from bot import keys
 from bot.jobs import RepoRef
-from worker.backlog import Limits
-from worker.backlog_refresh import queue_line
-from worker.backlog_state import Item, ItemState
-from worker.release import choose_reviewer, request_review, reviewer_candidates
+from worker.backlog.refresh import queue_line
+from worker.backlog.release import choose_reviewer, request_review, reviewer_candidates
+from worker.backlog.state import Item, ItemState
+from worker.backlog.store import Limits
 
 API = "https://api.github.test"
 PULL = f"{API}/repos/acme/widgets/pulls/7"

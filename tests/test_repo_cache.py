@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from doubles.seed_repo import seeded_bare
 
-from worker.repo_cache import GitError, RepoCache, git, push
-from worker.run_tree import reclaim
-from worker.tree_commit import commit
+from worker.trees.repo_cache import GitError, RepoCache, git, push
+from worker.trees.run_tree import reclaim
+from worker.trees.tree_commit import commit
 
 
 def sh(cwd: Path, *args: str) -> str:

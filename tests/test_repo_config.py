@@ -16,8 +16,9 @@ from githubkit import GitHub, TokenAuthStrategy
 from githubkit.exception import RequestFailed
 
 from bot import keys
+from bot.egress_hosts import DEFAULT_ALLOW
 from bot.job_codec import deserialize, serialize
-from bot.settings import load_settings
+from bot.settings import ConfigError, load_settings
 from worker.repo_config import (
     ConfigFileError,
     Defaults,
@@ -65,7 +66,8 @@ def test_defaults_come_from_the_deployment_settings() -> None:
                               "MULL_AGENT_MAX_TOKENS": "2000", "MULL_AGENT_PRESETS": " aider, mini-swe-agent,"},
                              env_file=None)
     assert Defaults.from_settings(settings) == Defaults(label="agent", seconds=60, steps=5, tokens=2000,
-                                                        agent_presets=("aider", "mini-swe-agent"))
+                                                        agent_presets=("aider", "mini-swe-agent"),
+                                                        sandbox_allowed=tuple(DEFAULT_ALLOW.split(",")))
 
 
 def test_every_key_is_read() -> None:
@@ -140,6 +142,9 @@ def test_out_of_range_values_say_the_range() -> None:
     assert error_of("budgets: {tokens: 10}\n").message == "must be an integer ≥ 1000 (got `10`)"
     assert error_of("revision_quiet_minutes: -1\n").message.startswith("must be a number of minutes from 0 to 1440")
     assert error_of("plan: sometimes\n").message == "must be off, comment or approve (got `sometimes`)"
+    assert error_of("update: squash\n").message == "must be merge or rebase (got `squash`)"
+    assert parse_config("update: rebase\n", SRC, DEFAULTS).update == "rebase"
+    assert parse_config("label: x\n", SRC, DEFAULTS).update == "merge"
 
 
 def test_bad_timezone_suggests_the_closest_name() -> None:
@@ -536,3 +541,39 @@ def test_invalidate_for_push(redis_url: str) -> None:
         await redis.aclose()
 
     asyncio.run(scenario())
+
+
+# -- setup and test ---------------------------------------------------------------------------------------
+
+
+def test_setup_and_test_are_read_with_budgets_from_the_deployment() -> None:
+    settings = load_settings({"MULL_SETUP_TIMEOUT": "900", "MULL_TEST_TIMEOUT": "120"}, env_file=None)
+    defaults = Defaults.from_settings(settings)
+    config = parse_config("setup:\n  - pip install -e .\n  - make build\ntest: pytest -q\n", SRC, defaults)
+    assert config.setup == ["pip install -e .", "make build"] and config.test == "pytest -q"
+    assert (config.setup_timeout, config.test_timeout) == (900, 120)
+    assert parse_config("setup_timeout: 60\n", SRC, defaults).setup_timeout == 60
+    assert parse_config("", SRC, DEFAULTS).setup == [] and parse_config("", SRC, DEFAULTS).test is None
+
+
+def test_org_setup_is_replaced_not_merged_by_the_repo() -> None:
+    org = parse_overrides("setup:\n  - npm ci\ntest: npm test\n", SRC)
+    config = parse_config("setup:\n  - pip install .\n", SRC, DEFAULTS, base=org)
+    assert config.setup == ["pip install ."] and config.test == "npm test"
+
+
+def test_bad_setup_and_test_say_what_is_wrong_and_how_to_fix_it() -> None:
+    assert "`setup`: must be a list of at most 20 shell commands (got `pip install .`)" in \
+        str(error_of("setup: pip install .\n"))
+    assert "command 2 is empty" in str(error_of("setup:\n  - make\n  - ''\n"))
+    assert "command 1 is 2001 characters; the limit is 2000" in str(error_of(f"setup:\n  - {'x' * 2001}\n"))
+    assert "at most 20" in str(error_of("setup:\n" + "  - make\n" * 21))
+    assert "line 1, `test`" in str(error_of("test: '  '\n")) and "remove `test`" in str(error_of("test: '  '\n"))
+    assert "`test`: must be one shell command (got a list)" in str(error_of("test:\n  - pytest\n"))
+    assert "from 10 to 3600" in str(error_of("setup_timeout: 5\n"))
+    assert "from 10 to 3600" in str(error_of("test_timeout: 7200\n"))
+
+
+def test_setup_timeout_settings_are_bounded() -> None:
+    with pytest.raises(ConfigError, match="MULL_SETUP_TIMEOUT is below its least value, 10"):
+        load_settings({"MULL_SETUP_TIMEOUT": "5"}, env_file=None)

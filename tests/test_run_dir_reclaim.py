@@ -13,7 +13,7 @@ from doubles.services import job_ctx, make_services
 
 from bot.settings import load_settings
 from worker.app import build_worker, reclaim_run_dirs, stale_run_age
-from worker.repo_cache import RepoCache
+from worker.trees.repo_cache import RepoCache
 
 NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there
 

@@ -18,15 +18,18 @@ from doubles.recording_log import RecordingLog
 from doubles.redis_process import RedisProcess
 from doubles.sentinel import SentinelPair
 from githubkit import webhooks
+from redis.asyncio import Redis
 from starlette.testclient import TestClient
 
+from bot import redis_target
 from bot.delivery_store import ARQ_JOB_PREFIX
 from bot.job_codec import deserialize, serialize
 from bot.jobs import QUEUE, delivery_job_id
 from bot.receiver import create_app
-from worker import installations, job_queue
-from worker.liveness import Liveness
-from worker.steady_worker import SteadyWorker
+from worker.jobs import queue as job_queue
+from worker.ops.liveness import Liveness
+from worker.ops.steady_worker import SteadyWorker
+from worker.webhooks import installations
 
 SECRET = "sentinel-test-secret"
 
@@ -103,6 +106,30 @@ def test_a_failover_loses_no_acknowledged_delivery_and_runs_none_twice(
     assert sentinel_pair.switches() == 1
 
 
+def test_a_client_waiting_out_a_failover_writes_to_the_new_master_not_the_old_one_come_back(
+        sentinel_pair: SentinelPair) -> None:
+    """A command sent while Sentinel still names the dead master waits; when the old master is restarted it is a
+    master again for a few seconds, with its stale data, until Sentinel makes it a replica. The command must
+    land on the promoted master: on the old one, the resync would throw it away (and jobs read from two
+    masters run twice or read as expired)."""
+    async def scenario() -> None:
+        client = redis_target.parse(sentinel_pair.url).client(Redis, keep_trying=30, socket_connect_timeout=1,
+                                                              socket_timeout=5)
+        assert await client.set("before", "1")
+        old = sentinel_pair.kill_master()
+        write = asyncio.create_task(client.set("probe", "written"))
+        await asyncio.sleep(0.5)
+        assert not write.done()  # no master to write to yet
+        new = await asyncio.to_thread(sentinel_pair.wait_promoted, old)
+        await asyncio.to_thread(old.start)  # back as a master until Sentinel converts it
+        assert await asyncio.wait_for(write, 30)
+        assert new.client().get("probe") == b"written"
+        assert old.client().get("probe") is None
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_the_worker_outlives_an_outage_longer_than_its_patience(tmp_path: Path) -> None:
     """arq's own loop ends the process on a Redis error; the worker must instead poll on and resume."""
     server = RedisProcess(tmp_path / "redis").start()
@@ -137,9 +164,13 @@ def test_the_worker_outlives_an_outage_longer_than_its_patience(tmp_path: Path) 
             queue = await job_queue.connect(server.url)
             await queue.enqueue_job("note", "after")
             await until(lambda: ran == ["before", "after"], "the job after the outage")
+            # The job's function has run; arq records its end after it. A close before that would cancel it.
+            await until(lambda: all(task.done() for task in worker.tasks.values()), "the job's end recorded")
             assert not main.done() and ("info", "worker reached Redis again") in [line[:2] for line in log.lines]
         finally:
+            worker.stop()
             main.cancel()
+            await asyncio.gather(main, *worker.tasks.values(), return_exceptions=True)
             await queue.aclose()
             await worker.close()
 

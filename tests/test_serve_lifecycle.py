@@ -20,7 +20,7 @@ from doubles.fixtures import APP_ID
 from doubles.mull_process import MULL, MullProcess, free_port
 
 from bot.redaction import Redactor
-from worker.supervise import Part, PartFailed, supervise
+from worker.ops.supervise import Part, PartFailed, supervise
 
 BASE_ENV = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
 

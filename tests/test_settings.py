@@ -22,7 +22,7 @@ def test_defaults_match_the_public_contract() -> None:
 
 def test_the_worker_heartbeat_sets_the_liveness_of_every_worker() -> None:
     """A short heartbeat (fast tests, quick failover) beats several times within its life."""
-    from worker.liveness import Liveness
+    from worker.ops.liveness import Liveness
 
     s = load_settings({"MULL_WORKER_HEARTBEAT": "2"}, env_file=None)
     liveness = Liveness(redis=None, ttl=s.worker_heartbeat)  # type: ignore[arg-type]

@@ -99,6 +99,7 @@ def test_setup_page_posts_the_manifest_where_the_operator_chose(tmp_path: Path, 
     assert manifest["redirect_url"] == "http://testserver/setup/callback"  # the browser comes back to Mull
     assert manifest["hook_attributes"] == {"url": HOOK, "active": True}
     assert manifest["url"] == "https://hooks.example.com" and manifest["name"] == MANIFEST["name"]
+    assert manifest["callback_urls"] == ["https://hooks.example.com/login/github/callback"]  # session sign-in
 
 
 @pytest.mark.parametrize(("values", "checked", "filled"), [
@@ -253,6 +254,7 @@ def test_the_webhook_url_can_point_at_a_forwarder(tmp_path: Path) -> None:
     page = choose(setup_client(tmp_path), webhook_url="https://smee.io/AbC123").text
     _, manifest = form(page)
     assert manifest["hook_attributes"]["url"] == "https://smee.io/AbC123" and manifest["url"] == "https://smee.io"
+    assert "callback_urls" not in manifest  # a relay is not Mull's address: nobody signs in through it
     assert manifest["redirect_url"] == "http://testserver/setup/callback"  # the browser comes back here
 
 
@@ -308,11 +310,15 @@ def test_callback_saves_the_app_in_env_and_closes_setup(tmp_path: Path) -> None:
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     lines = env.read_text().splitlines()
     assert lines[:2] == ["# my settings", "MULL_LLM_MODEL=qwen2.5-coder"] and "OTHER_TOOL=1" in lines
-    assert "MULL_WEBHOOK_SECRET=old" not in lines and len(lines) == 7
-    assert "MULL_CLIENT_SECRET" not in env.read_text()  # Mull has no use for the OAuth credentials
+    assert "MULL_WEBHOOK_SECRET=old" not in lines and len(lines) == 10
+    # The OAuth credentials sign people in to session pages, which GitHub sends back to the webhook's host.
+    assert f"MULL_GITHUB_CLIENT_ID={CONVERSION['client_id']}" in lines
+    assert f"MULL_GITHUB_CLIENT_SECRET={CONVERSION['client_secret']}" in lines
+    assert f"MULL_PUBLIC_URL={HOOK.removesuffix('/webhooks/github')}" in lines
     assert "MULL_GITHUB_URL" not in env.read_text()  # GitHub.com is the default
     loaded = load_settings({}, env_file=env)
     assert (loaded.app_id, loaded.app_slug, loaded.llm_model) == (4242, "mull-acme", "qwen2.5-coder")
+    assert loaded.github_client_secret is not None and loaded.public_url == HOOK.removesuffix("/webhooks/github")
     assert loaded.app_private_key().strip() == PEM.strip()
     assert loaded.require_webhook_secret() == CONVERSION["webhook_secret"]
 

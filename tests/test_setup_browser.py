@@ -9,9 +9,7 @@ is never used.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import ssl
 import stat
 import time
@@ -24,34 +22,13 @@ import pytest
 from doubles.github import GitHubDouble
 from doubles.mull_process import MullProcess, free_port
 from doubles.tls import self_signed
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from bot.settings import load_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 HOOK = "https://hooks.example.com/webhooks/github"
-
-
-def chromium() -> str | None:
-    """Debian's chromium (or one named by MULL_TEST_CHROMIUM)."""
-    for candidate in (os.environ.get("MULL_TEST_CHROMIUM"), shutil.which("chromium"),
-                      shutil.which("chromium-browser"), "/usr/bin/chromium"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = chromium()
-    if executable is None:
-        pytest.skip("no chromium binary: `apt-get install chromium` (Debian's package; .ci/run installs it) "
-                    "or set MULL_TEST_CHROMIUM to one")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -165,8 +142,12 @@ def test_setup_in_a_browser_creates_an_organisations_app_on_an_enterprise_server
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     lines = env_file.read_text().splitlines()
     assert sorted(line.split("=", 1)[0] for line in lines) == [
-        "MULL_APP_ID", "MULL_APP_SLUG", "MULL_GITHUB_URL", "MULL_PRIVATE_KEY", "MULL_WEBHOOK_SECRET"]
+        "MULL_APP_ID", "MULL_APP_SLUG", "MULL_GITHUB_CLIENT_ID", "MULL_GITHUB_CLIENT_SECRET", "MULL_GITHUB_URL",
+        "MULL_PRIVATE_KEY", "MULL_PUBLIC_URL", "MULL_WEBHOOK_SECRET"]
     settings = load_settings({}, env_file=env_file)
+    # Signing in to session pages: the App's OAuth credentials, and Mull's address GitHub sends people back to.
+    assert settings.public_url == HOOK.removesuffix("/webhooks/github") and settings.github_client_id
+    assert settings.github_client_secret is not None
     assert (settings.app_id, settings.app_slug) == (double.app_id, "mull-acme")
     assert settings.github_url == f"https://{host}/api/v3"
     assert settings.require_webhook_secret() == double.webhook_secret

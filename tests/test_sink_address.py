@@ -13,8 +13,8 @@ from doubles.recording_log import RecordingLog
 
 from bot.settings import load_settings
 from worker.repo_config import ConfigFileError, Defaults, Sinks, parse_config
-from worker.sink_address import PUBLIC_ONLY, SinkPolicy, forbidden
-from worker.sinks import SinkMessage, SinkTargets, send
+from worker.views.sink_address import PUBLIC_ONLY, SinkPolicy, forbidden
+from worker.views.sinks import SinkMessage, SinkTargets, send
 
 SRC = "acme/widgets:.github/mull.yml"
 MESSAGE = SinkMessage(kind="digest", id="digest:1", repo="acme/widgets", text="2 pull requests wait")
@@ -86,7 +86,7 @@ def test_a_literal_private_sink_is_refused_at_send_time(address: str) -> None:
 def test_a_name_resolving_to_a_private_address_is_refused(monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> None:
     async def resolve(host: str, port: int) -> list[str]:
         return answers
-    monkeypatch.setattr("worker.sink_address.system_resolver", resolve)
+    monkeypatch.setattr("worker.views.sink_address.system_resolver", resolve)
     log = RecordingLog()
     with respx.mock(assert_all_called=False) as mock:
         anything = mock.route().respond(200)

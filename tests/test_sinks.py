@@ -15,7 +15,7 @@ from doubles import sink_dns
 from doubles.recording_log import RecordingLog
 
 from worker.repo_config.schema import Sinks
-from worker.sinks import SinkMessage, SinkTargets, body_of, send, sign, verify
+from worker.views.sinks import SinkMessage, SinkTargets, body_of, send, sign, verify
 
 SLACK_PATH = "/services/T000/B000/XXXXsecretpathXXXX"
 SLACK = "https://hooks.slack.example" + SLACK_PATH

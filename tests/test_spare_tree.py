@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from doubles.seed_repo import seeded_bare
 
-from worker.repo_cache import RepoCache
+from worker.trees.repo_cache import RepoCache
 
 START = "refs/remotes/origin/main"
 

@@ -16,9 +16,9 @@ from doubles.mull_process import MULL, free_port
 from doubles.recording_log import RecordingLog
 
 from bot.settings import ConfigError, load_settings, read_settings
-from worker import startup_check
 from worker.agent.startup_check import agent_problems
-from worker.model_probe import worker_start_problems
+from worker.ops import startup_check
+from worker.ops.model_probe import worker_start_problems
 
 
 def _program(folder: Path, name: str, shebang: str = "#!/bin/sh") -> Path:

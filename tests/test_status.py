@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from worker.status import Phase, RunState, render
+from worker.views.status_comment import Phase, RunState, render
 
 
 def test_a_new_trigger_is_a_new_revision_and_a_rerun_is_not() -> None:

@@ -17,9 +17,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from bot import keys
 from bot.job_codec import deserialize, serialize
 from bot.jobs import QUEUE
-from worker import job_queue
-from worker.liveness import Liveness
-from worker.steady_worker import SteadyWorker
+from worker.jobs import queue as job_queue
+from worker.ops.liveness import Liveness
+from worker.ops.steady_worker import SteadyWorker
 
 
 class FlakyLiveness(Liveness):

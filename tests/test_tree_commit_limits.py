@@ -17,11 +17,11 @@ import pytest
 from doubles.seed_repo import git_in as git
 from doubles.seed_repo import seeded_bare
 
-from worker import tree_scan
-from worker.regular_file import TooLarge
-from worker.repo_cache import init_mirror
-from worker.run_tree import open_run_tree
-from worker.tree_commit import MAX_FILE_BYTES, FileTooLarge, commit
+from worker.trees import tree_scan
+from worker.trees.regular_file import TooLarge
+from worker.trees.repo_cache import init_mirror
+from worker.trees.run_tree import open_run_tree
+from worker.trees.tree_commit import MAX_FILE_BYTES, FileTooLarge, commit
 
 
 @pytest.fixture

@@ -347,3 +347,65 @@ def test_a_cli_agent_shows_its_phases_and_the_gateways_count(tmp_path: Path, scr
         applies(repo, patch.read_text())
     finally:
         patch.unlink()
+
+
+def with_config(tmp_path: Path, config: dict) -> Path:
+    files = {"app.py": "print('helo')\n", ".github/mull.yml": json.dumps(config) + "\n"}
+    return project(tmp_path, files)
+
+
+def test_setup_runs_before_the_agent_and_the_tests_after_it_as_on_github(tmp_path: Path, scripted_model) -> None:
+    repo = with_config(tmp_path, {"setup": ["mkdir -p build && echo made > build/out.txt"],
+                                  "test": "test -f build/out.txt && grep -q hello app.py"})
+    scripted_model.script("SCRIPT-setup", typo_fix("SCRIPT-setup"))
+    result = mull_try(repo, issue(tmp_path, "SCRIPT-setup"), model_env(scripted_model, tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "+print('hello')" in result.stdout and "build/" not in result.stdout  # setup's output stays out
+    line, = result.stderr.splitlines()
+    assert "; tests passed (test -f build/out.txt && grep -q hello app.py, " in line
+    prompt = json.dumps(scripted_model.requests_for("SCRIPT-setup")[0]["body"]["messages"])
+    assert "setup commands" in prompt and "grep -q hello app.py" in prompt  # the agent is told how to test
+    applies(repo, result.stdout)
+
+
+def test_failing_tests_exit_1_with_their_tail_and_the_critique_is_told(tmp_path: Path, scripted_model) -> None:
+    repo = with_config(tmp_path, {"test": "grep -q goodbye app.py || { echo 'FAILED: no goodbye @octocat'; exit 1; }"})
+    scripted_model.script("SCRIPT-red", typo_fix("SCRIPT-red", summary="Fixed the typo. REVIEW-red"))
+    scripted_model.script("REVIEW-red", [{"tool_calls": [{"name": "submit_critique", "arguments": {
+        "summary": "Tests fail.", "effort": 1, "risks": [], "security": [], "findings": [], "tests": "none",
+        "tests_note": "", "verdict": "fix"}}]}])
+    result = mull_try(repo, issue(tmp_path, "SCRIPT-red"), model_env(scripted_model, tmp_path), "--critique")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("diff --git")  # the patch is still there to look at
+    err = result.stderr.splitlines()
+    assert "  FAILED: no goodbye @octocat" in err
+    assert "tests failed (grep -q goodbye app.py" in err[-1] and "exited with code 1" in err[-1]
+    prompt = json.dumps(scripted_model.requests_for("REVIEW-red")[0]["body"]["messages"])
+    assert "they FAILED" in prompt and "FAILED: no goodbye" in prompt
+
+
+def test_a_failing_setup_stops_before_the_agent_and_says_how_to_fix_it(tmp_path: Path, scripted_model) -> None:
+    repo = with_config(tmp_path, {"setup": ["true", "echo boom-output; exit 3", "echo never"]})
+    scripted_model.script("SCRIPT-nosetup", typo_fix("SCRIPT-nosetup"))
+    result = mull_try(repo, issue(tmp_path, "SCRIPT-nosetup"), model_env(scripted_model, tmp_path))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "setup failed: `echo boom-output; exit 3` exited with code 3" in result.stderr
+    assert "  boom-output" in result.stderr and "never" not in result.stderr.replace("echo never", "")
+    assert "fix `setup:` in .github/mull.yml" in result.stderr
+    assert scripted_model.requests_for("SCRIPT-nosetup") == []  # the agent never ran
+
+
+@pytest.mark.parametrize(("config", "says"), [
+    ({"setup": "pip install -e ."}, "setup"),
+    ({"tset": "pytest"}, "tset"),
+    ({"network": {"allow": ["evil.example"]}}, "network.allow"),
+])
+def test_a_bad_config_file_is_refused_before_the_run_naming_the_key(tmp_path: Path, scripted_model,
+                                                                     config: dict, says: str) -> None:
+    repo = with_config(tmp_path, config)
+    scripted_model.script("SCRIPT-badcfg", typo_fix("SCRIPT-badcfg"))
+    result = mull_try(repo, issue(tmp_path, "SCRIPT-badcfg"), model_env(scripted_model, tmp_path))
+    assert result.returncode == 2 and result.stdout == ""
+    message, = result.stderr.splitlines()
+    assert message.startswith("mull: project:.github/mull.yml: ") and says in message, message
+    assert "fix it there" in message and scripted_model.requests_for("SCRIPT-badcfg") == []

@@ -17,11 +17,12 @@ from doubles.e2e import MAINTAINER
 from doubles.fixtures import REPO, SEED_FILES
 from doubles.inprocess import Clock, in_process
 
-from worker.backlog_sweep import sweep_backlogs
-from worker.digest_window import window_key, window_start
-from worker.digests import send_digests
+from worker.backlog.sweep import sweep_backlogs
+from worker.views.digest_window import window_key, window_start
+from worker.views.digests import send_digests
 
-pytestmark = pytest.mark.e2e
+# Two minutes on an idle machine; a loaded one may need more than the suite's 300 s per test.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 REVIEWER = "rita"
 CAP = 3

@@ -18,25 +18,30 @@ from bot.job_codec import deserialize, serialize
 from bot.jobs import CRITIQUE_PR, HANDLE_DELIVERY, QUEUE, REFRESH_BACKLOG, REVISE_PR, SOLVE_ISSUE, WAKE_ITEM
 from bot.redaction import Redactor
 from bot.settings import MullSettings
-from worker import failed_work, handlers, installations, job_log, key_layout, startup_check
-from worker.backlog_reconcile import reconcile_if_lost
-from worker.backlog_refresh import refresh_backlog
-from worker.backlog_sweep import sweep_backlogs
-from worker.critique_job import critique_pr
-from worker.digests import send_digests
-from worker.fairness import RunSlots
+from bot.tls_context import client_context
+from worker.backlog.fairness import RunSlots
+from worker.backlog.reconcile import reconcile_if_lost
+from worker.backlog.refresh import refresh_backlog
+from worker.backlog.snooze import wake_item
+from worker.backlog.sweep import sweep_backlogs
 from worker.gateway.local import local_gateway
-from worker.github_app import GitHubApp
-from worker.handlers import handle_delivery
-from worker.job_queue import pool
-from worker.liveness import Liveness
-from worker.redeliver import redeliver_failed
-from worker.repo_cache import RepoCache, reclaim_runs
-from worker.revise import revise_pr
-from worker.services import REFRESH_DELAY_S, SERVICES, Services, services
-from worker.snooze import wake_item
-from worker.solve import solve_issue
-from worker.steady_worker import WORKER_KEEP_TRYING_S, SteadyWorker
+from worker.github.app import GitHubApp
+from worker.jobs import failed_work
+from worker.jobs import log as job_log
+from worker.jobs.critique import critique_pr
+from worker.jobs.queue import pool
+from worker.jobs.revise import revise_pr
+from worker.jobs.services import REFRESH_DELAY_S, SERVICES, Services, services
+from worker.jobs.solve import solve_issue
+from worker.ops import key_layout, startup_check
+from worker.ops.liveness import Liveness
+from worker.ops.steady_worker import WORKER_KEEP_TRYING_S, SteadyWorker
+from worker.sessions.expiry import expire_sessions
+from worker.trees.repo_cache import RepoCache, reclaim_runs
+from worker.views.digests import send_digests
+from worker.webhooks import handlers, installations
+from worker.webhooks.handlers import handle_delivery
+from worker.webhooks.redeliver import redeliver_failed
 
 # Time for everything around the agent (fetch, push, PR) on top of its own wall-clock budget.
 SOLVE_OVERHEAD_S = 600
@@ -121,7 +126,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
         redactor = Redactor(settings.secret_values())  # what Mull posts or sends never carries them
         # Closed by shutdown, in reverse: the sinks' client, then the gateway.
         ctx["exits"] = exits = contextlib.AsyncExitStack()
-        http = await exits.enter_async_context(httpx.AsyncClient(timeout=SINK_TIMEOUT_S))
+        http = await exits.enter_async_context(httpx.AsyncClient(timeout=SINK_TIMEOUT_S, verify=client_context()))
         # The agents' only way to their model: started before any job can run one.
         gateway = await exits.enter_async_context(local_gateway(settings, logs.get("mull.gateway")))
         svc = Services(
@@ -173,6 +178,7 @@ def build_worker(settings: MullSettings, redis_url: str, *, burst: bool = False,
             unique_cron(redeliver_failed, **every(settings.redeliver_interval), run_at_startup=True, timeout=300),
             unique_cron(sweep_backlogs, second=30, timeout=300),
             unique_cron(send_digests, second=0, timeout=300),
+            unique_cron(expire_sessions, minute=41, second=0, timeout=600),
             cron(reclaim_run_dirs, minute=set(range(7, 60, 15)), unique=False, timeout=600, keep_result=0),
         ],
         queue_name=QUEUE,

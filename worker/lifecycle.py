@@ -6,11 +6,11 @@ or it leaves the line; it may fail, and anything not done may be snoozed. Handle
 (``await issue.move(Stage.WORKING, ...)``); this module decides what each view shows and writes each one
 that changes, once:
 
-- the backlog record (``worker.backlog``), which the dashboard and digests read;
-- Mull's state label on the issue (``worker.labels``);
-- the status comment's phase and notes (``worker.status``);
-- "needs you" notifications, when the move carries an ``Alert`` (``worker.needs_you``);
-- a refresh of the repo's status positions and dashboard (``worker.backlog_jobs.touch``).
+- the backlog record (``worker.backlog.store``), which the dashboard and digests read;
+- Mull's state label on the issue (``worker.views.labels``);
+- the status comment's phase and notes (``worker.views.status_comment``);
+- "needs you" notifications, when the move carries an ``Alert`` (``worker.views.needs_you``);
+- a refresh of the repo's status positions and dashboard (``worker.backlog.jobs.touch``).
 
 A move the lifecycle does not allow raises ``IllegalMove``: a failed or finished issue runs again only through
 a retry, and a failed one never goes straight to review.
@@ -27,15 +27,15 @@ from githubkit import GitHub
 
 from bot import keys
 from bot.jobs import RepoRef, SolveRequest
-from worker import backlog as backlogs
-from worker import labels
-from worker.backlog_jobs import start_runs, touch
-from worker.backlog_state import Item, ItemState
-from worker.lease_lock import ISSUE_LOCK_WAIT_S, lease_lock
-from worker.needs_you import needs_you
-from worker.redis_reply import reply
-from worker.services import Services
-from worker.status import Phase, RunState, StatusComment
+from worker.backlog import store as backlogs
+from worker.backlog.jobs import start_runs, touch
+from worker.backlog.state import Item, ItemState
+from worker.jobs.lease_lock import ISSUE_LOCK_WAIT_S, lease_lock
+from worker.jobs.services import Services
+from worker.ops.redis_reply import reply
+from worker.views import labels
+from worker.views.needs_you import needs_you
+from worker.views.status_comment import Phase, RunState, StatusComment
 
 
 class Stage(StrEnum):
@@ -102,7 +102,7 @@ def check(issue: int, before: Stage | None, after: Stage, *, retry: bool = False
 
 @dataclass(frozen=True)
 class Alert:
-    """News that cannot wait for the digest (``worker.needs_you``): a question, a budget, a failure."""
+    """News that cannot wait for the digest (``worker.views.needs_you``): a question, a budget, a failure."""
 
     kind: str
     detail: str
@@ -133,14 +133,15 @@ class IssueLifecycle:
         self._status: StatusComment | None = None
 
     def issue_lock(self) -> AbstractAsyncContextManager[None]:
-        """A lease (``worker/lease_lock.py``) on the issue's status comment and its place in the line: it
+        """A lease (``worker/jobs/lease_lock.py``) on the issue's status comment and its place in the line: it
         lapses with a killed worker's heartbeat instead of holding the issue for a fixed minute."""
         return lease_lock(self.svc.redis, keys.issue_lock(self.repo.repo_id, self.issue),
                           lease=self.svc.settings.worker_heartbeat, wait=ISSUE_LOCK_WAIT_S, log=self.svc.log)
 
-    async def status(self) -> StatusComment:
-        """The issue's status comment, loaded once per lifecycle."""
-        if self._status is None:
+    async def status(self, *, fresh: bool = False) -> StatusComment:
+        """The issue's status comment, loaded once per lifecycle; ``fresh``: loaded again now (under the issue's
+        lock, before a write: a job's lifecycle lives for minutes, and others edit the comment meanwhile)."""
+        if self._status is None or fresh:
             self._status = StatusComment(self.gh, self.repo, self.issue, self.bot_login, self.svc.redis)
             await self._status.load()
         return self._status
@@ -179,7 +180,8 @@ class IssueLifecycle:
         if yield_to_run and before in (Stage.QUEUED, Stage.WORKING) and await self.backlog.is_pending(self.issue):
             return item
         check(self.issue, before, stage, retry=retry)
-        await self._show_status(before, stage, run, note, critique)
+        async with self.issue_lock():
+            await self._show_status(before, stage, run, note, critique)
         if stage is not Stage.SNOOZED and (label_of(before) != label_of(stage) or
                                            (before is None and stage is Stage.FAILED)):
             await labels.move(self.gh, self.repo, self.issue, to=label_of(stage))
@@ -203,7 +205,7 @@ class IssueLifecycle:
                 return False
             await reply(self.svc.redis.hdel(self._done_key, str(self.issue)))
             item = await self.backlog.get(self.issue) or Item(self.issue)
-            state = await self.run_state()
+            state = (await self.status(fresh=True)).state
             await self._write_status(replace(state, phase=Phase.QUEUED, requested_by=request.requested_by,
                                              labeled_at=item.labeled_at, **run_changes), None)
         await labels.move(self.gh, self.repo, self.issue, to=labels.QUEUED)
@@ -213,9 +215,10 @@ class IssueLifecycle:
 
     async def note(self, critique: str) -> None:
         """News of the pull request (a critique, a revision) on the status comment, when the issue has one."""
-        status = await self.status()
-        if status.comment_id is not None:
-            await status.write(replace(status.state, critique=critique))
+        async with self.issue_lock():
+            status = await self.status(fresh=True)
+            if status.comment_id is not None:
+                await status.write(replace(status.state, critique=critique))
 
     async def wake(self) -> Item | None:
         """A snooze ends: back to where it was (the caller offers a finished PR again, starts a queued run)."""
@@ -235,10 +238,12 @@ class IssueLifecycle:
             return  # what the comment says does not change (a draft leaving for review: the refresh says so)
         creates = stage in RUN_STAGES or (before in RUN_STAGES and stage is not Stage.DONE) or \
             (before is None and stage is Stage.FAILED)
-        status = await self.status()
+        status = await self.status(fresh=True)
         if status.comment_id is None and not creates:
             return  # news about a pull request or a closed issue never starts a status comment
-        state = run or status.state
+        # The queue line is the refresh's (worker/backlog/refresh.py), which remembers what it showed: a run's
+        # state, read when its job began, must not put back a line the refresh has replaced since.
+        state = status.state if run is None else replace(run, queue=status.state.queue)
         if phase is not None and not (stage is Stage.DONE and state.phase is Phase.PR_OPENED):
             state = replace(state, phase=phase)
             if phase in (Phase.WORKING, Phase.FAILED):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,15 +43,18 @@ def settle(cluster: MullCluster, github_double: GitHubDouble, horizon: float = 1
     conn = redis.Redis.from_url(cluster.env["MULL_REDIS_URL"])
     deadline, quiet_reads = time.monotonic() + timeout, 0
     try:
+        busy = "nothing looked at yet"
         while quiet_reads < 2:
             if time.monotonic() > deadline:
-                raise AssertionError(f"Mull did not settle within {timeout} s\n{cluster.logs()[-4000:]}")
+                raise AssertionError(f"Mull did not settle within {timeout} s: {busy}\n{cluster.logs()[-4000:]}")
             idle = github_double.hooks.wait_idle(timeout=max(deadline - time.monotonic(), 0.1))
             due = conn.zrangebyscore(arq_keys.default_queue_name, "-inf", int((time.time() + horizon) * 1000))
             # arq keeps a unique cron job's in-progress key a while after it ran: those are not work going on.
             running = [k for k in conn.scan_iter(match=arq_keys.in_progress_key_prefix + "*", count=1000)
                        if not k.decode().startswith(arq_keys.in_progress_key_prefix + "cron:")]
             quiet_reads = quiet_reads + 1 if idle and not due and not running else 0
+            busy = (f"webhooks still sending: {not idle}; jobs due within {horizon} s: {due[:5]}; "
+                    f"held by a worker: {running[:5]}")
             time.sleep(0.15)
     finally:
         conn.close()
@@ -85,6 +89,20 @@ def mull(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_m
                                                                  scripted_model, MULL_PRIVATE_KEY=app_keypair[0]))
     yield cluster
     cluster.stop()
+
+
+@contextlib.contextmanager
+def cluster_with(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_model: ScriptedModel,
+                 app_keypair: tuple[str, str], **env: str) -> Iterator[MullCluster]:
+    """``mull web`` and one ``mull worker`` with ``env`` (MULL_* settings) over the usual environment, the
+    maintainer allowed to write; stopped at the end of the block."""
+    github_double.set_permission(REPO, MAINTAINER, "write")
+    cluster = start_cluster(tmp_path, github_double, cluster_env(tmp_path, redis_url, github_double, scripted_model,
+                                                                 MULL_PRIVATE_KEY=app_keypair[0], **env))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def start_cluster(tmp_path: Path, github_double: GitHubDouble, env: dict[str, str]) -> MullCluster:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from . import bare_repo
 from .github_app import build_app
 from .github_json import comment_json, issue_json, label_json, pull_json, sender_and_repo
+from .github_oauth import OAuthState
 from .github_people import PeopleMixin
 from .github_state import (
     PERMISSIONS,
@@ -68,6 +69,7 @@ class GitHubDouble(PeopleMixin):
         self.root.mkdir(parents=True, exist_ok=True)
         self.state = State(AppConfig(app_id, slug, pem, owner_login), self.root)
         self.hooks = WebhookSender(webhook_url, webhook_secret, app_id=app_id)
+        self.oauth = OAuthState()  # the App's client id and secret, and users' sign-ins (github_oauth.py)
         self._server = BackgroundServer(build_app(self), tls=tls)
         self.url = self._server.url
         self.state.base_url = self.url

@@ -18,6 +18,7 @@ from . import (
     github_graphql,
     github_hook_deliveries,
     github_manifest,
+    github_oauth,
     github_pulls,
     github_rest,
     github_review_routes,
@@ -153,6 +154,7 @@ def build_app(double: GitHubDouble) -> Starlette:
         *github_graphql.routes,
         *github_hook_deliveries.routes,
         *github_manifest.routes,
+        *github_oauth.routes,
         *git_http.routes,
     ]
     app = Starlette(routes=routes, exception_handlers={ApiError: api_error_handler,

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import bare_repo
 from .github_http import ApiError, double_of, emit, paginate, read_json, require_repo, validation_failed
 from .github_json import (
     REACTIONS,
@@ -21,6 +22,7 @@ from .github_json import (
     repo_json,
     user_json,
 )
+from .github_oauth import repo_for_user, user_of
 from .github_state import Comment, Issue, Reaction, Repo, now
 
 
@@ -39,8 +41,21 @@ def _comment(request: Request, repo: Repo) -> Comment:
 
 
 async def get_repo(request: Request) -> JSONResponse:
+    login = user_of(request)
+    if login is not None:  # a user's token (the OAuth sign-in): what that user may see
+        return repo_for_user(request, login)
     repo, _ = require_repo(request)
     return JSONResponse(repo_json(double_of(request).state, repo))
+
+
+async def get_branch(request: Request) -> JSONResponse:
+    """Like GitHub: the branch's name and head commit; 404 "Branch not found" for a branch that is not there."""
+    repo, _ = require_repo(request)
+    name = request.path_params["branch"]
+    sha = bare_repo.rev_parse(repo.path, f"refs/heads/{name}") if not name.startswith("-") else None
+    if sha is None:
+        raise ApiError(404, "Branch not found")
+    return JSONResponse({"name": name, "commit": {"sha": sha}, "protected": False})
 
 
 async def get_permission(request: Request) -> JSONResponse:
@@ -324,6 +339,7 @@ async def create_label(request: Request) -> JSONResponse:
 R = "/repos/{owner}/{repo}"
 routes = [
     Route(R, get_repo),
+    Route(R + "/branches/{branch:path}", get_branch),
     Route(R + "/collaborators/{username}/permission", get_permission),
     Route(R + "/issues", list_issues),
     Route(R + "/issues", create_issue, methods=["POST"]),

@@ -17,10 +17,10 @@ import httpx
 
 from bot.jobs import QUEUE, RepoRef, refresh_job_id
 from bot.settings import load_settings
-from worker.fairness import RunSlots
-from worker.github_app import BoundedRetry, GitHubApp
-from worker.job_queue import connect
-from worker.services import Services
+from worker.backlog.fairness import RunSlots
+from worker.github.app import BoundedRetry, GitHubApp
+from worker.jobs.queue import connect
+from worker.jobs.services import Services
 
 from .fixtures import APP_ID, INSTALLATION_ID, OWNER, REPO, SEED_FILES
 from .github import GitHubDouble
@@ -58,10 +58,13 @@ class InProcessGitHub:
 
 
 @contextlib.asynccontextmanager
-async def in_process_github(tmp_path: Path, redis_url: str, app_keypair: tuple[str, str],
+async def in_process_github(tmp_path: Path, redis_url: str, app_keypair: tuple[str, str], *, served: bool = False,
                             **services: Any) -> AsyncIterator[InProcessGitHub]:
-    """``acme/widgets`` installed (777) on a double reached in process; ``services`` override Services' fields."""
+    """``acme/widgets`` installed (777) on a double reached in process; ``services`` override Services' fields.
+    ``served``: the double also listens on a local port, so Mull's git can fetch and push over smart HTTP."""
     double = GitHubDouble(tmp_path / "github", app_keypair[1], app_id=APP_ID)
+    if served:
+        double.start()
     repo = double.create_repo(REPO, SEED_FILES)
     double.add_installation(INSTALLATION_ID, OWNER)
     redis = await connect(redis_url)
@@ -75,6 +78,8 @@ async def in_process_github(tmp_path: Path, redis_url: str, app_keypair: tuple[s
     try:
         yield InProcessGitHub(double, svc, RepoRef(INSTALLATION_ID, repo.id, OWNER, "widgets"), log)
     finally:
+        if served:
+            double.stop()
         await http.aclose()
         await redis.flushdb()
         await redis.aclose()

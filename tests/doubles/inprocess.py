@@ -23,9 +23,9 @@ from bot import logs
 from bot.jobs import QUEUE
 from bot.settings import load_settings
 from worker.app import build_worker
-from worker.github_app import GitHubApp
-from worker.job_queue import connect
-from worker.services import SERVICES, Services, services
+from worker.github.app import GitHubApp
+from worker.jobs.queue import connect
+from worker.jobs.services import SERVICES, Services, services
 
 from .e2e import MODEL_KEY
 from .fixtures import APP_ID
@@ -77,21 +77,24 @@ class InProcessMull:
         later (a snooze's wake, a revision waiting for reviewers to be quiet) stay queued: arq's own burst
         mode would wait for them in real time."""
         redis = self.ctx["redis"]
-        if not await self._due(redis):
+        if self.double.hooks.idle() and not await self._due(redis):
             return
         worker = build_worker(self.settings, self.redis_url, poll_delay=0.02, handle_signals=False,
                               clock=self.clock, refresh_delay=0, with_cron=False, environ=self.svc.environ)
         main = asyncio.create_task(worker.main())
         try:
             idle = 0
-            while idle < 3:  # three quiet looks in a row: nothing due, nothing running
-                await asyncio.sleep(0.03)
+            while idle < 3:  # three quiet looks in a row: nothing due, nothing running, no webhook on its way
+                await asyncio.sleep(0.01)
                 if main.done():
                     main.result()
-                busy = await self._due(redis) or any(not t.done() for t in worker.tasks.values())
+                # The double sends the webhooks of Mull's own actions from a thread of its own: one still on
+                # its way (a slow machine) would be a job this drain never saw.
+                busy = not self.double.hooks.idle() or await self._due(redis) or any(
+                    not t.done() for t in worker.tasks.values())
                 idle = 0 if busy else idle + 1
         finally:
-            worker.stop()  # a cancellation alone can be swallowed mid-command (worker/steady_worker.py)
+            worker.stop()  # a cancellation alone can be swallowed mid-command (worker/ops/steady_worker.py)
             main.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await main

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import json
 import threading
@@ -45,17 +46,39 @@ def validate_turns(turns: list[dict]) -> list[dict]:
         raise ValueError("a script needs at least one turn")
     for turn in turns:
         if not isinstance(turn, dict) or not any(k in turn for k in TURN_KINDS):
-            raise ValueError(f"a turn needs one of {TURN_KINDS} (plus optional sleep/usage): {turn!r}")
+            raise ValueError(f"a turn needs one of {TURN_KINDS} (plus optional sleep/usage/meet): {turn!r}")
     return copy.deepcopy(turns)
 
 
+class Meeting:
+    """The first ``count`` requests of a ``meet`` turn wait for one another (or ``timeout`` s), then all answer:
+    runs that may overlap are made to, whatever the machine's speed; runs that may not time out one by one."""
+
+    def __init__(self, count: int, timeout: float) -> None:
+        self.count = count
+        self.timeout = timeout
+        self.arrived = 0
+        self.everyone: asyncio.Event | None = None  # made on the server's loop, at the first arrival
+
+    async def attend(self) -> None:
+        if self.arrived >= self.count:  # the meeting is over: later runs pass
+            return
+        self.arrived += 1
+        self.everyone = self.everyone or asyncio.Event()
+        if self.arrived == self.count:
+            self.everyone.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.everyone.wait(), self.timeout)
+
+
 class Scripts:
-    """Registered scripts (in registration order) and every request seen."""
+    """Registered scripts (in registration order), their meetings, and every request seen."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.scripts: dict[str, list[dict]] = {}
         self.requests: list[dict] = []
+        self.meetings: dict[str, Meeting] = {}
 
     def add(self, key: str, turns: list[dict]) -> None:
         checked = validate_turns(turns)
@@ -70,10 +93,16 @@ class Scripts:
                     return key, turns
         return None
 
+    def meeting(self, meet: dict) -> Meeting:
+        with self.lock:
+            return self.meetings.setdefault(meet["match"], Meeting(int(meet["count"]),
+                                                                   float(meet.get("timeout", 60))))
+
     def reset(self) -> None:
         with self.lock:
             self.scripts.clear()
             self.requests.clear()
+            self.meetings.clear()
 
 
 def _reply(turn: dict, first_call: int) -> tuple[dict, str, int]:
@@ -148,6 +177,9 @@ async def chat_completions(request: Request) -> Response:
     index = len(assistants)
     record.update(key=key, turn=index)
     turn = dict(turns[min(index, len(turns) - 1)])
+    meet = turn.pop("meet", None)  # {"match": text in the first two messages, "count": n, "timeout": s}
+    if meet and meet["match"] in json.dumps(messages[:2]):
+        await scripts.meeting(meet).attend()
     if "sleep" in turn:
         await asyncio.sleep(float(turn.pop("sleep")))
     if turn.pop("echo_headers", False):  # an endpoint that repeats what it was sent, credentials included

@@ -120,8 +120,9 @@ class MullCluster:
     def webhook_url(self) -> str:
         return self.url + "/webhooks/github"
 
-    def start_web(self, timeout: float = 20) -> MullProcess:
-        self.web = MullProcess(["web"], self.env, self.workdir / "web.log", self.workdir).start()
+    def start_web(self, timeout: float = 20, **overrides: str) -> MullProcess:
+        """``overrides``: variables of this process only (its own MULL_DATA_DIR, as on another machine)."""
+        self.web = MullProcess(["web"], {**self.env, **overrides}, self.workdir / "web.log", self.workdir).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -134,8 +135,9 @@ class MullCluster:
             time.sleep(0.1)
         raise RuntimeError("mull web did not become ready:\n" + self.web.log())
 
-    def start_worker(self) -> MullProcess:
-        worker = MullProcess(["worker"], self.env, self.workdir / f"worker-{len(self.workers)}.log", self.workdir)
+    def start_worker(self, **overrides: str) -> MullProcess:
+        worker = MullProcess(["worker"], {**self.env, **overrides}, self.workdir / f"worker-{len(self.workers)}.log",
+                             self.workdir)
         self.workers.append(worker.start())
         return worker
 

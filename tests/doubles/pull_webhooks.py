@@ -18,9 +18,9 @@ from githubkit import GitHub, TokenAuthStrategy
 
 from bot.jobs import Delivery
 from bot.settings import load_settings
-from worker.events import Event
-from worker.github_app import BotIdentity
-from worker.job_queue import connect
+from worker.github.app import BotIdentity
+from worker.jobs.queue import connect
+from worker.webhooks.events import Event
 
 from .recording_log import RecordingLog
 from .services import make_services

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot import logs
 from bot.settings import load_settings
-from worker.services import SERVICES, Services
+from worker.jobs.services import SERVICES, Services
 
 
 def make_services(redis: Any, **given: Any) -> Services:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from worker import sink_address
+from worker.views import sink_address
 
 PUBLIC = {"hooks.slack.example": "93.184.216.34", "receiver.example": "151.101.1.69",
           "hooks.slack.test": "93.184.216.34", "sink.test": "151.101.1.69"}

@@ -105,10 +105,14 @@ class WebhookSender:
                 self._queue.task_done()
         self._queue.task_done()
 
+    def idle(self) -> bool:
+        """Every queued delivery has been answered (so a stored one is in Redis)."""
+        return not self._queue.unfinished_tasks
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every queued delivery has been attempted."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
+        while not self.idle():
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)

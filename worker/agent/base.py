@@ -66,6 +66,9 @@ class AgentResult:
     error: str | None  # the run failed, one line: "model endpoint unreachable: ..."
     steps: int
     tokens: int
+    blocked: tuple[tuple[str, int], ...] = ()  # ("host:port", times) the egress proxy refused, most first
+    session: str | None = None  # the run id of its session page (``worker.sessions``), once stored
+    spent: str = ""  # this run's model use as the gateway counted it, priced: "12,345 tokens (…), $0.42"
 
 
 class Agent(Protocol):

@@ -1,4 +1,5 @@
-"""Inside the sandbox: a loopback TCP port that leads to the model gateway's unix socket, and nothing else.
+"""Inside the sandbox: loopback TCP ports that lead to unix sockets of Mull's (the model gateway, the egress
+proxy), and nothing else.
 
 The sandbox has its own network namespace with only loopback, so an agent cannot reach Redis, GitHub or a
 metadata address. Agents speak HTTP to a base URL, not to a unix socket, so this script listens on
@@ -7,8 +8,10 @@ anthropic-experimental/sandbox-runtime bridges its proxies into a bwrap network 
 before it starts the agent, so the agent's first request never races the listener; it passes SIGTERM and
 SIGINT on to the agent and exits with the agent's exit code.
 
-Run by Mull's own interpreter as ``python -I -S bridge.py PORT SOCKET -- ARGV...``: standard library only,
-and nothing here may import Mull (the sandbox does not see Mull's code or its virtualenv).
+Each PORT SOCKET pair is one such port (the gateway's; the egress proxy's when the run has network).
+Run by Mull's own interpreter as ``python -I -S bridge.py PORT SOCKET [PORT SOCKET ...] -- ARGV...``:
+standard library only, and nothing here may import Mull (the sandbox does not see Mull's code or its
+virtualenv).
 """
 
 from __future__ import annotations
@@ -21,32 +24,45 @@ import sys
 import threading
 
 _CHUNK = 65536
-_USAGE = "usage: bridge.py PORT SOCKET -- ARGV..."
+_USAGE = "usage: bridge.py PORT SOCKET [PORT SOCKET ...] -- ARGV..."
 
 
 def main(args: list[str]) -> int:
-    if len(args) < 4 or args[2] != "--":
+    if "--" not in args:
         print(_USAGE, file=sys.stderr)
         return 2
-    port, socket_path, command = int(args[0]), args[1], args[3:]
-    listener = socket.create_server(("127.0.0.1", port), backlog=64)
+    split = args.index("--")
+    pairs, command = args[:split], args[split + 1:]
+    if not pairs or len(pairs) % 2 or not command or not all(port.isdigit() for port in pairs[::2]):
+        print(_USAGE, file=sys.stderr)
+        return 2
+    listeners = [(socket.create_server(("127.0.0.1", int(port)), backlog=64), path)
+                 for port, path in zip(pairs[::2], pairs[1::2], strict=True)]
+    exited = threading.Event()
+    started: list[int] = []
+
+    def forward(number: int, _frame: object) -> None:
+        if started and not exited.is_set():  # a reaped child's pid may belong to another process by now
+            os.kill(started[0], number)
+
+    # Signals wait (masked) until the child exists and the handlers are in place, so a SIGTERM sent as soon
+    # as the command is up reaches the command rather than ending the bridge; the child starts unmasked.
+    forwarded = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
+    for sig in forwarded:
+        signal.signal(sig, forward)
     # posix_spawn, not subprocess: the bridge starts before every CLI agent, and subprocess's imports alone
     # cost more than the rest of the bridge.
     try:
-        child = os.posix_spawnp(command[0], command, os.environ)
+        started.append(os.posix_spawnp(command[0], command, os.environ, setsigmask=()))
     except OSError as exc:
         print(f"bridge: cannot start {command[0]}: {exc.strerror or exc}", file=sys.stderr)
         return 127
-    exited = threading.Event()
-
-    def forward(number: int, _frame: object) -> None:
-        if not exited.is_set():  # a reaped child's pid may belong to another process by now
-            os.kill(child, number)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, forward)
-    threading.Thread(target=_accept, args=(listener, socket_path), daemon=True).start()
-    _pid, status = os.waitpid(child, 0)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
+    for listener, socket_path in listeners:
+        threading.Thread(target=_accept, args=(listener, socket_path), daemon=True).start()
+    _pid, status = os.waitpid(started[0], 0)
     exited.set()
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code  # killed by signal N: the shell's 128 + N

@@ -6,8 +6,9 @@ So a command starts from an empty root and gets only what it needs to run: the t
 (``/usr``, ``/bin``, ``/lib*``, a few files of ``/etc``), its own ``/proc`` and ``/dev``, private tmpfs
 ``/tmp`` and HOME, the run's tree, and the read-only paths the operator listed. It never sees Mull's working
 directory, the user's HOME, the data dir beyond its tree, the key file or other processes. Each command has
-its own network namespace with only loopback; the one way out is the model gateway's unix socket, bound in
-and reached through a loopback port by ``worker/agent/bridge.py``.
+its own network namespace with only loopback; the ways out are unix sockets of Mull's, bound in and reached
+through loopback ports by ``worker/agent/bridge.py``: the model gateway's, and, when the run has network, the
+egress proxy's (``worker/egress/``), which connects only to the hosts the operator and repository allow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from worker.agent import bridge
 SANDBOX_HOME = "/tmp/home"  # inside the sandbox's private /tmp
 GATEWAY_PORT = 41414  # loopback port inside the sandbox that leads to the gateway
 GATEWAY_SOCKET = "/run/mull/gateway.sock"  # where the gateway's unix socket appears inside
+EGRESS_PORT = 41415  # loopback port inside the sandbox that leads to the egress proxy (HTTP_PROXY)
+EGRESS_SOCKET = "/run/mull/egress.sock"  # where the egress proxy's unix socket appears inside
 BRIDGE_SCRIPT = "/run/mull/bridge.py"
 _SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # symlinks into /usr on merged-/usr hosts
 # The part of /etc programs need to start; nothing with a secret (no shadow, no ssl/private, no resolv.conf:
@@ -62,6 +65,8 @@ class SandboxSpec:
     rw_paths: tuple[Path, ...] = ()  # extra read-write binds, e.g. the summary file
     gateway_socket: Path | None = None  # the model gateway's unix socket, reached at gateway_url() inside
     gateway_port: int = GATEWAY_PORT  # where the bridge listens; unconfined runs need a free host port
+    egress_socket: Path | None = None  # the run's egress proxy (worker/egress/), reached at egress_port inside
+    egress_port: int = EGRESS_PORT
     env: Mapping[str, str] = field(default_factory=dict)  # extra variables, e.g. OPENAI_BASE_URL
 
 
@@ -129,16 +134,32 @@ def bwrap_argv(argv: list[str], cwd: Path, spec: SandboxSpec, env: Mapping[str, 
     binds += [_bind(path.resolve(), path.resolve(), writable=True) for path in spec.rw_paths if path.exists()]
     binds += [_bind(path.resolve(), path.resolve(), writable=False) for path in spec.ro_paths if path.exists()]
     command = argv
-    if spec.gateway_socket is not None:
+    bridged = bridges(spec, inside=True)
+    if bridged:
         python, python_binds = mull_python()
         binds += [_bind(path, path, writable=False) for path in python_binds]
         binds.append(_bind(Path(bridge.__file__).resolve(), Path(BRIDGE_SCRIPT), writable=False))
-        # A socket on a read-only mount still accepts connections; the bind only gives the gateway a path.
-        binds.append(_bind(spec.gateway_socket.resolve(), Path(GATEWAY_SOCKET), writable=False))
-        command = [python, "-I", "-S", BRIDGE_SCRIPT, str(spec.gateway_port), GATEWAY_SOCKET, "--", *argv]
+        # A socket on a read-only mount still accepts connections; the bind only gives the server a path.
+        binds += [_bind(host.resolve(), Path(path), writable=False) for _port, host, path in _sockets(spec)]
+        command = [python, "-I", "-S", BRIDGE_SCRIPT, *bridged, "--", *argv]
     for _depth, _read_only, mount in sorted(binds, key=lambda bind: bind[:2]):
         args += mount
     return [*args, "--remount-ro", "/", "--chdir", str(tree), "--", *command]
+
+
+def bridges(spec: SandboxSpec, *, inside: bool) -> list[str]:
+    """The bridge's PORT SOCKET arguments for ``spec``'s sockets: their paths inside the sandbox, or on the host."""
+    pairs: list[str] = []
+    for port, host, path in _sockets(spec):
+        pairs += [str(port), path if inside else str(host)]
+    return pairs
+
+
+def _sockets(spec: SandboxSpec) -> list[tuple[int, Path, str]]:
+    """(port inside, socket on the host, socket inside) of each of Mull's servers the spec bridges in."""
+    return [(port, host, path) for port, host, path in ((spec.gateway_port, spec.gateway_socket, GATEWAY_SOCKET),
+                                                         (spec.egress_port, spec.egress_socket, EGRESS_SOCKET))
+            if host is not None]
 
 
 def _as_on_host(path: Path) -> list[str]:

@@ -12,6 +12,7 @@ from pydantic_ai.providers import Provider
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 
+from bot.tls_context import client_context
 from worker.agent.base import ModelAccess
 from worker.gateway.client import BASE_URL as GATEWAY_URL
 
@@ -41,7 +42,9 @@ def gateway_model(access: ModelAccess) -> OpenAIChatModel:
     """The run's model through Mull's gateway, over its unix socket: the run's token, never the real key."""
     _without_banner()
     # The OpenAI SDK speaks httpx2; the transport dials the gateway's socket, the URL's host is a placeholder.
-    http = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=str(access.socket)),
+    # Plain HTTP on the socket, but a transport builds a TLS context all the same: the process's shared one
+    # costs nothing, a new one 30 ms per run.
+    http = httpx2.AsyncClient(transport=httpx2.AsyncHTTPTransport(uds=str(access.socket), verify=client_context()),
                               timeout=httpx2.Timeout(MAX_REQUEST_SECONDS, connect=10.0))
     client = AsyncOpenAI(base_url=GATEWAY_URL, api_key=access.token, max_retries=0, http_client=http)
     return OpenAIChatModel(access.model, provider=OpenAICompatibleProvider("mull-gateway", openai_client=client))

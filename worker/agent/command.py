@@ -25,7 +25,7 @@ from typing import Any
 from worker.agent import sandbox
 from worker.agent.base import AgentResult, AgentTask, Budget, ModelAccess, format_seconds
 from worker.agent.presets import Preset, gateway_env
-from worker.regular_file import NotRegular, read_head
+from worker.trees.regular_file import NotRegular, read_head
 
 PLACEHOLDERS = ("prompt_file", "worktree", "summary_file", "model")
 OUTPUT_LIMIT = 60_000

@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from pydantic_ai import Agent, ModelRetry, RunUsage, UsageLimitExceeded, UsageLimits
+from pydantic_ai import Agent, ModelRetry, RunUsage, UsageLimitExceeded, UsageLimits, capture_run_messages
 from pydantic_ai.exceptions import (
     AgentRunError,
     ModelAPIError,
@@ -33,11 +33,11 @@ from bot.redaction import Redactor
 from worker.agent.base import Budget, ModelAccess, format_seconds
 from worker.agent.chat_model import MAX_REQUEST_SECONDS, chat_model, gateway_model
 from worker.agent.model_text import body_message, one_line, root_cause
+from worker.agent.run_outcome import Ended, EndReason, Finished, OutputRejected, RunOutcome, Usage
 
 DepsT = TypeVar("DepsT")
 OutputT = TypeVar("OutputT")
 
-EndReason = Literal["timeout", "usage_limit", "model_error", "bad_output", "invalid_output", "run_error"]
 _OUTPUT_RETRIES_EXHAUSTED = "Exceeded maximum output retries"  # pydantic-ai's words; no exception class says it
 _PROBLEMS_SHOWN = 3
 
@@ -113,43 +113,6 @@ class RunLimits:
         return cls(seconds=budget.seconds, steps=budget.steps, tokens=budget.tokens)
 
 
-@dataclass(frozen=True)
-class Usage:
-    steps: int  # model requests made
-    tokens: int  # input + output tokens the model reported
-
-
-@dataclass(frozen=True)
-class Finished(Generic[OutputT]):
-    output: OutputT
-    usage: Usage
-
-
-@dataclass(frozen=True)
-class Ended:
-    """A run that stopped before its output. ``detail`` is one redacted line, per ``reason``:
-
-    timeout: "wall clock (30 s)"; usage_limit: "steps (40)" or "tokens (400000)"; model_error: the failed
-    request ("model endpoint returned HTTP 503: ..."); bad_output: what was malformed ("Tool 'edit_file'
-    exceeded max retries count of 3"); invalid_output: what was still wrong with the output after the
-    corrections it was allowed; run_error: anything else pydantic-ai gave up on.
-    """
-
-    reason: EndReason
-    detail: str
-    usage: Usage
-
-
-RunOutcome: TypeAlias = Finished[OutputT] | Ended
-
-
-class OutputRejected(Exception):
-    """Raised by an output validator to end the run: the output is invalid and no correction is left.
-
-    The message says what is wrong; the run ends as ``Ended("invalid_output", message)``.
-    """
-
-
 async def run_agent(agent: Agent[DepsT, OutputT], prompt: str, *, deps: DepsT, route: ModelRoute,
                     limits: RunLimits) -> RunOutcome[OutputT]:
     """Run ``agent`` (built without a model) on ``prompt`` over ``route``, within ``limits``.
@@ -160,21 +123,27 @@ async def run_agent(agent: Agent[DepsT, OutputT], prompt: str, *, deps: DepsT, r
     usage = RunUsage()
     settings = ModelSettings(max_retries=1, timeout=min(limits.seconds, MAX_REQUEST_SECONDS))
     deadline = asyncio.timeout(limits.seconds)
-    try:
-        async with route.open() as model:
-            async with deadline:
-                result = await agent.run(prompt, model=model, deps=deps, model_settings=settings, usage=usage,
-                                         usage_limits=UsageLimits(request_limit=limits.steps,
-                                                                  total_tokens_limit=limits.tokens))
-    except (TimeoutError, AgentRunError, OutputRejected) as exc:
-        used = Usage(steps=usage.requests, tokens=usage.total_tokens)
-        if deadline.expired():
-            return Ended("timeout", f"wall clock ({format_seconds(limits.seconds)} s)", used)
-        if not isinstance(exc, (AgentRunError, OutputRejected)):
-            raise  # a timeout that isn't ours or pydantic-ai's is a bug
-        reason, detail = _why(exc, route, limits)
-        return Ended(reason, _line(detail, route.redactor()), used)
-    return Finished(result.output, Usage(steps=usage.requests, tokens=usage.total_tokens))
+    with capture_run_messages() as messages:
+        try:
+            async with route.open() as model:
+                async with deadline:
+                    result = await agent.run(prompt, model=model, deps=deps, model_settings=settings, usage=usage,
+                                             usage_limits=UsageLimits(request_limit=limits.steps,
+                                                                      total_tokens_limit=limits.tokens))
+        except (TimeoutError, AgentRunError, OutputRejected) as exc:
+            used = _used(usage)
+            if deadline.expired():
+                return Ended("timeout", f"wall clock ({format_seconds(limits.seconds)} s)", used, tuple(messages))
+            if not isinstance(exc, (AgentRunError, OutputRejected)):
+                raise  # a timeout that isn't ours or pydantic-ai's is a bug
+            reason, detail = _why(exc, route, limits)
+            return Ended(reason, _line(detail, route.redactor()), used, tuple(messages))
+    return Finished(result.output, _used(usage), tuple(result.all_messages()))
+
+
+def _used(usage: RunUsage) -> Usage:
+    return Usage(steps=usage.requests, tokens=usage.total_tokens, input_tokens=usage.input_tokens,
+                 output_tokens=usage.output_tokens)
 
 
 def _why(exc: AgentRunError | OutputRejected, route: ModelRoute, limits: RunLimits) -> tuple[EndReason, str]:

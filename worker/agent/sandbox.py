@@ -6,8 +6,9 @@ their tree and the model gateway. Every command gets its own process group, whic
 timeout; under bubblewrap the command's PID namespace dies with it.
 
 With MULL_SANDBOX=false (trusted development only) a command runs unconfined: it sees the whole machine
-and its network. A ``gateway_socket`` is then bridged to ``gateway_port`` on the host's loopback, which the
-caller chose free, so a CLI agent reaches its model the same way in both modes.
+and its network. A ``gateway_socket`` (and an ``egress_socket``) is then bridged to ``gateway_port`` (and
+``egress_port``) on the host's loopback, which the caller chose free, so a CLI agent reaches its model the same
+way in both modes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from worker.agent.bwrap import (
     SANDBOX_HOME,
     SandboxSpec,
     SandboxUnavailable,
+    bridges,
     bwrap_argv,
     bwrap_binary,
     gateway_url,
@@ -101,9 +103,9 @@ async def run_argv(argv: list[str], cwd: Path, spec: SandboxSpec, timeout: float
     if spec.enabled:
         env = clean_env(spec.env)
         return await _run(bwrap_argv(argv, cwd, spec, env), cwd, env, timeout, output_limit)
-    if spec.gateway_socket is not None:
-        argv = [sys.executable, "-I", "-S", bridge.__file__, str(spec.gateway_port), str(spec.gateway_socket), "--",
-                *argv]
+    bridged = bridges(spec, inside=False)
+    if bridged:
+        argv = [sys.executable, "-I", "-S", bridge.__file__, *bridged, "--", *argv]
     with tempfile.TemporaryDirectory(prefix="mull-home-") as home:
         env = clean_env(spec.env, home=home)
         return await _run(argv, cwd, env, timeout, output_limit)

@@ -4,7 +4,7 @@ Paths come from a model that read untrusted issue text, and the tree is written 
 be running, while these operations run in the worker, beside Mull's secrets. So nothing here opens a path
 by name: every path is walked from a descriptor of the root (``worker/agent/tree_fd.py``), links are
 followed only inside the tree, ``.git`` is refused, and files are opened without following a link or
-blocking on a FIFO, and sized before they are read (``worker/regular_file.py``). Errors are worded for the
+blocking on a FIFO, and sized before they are read (``worker/trees/regular_file.py``). Errors are worded for the
 model: it reads them as tool results and should be able to correct itself.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from worker.agent.search_pattern import BadPattern, LinePattern, TooSlow
 from worker.agent.tree_fd import DIR_FLAGS, MAX_LINKS, InGit, LinkLoop, Outside, Spot, locate, walk
-from worker.regular_file import NotRegular, TooLarge, kind_of, opened, read_regular
+from worker.trees.regular_file import NotRegular, TooLarge, kind_of, opened, read_regular
 
 MAX_FILE_BYTES = 1_000_000
 SEARCH_SECONDS = 10.0  # one search's budget, walking and matching together

@@ -21,7 +21,7 @@ from worker.agent.command import TemplateError, render
 from worker.agent.presets import gateway_env, resolve_preset
 from worker.critique.parse import UnusableOutput, from_text
 from worker.critique.run import CritiqueFailed, CritiqueOk, CritiqueOutcome, CritiqueTask, failed
-from worker.regular_file import NotRegular, read_head
+from worker.trees.regular_file import NotRegular, read_head
 
 OUTPUT_LIMIT = 200_000  # characters of output kept, bytes of {summary_file} read; a critique is far smaller
 ATTEMPTS = 2  # the first answer, and one corrected after being shown the validation error

@@ -2,7 +2,7 @@
 
 The hidden marker carries the head SHA, verdict and effort, so the worker can find its own comment, tell
 whether the current head was already critiqued, and read the verdict back without parsing prose. It is the
-comment's first line and counts only in a comment of Mull's bot (``worker.markers``). The
+comment's first line and counts only in a comment of Mull's bot (``worker.views.markers``). The
 not-reviewed list is complete unless the comment would pass GitHub's size limit; then the rest is counted
 by reason, never dropped silently.
 """
@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from worker import markers
 from worker.critique.budget import Selection
 from worker.critique.review import finding_body, line_span, safe
 from worker.critique.schema import Critique
+from worker.views import markers
 
 KIND = "critique"
 COMMENT_LIMIT = 60_000  # characters; GitHub refuses comment bodies over 65,536
@@ -32,8 +32,10 @@ class Marker:
     effort: int | None
 
 
-def render_comment(critique: Critique, head_sha: str, selection: Selection, round_info: str = "") -> str:
-    """The comment body; ``round_info`` is the worker's line about revision rounds, shown as given."""
+def render_comment(critique: Critique, head_sha: str, selection: Selection, round_info: str = "",
+                   session_url: str | None = None) -> str:
+    """The comment body; ``round_info`` is the worker's line about revision rounds, shown as given;
+    ``session_url`` (Mull's own address) links the critique's session page."""
     head = [marker(head_sha, critique.verdict, critique.effort),
             f"### Mull critique: {_VERDICT_TITLE[critique.verdict]}", "",
             *(f"> {safe(line)}" for line in critique.summary.splitlines()), "",
@@ -41,6 +43,8 @@ def render_comment(critique: Critique, head_sha: str, selection: Selection, roun
                         f"**Commit:** `{head_sha[:12]}`"])]
     if round_info.strip():
         head += ["", round_info.strip()]
+    if session_url:
+        head += ["", f"[How the critic got there, step by step]({session_url})"]
     if critique.findings:
         head += ["", f"#### Findings ({len(critique.findings)})"]
         for number, finding in enumerate(critique.findings, start=1):
@@ -55,11 +59,12 @@ def render_comment(critique: Critique, head_sha: str, selection: Selection, roun
     return text + _not_reviewed(selection, COMMENT_LIMIT - len(text)) + "\n"
 
 
-def render_failure(reason: str, head_sha: str) -> str:
+def render_failure(reason: str, head_sha: str, session_url: str | None = None) -> str:
     """``critique failed: <reason>``, with the marker, so a later run knows this head was tried."""
     reason = reason.strip().removeprefix("critique failed:").strip() or "no reason given"
+    session = f"\n[What the critic did, step by step]({session_url})\n" if session_url else ""
     return (f"{marker(head_sha, FAILED, None)}\n### Mull critique failed\n\n"
-            f"critique failed: {safe(reason)} (commit `{head_sha[:12]}`)\n")
+            f"critique failed: {safe(reason)} (commit `{head_sha[:12]}`)\n{session}")
 
 
 def marker(head_sha: str, verdict: str, effort: int | None) -> str:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from worker import defuse
 from worker.critique.diff import FileDiff, right_side_ranges
 from worker.critique.schema import Critique, Finding
+from worker.views import defuse
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def finding_body(finding: Finding, shown: range | None = None) -> str:
 
 
 def safe(text: str) -> str:
-    """Model text made inert (``worker.defuse``): no HTML comment to hide the rest, no mention, no closing keyword."""
+    """Model text made inert (``worker.views.defuse``): no HTML comment to hide the rest, no mention, no closing
+    keyword."""
     return defuse.markdown(text.strip())
 
 

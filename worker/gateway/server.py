@@ -31,6 +31,7 @@ import httpx
 import uvicorn
 
 from bot import logs
+from bot.tls_context import client_context
 from worker.gateway.app import build_app
 from worker.gateway.body import BODY_SECONDS, MAX_BODY
 from worker.gateway.client import gateway_client
@@ -54,7 +55,8 @@ class ModelGateway:
         self.socket_path = socket_path
         self.transcripts_dir = transcripts_dir
         self._own_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(upstream_timeout, connect=10.0))
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(upstream_timeout, connect=10.0),
+                                                  verify=client_context())
         self._runs = Runs(transcripts_dir, Scrubber((upstream_api_key, *redact)))
         upstream = Upstream(upstream_base_url.rstrip("/"), upstream_api_key, self._http)
         self._app = build_app(self._runs, Forwarder(upstream, log or logs.get("mull.gateway")), max_body,

@@ -18,10 +18,19 @@ from worker.repo_config.load import (
     touches_org_defaults,
 )
 from worker.repo_config.parse import parse_config, parse_overrides
-from worker.repo_config.schema import Budgets, Defaults, Digest, Models, RepoConfig, Sinks, reference_table
+from worker.repo_config.schema import (
+    Budgets,
+    Defaults,
+    Digest,
+    Models,
+    Network,
+    RepoConfig,
+    Sinks,
+    reference_table,
+)
 
 __all__ = [
-    "PATH", "Budgets", "ConfigFileError", "Defaults", "Digest", "Models", "Problem", "RepoConfig", "Sinks",
+    "PATH", "Budgets", "ConfigFileError", "Defaults", "Digest", "Models", "Network", "Problem", "RepoConfig", "Sinks",
     "invalidate", "invalidate_for_push", "invalidate_owner", "load_config", "parse_config", "parse_overrides",
     "reference_table", "touches_config", "touches_org_defaults",
 ]

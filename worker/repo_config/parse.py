@@ -16,9 +16,10 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot import egress_hosts
 from worker.repo_config.errors import ConfigFileError, Problem
 from worker.repo_config.schema import Defaults, RepoConfig
-from worker.sink_address import SinkPolicy, literal_refusal
+from worker.views.sink_address import SinkPolicy, literal_refusal
 
 MAX_BYTES = 64 * 1024
 MAX_BRACKETS = 256  # PyYAML's scanner is quadratic in flow nesting: 64 kB of '[' would take minutes
@@ -29,6 +30,7 @@ SECTIONS = frozenset(name for name, f in RepoConfig.model_fields.items()
                      if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel))
 _SECRET_WORDS = ("secret", "token", "password", "api_key", "apikey")
 _NEUTRAL = Defaults()
+_LISTED_HOSTS = 20  # of the operator's hosts named in an error
 
 
 def parse_config(text: str, source: str, defaults: Defaults, base: dict[str, Any] | None = None) -> RepoConfig:
@@ -53,9 +55,27 @@ def build(defaults: Defaults, *layers: dict[str, Any], source: str = "the reposi
     policy = SinkPolicy(defaults.sink_allowed)
     refused = [Problem(reason, key=f"sinks.{name}") for name in ("slack_webhook", "json_webhook")
                if (url := getattr(config.sinks, name)) and (reason := literal_refusal(url, policy))]
+    refused += [Problem(_host_refused(rule, defaults), key="network.allow") for rule in _widening(config, defaults)]
     if refused:
         raise ConfigFileError(source, refused)
     return config
+
+
+def _widening(config: RepoConfig, defaults: Defaults) -> list[egress_hosts.HostRule]:
+    """The entries of ``network.allow`` outside the operator's list: a repository may narrow it, never widen it."""
+    if config.network.allow is None:
+        return []
+    return egress_hosts.uncovered(egress_hosts.parse_list(defaults.sandbox_allowed),
+                                  egress_hosts.parse_list(config.network.allow))
+
+
+def _host_refused(rule: egress_hosts.HostRule, defaults: Defaults) -> str:
+    listed = defaults.sandbox_allowed
+    shown = ", ".join(listed[:_LISTED_HOSTS]) + (f" and {len(listed) - _LISTED_HOSTS} more"
+                                                 if len(listed) > _LISTED_HOSTS else "")
+    allowed = f"this Mull allows {shown}" if listed else "this Mull allows sandboxed commands no network at all"
+    return (f"'{rule}' is outside what the operator allows in MULL_SANDBOX_ALLOW_HOSTS ({allowed}); a repository "
+            "may only narrow that list: remove the entry, or ask the operator to add it")
 
 
 def _preset_refused(name: str, defaults: Defaults) -> str:
@@ -188,11 +208,11 @@ def _unknown_key(key: str, parent: tuple[int | str, ...]) -> str:
     where = f" in `{_dotted(parent)}`" if parent else ""
     message = f"unknown key '{key}'{where}"
     close = get_close_matches(key, allowed, n=1, cutoff=0.6)
-    if close:
-        message += f" (did you mean '{close[0]}'?)"
-    elif not parent:
-        nested = [f"{s}.{key}" for s in sorted(SECTIONS) if key in (_field_at((s,))[0] or RepoConfig).model_fields]
-        message += f" (did you mean '{nested[0]}'?)" if nested else ""
+    # A key of a section written at the top (`steps:`) is that key, before any near spelling of a top key.
+    nested = [f"{s}.{key}" for s in sorted(SECTIONS)
+              if not parent and key in (_field_at((s,))[0] or RepoConfig).model_fields]
+    if nested or close:
+        message += f" (did you mean '{(nested or close)[0]}'?)"
     message += f"; allowed keys: {', '.join(allowed)}"
     if any(word in key.lower() for word in _SECRET_WORDS) and not key.endswith("_env"):
         message += ("; secrets never go in this file: put the secret in an environment variable of the Mull "

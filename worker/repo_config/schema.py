@@ -19,14 +19,17 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticUndefined
 
+from bot import egress_hosts
 from bot.settings import MullSettings
 from worker.agent.presets import PRESETS
-from worker.sinks import SECRET_PREFIX
+from worker.views.sinks import SECRET_PREFIX
 
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$")
 _TEAM = re.compile(r"^@?([A-Za-z0-9](?:-?[A-Za-z0-9]){0,38})/([A-Za-z0-9][A-Za-z0-9_.-]{0,99})$")
+MAX_SETUP_STEPS = 20
+MAX_COMMAND_CHARS = 2000
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 
 
@@ -108,7 +111,7 @@ class Sinks(BaseModel):
         """Sinks carry repository data, and whoever edits the file picks the host: https only.
 
         Whether the host is public is checked in ``build`` (literal addresses, against the operator's
-        ``MULL_SINK_ALLOW_HOSTS``) and again at every send (``worker/sink_address.py``).
+        ``MULL_SINK_ALLOW_HOSTS``) and again at every send (``worker/views/sink_address.py``).
         """
         if value is None:
             return None
@@ -130,6 +133,38 @@ class Sinks(BaseModel):
                              "sets the secret under that prefix, so a repository cannot sign with another of the "
                              "deployment's variables")
         return value
+
+
+class Network(BaseModel):
+    """What sandboxed commands may reach through Mull's egress proxy: never more than the operator allows."""
+
+    model_config = STRICT
+
+    allow: list[str] | None = _field(
+        None, "a list of host names, *.domain wildcards or host:port entries",
+        "Hosts sandboxed commands may reach (ports 443 and 80 unless `host:port`); each must lie within the "
+        "operator's `MULL_SANDBOX_ALLOW_HOSTS`, which a repository can narrow but never widen; `[]`: no network.",
+        "`MULL_SANDBOX_ALLOW_HOSTS`")
+    agent: bool = _field(
+        False, "true or false",
+        "Whether the agent's own commands get this network too; off, only `setup` commands do (they fetch "
+        "dependencies before the agent starts).")
+
+    @field_validator("allow")
+    @classmethod
+    def _hosts(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        try:
+            rules = egress_hosts.parse_list(value)
+        except egress_hosts.BadHostEntry as exc:
+            raise ValueError(str(exc)) from None
+        out: list[str] = []
+        for rule in rules:
+            shown = str(rule)
+            if shown not in out:
+                out.append(shown)
+        return out
 
 
 class RepoConfig(BaseModel):
@@ -172,10 +207,33 @@ class RepoConfig(BaseModel):
     sinks: Sinks = _field(
         PydanticUndefined, "a mapping with the keys slack_webhook, json_webhook, json_secret_env",
         "Where digests and events are also sent.", default_factory=Sinks)
+    network: Network = _field(
+        PydanticUndefined, "a mapping with the keys allow, agent", "Network access of sandboxed commands.",
+        default_factory=Network)
+    update: Literal["merge", "rebase"] = _field(
+        "merge", "merge or rebase",
+        "How Mull brings a finished pull request up to date with its base branch before marking it ready for "
+        "review: `merge` adds a merge commit, `rebase` replays its commits on the base (and force-pushes). A "
+        "conflict gets one agent revision; the pull request stays a draft until that succeeds.")
     max_fix_rounds: int = _field(
         1, "an integer from 0 to 5", "Rounds in which the agent fixes what the critique found.", ge=0, le=5)
     ci_fix_attempts: int = _field(
         2, "an integer from 0 to 5", "Attempts to fix a failing CI run on a Mull pull request.", ge=0, le=5)
+    setup: list[str] = _field(
+        PydanticUndefined, f"a list of at most {MAX_SETUP_STEPS} shell commands",
+        "Commands run in the sandbox, in the run's tree, before the agent starts (install dependencies, build): "
+        "each in a fresh shell, in order; one that fails stops the run. What they create is never committed.",
+        default_factory=list, max_length=MAX_SETUP_STEPS)
+    setup_timeout: int = _field(
+        ..., "an integer from 10 to 3600", "Wall-clock budget of the `setup` commands together, seconds.",
+        "`MULL_SETUP_TIMEOUT`", ge=10, le=3600)
+    test: str | None = _field(
+        None, "one shell command", "The command that runs the repository's tests: the agent is told to run it, "
+        "and Mull runs it on the agent's work and reports the result in the pull request.",
+        min_length=1, max_length=MAX_COMMAND_CHARS)
+    test_timeout: int = _field(
+        ..., "an integer from 10 to 3600", "Wall-clock budget of Mull's run of `test`, seconds.",
+        "`MULL_TEST_TIMEOUT`", ge=10, le=3600)
     revision_quiet_minutes: float = _field(
         5, "a number of minutes from 0 to 1440",
         "Minutes without new review comments before Mull starts a revision, so one review makes one revision.",
@@ -188,6 +246,24 @@ class RepoConfig(BaseModel):
             return None if value is None else value.strip()
         raise ValueError(f"must be one of {', '.join(PRESETS)}; a custom command template can only be set by "
                          "the operator in MULL_AGENT_COMMAND")
+
+    @field_validator("setup")
+    @classmethod
+    def _setup(cls, value: list[str]) -> list[str]:
+        for number, command in enumerate(value, start=1):
+            if not command.strip():
+                raise ValueError(f"command {number} is empty; remove it or write the command")
+            if len(command) > MAX_COMMAND_CHARS:
+                raise ValueError(f"command {number} is {len(command)} characters; the limit is {MAX_COMMAND_CHARS} "
+                                 "(put a long script in a file of the repository and run that)")
+        return value
+
+    @field_validator("test")
+    @classmethod
+    def _test(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is blank; remove `test` or write the command that runs the tests")
+        return value
 
     @field_validator("plan", mode="before")
     @classmethod
@@ -245,21 +321,27 @@ class Defaults:
     max_fix_rounds: int = 1
     ci_fix_attempts: int = 2
     revision_quiet_minutes: float = 5
+    setup_timeout: int = 600
+    test_timeout: int = 600
     agent_presets: tuple[str, ...] = ()  # what `agent_command` may name here (MULL_AGENT_PRESETS)
     sink_allowed: tuple[str, ...] = ()  # non-public hosts sinks may reach (MULL_SINK_ALLOW_HOSTS)
+    sandbox_allowed: tuple[str, ...] = ()  # hosts sandboxed commands may reach at most (MULL_SANDBOX_ALLOW_HOSTS)
 
     @classmethod
     def from_settings(cls, settings: MullSettings) -> Defaults:
         return cls(label=settings.label, seconds=settings.agent_timeout, steps=settings.agent_max_steps,
                    tokens=settings.agent_max_tokens, max_fix_rounds=settings.max_fix_rounds,
                    ci_fix_attempts=settings.ci_fix_attempts, revision_quiet_minutes=settings.revision_quiet / 60,
-                   agent_presets=settings.enabled_presets, sink_allowed=settings.sink_allowed)
+                   setup_timeout=settings.setup_timeout, test_timeout=settings.test_timeout,
+                   agent_presets=settings.enabled_presets, sink_allowed=settings.sink_allowed,
+                   sandbox_allowed=settings.sandbox_allowed)
 
     def config(self) -> RepoConfig:
         return RepoConfig(label=self.label,
                           budgets=Budgets(seconds=self.seconds, steps=self.steps, tokens=self.tokens),
                           max_fix_rounds=self.max_fix_rounds, ci_fix_attempts=self.ci_fix_attempts,
-                          revision_quiet_minutes=self.revision_quiet_minutes)
+                          revision_quiet_minutes=self.revision_quiet_minutes,
+                          setup_timeout=self.setup_timeout, test_timeout=self.test_timeout)
 
 
 def reference_table() -> str:

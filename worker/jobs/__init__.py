@@ -1,0 +1,1 @@
+"""The jobs a worker runs, and the boundary, queue and services they share."""

@@ -1,0 +1,1 @@
+"""``mull try``: an agent run on a local checkout, with no GitHub at all."""
