@@ -925,3 +925,58 @@ def test_model_server_runs_standalone(tmp_path):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_settle_counts_running_jobs_not_the_minute_arq_keeps_after_a_cron_job(redis_url):
+    """A non-unique cron job leaves an in-progress key under a random id for 60 s after it ran; settle must not
+    wait for it, yet must wait for a job that is still running."""
+    import redis as redis_sync
+    from arq import cron
+    from arq.connections import RedisSettings, create_pool
+    from arq.worker import Worker, func
+
+    try:
+        from doubles.e2e import held_jobs
+    except ModuleNotFoundError:
+        from tests.doubles.e2e import held_jobs  # type: ignore[no-redef]
+
+    release = asyncio.Event()
+
+    async def tidy(ctx):
+        return None
+
+    async def slow(ctx):
+        await release.wait()
+
+    async def until(check, what: str) -> None:
+        for _ in range(1000):
+            if check():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        settings = RedisSettings.from_dsn(redis_url)
+        pool = await create_pool(settings)
+        worker = Worker([func(slow, name="slow")], cron_jobs=[cron(tidy, unique=False, run_at_startup=True)],
+                        redis_pool=pool, burst=False, poll_delay=0.01, handle_signals=False, keep_result=0)
+        running = asyncio.ensure_future(worker.async_run())
+        conn = redis_sync.Redis.from_url(redis_url)
+        try:
+            await until(lambda: worker.jobs_complete >= 1, "the cron job run at start-up")
+            after_cron = list(conn.scan_iter(match="arq:in-progress:*"))
+            settled_after_cron = held_jobs(conn)
+            await pool.enqueue_job("slow", _job_id="slow-one")
+            await until(lambda: conn.exists("arq:in-progress:slow-one"), "the slow job to start")
+            during_slow = held_jobs(conn)
+            release.set()
+            return after_cron, settled_after_cron, during_slow
+        finally:
+            running.cancel()
+            await worker.close()
+            conn.close()
+
+    after_cron, settled_after_cron, during_slow = asyncio.run(scenario())
+    assert len(after_cron) == 1 and not after_cron[0].startswith(b"arq:in-progress:cron:")
+    assert settled_after_cron == []
+    assert during_slow == [b"arq:in-progress:slow-one"]

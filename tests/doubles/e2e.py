@@ -49,15 +49,22 @@ def settle(cluster: MullCluster, github_double: GitHubDouble, horizon: float = 1
                 raise AssertionError(f"Mull did not settle within {timeout} s: {busy}\n{cluster.logs()[-4000:]}")
             idle = github_double.hooks.wait_idle(timeout=max(deadline - time.monotonic(), 0.1))
             due = conn.zrangebyscore(arq_keys.default_queue_name, "-inf", int((time.time() + horizon) * 1000))
-            # arq keeps a unique cron job's in-progress key a while after it ran: those are not work going on.
-            running = [k for k in conn.scan_iter(match=arq_keys.in_progress_key_prefix + "*", count=1000)
-                       if not k.decode().startswith(arq_keys.in_progress_key_prefix + "cron:")]
+            running = held_jobs(conn)
             quiet_reads = quiet_reads + 1 if idle and not due and not running else 0
             busy = (f"webhooks still sending: {not idle}; jobs due within {horizon} s: {due[:5]}; "
                     f"held by a worker: {running[:5]}")
             time.sleep(0.15)
     finally:
         conn.close()
+
+
+def held_jobs(conn: redis.Redis) -> list[bytes]:
+    """In-progress keys of jobs still running. arq keeps a cron job's in-progress key for a minute after it ran
+    (to stop a second firing), under a random id when the cron is not unique; by then the job's own key is gone,
+    so only an in-progress key whose job key still exists is work going on."""
+    held = list(conn.scan_iter(match=arq_keys.in_progress_key_prefix + "*", count=1000))
+    return [k for k in held
+            if conn.exists(arq_keys.job_key_prefix + k.decode().removeprefix(arq_keys.in_progress_key_prefix))]
 
 
 def cluster_env(tmp_path: Path, redis_url: str, github_double: GitHubDouble, scripted_model: ScriptedModel,
