@@ -221,6 +221,33 @@ def test_news_of_a_pull_request_yields_to_a_new_run_of_its_issue(
     run(tmp_path, redis_url, app_keypair, scenario)
 
 
+def test_a_retry_queued_while_news_of_the_pull_request_lands_is_not_overwritten(
+        tmp_path: Path, redis_url: str, app_keypair: tuple[str, str]) -> None:
+    """A critique of the old head fails just as `/mull retry` queues a new run: whichever comes second sees the
+    first, so the issue ends queued with its run, never failed with a run its solve job may not start."""
+    async def scenario(world: InProcessGitHub, gh: Any) -> None:
+        issue_run = await issue_at(world, gh, Stage.DRAFT, "Raced")
+        retry = lifecycle.of(world.svc, gh, world.ref, issue_run.issue, world.double.bot_login)
+        request = SolveRequest(world.ref.installation_id, world.ref.repo_id, REPO, issue_run.issue, MAINTAINER, "r2")
+        recording = issue_run._record
+        queued: list[asyncio.Task[bool]] = []
+
+        async def record_after_the_retry_tried(*args: Any) -> Any:
+            # The retry arrives midway through the critique's move; it may not finish before the move does.
+            queued.append(asyncio.create_task(retry.queue(request, retry=True)))
+            await asyncio.wait(queued, timeout=0.5)
+            return await recording(*args)
+
+        issue_run._record = record_after_the_retry_tried  # type: ignore[method-assign]
+        await issue_run.move(Stage.FAILED, yield_to_run=True, critique="Critique failed.", reason="critique failed")
+        assert await queued[0]
+        assert await issue_run.stage() is Stage.QUEUED
+        assert await issue_run.backlog.is_pending(issue_run.issue)
+        assert status_of(world, issue_run.issue)[0] is Phase.QUEUED
+
+    run(tmp_path, redis_url, app_keypair, scenario)
+
+
 def test_a_snoozed_issue_moves_underneath_and_wakes_where_it_went(
         tmp_path: Path, redis_url: str, app_keypair: tuple[str, str]) -> None:
     async def scenario(world: InProcessGitHub, gh: Any) -> None:

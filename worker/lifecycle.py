@@ -175,17 +175,19 @@ class IssueLifecycle:
         """
         if stage is Stage.QUEUED:
             raise ValueError("an issue is queued with a run to make: call queue(request), not move(QUEUED)")
-        item = await self.backlog.get(self.issue)
-        before = await self.stage()
-        if yield_to_run and before in (Stage.QUEUED, Stage.WORKING) and await self.backlog.is_pending(self.issue):
-            return item
-        check(self.issue, before, stage, retry=retry)
+        # The whole move holds the issue's lock, from reading where the issue is to recording where it went: news
+        # of a pull request read as a draft must not land after a retry queued a new run meanwhile.
         async with self.issue_lock():
+            item = await self.backlog.get(self.issue)
+            before = await self.stage()
+            if yield_to_run and before in (Stage.QUEUED, Stage.WORKING) and await self.backlog.is_pending(self.issue):
+                return item
+            check(self.issue, before, stage, retry=retry)
             await self._show_status(before, stage, run, note, critique)
-        if stage is not Stage.SNOOZED and (label_of(before) != label_of(stage) or
-                                           (before is None and stage is Stage.FAILED)):
-            await labels.move(self.gh, self.repo, self.issue, to=label_of(stage))
-        moved = await self._record(stage, item, reviewers, wake_at, until_issue, record)
+            if stage is not Stage.SNOOZED and (label_of(before) != label_of(stage) or
+                                               (before is None and stage is Stage.FAILED)):
+                await labels.move(self.gh, self.repo, self.issue, to=label_of(stage))
+            moved = await self._record(stage, item, reviewers, wake_at, until_issue, record)
         if alert is not None and moved is not None:
             await needs_you(self.svc, self.gh, self.repo, moved, alert.kind, alert.detail, mention=alert.mention)
         await touch(self.svc, self.repo)
@@ -198,9 +200,8 @@ class IssueLifecycle:
 
         ``run_changes`` go into the status marker with the queued phase (a plan approved, an answer).
         """
-        before = await self.stage()
-        check(self.issue, before, Stage.QUEUED, retry=retry)
         async with self.issue_lock():
+            check(self.issue, await self.stage(), Stage.QUEUED, retry=retry)
             if not await self.backlog.enqueue(request, title=title, asked_by=asked_by):
                 return False
             await reply(self.svc.redis.hdel(self._done_key, str(self.issue)))
