@@ -177,6 +177,24 @@ def test_bucket_errors_name_the_bucket_and_the_fix(bucket) -> None:
     assert "/other answered PUT with HTTP 404 (NoSuchBucket)" in message and "MULL_SESSION_BUCKET" in message
 
 
+def test_the_double_checks_a_signature_at_the_time_it_was_made(bucket) -> None:
+    """A request signed a few seconds before it arrives (a slow machine, a second ticking over) is checked at its
+    own x-amz-date, as S3 does within its allowed skew; a changed byte is still refused."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.session_bucket import sign
+
+    config = Bucket(bucket.url, REGION, KEY_ID, SECRET)
+    earlier = datetime.now(UTC) - timedelta(seconds=3)
+    with httpx.Client() as http:
+        signed = sign(http.build_request("PUT", config.object_url("late"), content=b"body"), config, now=earlier)
+        assert http.send(signed).status_code == 200
+        forged = sign(http.build_request("PUT", config.object_url("late"), content=b"body"), config, now=earlier)
+        forged.headers["x-amz-content-sha256"] = "0" * 64
+        assert http.send(forged).status_code == 403
+    assert bucket.objects == {"late": b"body"}
+
+
 def test_the_hourly_job_deletes_what_expired_and_does_nothing_without_a_bucket(bucket, redis_url) -> None:
     from doubles.services import job_ctx, make_services
 
