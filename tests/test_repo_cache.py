@@ -235,3 +235,21 @@ def test_a_fetch_killed_midway_leaves_no_lock_that_stops_the_next(tmp_path: Path
 
     fetched, pushed = asyncio.run(scenario())
     assert fetched == pushed
+
+
+def test_a_mirror_from_before_run_trees_loses_its_dead_worktrees_at_its_first_fetch(tmp_path: Path,
+                                                                                   origin: Path) -> None:
+    """Older versions checked runs out as worktrees of the mirror; a worker's first fetch forgets the dead ones."""
+    async def scenario() -> list[str]:
+        cache = RepoCache(tmp_path / "data")
+        mirror = await cache.fetch(3, str(origin), token="")
+        old_run = tmp_path / "old-run"
+        sh(tmp_path, "--git-dir", str(mirror), "worktree", "add", "--quiet", "--detach", str(old_run),
+           "refs/remotes/origin/main")
+        subprocess.run(["rm", "-rf", str(old_run)], check=True)
+        restarted = RepoCache(tmp_path / "data")  # a new worker process
+        await restarted.fetch(3, str(origin), token="")
+        return sh(tmp_path, "--git-dir", str(mirror), "worktree", "list", "--porcelain").splitlines()
+
+    listed = asyncio.run(scenario())
+    assert not [line for line in listed if "old-run" in line]

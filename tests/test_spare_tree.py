@@ -80,3 +80,24 @@ def test_a_broken_spare_is_discarded_and_the_run_checks_out_afresh(tmp_path: Pat
         assert (cache.spares / "7" / "commit").read_text().strip() == run.base_sha
 
     asyncio.run(scenario())
+
+
+def test_a_run_of_another_commit_leaves_a_spare_of_the_base_branch(tmp_path: Path, origin: Path,
+                                                                   redis_url: str) -> None:
+    """A critique of a pull request's head must not leave its head as the spare: the next run starts from the
+    base branch, and a spare of another commit costs it an update of the whole index."""
+    async def scenario() -> None:
+        cache = RepoCache(tmp_path / "data")
+        await cache.fetch(7, str(origin), token="")
+        main = sh(origin, "rev-parse", "main")
+        head = sh(origin, "commit-tree", "-p", main, "-m", "a pull request", f"{main}^{{tree}}")
+        sh(origin, "update-ref", "refs/heads/mull/issue-1", head)
+        await cache.fetch(7, str(origin), token="")
+        async with cache.run_tree(7, "critique", head, spare_branch="main") as run:
+            assert run.base_sha == head
+        assert (cache.spares / "7" / "commit").read_text().strip() == main
+        async with cache.run_tree(7, "critique-again", head, spare_branch="no-such-branch"):
+            pass
+        assert (cache.spares / "7" / "commit").read_text().strip() == head  # no such branch: the run's own
+
+    asyncio.run(scenario())

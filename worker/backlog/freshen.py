@@ -118,7 +118,8 @@ class _Step:
             passed = self.record.tested
         else:
             cache: RepoCache = self.svc.repos
-            async with cache.run_tree(self.repo.repo_id, f"{self.repo.repo_id}-retest-{self.pr}", sha) as run:
+            async with cache.run_tree(self.repo.repo_id, f"{self.repo.repo_id}-retest-{self.pr}", sha,
+                                      spare_branch=self.base_name) as run:
                 passed = await retest(run.tree)
             verdict = "passed" if passed else "failed"
             await reply(self.svc.redis.hset(key, mapping={"tested_head": sha, "tested": verdict}))

@@ -138,8 +138,8 @@ async def _run(job: JobRun, repo: dict[str, Any], branch: str, mirror: Path, rem
     started_at = time.time()
     command = config.agent_command or settings.agent_command
     # A CLI agent gets a disposable repository of its own in the tree (git diff, aider); Mull never reads it.
-    async with cache.run_tree(repo_id, f"{repo_id}-{branch.replace('/', '-')}", start,
-                              agent_repo=bool(command)) as run:
+    async with cache.run_tree(repo_id, f"{repo_id}-{branch.replace('/', '-')}", start, agent_repo=bool(command),
+                              spare_branch=repo["default_branch"]) as run:
         prompt = prompt_for(run.tree)  # before setup: the instructions that apply are matched to the base's files
         # Only a tree of the default branch may leave its environment for later runs: one that starts from Mull's
         # branch holds the agent's work, which could steer setup through files the key does not cover.

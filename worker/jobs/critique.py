@@ -92,8 +92,8 @@ async def _critique(job: JobRun, request: CritiqueRequest) -> str:
     prompt, selection = build_within_budget(request.repo, request.pr, pull["title"], pull.get("body") or "",
                                             files, instructions, budget_tokens=settings.critique_prompt_tokens,
                                             extra=tests_section(tests, config.test))
-    async with cache.run_tree(request.repo_id, f"{request.repo_id}-pr{request.pr}-critique",
-                              request.head_sha) as run:  # a plain tree of the head; the critic only reads it
+    async with cache.run_tree(request.repo_id, f"{request.repo_id}-pr{request.pr}-critique", request.head_sha,
+                              spare_branch=pull["base"]["ref"]) as run:  # the head's files; the critic only reads
         await model_stack.load()  # off the event loop (worker/agent/model_stack.py)
         critic = make_critic(settings.critique_command, settings.llm_base_url or "")
         budget = critique_budget(settings)

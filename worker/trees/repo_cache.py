@@ -124,6 +124,7 @@ class RepoCache:
         self.spares = self.root / "spares"
         self._stale_after = stale_after
         self._refilling: set[int] = set()  # one background checkout per repository at a time
+        self._pruned: set[int] = set()  # mirrors whose leftover worktrees this process has pruned
 
     def reclaim_stale(self) -> list[Path]:
         return reclaim_runs(self.root, self._stale_after)
@@ -145,7 +146,9 @@ class RepoCache:
             await init_mirror(mirror, clone_url)
             for stale in stale_git_locks(mirror):
                 stale.unlink(missing_ok=True)
-            await git("worktree", "prune", git_dir=mirror)  # mirrors from before run trees had worktrees
+            if repo_id not in self._pruned:  # mirrors from before run trees had worktrees: once per process
+                await git("worktree", "prune", git_dir=mirror)
+                self._pruned.add(repo_id)
             await git("fetch", "--quiet", "--prune", "--no-tags", "--no-recurse-submodules", "origin",
                       "+refs/heads/*:refs/remotes/origin/*", git_dir=mirror, token=token)
         return mirror
@@ -162,12 +165,15 @@ class RepoCache:
         return out.strip() or None
 
     @contextlib.asynccontextmanager
-    async def run_tree(self, repo_id: int, name: str, start: str, *,
-                       agent_repo: bool = False) -> AsyncIterator[RunTree]:
+    async def run_tree(self, repo_id: int, name: str, start: str, *, agent_repo: bool = False,
+                       spare_branch: str | None = None) -> AsyncIterator[RunTree]:
         """A plain tree of ``start`` for one run (see ``open_run_tree``), removed afterwards.
 
         It is the repository's spare tree when there is one; either way a new spare is checked out in the
-        background while the run goes on (the run waits for it at the end, so nothing outlives the job).
+        background while the run goes on (the run waits for it at the end, so nothing outlives the job). The
+        spare is made of ``spare_branch`` as fetched (the base branch, where the next run most likely starts;
+        default, this run's commit). A spare of another commit is brought to the run's by updating only
+        the files that differ, which still reads and writes the index of every file.
         """
         self.reclaim_stale()
         mirror = self.mirror_path(repo_id)
@@ -176,7 +182,8 @@ class RepoCache:
             return await spare_tree.claim(self.spares, repo_id, mirror, base, into)
 
         async with open_run_tree(self.runs, mirror, name, start, agent_repo=agent_repo, prepared=prepared) as run:
-            refill = None if repo_id in self._refilling else asyncio.create_task(self._refill(repo_id, mirror, run))
+            refill = None if repo_id in self._refilling else asyncio.create_task(
+                self._refill(repo_id, mirror, run, spare_branch))
             try:
                 yield run
             except BaseException:
@@ -188,9 +195,10 @@ class RepoCache:
                     with contextlib.suppress(asyncio.CancelledError):
                         await refill
 
-    async def _refill(self, repo_id: int, mirror: Path, run: RunTree) -> None:
+    async def _refill(self, repo_id: int, mirror: Path, run: RunTree, spare_branch: str | None) -> None:
         self._refilling.add(repo_id)
         try:
-            await spare_tree.refill(self.spares, repo_id, mirror, run.base_sha)
+            base = (await self.remote_sha(mirror, spare_branch) if spare_branch else None) or run.base_sha
+            await spare_tree.refill(self.spares, repo_id, mirror, base)
         finally:
             self._refilling.discard(repo_id)
