@@ -45,13 +45,15 @@ JOB_EXPIRES_MS = 24 * 3600 * 1000  # arq's default expires_extra_ms
 MAX_BATCH = 64
 REPLICA_WAIT_MS = 1000  # replicas confirm in about a network round trip; this leaves GitHub's 10 s far off
 
-# KEYS: queue, then (seen, job, result, staged payload) per delivery. ARGV: seen ttl, job ttl, score, then
-# each job id. A payload that is not staged (its SET failed) leaves no trace, so the delivery can come again.
+# KEYS: queue, the new-work signal, then (seen, job, result, staged payload) per delivery. ARGV: seen ttl, job ttl,
+# score, the signal's longest length - 1, then each job id. A payload that is not staged (its SET failed) leaves no
+# trace, so the delivery can come again.
 _ENQUEUE = """
 local out = {}
-local n = (#KEYS - 1) / 4
+local n = (#KEYS - 2) / 4
+local stored = false
 for i = 0, n - 1 do
-  local seen, job, result, staged = KEYS[2 + 4 * i], KEYS[3 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i]
+  local seen, job, result, staged = KEYS[3 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i]
   if redis.call('EXISTS', staged) == 0 then
     out[i + 1] = -1
   elseif redis.call('SET', seen, '1', 'NX', 'PX', ARGV[1]) == false or redis.call('EXISTS', job, result) > 0 then
@@ -60,9 +62,14 @@ for i = 0, n - 1 do
   else
     redis.call('RENAME', staged, job)
     redis.call('PEXPIRE', job, ARGV[2])
-    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4 + i])
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[5 + i])
     out[i + 1] = 1
+    stored = true
   end
+end
+if stored then
+  redis.call('LPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, ARGV[4])
 end
 return out
 """
@@ -167,7 +174,7 @@ class DeliveryStore:
     async def _write(self, deliveries) -> list[int]:  # type: ignore[no-untyped-def]
         now_ms = int(time.time() * 1000)
         commands: list[bytes] = []
-        script_keys: list[bytes] = [self._queue_key]
+        script_keys: list[bytes] = [self._queue_key, _NEW_WORK]
         job_ids: list[bytes] = []
         for delivery in deliveries:
             job_id = delivery_job_id(delivery.guid)
@@ -177,7 +184,7 @@ class DeliveryStore:
             script_keys += [keys.seen(delivery.guid).encode(), _JOB + job, _RESULT + job, staged]
             job_ids.append(job)
         staging = len(job_ids)
-        args = [self._seen_ttl, self._job_ttl, str(now_ms).encode(), *job_ids]
+        args = [self._seen_ttl, self._job_ttl, str(now_ms).encode(), _NEW_WORK_LAST, *job_ids]
         replies = await self._round_trip([*commands, *self._script_call(b"EVALSHA", self._sha, script_keys, args)],
                                          staging)
         staging_replies, replies = replies[:staging], replies[staging:]
@@ -233,6 +240,7 @@ class DeliveryStore:
 
 
 _JOB, _RESULT = ARQ_JOB_PREFIX.encode(), ARQ_RESULT_PREFIX.encode()
+_NEW_WORK, _NEW_WORK_LAST = keys.NEW_WORK.encode(), str(keys.NEW_WORK_MAX - 1).encode()
 
 
 def _command(*args: bytes) -> list[bytes]:

@@ -14,6 +14,10 @@ from __future__ import annotations
 PREFIX = "mull:"
 
 SEEN_TTL_MS = 3 * 24 * 3600 * 1000  # GitHub redelivers for days at most; dedupe that long.
+# A short list of tokens, one pushed with each batch of jobs due now: an idle worker waits on it (BLPOP) between
+# polls, so new work starts at once instead of at the next poll. Holds nothing but "1"s, at most NEW_WORK_MAX.
+NEW_WORK = PREFIX + "new-work"
+NEW_WORK_MAX = 8
 APP_SLUG = PREFIX + "app:slug"
 APP_BOT = PREFIX + "app:bot"  # hash: login, id
 

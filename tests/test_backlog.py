@@ -77,6 +77,9 @@ async def test_a_run_starts_with_its_solve_job_queued_in_the_same_step(redis) ->
     started = await backlog.start_next()
     assert [(r.issue, queued) for r, queued in started] == [(5, True)]
     assert await redis.zrange(QUEUE, 0, -1) == [b"solve:100:5"]
+    assert await redis.lrange(keys.NEW_WORK, 0, -1) == [b"1"]  # an idle worker takes it at once
+    await redis.delete(keys.NEW_WORK)
+    assert await backlog.start_next() == [] and not await redis.exists(keys.NEW_WORK)  # nothing started: no signal
     info = await job_queue.job("solve:100:5", redis).info()
     assert info is not None and info.function == SOLVE_ISSUE and info.args == (request(5),)
     await backlog.run_ended(5)

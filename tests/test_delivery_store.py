@@ -59,6 +59,21 @@ def test_new_deliveries_become_arq_jobs_and_repeats_leave_nothing_behind(redis_u
     conn.close()
 
 
+def test_a_stored_delivery_signals_new_work_and_a_repeat_does_not(redis_url: str) -> None:
+    """The batch's script pushes a token for idle workers (no second round trip); the list stays short."""
+    conn = redis.Redis.from_url(redis_url)
+    one = Delivery(str(uuid.uuid4()), "issues", b"{}", 1)
+    assert put_all(redis_url, [one]) == [True]
+    assert conn.lrange(keys.NEW_WORK, 0, -1) == [b"1"]
+    conn.delete(keys.NEW_WORK)
+    assert put_all(redis_url, [one]) == [False]
+    assert conn.llen(keys.NEW_WORK) == 0
+    for n in range(keys.NEW_WORK_MAX * 2):
+        put_all(redis_url, [Delivery(str(uuid.uuid4()), "issues", b"{}", n)])
+    assert conn.llen(keys.NEW_WORK) == keys.NEW_WORK_MAX
+    conn.close()
+
+
 def test_a_delivery_whose_job_exists_is_not_queued_again(redis_url: str) -> None:
     conn = redis.Redis.from_url(redis_url)
     delivery = Delivery(str(uuid.uuid4()), "issues", b"{}", 1)

@@ -161,3 +161,48 @@ def test_a_signal_sets_the_stop_flag_as_well_as_cancelling(redis_url: str) -> No
         await worker.close()
 
     asyncio.run(scenario())
+
+
+def test_an_idle_worker_starts_new_work_at_once_not_at_its_next_poll(redis_url: str) -> None:
+    """Between polls the worker waits on the new-work signal: with a poll delay of a minute, a job enqueued for
+    now still starts, and a deferred one pushes no token (it is noticed by the polls)."""
+    ran = asyncio.Event()
+
+    async def note(ctx: dict[str, Any]) -> None:
+        ran.set()
+
+    async def scenario() -> tuple[int, int]:
+        redis = job_queue.pool(redis_url, keep_trying=1, socket_timeout=10)
+        worker = SteadyWorker([func(note, name="note")], log=RecordingLog(), liveness=Liveness(redis, ttl=30),
+                              queue_name=QUEUE, poll_delay=60, handle_signals=False, redis_pool=redis,
+                              job_serializer=serialize, job_deserializer=deserialize)
+        main = asyncio.create_task(worker.main())
+        try:
+            await asyncio.sleep(0.2)  # started, polled once, now waiting
+            await redis.enqueue_job("note", _job_id="later", _defer_by=30)
+            deferred_tokens = await redis.llen(keys.NEW_WORK)
+            await redis.enqueue_job("note", _job_id="now")
+            await asyncio.wait_for(ran.wait(), 10)
+            await asyncio.gather(*worker.tasks.values())  # its end recorded before the worker closes
+            return deferred_tokens, await redis.llen(keys.NEW_WORK)
+        finally:
+            worker.stop()
+            main.cancel()  # the flag alone ends the loop at its next poll, a minute away here
+            await asyncio.wait([main], timeout=5)
+            await worker.close()
+
+    deferred_tokens, left = asyncio.run(scenario())
+    assert deferred_tokens == 0 and left == 0  # the worker took the one token there was
+
+
+def test_tokens_of_new_work_are_capped_however_much_waits(redis_url: str) -> None:
+    async def scenario() -> int:
+        redis = job_queue.pool(redis_url, keep_trying=1)
+        try:
+            for n in range(keys.NEW_WORK_MAX * 3):
+                await redis.enqueue_job("note", _job_id=f"job-{n}")
+            return await redis.llen(keys.NEW_WORK)
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(scenario()) == keys.NEW_WORK_MAX

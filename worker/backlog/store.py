@@ -32,8 +32,9 @@ ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX = arq_keys.job_key_prefix, arq_keys.result_key
 # Starting one is one step: it moves to ``running`` and its solve job goes into arq's queue together (the job as
 # arq stores it was made when the issue was queued), so no worker death between the two can leave a slot taken
 # by a run that no job will ever do. An issue whose previous run arq still holds keeps its place, and waits.
-# KEYS: waiting, running, meta, jobs, arq's queue. ARGV: default limit, now (s), snooze prefix, arq job prefix
-# and arq result prefix of this repo's solve jobs, job expiry (ms), now (ms), solve job id prefix.
+# KEYS: waiting, running, meta, jobs, arq's queue, the new-work signal (bot/keys.py). ARGV: default limit, now (s),
+# snooze prefix, arq job prefix and arq result prefix of this repo's solve jobs, job expiry (ms), now (ms), solve
+# job id prefix, the signal's longest length - 1.
 # Returns the issues started; "?<issue>" for one queued before jobs were kept here (its caller enqueues it).
 _PUMP = """
 local limit = tonumber(redis.call('HGET', KEYS[3], 'max_in_flight') or ARGV[1])
@@ -57,6 +58,10 @@ for _, issue in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       free = free - 1
     end
   end
+end
+if #started > 0 then
+  redis.call('LPUSH', KEYS[6], '1')
+  redis.call('LTRIM', KEYS[6], 0, ARGV[9])
 end
 return started
 """
@@ -238,9 +243,10 @@ class Backlog:
         A job not queued here is the caller's to enqueue (an issue queued before jobs were kept with it)."""
         prefix = solve_job_prefix(self.repo_id)
         started = await self._pump(
-            keys=[self.key("waiting"), self.key("running"), self.key("meta"), self.key("jobs"), QUEUE],
+            keys=[self.key("waiting"), self.key("running"), self.key("meta"), self.key("jobs"), QUEUE, keys.NEW_WORK],
             args=[DEFAULT_IN_FLIGHT, self.clock(), keys.snoozed_items(self.repo_id), ARQ_JOB_PREFIX + prefix,
-                  ARQ_RESULT_PREFIX + prefix, SOLVE_JOB_EXPIRES_MS, int(time.time() * 1000), prefix])
+                  ARQ_RESULT_PREFIX + prefix, SOLVE_JOB_EXPIRES_MS, int(time.time() * 1000), prefix,
+                  keys.NEW_WORK_MAX - 1])
         requests = []
         for raw in started:
             issue = raw.decode().lstrip("?")

@@ -42,15 +42,20 @@ async def wait_untried(redis: Any, job_id: str, seconds: float) -> NoReturn:
     raise Retry(defer=seconds)
 
 
-# KEYS: job, result, queue, this call's mark. ARGV: the job as arq stores it, its expiry (ms), score, job id, the
-# mark's expiry (ms). 1 when written (or written already by this very call, whose reply was lost: its mark
-# says so); 0 when arq holds the id (queued, running or its result kept).
+# KEYS: job, result, queue, this call's mark, the new-work signal (bot/keys.py). ARGV: the job as arq stores it,
+# its expiry (ms), score, job id, the mark's expiry (ms), the signal's longest length - 1 (-1: a deferred job, no
+# signal). 1 when written (or written already by this very call, whose reply was lost: its mark says so); 0 when
+# arq holds the id (queued, running or its result kept).
 _ENQUEUE = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return 1 end
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
 redis.call('PSETEX', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 redis.call('SET', KEYS[4], 1, 'PX', ARGV[5])
+if tonumber(ARGV[6]) >= 0 then
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, ARGV[6])
+end
 return 1
 """
 CALL_MARK_MS = 300_000  # longer than any client's retries of one command
@@ -79,8 +84,9 @@ class MullQueue(ArqRedis):
         if self._enqueue_script is None:
             self._enqueue_script = self.register_script(_ENQUEUE)
         written = await self._enqueue_script(
-            keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue, keys.enqueue_call(uuid4().hex)],
-            args=[job, expires_ms, score, job_id, CALL_MARK_MS])
+            keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue, keys.enqueue_call(uuid4().hex),
+                  keys.NEW_WORK],
+            args=[job, expires_ms, score, job_id, CALL_MARK_MS, keys.NEW_WORK_MAX - 1 if score <= enqueued_ms else -1])
         if not written:
             return None
         return Job(job_id, redis=self, _queue_name=queue, _deserializer=self.job_deserializer)

@@ -14,6 +14,11 @@ Two of arq's steps are replaced so that a worker's death is always recoverable (
 - A job leaves the worker's record only after arq recorded its end (after ``finish_job``), not before, so a
   kill between the two cannot leave a job held by nobody who will ever be reclaimed.
 
+Between polls an idle worker waits on the new-work signal (``bot.keys.NEW_WORK``) instead of sleeping: whatever
+enqueues a job due now (the receiver's deliveries, a job queueing the next) pushes a token in the same script, so
+a job starts within a round trip rather than at the next poll, and the poll delay only bounds how late a
+deferred job or a lost token is noticed.
+
 It also stops the way Mull's processes stop (worker/ops/supervise.py handles their signals, not arq): a stop names
 the signal that asked for it, is logged once, and ends with arq's close, so its shutdown hooks always run.
 """
@@ -26,7 +31,9 @@ import time
 from typing import Any
 
 from arq import Worker
+from arq.worker import log_redis_info, logger
 
+from bot import keys
 from worker.ops.liveness import REDIS_TROUBLE, Liveness
 
 # What a worker's Redis command waits through before it raises: longer than a failover with Sentinel's
@@ -59,6 +66,39 @@ class SteadyWorker(Worker):
 
     def _mark_stopped(self) -> None:
         self._stopped = True
+
+    async def main(self) -> None:
+        """arq's ``main`` (a pool is always given: worker/app.py) with ``wait_for_work`` between polls."""
+        logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
+        await log_redis_info(self.pool, logger.info)
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        loop = asyncio.get_running_loop()
+        while True:
+            polled = loop.time()
+            await self._poll_iteration()
+            if self.burst:
+                if 0 <= self.max_burst_jobs <= self._jobs_started():
+                    await asyncio.gather(*self.tasks.values())
+                    return
+                if await self.pool.zcard(self.queue_name) == 0:
+                    await asyncio.gather(*self.tasks.values())
+                    return
+            await self.wait_for_work(self.poll_delay_s - (loop.time() - polled))
+
+    async def wait_for_work(self, seconds: float) -> None:
+        """Until a token of new work arrives or ``seconds`` pass; a full worker just waits (a token it took
+        would only wake it to find no free slot: the job waits for a slot either way)."""
+        if seconds < 0.001:
+            return
+        if self.job_counter >= self.max_jobs or self._outage_since is not None:
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await self.pool.execute_command("BLPOP", keys.NEW_WORK, f"{seconds:.3f}")  # Redis 6+: fractions
+        except REDIS_TROUBLE:
+            await asyncio.sleep(seconds)  # the next poll reports the outage
 
     async def _poll_iteration(self) -> None:
         if self._stopped:  # the main task's cancellation can be swallowed inside redis-py: stop all the same
