@@ -7,8 +7,8 @@ files) and serves it from the GitHub double over git's smart HTTP. Real `mull we
 processes handle a first labeled issue (which fills the repo cache), then label further issues; each time
 from the label until the worker logs "agent starting" is timed: webhook, queue, the job's GitHub calls,
 the mirror fetch and the run's tree. The baseline, in the same run, is a fresh `git clone` of the same
-repository from the same server. Prints the median warm start, the clone, and warm_ratio (warm / clone);
-targets 1.5 s and 0.05.
+repository from the same server (the median of three). Prints the median warm start, the clone, and
+warm_ratio (warm / clone); targets 1.5 s and 0.05.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from mull_rig import INSTALLATION_ID, MAINTAINER, REPO, Rig, rig, wait_until
 
 TARGET_SECONDS = 1.5
 TARGET_RATIO = 0.05
+CLONES = 3  # the baseline is the median of this many clones: one clone's time varies by half on a busy machine
 
 
 def fast_import_stream(commits: int, files: int):  # type: ignore[no-untyped-def]
@@ -115,12 +116,13 @@ def main() -> int:
         size = sum(f.stat().st_size for f in (bare / "objects" / "pack").iterdir()) / 1e6
         print(f"repository: {args.commits} commits, {args.files + 1} files, {size:.0f} MB packed "
               f"(built in {built:.1f} s); redis: {where}")
-        clone = fresh_clone(run, run.scratch / "fresh-clone")
+        clones = [fresh_clone(run, run.scratch / f"fresh-clone-{n}") for n in range(CLONES)]
+        clone = statistics.median(clones)
         _, cold = label_and_time(run, "SCRIPT-cold")
         warm = [label_and_time(run, f"SCRIPT-warm-{n:03d}.")[1] for n in range(args.rounds)]
     median = statistics.median(warm)
-    print(f"fresh clone: {clone:.2f} s; first run (cache empty): {cold:.2f} s; warm starts: "
-          f"{', '.join(f'{w:.2f}' for w in warm)} s")
+    print(f"fresh clone: {clone:.2f} s (median of {', '.join(f'{c:.2f}' for c in clones)}); "
+          f"first run (cache empty): {cold:.2f} s; warm starts: {', '.join(f'{w:.2f}' for w in warm)} s")
     print(f"warm_start_seconds={median:.2f} (target <= {TARGET_SECONDS})")
     print(f"warm_ratio={median / clone:.3f} (target <= {TARGET_RATIO})")
     return 0 if median <= TARGET_SECONDS and median / clone <= TARGET_RATIO else 1

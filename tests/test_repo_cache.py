@@ -253,3 +253,18 @@ def test_a_mirror_from_before_run_trees_loses_its_dead_worktrees_at_its_first_fe
 
     listed = asyncio.run(scenario())
     assert not [line for line in listed if "old-run" in line]
+
+
+def test_remote_shas_reads_each_branch_exactly_in_one_call(tmp_path: Path, origin: Path) -> None:
+    async def scenario() -> tuple[dict[str, str | None], str]:
+        cache = RepoCache(tmp_path / "data")
+        main = sh(origin, "rev-parse", "main")
+        sh(origin, "update-ref", "refs/heads/feature", main)
+        sh(origin, "symbolic-ref", "HEAD", "refs/heads/feature")
+        sh(origin, "update-ref", "-d", "refs/heads/main")
+        sh(origin, "update-ref", "refs/heads/main/nested", main)  # below "main" as a path: not main itself
+        mirror = await cache.fetch(3, str(origin), token="")
+        return await cache.remote_shas(mirror, "main", "feature", "gone"), main
+
+    found, main = asyncio.run(scenario())
+    assert found == {"main": None, "feature": main, "gone": None}

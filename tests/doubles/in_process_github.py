@@ -21,6 +21,7 @@ from worker.backlog.fairness import RunSlots
 from worker.github.app import BoundedRetry, GitHubApp
 from worker.jobs.queue import connect
 from worker.jobs.services import Services
+from worker.trees.repo_cache import RepoCache
 
 from .fixtures import APP_ID, INSTALLATION_ID, OWNER, REPO, SEED_FILES
 from .github import GitHubDouble
@@ -73,6 +74,7 @@ async def in_process_github(tmp_path: Path, redis_url: str, app_keypair: tuple[s
     github = GitHubApp(APP_ID, app_keypair[0], API, redis, retry=BoundedRetry(backoff=0.01),
                        transport=httpx.ASGITransport(app=double.asgi_app))
     http = httpx.AsyncClient()
+    services.setdefault("repos", RepoCache(tmp_path / "repo-cache"))  # a job may start a fetch before it runs
     svc = make_services(redis, github=github, settings=load_settings({}, env_file=None), log=log, http=http,
                         slots=RunSlots(redis, 2, hold_seconds=3600), refresh_delay=0, **services)
     try:

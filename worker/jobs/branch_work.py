@@ -75,7 +75,7 @@ async def run_on_branch(job: JobRun, repo: dict[str, Any], branch: str, prompt_f
                         stage: str = "implement", keep_as: str | None = None, base: str | None = None,
                         restart: bool = False,
                         start_from: Callable[[Path], Awaitable[str | None]] | None = None,
-                        subject: str = "") -> BranchRun:
+                        subject: str = "", fetched: Awaitable[Path] | None = None) -> BranchRun:
     """Run the agent on ``branch`` and push what it changed; the token never enters the run's tree.
 
     The repository's ``setup:`` runs first (SetupFailed, and no agent run, when it fails), and its ``test:``
@@ -87,15 +87,18 @@ async def run_on_branch(job: JobRun, repo: dict[str, Any], branch: str, prompt_f
 
     With ``keep_as`` (a Redis key naming this run across the job's tries), the result and commit are kept
     there before the push, and a later try that finds them pushes that commit instead of running the agent
-    again (``worker/jobs/kept_run.py``)."""
+    again (``worker/jobs/kept_run.py``).
+
+    ``fetched``: the mirror's fetch when the caller started it already (``prefetch``)."""
     svc, gh, log = job.svc, job.gh, job.log
     app: GitHubApp = svc.github
     cache: RepoCache = svc.repos
     repo_id = int(repo["id"])
-    mirror = await cache.fetch(repo_id, repo["clone_url"], await app.token(gh))
-    remote = await cache.remote_sha(mirror, branch)
+    mirror = await (fetched or cache.fetch(repo_id, repo["clone_url"], await app.token(gh)))
     base = base_branch.checked(base or repo["default_branch"])
-    if (remote is None or restart) and await cache.remote_sha(mirror, base) is None:
+    heads = await cache.remote_shas(mirror, branch, base)
+    remote = heads[branch]
+    if (remote is None or restart) and heads[base] is None:
         raise BaseMissing(f"the base branch `{base_branch.shown(base)}` does not exist in {repo['full_name']}; push "
                           "it, or choose another with `/mull base <branch>`, then `/mull retry`")
     earlier = await kept_run.kept(svc.redis, keep_as) if keep_as else None
@@ -105,6 +108,24 @@ async def run_on_branch(job: JobRun, repo: dict[str, Any], branch: str, prompt_f
     start = (await start_from(mirror) if start_from is not None else None) or start
     return await _run(job, repo, branch, mirror, remote, start, prompt_for, message_for, bot, config, stage,
                       keep_as, subject or f"branch {branch}")
+
+
+async def prefetch(job: JobRun, repo: dict[str, Any]) -> asyncio.Task[Path]:
+    """Start the mirror's fetch in the background, for ``run_on_branch``'s ``fetched``: the job goes on with its
+    GitHub calls meanwhile. Whatever happens next, ``end_prefetch`` must see the task."""
+    app: GitHubApp = job.svc.github
+    cache: RepoCache = job.svc.repos
+    token = await app.token(job.gh)
+    return asyncio.ensure_future(cache.fetch(int(repo["id"]), repo["clone_url"], token))
+
+
+async def end_prefetch(fetching: asyncio.Task[Path] | None) -> None:
+    """A prefetch the job did not use is stopped (its git is killed); either way it has ended on return."""
+    if fetching is None:
+        return
+    if not fetching.done():
+        fetching.cancel()
+    await asyncio.gather(fetching, return_exceptions=True)
 
 
 async def _resume(app: GitHubApp, gh: GitHub, cache: RepoCache, mirror: Path, repo: dict[str, Any], branch: str,

@@ -7,6 +7,7 @@ that finds its commit already pushed goes straight to the PR instead of running 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from worker.backlog import store as backlogs
 from worker.github import pull_requests
 from worker.jobs import test_run
 from worker.jobs.boundary import JobRun, job_boundary
-from worker.jobs.branch_work import run_on_branch
+from worker.jobs.branch_work import end_prefetch, prefetch, run_on_branch
 from worker.jobs.failed_work import work_of
 from worker.jobs.plan_stage import plan_stage
 from worker.jobs.services import services
@@ -64,16 +65,20 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
     bot = await svc.github.identity(gh)
     issue_run = lifecycle.of(svc, gh, ref, request.issue, bot.login)
     state = (await issue_run.run_state()).begin(request.trigger)
+    fetched = None
     try:
         config = await config_for(svc, gh, ref)
-        issue: Any = (await gh.rest.issues.async_get(ref.owner, ref.name, request.issue)).json()
+        issue_got, repo_got = await asyncio.gather(gh.rest.issues.async_get(ref.owner, ref.name, request.issue),
+                                                   gh.rest.repos.async_get(ref.owner, ref.name))
+        issue: Any = issue_got.json()
+        repo: Any = repo_got.json()
+        fetched = await prefetch(job, repo)  # the mirror catches up while the issue's views are written
         try:  # arq running this job again after its worker died is the same run: a retry
             await issue_run.move(Stage.WORKING, run=state, retry=job.job_try > 1, title=issue.get("title") or "",
                                  reason="")
         except IllegalMove as exc:  # stopped, closed or merged since this job was queued
             log.info("run not started", reason=str(exc))
             return "not queued"
-        repo: Any = (await gh.rest.repos.async_get(ref.owner, ref.name)).json()
         planned = await plan_stage(svc, gh, ref, config, state, issue, repo, bot, log)
         state = planned.state
         if planned.waits:
@@ -97,7 +102,7 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
             message_for=lambda res: commit_message(issue.get("title", ""), request.issue, res, co_author),
             bot=bot, config=config, keep_as=keys.kept_run(request.repo_id, request.issue, request.trigger),
             base=base, restart=existing is not None and existing["base"]["ref"] != base,
-            subject=f"issue #{request.issue}")
+            subject=f"issue #{request.issue}", fetched=fetched)
         result, pushed = run.result, run.sha
         if pushed is None:
             reason = result.error or "the agent finished without changing any file"
@@ -149,6 +154,8 @@ async def _solve(job: JobRun, request: SolveRequest) -> str:
                              reason=_reason(exc),
                              alert=Alert("failed", f"the run failed: {_reason(exc)}. {RETRY_HINT}"))
         raise
+    finally:
+        await end_prefetch(fetched)
 
 
 def _session_line(settings: Any, result: AgentResult) -> str:

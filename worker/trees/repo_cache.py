@@ -159,6 +159,17 @@ class RepoCache:
         out = await git("cat-file", "-t", sha, git_dir=mirror, check=False)
         return out.strip() == "commit"
 
+    async def remote_shas(self, mirror: Path, *branches: str) -> dict[str, str | None]:
+        """Each branch's commit as last fetched (None: not in the mirror), read by one git."""
+        refs = {f"refs/remotes/origin/{branch}": branch for branch in branches}
+        out = await git("for-each-ref", "--format=%(objectname) %(refname)", *refs, git_dir=mirror, check=False)
+        found: dict[str, str | None] = dict.fromkeys(branches)
+        for line in out.splitlines():
+            sha, _, ref = line.partition(" ")
+            if ref in refs:  # a pattern also matches refs below it (origin/main/x): only the branch itself
+                found[refs[ref]] = sha
+        return found
+
     async def remote_sha(self, mirror: Path, branch: str) -> str | None:
         out = await git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}",
                         git_dir=mirror, check=False)
