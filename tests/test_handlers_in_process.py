@@ -156,6 +156,39 @@ def test_unlabel_stop_and_retry_move_queued_runs(tmp_path: Path, redis_url: str,
     run(tmp_path, redis_url, app_keypair, scenario)
 
 
+def test_a_retry_while_the_last_run_is_only_finishing_waits_for_it_and_queues(
+        tmp_path: Path, redis_url: str, app_keypair: tuple[str, str]) -> None:
+    """The pull request is open but its run's job has not ended yet (it queues the critique, gives its slot back):
+    a `/mull retry` or a relabel then is not "already running"; it waits for the job's end and queues a new run.
+    A job still working is answered at once."""
+    async def scenario(world: InProcessGitHub) -> None:
+        number = world.double.create_issue(REPO, "Again", "", author=MAINTAINER).number
+        await act(world, lambda: world.double.label_issue(REPO, number, "mull", MAINTAINER))
+        job_id = solve_job_id(world.ref.repo_id, number)
+        redis = world.svc.redis
+        await redis.set(f"arq:in-progress:{job_id}", "a-worker")  # a worker took the job
+        issue_run = lifecycle.of(world.svc, world.gh, world.ref, number, world.double.bot_login)
+        await issue_run.move(Stage.WORKING)
+        assert await act(world, lambda: world.double.comment_as(REPO, number, "/mull retry", MAINTAINER)) == [
+            "retry: refused"]  # really running: refused without waiting
+
+        await issue_run.move(Stage.DRAFT, pr=99)
+
+        async def job_ends() -> None:  # as solve_issue's end and arq's finish_job do, a moment later
+            await asyncio.sleep(0.3)
+            await lifecycle.run_ended(world.svc, world.ref, number)
+            await redis.delete(f"arq:in-progress:{job_id}", f"arq:job:{job_id}")
+            await redis.zrem(QUEUE, job_id)
+
+        ending = asyncio.create_task(job_ends())
+        assert await act(world, lambda: world.double.comment_as(REPO, number, "/mull retry", MAINTAINER)) == [
+            "retry: ok"]
+        await ending
+        assert await issue_run.stage() is Stage.QUEUED and job_id in await queued_jobs(world)
+
+    run(tmp_path, redis_url, app_keypair, scenario)
+
+
 def test_a_snooze_and_an_unsnooze_of_a_queued_issue(tmp_path: Path, redis_url: str,
                                                     app_keypair: tuple[str, str]) -> None:
     async def scenario(world: InProcessGitHub) -> None:

@@ -7,6 +7,7 @@ a no-op rather than a second run.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from arq.jobs import JobStatus
@@ -28,10 +29,31 @@ from worker.webhooks.events import TRIGGER_ROLES, Event, once, permission
 from worker.webhooks.installations import request_abort
 
 ACTIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
+# A run's job goes on for moments after its pull request opened or its plan was posted (the critique to queue,
+# its slot to give back); a trigger that arrives then waits for it rather than being turned away.
+FINISHING_WAIT_S = 10.0
+FINISHING_POLL_S = 0.05
 
 
 async def run_status(svc: Services, repo_id: int, issue: int) -> JobStatus:
     return await job_queue.job(solve_job_id(repo_id, issue), svc.redis).status()
+
+
+async def status_after_finishing(svc: Services, event: Event, issue: int) -> JobStatus:
+    """The issue's run job's status, once a job that is only finishing has ended: one still in progress while
+    the issue has moved past its run (a draft, a waiting plan, a failure) has done its work. Waits at most
+    ``FINISHING_WAIT_S``; a job that is still working is answered at once."""
+    status = await run_status(svc, event.repo_id, issue)
+    if status is not JobStatus.in_progress:
+        return status
+    issue_run = lifecycle.of(svc, event.gh, event.ref, issue, event.bot.login)
+    deadline = asyncio.get_running_loop().time() + FINISHING_WAIT_S
+    while status is JobStatus.in_progress and await issue_run.stage() not in (None, Stage.QUEUED, Stage.WORKING):
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(FINISHING_POLL_S)
+        status = await run_status(svc, event.repo_id, issue)
+    return status
 
 
 async def queue_run(svc: Services, event: Event, issue: int, requested_by: str, trigger: str | None = None,
@@ -43,7 +65,7 @@ async def queue_run(svc: Services, event: Event, issue: int, requested_by: str, 
     starts when the repo has fewer than ``max_in_flight`` going (``worker.backlog.store``).
     """
     backlog = backlogs.of(svc, event.repo_id)
-    if await run_status(svc, event.repo_id, issue) in ACTIVE or await backlog.is_pending(issue):
+    if await status_after_finishing(svc, event, issue) in ACTIVE or await backlog.is_pending(issue):
         return await _not_queued(svc, backlog, event)
     try:
         config = await config_for(svc, event.gh, event.ref)
