@@ -108,14 +108,18 @@ def test_one_client_rides_out_a_flushed_script_a_killed_connection_and_an_error_
     conn = redis.Redis.from_url(redis_url)
 
     async def run() -> list[list[bool]]:
-        client = parse(redis_url).client(Redis, keep_trying=5)
+        name = f"delivery-store-test-{uuid.uuid4().hex[:8]}"  # to kill this client's connections, no one else's
+        client = parse(redis_url).client(Redis, keep_trying=5, client_name=name)
         store = DeliveryStore(client)
         made = [Delivery(str(uuid.uuid4()), "issues", b'{"n": %d}' % n, 1) for n in range(6)]
         try:
             outcomes = [list(await asyncio.gather(*(store.put(d) for d in made[:2])))]
             conn.script_flush()
             outcomes.append([await store.put(made[2])])
-            conn.client_kill_filter(_type="normal", skipme=True)
+            mine = [held["id"] for held in conn.client_list() if held.get("name") == name]
+            assert mine  # only this client's connections: other tests of the run share this server
+            for client_id in mine:
+                conn.client_kill_filter(_id=client_id)
             outcomes.append([await store.put(made[3])])
             monkeypatch.setattr(keys, "STAGED_TTL_MS", -1)  # a store on the same connections, whose SETs Redis refuses
             with pytest.raises(RedisError):
