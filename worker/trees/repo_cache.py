@@ -171,9 +171,7 @@ class RepoCache:
         return found
 
     async def remote_sha(self, mirror: Path, branch: str) -> str | None:
-        out = await git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}",
-                        git_dir=mirror, check=False)
-        return out.strip() or None
+        return (await self.remote_shas(mirror, branch))[branch]
 
     @contextlib.asynccontextmanager
     async def run_tree(self, repo_id: int, name: str, start: str, *, agent_repo: bool = False,
